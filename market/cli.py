@@ -1,0 +1,177 @@
+"""The ``flexmarket`` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from market.batch import Batch, load_batch, write_batch
+from market.errors import BatchValidationError, FlexmarketError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Clear and settle distribution-level flexibility markets.")
+designs_app = typer.Typer(no_args_is_help=True, help="List and show coordination designs.")
+app.add_typer(designs_app, name="designs")
+console = Console()
+err = Console(stderr=True)
+
+EXIT_INVALID = 2
+EXIT_FAILED = 1
+
+
+def _load(folder: Path) -> Batch:
+    try:
+        return load_batch(folder)
+    except BatchValidationError as exc:
+        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        raise typer.Exit(EXIT_INVALID) from exc
+    except FlexmarketError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from exc
+
+
+def summary_tables(batch: Batch) -> list[Table]:
+    cfg = batch.config
+    head = Table(title=f"batch {cfg.name}", show_header=False)
+    head.add_row("horizon", f"{cfg.start.isoformat()} to {cfg.end.isoformat()} "
+                 f"({len(cfg.intervals)} x {cfg.interval_minutes} min)")
+    head.add_row("DSOs", ", ".join(batch.dsos))
+    head.add_row("areas", str(batch.node_areas["area_id"].nunique()))
+    for name in ("bids", "needs", "node_areas", "constraints", "sensitivities", "signals"):
+        head.add_row(f"rows: {name}", str(len(batch.table(name))))
+    offered = Table(title="MW offered (sum over intervals)")
+    offered.add_column("DSO")
+    offered.add_column("up MW", justify="right")
+    offered.add_column("down MW", justify="right")
+    pivot = batch.bids.pivot_table(index="dso_id", columns="direction", values="quantity_mw",
+                                   aggfunc="sum", fill_value=0.0)
+    for dso, row in pivot.iterrows():
+        offered.add_row(str(dso), f"{row.get('up', 0.0):.3f}", f"{row.get('down', 0.0):.3f}")
+    needs = Table(title="needs per buyer")
+    for c in ("buyer", "service", "rows", "MW"):
+        needs.add_column(c)
+    g = batch.needs.groupby(["buyer_id", "service"])["quantity_mw"].agg(["size", "sum"])
+    for (buyer, service), row in g.iterrows():
+        needs.add_row(str(buyer), str(service), str(int(row["size"])), f"{row['sum']:.3f}")
+    if len(batch.signals):
+        sig = batch.signals["state"].value_counts()
+        head.add_row("signals", ", ".join(f"{k}: {v}" for k, v in sorted(sig.items())))
+    return [head, offered, needs]
+
+
+@app.command()
+def validate(batch: Annotated[Path, typer.Argument(help="batch folder")]) -> None:
+    """Check a batch; print a summary, or every bad row (exit 2). Writes nothing."""
+    b = _load(batch)
+    for t in summary_tables(b):
+        console.print(t)
+    console.print("[green]valid[/]")
+
+
+@app.command()
+def clear(
+    batch: Annotated[Path, typer.Argument(help="batch folder")],
+    design: Annotated[str, typer.Option(help="preset name or design .toml")] = "single",
+    pricing: Annotated[str, typer.Option(help="pay-as-bid or pay-as-clear")] = "pay-as-bid",
+    out: Annotated[Path, typer.Option(help="run folder to write")] = Path("runs/run"),
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address")] = None,
+) -> None:
+    """Clear a batch under one design and write the run folder."""
+    from market.clearing import clear as do_clear
+    from market.runio import write_run
+
+    t0 = time.perf_counter()
+    b = _load(batch)
+    t1 = time.perf_counter()
+    with _progress() as prog:
+        task = prog.add_task("clearing", total=None)
+        try:
+            result = do_clear(b, design, pricing, scheduler=scheduler,
+                              progress=lambda s: prog.update(task, description=s))
+        except FlexmarketError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(EXIT_FAILED) from exc
+    t2 = time.perf_counter()
+    write_run(out, b, result, {"design": design, "pricing": pricing},
+              {"load": t1 - t0, "clear": t2 - t1})
+    console.print(metrics_table(result.design.name, result.metrics))
+    console.print(f"run written to [bold]{out}[/]")
+
+
+def metrics_table(name: str, metrics: dict) -> Table:  # type: ignore[type-arg]
+    t = Table(title=f"metrics: {name}")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k, v in metrics.items():
+        if isinstance(v, dict):
+            v = ", ".join(f"{a}={b:.3f}" if isinstance(b, float) else f"{a}={b}"
+                          for a, b in v.items())
+        elif isinstance(v, float):
+            v = f"{v:,.3f}"
+        t.add_row(k, str(v))
+    return t
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                    console=err, transient=True)
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option(help="batch folder to write")],
+    bids: Annotated[int, typer.Option(help="bids (DER) per interval")] = 200,
+    intervals: Annotated[int, typer.Option()] = 96,
+    dsos: Annotated[int, typer.Option()] = 2,
+    seed: Annotated[int, typer.Option()] = 0,
+    integer_share: Annotated[float, typer.Option(help="share of all-or-nothing DER")] = 0.0,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
+) -> None:
+    """Write a deterministic synthetic batch of any size."""
+    from market.synth import SynthSpec, synth_batch
+
+    b = synth_batch(SynthSpec(bids=bids, intervals=intervals, dsos=dsos, seed=seed,
+                              integer_share=integer_share))
+    write_batch(b, out, fmt)
+    console.print(f"wrote {len(b.bids)} bids, {len(b.needs)} needs to {out}")
+
+
+@designs_app.command("list")
+def designs_list() -> None:
+    """The preset designs with the report sections they come from."""
+    from market.design import load_design, preset_names
+
+    t = Table(title="designs")
+    for c in ("name", "title", "steps", "report section"):
+        t.add_column(c)
+    for name in preset_names():
+        d = load_design(name)
+        t.add_row(name, d.title, " -> ".join(s.name for s in d.steps), d.report_section)
+    console.print(t)
+
+
+@designs_app.command("show")
+def designs_show(name: Annotated[str, typer.Argument(help="preset or .toml path")]) -> None:
+    """A design's steps and its coordination skeleton (who instructs whom)."""
+    from market.design import load_design
+    from market.skeleton import skeleton_text
+
+    try:
+        d = load_design(name)
+    except FlexmarketError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from exc
+    console.print(f"[bold]{d.title}[/] ({d.name}) — report section {d.report_section}")
+    if d.description:
+        console.print(d.description)
+    console.print(skeleton_text(d), highlight=False, markup=False)
+
+
+def main() -> None:  # pragma: no cover
+    app()

@@ -1,0 +1,162 @@
+"""Coordination designs as data.
+
+A design is an ordered list of clearing *steps*. A step says who buys (the TSO,
+the DSOs, or both in one joint optimisation), whether each DSO clears alone
+(fan-out), which bids it may use (all, or what earlier steps left), which network
+constraints and traffic-light signals it enforces, and along which tiers its
+dispatch instructions travel. Presets live in ``market/designs/*.toml``; a user
+passes a path to any other TOML file of the same form.
+
+Step fields (TOML ``[[steps]]``):
+
+``buyers``        list of ``"tso"`` / ``"dso"``: whose needs this step clears.
+``per_dso``       each DSO clears its own needs alone (requires buyers = ["dso"]).
+(Every step sees only the capacity earlier steps left: a bid is never sold twice.)
+``prequalify``    cap each remaining bid at what it can deliver alone without breaking
+                  the DSO's constraints and signals (the DSO's check before forwarding).
+``constraints``   ``"all"``, ``"distribution"`` (DSO-owned), ``"transmission"``
+                  (TSO-owned), ``"own"`` (the clearing DSO's), or ``"none"``.
+``signals``       ``"full"`` (green/amber/red), ``"red"`` (red only) or ``"none"``;
+                  applies to activations bought by the TSO.
+``dispatch``      table buyer -> instruction path, e.g. ``tso = ["tso", "dso",
+                  "aggregator", "der"]``: which tiers each activation passes.
+``observed_by_dso`` whether the DSO sees this step's activations before dispatch.
+
+Design-level ``data_links``: extra direct data links into the TSO (e.g. ``["der"]``
+for smart-meter data access) counted by the cyber-exposure metric.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from market.errors import DesignError
+
+BUYERS = ("tso", "dso")
+CONSTRAINT_SCOPES = ("all", "distribution", "transmission", "own", "none")
+SIGNAL_MODES = ("full", "red", "none")
+TIERS = ("tso", "dso", "idso", "coordinator", "aggregator", "der")
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    buyers: tuple[str, ...]
+    per_dso: bool = False
+    prequalify: bool = False
+    constraints: str = "all"
+    signals: str = "full"
+    dispatch: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    observed_by_dso: bool = True
+
+    def path_for(self, buyer: str) -> tuple[str, ...]:
+        default = ("tso", "aggregator", "der") if buyer == "tso" else ("dso", "aggregator", "der")
+        return self.dispatch.get(buyer, default)
+
+
+@dataclass(frozen=True)
+class Design:
+    name: str
+    title: str
+    steps: tuple[Step, ...]
+    description: str = ""
+    report_section: str = ""
+    models: tuple[str, ...] = ()
+    data_links: tuple[str, ...] = ()
+    source: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "report_section": self.report_section,
+            "models": list(self.models),
+            "data_links": list(self.data_links),
+            "steps": [
+                {**s.__dict__, "buyers": list(s.buyers),
+                 "dispatch": {k: list(v) for k, v in s.dispatch.items()}}
+                for s in self.steps
+            ],
+        }
+
+
+def _fail(where: str, msg: str) -> DesignError:
+    return DesignError(f"{where}: {msg}")
+
+
+def parse_design(raw: dict[str, Any], where: str) -> Design:
+    """Check and build a :class:`Design` from parsed TOML; every problem names its field."""
+    if "name" not in raw:
+        raise _fail(where, "missing 'name'")
+    steps_raw = raw.get("steps")
+    if not isinstance(steps_raw, list) or not steps_raw:
+        raise _fail(where, "needs at least one [[steps]] table")
+    steps = []
+    for i, s in enumerate(steps_raw):
+        w = f"{where} steps[{i}]"
+        unknown = set(s) - {f for f in Step.__dataclass_fields__}
+        if unknown:
+            raise _fail(w, f"unknown field(s) {sorted(unknown)}")
+        buyers = tuple(s.get("buyers", ()))
+        if not buyers or any(b not in BUYERS for b in buyers):
+            raise _fail(w, f"buyers must be a non-empty subset of {BUYERS}")
+        if s.get("per_dso") and buyers != ("dso",):
+            raise _fail(w, "per_dso needs buyers = ['dso']")
+        if s.get("constraints", "all") not in CONSTRAINT_SCOPES:
+            raise _fail(w, f"constraints must be one of {CONSTRAINT_SCOPES}")
+        if s.get("signals", "full") not in SIGNAL_MODES:
+            raise _fail(w, f"signals must be one of {SIGNAL_MODES}")
+        dispatch = {}
+        for buyer, path in s.get("dispatch", {}).items():
+            if buyer not in BUYERS or not path or any(t not in TIERS for t in path):
+                raise _fail(w, f"dispatch.{buyer} must be a path over tiers {TIERS}")
+            if path[0] != buyer or path[-1] != "der":
+                raise _fail(w, f"dispatch.{buyer} must start at '{buyer}' and end at 'der'")
+            dispatch[buyer] = tuple(path)
+        steps.append(Step(
+            name=str(s.get("name", f"step{i + 1}")), buyers=buyers,
+            per_dso=bool(s.get("per_dso", False)),
+            prequalify=bool(s.get("prequalify", False)),
+            constraints=s.get("constraints", "all"), signals=s.get("signals", "full"),
+            dispatch=dispatch, observed_by_dso=bool(s.get("observed_by_dso", True)),
+        ))
+    cleared = [b for st in steps for b in st.buyers]
+    for b in BUYERS:
+        if cleared.count(b) > 1:
+            raise _fail(where, f"buyer '{b}' is cleared in more than one step")
+    links = tuple(raw.get("data_links", ()))
+    if any(t not in TIERS for t in links):
+        raise _fail(where, f"data_links must name tiers {TIERS}")
+    return Design(
+        name=str(raw["name"]), title=str(raw.get("title", raw["name"])), steps=tuple(steps),
+        description=str(raw.get("description", "")).strip(),
+        report_section=str(raw.get("report_section", "")),
+        models=tuple(raw.get("models", ())), data_links=links, source=where,
+    )
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("market.designs").iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def load_design(name_or_path: str | Path) -> Design:
+    """A preset by name (``single``, ``dso-led``, ...) or a design TOML file by path."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" and path.is_file():
+        text, where = path.read_text(), str(path)
+    else:
+        res = resources.files("market.designs") / f"{name_or_path}.toml"
+        if not res.is_file():
+            raise DesignError(f"unknown design {name_or_path!r}; presets: "
+                              f"{', '.join(preset_names())}, or give a .toml path")
+        text, where = res.read_text(), f"preset {name_or_path}"
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise DesignError(f"{where}: not valid TOML: {exc}") from exc
+    return parse_design(raw, where)

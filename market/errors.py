@@ -1,0 +1,111 @@
+"""The exceptions flexmarket raises.
+
+Every error a user can cause or meet derives from :class:`FlexmarketError`::
+
+    FlexmarketError
+    ├── BatchError                 the batch folder cannot be read at all
+    │   └── BatchValidationError   rows break the contract (lists every bad row)
+    ├── DesignError                a design file is malformed or names unknown steps
+    ├── SolverError                the solver failed, is missing, or returned values
+    │   │                          that break the model's own constraints
+    │   └── SolverNotInstalledError
+    └── SettlementError            settlement inputs or store state are inconsistent
+        └── StoreConflictError     another settlement run holds the same period
+
+Validation problems are collected as :class:`Finding` objects and raised together,
+never one at a time, so a user fixes a whole file in one pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One bad row (or whole-table problem) found while validating a batch.
+
+    ``row`` is the 0-based position of the row in the table as read
+    (``None`` for whole-table problems); ``row_id`` is its natural key
+    (e.g. the ``bid_id``) where the table has one.
+    """
+
+    table: str
+    row: int | None
+    row_id: str | None
+    column: str | None
+    value: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.table}"
+        if self.row is not None:
+            where += f" row {self.row}"
+        if self.row_id is not None:
+            where += f" ({self.row_id})"
+        if self.column is not None:
+            where += f" column {self.column}"
+        if self.value is not None:
+            where += f" = {self.value}"
+        return f"{where}: {self.reason}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "row": self.row,
+            "row_id": self.row_id,
+            "column": self.column,
+            "value": self.value,
+            "reason": self.reason,
+        }
+
+
+class FlexmarketError(Exception):
+    """Base class of every error flexmarket raises on purpose."""
+
+
+class BatchError(FlexmarketError):
+    """The batch folder cannot be read (missing folder, missing batch.toml, bad TOML)."""
+
+
+class BatchValidationError(BatchError):
+    """One or more rows of the batch break the data contract.
+
+    ``findings`` holds every bad row; the message lists them all.
+    """
+
+    def __init__(self, findings: Iterable[Finding], max_listed: int = 200) -> None:
+        self.findings: Sequence[Finding] = sorted(set(findings), key=_finding_key)
+        lines = [str(f) for f in self.findings[:max_listed]]
+        more = len(self.findings) - len(lines)
+        if more > 0:
+            lines.append(f"... and {more} more")
+        n = len(self.findings)
+        header = f"batch is invalid: {n} problem{'s' if n != 1 else ''}"
+        super().__init__(header + "\n  " + "\n  ".join(lines))
+
+
+def _finding_key(f: Finding) -> tuple[str, int, str, str]:
+    return (f.table, -1 if f.row is None else f.row, f.column or "", f.reason)
+
+
+class DesignError(FlexmarketError):
+    """A design definition is malformed."""
+
+
+class SolverError(FlexmarketError):
+    """The solver failed or returned a solution that breaks the model."""
+
+
+class SolverNotInstalledError(SolverError):
+    """The named solver is not available in this environment."""
+
+
+class SettlementError(FlexmarketError):
+    """Settlement inputs are inconsistent or the store refused the run."""
+
+
+class StoreConflictError(SettlementError):
+    """Another settlement run for the same period holds the lock."""

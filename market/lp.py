@@ -1,0 +1,321 @@
+"""A small container for a linear (mixed-integer) model built family by family.
+
+Each ``define_*`` function of :mod:`market.model` adds one *variable family*
+(one vector, bounds as variable bounds) or one *constraint family* (sparse
+blocks over variable families, one sense, one right-hand side vector). The same
+object is then handed either to cvxpy (:func:`to_cvxpy`, the production path,
+solved by HiGHS) or straight to highspy (:func:`solve_highspy`, the reference
+used by the differential test and the benchmarks).
+
+Marginals: ``marginal[row] = d objective / d rhs[row]`` for every sense, so the
+sign of a price never depends on how a row was written.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from market.errors import SolverError, SolverNotInstalledError
+
+Sense = Literal["==", "<=", ">="]
+SNAP_MW = 1e-9
+
+
+@dataclass(frozen=True)
+class VarFamily:
+    name: str
+    lower: np.ndarray
+    upper: np.ndarray
+    cost: np.ndarray
+    integer: bool = False
+
+    @property
+    def size(self) -> int:
+        return len(self.lower)
+
+
+@dataclass(frozen=True)
+class ConFamily:
+    name: str
+    blocks: tuple[tuple[str, sp.csr_matrix], ...]
+    sense: Sense
+    rhs: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return len(self.rhs)
+
+
+@dataclass
+class LinearModel:
+    """Variable and constraint families of one optimisation."""
+
+    name: str = "model"
+    variables: dict[str, VarFamily] = field(default_factory=dict)
+    constraints: dict[str, ConFamily] = field(default_factory=dict)
+
+    def add_variable(self, name: str, lower: np.ndarray, upper: np.ndarray, cost: np.ndarray,
+                     integer: bool = False) -> None:
+        lower, upper, cost = (np.asarray(a, dtype=float) for a in (lower, upper, cost))
+        if not (len(lower) == len(upper) == len(cost)):
+            raise ValueError(f"variable family {name}: bounds and cost differ in length")
+        self.variables[name] = VarFamily(name, lower, upper, cost, integer)
+
+    def add_constraint(self, name: str, blocks: dict[str, sp.spmatrix], sense: Sense,
+                       rhs: np.ndarray) -> None:
+        rhs = np.asarray(rhs, dtype=float)
+        if len(rhs) == 0:
+            return
+        kept = []
+        for var, mat in blocks.items():
+            mat = sp.csr_matrix(mat)
+            if mat.shape != (len(rhs), self.variables[var].size):
+                raise ValueError(f"{name}: block on {var} has shape {mat.shape}")
+            if mat.nnz:
+                kept.append((var, mat))
+        self.constraints[name] = ConFamily(name, tuple(kept), sense, rhs)
+
+    @property
+    def n_variables(self) -> int:
+        return sum(v.size for v in self.variables.values())
+
+    @property
+    def n_constraints(self) -> int:
+        return sum(c.size for c in self.constraints.values())
+
+    @property
+    def n_integer(self) -> int:
+        return sum(v.size for v in self.variables.values() if v.integer)
+
+    def fixed_integers(self, values: dict[str, np.ndarray]) -> LinearModel:
+        """The LP with every integer family fixed at ``values`` (for pricing a MILP)."""
+        out = LinearModel(self.name + "-fixed", dict(self.variables), dict(self.constraints))
+        for name, fam in self.variables.items():
+            if fam.integer:
+                v = np.round(values[name])
+                out.variables[name] = VarFamily(name, v, v, fam.cost, integer=False)
+        return out
+
+    def residuals(self, values: dict[str, np.ndarray]) -> dict[str, float]:
+        """Worst violation (>= 0) per constraint family and of the variable bounds."""
+        worst: dict[str, float] = {}
+        for name, fam in self.variables.items():
+            x = values[name]
+            worst[f"bounds:{name}"] = float(
+                max(np.max(fam.lower - x, initial=0.0), np.max(x - fam.upper, initial=0.0)))
+        for name, con in self.constraints.items():
+            lhs = self.row_activity(con, values)
+            diff = lhs - con.rhs
+            if con.sense == "==":
+                worst[name] = float(np.max(np.abs(diff), initial=0.0))
+            elif con.sense == "<=":
+                worst[name] = float(np.max(diff, initial=0.0))
+            else:
+                worst[name] = float(np.max(-diff, initial=0.0))
+        return worst
+
+    def row_activity(self, con: ConFamily, values: dict[str, np.ndarray]) -> np.ndarray:
+        lhs = np.zeros(con.size)
+        for var, mat in con.blocks:
+            lhs += mat @ values[var]
+        return lhs
+
+    def objective(self, values: dict[str, np.ndarray]) -> float:
+        return float(sum(fam.cost @ values[name] for name, fam in self.variables.items()))
+
+
+class SolveStatus(str, Enum):
+    OPTIMAL = "optimal"
+    INFEASIBLE = "infeasible"
+    UNBOUNDED = "unbounded"
+    FAILED = "failed"
+
+
+@dataclass
+class Solution:
+    status: SolveStatus
+    objective: float
+    values: dict[str, np.ndarray]
+    marginals: dict[str, np.ndarray]
+    build_seconds: float
+    solve_seconds: float
+    solver: str
+    detail: str = ""
+
+
+DEFAULT_HIGHS_OPTIONS: dict[str, object] = {
+    "threads": 1,
+    "random_seed": 0,
+    "mip_rel_gap": 1e-6,
+    "primal_feasibility_tolerance": 1e-9,
+    "dual_feasibility_tolerance": 1e-9,
+}
+
+
+def to_cvxpy(model: LinearModel):  # type: ignore[no-untyped-def]
+    """The cvxpy problem of a model: one ``cp.Variable`` per family, bounds as bounds."""
+    import cvxpy as cp
+
+    cvars = {
+        name: cp.Variable(fam.size, name=name, bounds=[fam.lower, fam.upper], integer=fam.integer)
+        for name, fam in model.variables.items() if fam.size
+    }
+    constraints = {}
+    for name, con in model.constraints.items():
+        terms = [mat @ cvars[var] for var, mat in con.blocks if var in cvars]
+        lhs = cp.sum(terms) if len(terms) > 1 else terms[0] if terms else None
+        if lhs is None:
+            continue
+        if con.sense == "==":
+            constraints[name] = lhs == con.rhs
+        elif con.sense == "<=":
+            constraints[name] = lhs <= con.rhs
+        else:
+            constraints[name] = lhs >= con.rhs
+    objective = cp.sum([model.variables[n].cost @ v for n, v in cvars.items()])
+    problem = cp.Problem(cp.Minimize(objective), list(constraints.values()))
+    return problem, cvars, constraints
+
+
+def solve_cvxpy(model: LinearModel, options: dict[str, object] | None = None) -> Solution:
+    """Solve with cvxpy + HiGHS; duals (LP only) as marginals d objective / d rhs."""
+    import cvxpy as cp
+
+    if "HIGHS" not in cp.installed_solvers():
+        raise SolverNotInstalledError("HiGHS is not installed for cvxpy: pip install highspy")
+    t0 = time.perf_counter()
+    problem, cvars, constraints = to_cvxpy(model)
+    t1 = time.perf_counter()
+    opts = {**DEFAULT_HIGHS_OPTIONS, **(options or {})}
+    try:
+        problem.solve(solver="HIGHS", **opts)
+    except cp.error.SolverError as exc:
+        return Solution(SolveStatus.FAILED, np.nan, {}, {}, t1 - t0,
+                        time.perf_counter() - t1, "HIGHS", str(exc))
+    t2 = time.perf_counter()
+    status = {
+        cp.OPTIMAL: SolveStatus.OPTIMAL,
+        cp.OPTIMAL_INACCURATE: SolveStatus.OPTIMAL,  # accepted only if verification passes
+        cp.INFEASIBLE: SolveStatus.INFEASIBLE,
+        cp.INFEASIBLE_INACCURATE: SolveStatus.INFEASIBLE,
+        cp.UNBOUNDED: SolveStatus.UNBOUNDED,
+        cp.UNBOUNDED_INACCURATE: SolveStatus.UNBOUNDED,
+    }.get(problem.status, SolveStatus.FAILED)
+    if status is not SolveStatus.OPTIMAL:
+        return Solution(status, np.nan, {}, {}, t1 - t0, t2 - t1, "HIGHS", str(problem.status))
+    values = {name: _snap(np.asarray(cvars[name].value, dtype=float).reshape(-1))
+              if name in cvars else np.zeros(0) for name in model.variables}
+    marginals = {}
+    if model.n_integer == 0:
+        for name, con in model.constraints.items():
+            if name not in constraints:
+                marginals[name] = np.zeros(con.size)
+                continue
+            dual = np.asarray(constraints[name].dual_value, dtype=float).reshape(-1)
+            marginals[name] = dual if con.sense == ">=" else -dual
+    return Solution(status, float(problem.value), values, marginals, t1 - t0, t2 - t1, "HIGHS",
+                    str(problem.status))
+
+
+def _snap(x: np.ndarray) -> np.ndarray:
+    x = x.copy()
+    x[np.abs(x) < SNAP_MW] = 0.0
+    return x
+
+
+def stacked(model: LinearModel) -> tuple[sp.csc_matrix, np.ndarray, np.ndarray, dict[str, slice],
+                                         dict[str, slice]]:
+    """The whole model as one CSC matrix with row bounds (for highspy)."""
+    col: dict[str, slice] = {}
+    start = 0
+    for name, fam in model.variables.items():
+        col[name] = slice(start, start + fam.size)
+        start += fam.size
+    n_cols = start
+    rows: dict[str, slice] = {}
+    parts, lo, hi = [], [], []
+    r0 = 0
+    for name, con in model.constraints.items():
+        rows[name] = slice(r0, r0 + con.size)
+        r0 += con.size
+        blocks = []
+        for var, mat in con.blocks:
+            m = sp.coo_matrix(mat)
+            blocks.append(sp.coo_matrix((m.data, (m.row, m.col + col[var].start)),
+                                        shape=(con.size, n_cols)))
+        parts.append(sp.vstack(blocks) if blocks else sp.coo_matrix((con.size, n_cols)))
+        lo.append(con.rhs if con.sense in ("==", ">=") else np.full(con.size, -np.inf))
+        hi.append(con.rhs if con.sense in ("==", "<=") else np.full(con.size, np.inf))
+    if parts:
+        a = sp.vstack(parts).tocsc()
+        row_lo, row_hi = np.concatenate(lo), np.concatenate(hi)
+    else:
+        a, row_lo, row_hi = sp.csc_matrix((0, n_cols)), np.zeros(0), np.zeros(0)
+    return a, row_lo, row_hi, col, rows
+
+
+def solve_highspy(model: LinearModel, options: dict[str, object] | None = None) -> Solution:
+    """The same model passed straight to highspy (reference path)."""
+    import highspy
+
+    t0 = time.perf_counter()
+    a, row_lo, row_hi, col, rows = stacked(model)
+    fams = list(model.variables.values())
+    lp = highspy.HighsLp()
+    lp.num_col_ = a.shape[1]
+    lp.num_row_ = a.shape[0]
+    lp.col_cost_ = np.concatenate([f.cost for f in fams]) if fams else np.zeros(0)
+    lp.col_lower_ = np.concatenate([f.lower for f in fams]) if fams else np.zeros(0)
+    lp.col_upper_ = np.concatenate([f.upper for f in fams]) if fams else np.zeros(0)
+    lp.row_lower_ = np.where(np.isinf(row_lo), -highspy.kHighsInf, row_lo)
+    lp.row_upper_ = np.where(np.isinf(row_hi), highspy.kHighsInf, row_hi)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = a.indptr
+    lp.a_matrix_.index_ = a.indices
+    lp.a_matrix_.value_ = a.data
+    if model.n_integer:
+        lp.integrality_ = np.concatenate([
+            np.full(f.size, 1 if f.integer else 0) for f in fams]).tolist()
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    for k, v in {**DEFAULT_HIGHS_OPTIONS, **(options or {})}.items():
+        h.setOptionValue(k, v)
+    h.passModel(lp)
+    t1 = time.perf_counter()
+    h.run()
+    t2 = time.perf_counter()
+    ms = h.getModelStatus()
+    if ms != highspy.HighsModelStatus.kOptimal:
+        status = SolveStatus.INFEASIBLE if ms == highspy.HighsModelStatus.kInfeasible else (
+            SolveStatus.FAILED)
+        return Solution(status, np.nan, {}, {}, t1 - t0, t2 - t1, "highspy", str(ms))
+    sol = h.getSolution()
+    x = np.asarray(sol.col_value)
+    values = {name: _snap(x[s]) for name, s in col.items()}
+    marginals = {}
+    if not model.n_integer:
+        duals = np.asarray(sol.row_dual)
+        marginals = {name: duals[s] for name, s in rows.items()}
+    return Solution(SolveStatus.OPTIMAL, h.getInfo().objective_function_value, values, marginals,
+                    t1 - t0, t2 - t1, "highspy", str(ms))
+
+
+def verify(model: LinearModel, solution: Solution, tol: float = 1e-6) -> None:
+    """Raise :class:`SolverError` if the returned values break any family of the model."""
+    worst = model.residuals(solution.values)
+    bad = {k: v for k, v in worst.items() if v > tol}
+    if bad:
+        detail = ", ".join(f"{k} by {v:.3g}" for k, v in sorted(bad.items()))
+        raise SolverError(f"{model.name}: solver returned {solution.detail!r} but the solution "
+                          f"breaks {detail}")
+    ints = [n for n, f in model.variables.items() if f.integer]
+    for n in ints:
+        v = solution.values[n]
+        if np.max(np.abs(v - np.round(v)), initial=0.0) > tol:
+            raise SolverError(f"{model.name}: integer family {n} has fractional values")

@@ -1,0 +1,327 @@
+"""The core clearing model of one step, one vectorised ``define_*`` per family.
+
+Variables (one family each; bid limits are variable bounds, not rows):
+
+``x``        accepted MW per bid, ``[0, cap]`` (cap = 0 where no buyer of the step may take it)
+``yd``       MW of a bid bought by its DSO (only bids inside an area with a DSO need
+             of the same interval and direction); the TSO's share is ``x - yd``
+``w_tso``    per TSO need: unmet MW (must-meet, cost VoLL) or served MW (elastic, value)
+``w_dso``    per DSO need: likewise
+``e_up``, ``e_dn``  imbalance beyond the stated TSO need, per balance interval (VoLL + 1)
+``v_over``, ``v_under``  MW over ``max_flow_mw`` / under ``min_flow_mw`` per network row
+``z``        binary per integer unit (a block or a standalone bid with a minimum or in
+             an exclusive group)
+
+Objective (EUR per hour of the interval): ``sum(cost * x) + VoLL * unmet - value * served
++ penalties``; totals in EUR are multiplied by the interval length afterwards.
+
+Sign convention: ``sign = +1`` for up (more injection), ``-1`` for down. A sensitivity
+``factor`` is the flow change per MW of up activation at the node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from market.lp import LinearModel
+
+IMBALANCE_PREMIUM_EUR_MWH = 1.0
+
+
+@dataclass(frozen=True)
+class StepInput:
+    """Everything one optimisation sees; frames are read-only views prepared by the runner.
+
+    ``bids``: bid_id, i (row in the batch), t, sign, direction, cap_mw, min_mw, cost,
+    node_id, dso_id, block_id, exclusive_group, tso_ok, dso_ok.
+    ``tso_needs`` / ``dso_needs``: need rows of the buyers cleared here with ``t``.
+    ``network``: one row per (constraint, interval) with ``base_mw`` including earlier
+    steps' flows; ``sens``: constraint_id, node_id, factor.
+    ``signals``: area_id, t, state, headroom_up_mw, headroom_down_mw (already filtered
+    by the step's signal mode). ``prior_net_mw``: net MW activated by earlier steps per t.
+    """
+
+    name: str
+    bids: pd.DataFrame
+    tso_needs: pd.DataFrame
+    dso_needs: pd.DataFrame
+    node_areas: pd.DataFrame
+    network: pd.DataFrame
+    sens: pd.DataFrame
+    signals: pd.DataFrame
+    prior_net_mw: np.ndarray
+    voll_eur_mwh: float
+    violation_eur_mwh: float
+
+
+@dataclass(frozen=True)
+class StepIndex:
+    """How the model's rows and columns map back to the batch."""
+
+    bids: pd.DataFrame  # the step's bids with tso_eff, member, red flags
+    members: np.ndarray  # bid positions that have a yd column
+    pairs: pd.DataFrame  # (pos, j, need row r) membership of bids in DSO need areas
+    balance_t: np.ndarray  # interval index of each balance row
+    amber: pd.DataFrame  # amber rows: area_id, t, direction, headroom
+    amber_pairs: pd.DataFrame  # (row, pos) of amber rows
+    units: pd.DataFrame  # integer units: anchor pos, unit id
+
+
+def _sparse(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray | float, shape: tuple[int, int]
+            ) -> sp.csr_matrix:
+    vals = np.broadcast_to(np.asarray(vals, dtype=float), rows.shape)
+    return sp.csr_matrix((vals, (rows, cols)), shape=shape)
+
+
+def build_step_model(inp: StepInput) -> tuple[LinearModel, StepIndex]:
+    m = LinearModel(name=inp.name)
+    bids = inp.bids.reset_index(drop=True).copy()
+    n = len(bids)
+    bids["pos_batch"] = bids["pos"] if "pos" in bids else np.arange(n)
+    bids["pos"] = np.arange(n)
+    balance_t = np.sort(inp.tso_needs["t"].unique()) if len(inp.tso_needs) else np.zeros(0, int)
+    red, amber, amber_pairs = _signal_sets(bids, inp)
+    bids["tso_eff"] = bids["tso_ok"].to_numpy() & np.isin(bids["t"], balance_t) & ~red
+    pairs = _dso_pairs(bids, inp)
+    members = np.unique(pairs["pos"].to_numpy()) if len(pairs) else np.zeros(0, int)
+    pairs["j"] = np.searchsorted(members, pairs["pos"].to_numpy())
+    bids["member"] = np.isin(bids["pos"], members)
+    amber_pairs = amber_pairs[bids["tso_eff"].to_numpy()[amber_pairs["pos"].to_numpy()]]
+
+    define_bid_variables(m, bids, members)
+    define_dso_share(m, bids, members)
+    define_tso_balance(m, bids, inp, balance_t)
+    define_dso_needs(m, inp, pairs, len(members))
+    define_amber_caps(m, bids, members, amber, amber_pairs)
+    define_network(m, bids, inp)
+    define_blocks(m, bids)
+    units = define_integer_units(m, bids)
+    index = StepIndex(bids, members, pairs, balance_t, amber, amber_pairs, units)
+    return m, index
+
+
+def _signal_sets(bids: pd.DataFrame, inp: StepInput
+                 ) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """Red flag per bid; amber rows (area, t, direction, headroom) and their bids."""
+    n = len(bids)
+    empty = pd.DataFrame({"area_id": [], "t": [], "direction": [], "headroom_mw": [], "row": []})
+    sig = inp.signals
+    if not len(sig) or not n:
+        return np.zeros(n, bool), empty, pd.DataFrame({"row": [], "pos": []}, dtype=int)
+    at = bids[["pos", "node_id", "t", "direction"]].merge(
+        inp.node_areas[["node_id", "area_id"]], on="node_id").merge(
+        sig, on=["area_id", "t"])
+    red = np.zeros(n, bool)
+    red[at.loc[at["state"] == "red", "pos"].to_numpy()] = True
+    amb = at[at["state"] == "amber"].copy()
+    amb["headroom_mw"] = np.where(amb["direction"] == "up", amb["headroom_up_mw"],
+                                  amb["headroom_down_mw"])
+    rows = (amb[["area_id", "t", "direction", "headroom_mw"]].drop_duplicates(
+        ["area_id", "t", "direction"]).sort_values(["area_id", "t", "direction"])
+        .reset_index(drop=True))
+    rows["row"] = np.arange(len(rows))
+    amb = amb.merge(rows[["area_id", "t", "direction", "row"]], on=["area_id", "t", "direction"])
+    return red, rows, amb[["row", "pos"]].astype(int)
+
+
+def _dso_pairs(bids: pd.DataFrame, inp: StepInput) -> pd.DataFrame:
+    """(bid position, DSO need row) where the bid sits in the need's area, same t and direction."""
+    needs = inp.dso_needs.reset_index(drop=True)
+    if not len(needs) or not len(bids):
+        return pd.DataFrame({"pos": np.zeros(0, int), "r": np.zeros(0, int)})
+    nr = needs[["area_id", "t", "direction", "buyer_id"]].copy()
+    nr["r"] = np.arange(len(needs))
+    cand = bids.loc[bids["dso_ok"], ["pos", "node_id", "t", "direction", "dso_id"]]
+    pairs = cand.merge(inp.node_areas[["node_id", "area_id"]], on="node_id").merge(
+        nr, left_on=["area_id", "t", "direction", "dso_id"],
+        right_on=["area_id", "t", "direction", "buyer_id"])
+    return pairs[["pos", "r"]].sort_values(["pos", "r"]).reset_index(drop=True)
+
+
+def define_bid_variables(m: LinearModel, bids: pd.DataFrame, members: np.ndarray) -> None:
+    """``x`` in [0, cap] where some buyer of this step may take the bid, else [0, 0]."""
+    usable = bids["tso_eff"].to_numpy() | bids["member"].to_numpy()
+    cap = np.where(usable, bids["cap_mw"].to_numpy(), 0.0)
+    m.add_variable("x", np.zeros(len(bids)), cap, bids["cost"].to_numpy())
+    m.add_variable("yd", np.zeros(len(members)), bids["cap_mw"].to_numpy()[members],
+                   np.zeros(len(members)))
+
+
+def define_dso_share(m: LinearModel, bids: pd.DataFrame, members: np.ndarray) -> None:
+    """``yd <= x`` where the TSO may take the rest; ``yd == x`` where only the DSO may."""
+    n, k = len(bids), len(members)
+    tso = bids["tso_eff"].to_numpy()[members]
+    for name, mask, sense in (("dso_share", tso, "<="), ("dso_only", ~tso, "==")):
+        j = np.flatnonzero(mask)
+        rows = np.arange(len(j))
+        m.add_constraint(name, {
+            "yd": _sparse(rows, j, 1.0, (len(j), k)),
+            "x": _sparse(rows, members[j], -1.0, (len(j), n)),
+        }, sense, np.zeros(len(j)))  # type: ignore[arg-type]
+
+
+def _need_terms(needs: pd.DataFrame, voll: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per need: must-meet flag, cost of ``w`` (VoLL or -value), and ``w``'s coefficient."""
+    mm = needs["max_price_eur_mwh"].isna().to_numpy()
+    cost = np.where(mm, voll, -needs["max_price_eur_mwh"].fillna(0).to_numpy())
+    coef = np.where(mm, 1.0, -1.0)
+    return mm, cost, coef
+
+
+def define_tso_balance(m: LinearModel, bids: pd.DataFrame, inp: StepInput,
+                       balance_t: np.ndarray) -> None:
+    """Per interval with a TSO need: net of all activations + unmet - served = need.
+
+    ``sum_b sign_b x_b + sum_mm sign_r w_r - sum_el sign_r w_r + e_up - e_dn
+    = sum_mm sign_r Q_r - prior_net_t``.
+    """
+    needs = inp.tso_needs.reset_index(drop=True)
+    mm, cost, coef = _need_terms(needs, inp.voll_eur_mwh)
+    m.add_variable("w_tso", np.zeros(len(needs)), needs["quantity_mw"].to_numpy(), cost)
+    k = len(balance_t)
+    premium = inp.voll_eur_mwh + IMBALANCE_PREMIUM_EUR_MWH
+    m.add_variable("e_up", np.zeros(k), np.full(k, np.inf), np.full(k, premium))
+    m.add_variable("e_dn", np.zeros(k), np.full(k, np.inf), np.full(k, premium))
+    if not k:
+        return
+    row_of_t = np.full(int(max(balance_t.max(), bids["t"].to_numpy().max(initial=0))) + 1, -1)
+    row_of_t[balance_t] = np.arange(k)
+    bt = row_of_t[bids["t"].to_numpy()]
+    on = bt >= 0
+    sign_r = needs["sign"].to_numpy()
+    rows_r = row_of_t[needs["t"].to_numpy()]
+    rhs = np.bincount(rows_r, weights=sign_r * needs["quantity_mw"].to_numpy() * mm, minlength=k)
+    rhs = rhs - inp.prior_net_mw[balance_t]
+    eye = sp.identity(k, format="csr")
+    m.add_constraint("balance", {
+        "x": _sparse(bt[on], np.flatnonzero(on), bids["sign"].to_numpy()[on], (k, len(bids))),
+        "w_tso": _sparse(rows_r, np.arange(len(needs)), sign_r * coef, (k, len(needs))),
+        "e_up": eye,
+        "e_dn": -eye,
+    }, "==", rhs)
+
+
+def define_dso_needs(m: LinearModel, inp: StepInput, pairs: pd.DataFrame, n_yd: int) -> None:
+    """Per DSO need: what the DSO buys in the area and direction + unmet - served = need."""
+    needs = inp.dso_needs.reset_index(drop=True)
+    mm, cost, coef = _need_terms(needs, inp.voll_eur_mwh)
+    m.add_variable("w_dso", np.zeros(len(needs)), needs["quantity_mw"].to_numpy(), cost)
+    k = len(needs)
+    m.add_constraint("dso_need", {
+        "yd": _sparse(pairs["r"].to_numpy(), pairs["j"].to_numpy(), 1.0, (k, n_yd)),
+        "w_dso": sp.diags(coef, format="csr") if k else sp.csr_matrix((0, 0)),
+    }, "==", needs["quantity_mw"].to_numpy() * mm)
+
+
+def define_amber_caps(m: LinearModel, bids: pd.DataFrame, members: np.ndarray,
+                      amber: pd.DataFrame, amber_pairs: pd.DataFrame) -> None:
+    """Amber: the TSO's activations (``x - yd``) per area, direction and interval <= headroom."""
+    k, n = len(amber), len(bids)
+    if not k:
+        return
+    rows, pos = amber_pairs["row"].to_numpy(), amber_pairs["pos"].to_numpy()
+    is_member = np.isin(pos, members)
+    m.add_constraint("amber", {
+        "x": _sparse(rows, pos, 1.0, (k, n)),
+        "yd": _sparse(rows[is_member], np.searchsorted(members, pos[is_member]), -1.0,
+                      (k, len(members))),
+    }, "<=", amber["headroom_mw"].to_numpy())
+
+
+def network_matrix(bids: pd.DataFrame, network: pd.DataFrame, sens: pd.DataFrame
+                   ) -> sp.csr_matrix:
+    """Rows = network rows, columns = bids: flow change per MW accepted (factor * sign)."""
+    if not len(network) or not len(bids):
+        return sp.csr_matrix((len(network), len(bids)))
+    rows = network[["constraint_id", "t"]].reset_index(drop=True)
+    rows["row"] = np.arange(len(rows))
+    b = bids[["pos", "node_id", "t", "sign"]].merge(sens, on="node_id").merge(
+        rows, on=["constraint_id", "t"])
+    return _sparse(b["row"].to_numpy(), b["pos"].to_numpy(),
+                   (b["factor"] * b["sign"]).to_numpy(), (len(rows), len(bids)))
+
+
+def define_network(m: LinearModel, bids: pd.DataFrame, inp: StepInput) -> None:
+    """``min <= base + F (sign * x) <= max``, each side with a penalised violation slack."""
+    net = inp.network.reset_index(drop=True)
+    k, n = len(net), len(bids)
+    pen = np.full(k, inp.violation_eur_mwh)
+    m.add_variable("v_over", np.zeros(k), np.full(k, np.inf), pen)
+    m.add_variable("v_under", np.zeros(k), np.full(k, np.inf), pen)
+    if not k:
+        return
+    a = network_matrix(bids, net, inp.sens)
+    eye = sp.identity(k, format="csr")
+    base = net["base_mw"].to_numpy()
+    m.add_constraint("flow_max", {"x": a, "v_over": -eye}, "<=", net["max_flow_mw"].to_numpy() - base)
+    m.add_constraint("flow_min", {"x": a, "v_under": eye}, ">=", net["min_flow_mw"].to_numpy() - base)
+    _ = n
+
+
+def define_blocks(m: LinearModel, bids: pd.DataFrame) -> None:
+    """All bids of a block are accepted at the same fraction of their capacity."""
+    blk = bids.loc[bids["block_id"].notna(), ["pos", "block_id", "cap_mw"]]
+    if not len(blk):
+        return
+    blk = blk.sort_values(["block_id", "pos"])
+    anchor = blk.groupby("block_id")["pos"].transform("first").to_numpy()
+    cap = bids["cap_mw"].to_numpy()
+    others = blk["pos"].to_numpy() != anchor
+    pos, anc = blk["pos"].to_numpy()[others], anchor[others]
+    dead = cap[anc] <= 0
+    if dead.any():  # anchor has no capacity left: the whole block is out
+        fam = m.variables["x"]
+        fam.upper[pos[dead]] = 0.0
+    pos, anc = pos[~dead], anc[~dead]
+    rows = np.arange(len(pos))
+    n = len(bids)
+    m.add_constraint("block", {
+        "x": _sparse(np.concatenate([rows, rows]), np.concatenate([pos, anc]),
+                     np.concatenate([np.ones(len(pos)), -cap[pos] / cap[anc]]), (len(pos), n)),
+    }, "==", np.zeros(len(pos)))
+
+
+def define_integer_units(m: LinearModel, bids: pd.DataFrame) -> pd.DataFrame:
+    """Binary ``z`` per unit with a minimum or an exclusive group; at most one per group."""
+    unit = bids["block_id"].where(bids["block_id"].notna(), "bid:" + bids["bid_id"])
+    cap = bids["cap_mw"].to_numpy()
+    ratio = np.divide(bids["min_mw"].to_numpy(), cap, out=np.zeros(len(bids)), where=cap > 0)
+    frame = pd.DataFrame({"unit": unit, "pos": bids["pos"], "ratio": ratio,
+                          "group": bids["exclusive_group"], "cap": cap,
+                          "ub": m.variables["x"].upper})
+    g = frame.groupby("unit", sort=True)
+    units = pd.DataFrame({
+        "anchor": g["pos"].min(),
+        "ratio": g["ratio"].max(),
+        "group": g["group"].first(),
+        "live": g["ub"].min() > 0,
+    }).reset_index()
+    units = units[((units["ratio"] > 0) | units["group"].notna()) & units["live"]].reset_index(
+        drop=True)
+    k, n = len(units), len(bids)
+    if not k:
+        return units
+    m.add_variable("z", np.zeros(k), np.ones(k), np.zeros(k), integer=True)
+    rows = np.arange(k)
+    anc = units["anchor"].to_numpy()
+    m.add_constraint("unit_max", {
+        "x": _sparse(rows, anc, 1.0, (k, n)), "z": _sparse(rows, rows, -cap[anc], (k, k)),
+    }, "<=", np.zeros(k))
+    r = units["ratio"].to_numpy()
+    has_min = np.flatnonzero(r > 0)
+    m.add_constraint("unit_min", {
+        "x": _sparse(np.arange(len(has_min)), anc[has_min], 1.0, (len(has_min), n)),
+        "z": _sparse(np.arange(len(has_min)), has_min, -(r * cap[anc])[has_min],
+                     (len(has_min), k)),
+    }, ">=", np.zeros(len(has_min)))
+    grouped = units[units["group"].notna()]
+    if len(grouped):
+        codes, _ = pd.factorize(grouped["group"], sort=True)
+        m.add_constraint("exclusive", {
+            "z": _sparse(codes, grouped.index.to_numpy(), 1.0, (int(codes.max()) + 1, k)),
+        }, "<=", np.ones(int(codes.max()) + 1))
+    return units

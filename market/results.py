@@ -1,0 +1,77 @@
+"""Typed results of a clearing run (never written into the inputs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import pandas as pd
+
+from market.design import Design
+
+PRICINGS = ("pay-as-bid", "pay-as-clear")
+
+
+class ClearingStatus(str, Enum):
+    """Outcome of a whole design run."""
+
+    OPTIMAL = "optimal"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    """Size and timings of one optimisation (one step, or one DSO in a fan-out step)."""
+
+    step: str
+    part: str
+    n_variables: int
+    n_constraints: int
+    n_integer: int
+    build_seconds: float
+    solve_seconds: float
+    status: str
+    objective_eur_h: float
+
+
+@dataclass(frozen=True)
+class ClearingResult:
+    """The tables of DESIGN.md section 4 plus solve statistics.
+
+    ``awards``: one row per bid and buyer; ``prices``: one per need (area, service,
+    direction, interval); ``node_prices``: locational up-price split into energy and
+    congestion parts; ``unmet``: needs left short; ``flows``: every network row after
+    dispatch with its violation; ``imbalance``: net activation minus the TSO need served.
+    """
+
+    design: Design
+    pricing: str
+    status: ClearingStatus
+    awards: pd.DataFrame
+    prices: pd.DataFrame
+    node_prices: pd.DataFrame
+    unmet: pd.DataFrame
+    flows: pd.DataFrame
+    imbalance: pd.DataFrame
+    needs: pd.DataFrame
+    liquidity: pd.DataFrame
+    stats: tuple[ModelStats, ...]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is ClearingStatus.OPTIMAL
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {
+            "awards": self.awards,
+            "prices": self.prices,
+            "node_prices": self.node_prices,
+            "unmet": self.unmet,
+            "flows": self.flows,
+            "imbalance": self.imbalance,
+            "needs": self.needs,
+            "liquidity": self.liquidity,
+        }

@@ -1,0 +1,235 @@
+"""One schema per batch table (the contract of DESIGN.md section 2).
+
+Each table is described once, as a :class:`TableSpec`: its columns with units in
+their names, which are required, their kinds, the value checks, the natural key
+and the foreign keys. :func:`pandera_schema` turns a spec into a lazy pandera
+``DataFrameSchema`` so every bad cell of a table is reported at once.
+
+Sign convention (everywhere): ``up`` = more injection / less consumption,
+``down`` = the opposite. Power in MW, prices in EUR/MWh, timestamps UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+Kind = Literal["str", "float", "ts"]
+
+DIRECTIONS = ("up", "down")
+SERVICES = ("tso_balancing", "dso_congestion")
+SIGNAL_STATES = ("green", "amber", "red")
+TSO_ID = "tso"
+SYSTEM_AREA = "system"
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """A column: name (with unit suffix), kind, whether it must be present and non-null."""
+
+    name: str
+    kind: Kind
+    required: bool = True
+    nullable: bool = False
+    checks: tuple[pa.Check, ...] = ()
+    default: object = None  # filled in when an optional column is absent
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """``columns`` of this table must appear in ``ref_columns`` of ``ref_table``."""
+
+    columns: tuple[str, ...]
+    ref_table: str
+    ref_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    columns: tuple[ColumnSpec, ...]
+    key: tuple[str, ...]
+    id_column: str | None
+    required_table: bool = True
+    foreign_keys: tuple[ForeignKey, ...] = field(default=())
+
+    def column(self, name: str) -> ColumnSpec:
+        return next(c for c in self.columns if c.name == name)
+
+
+def _finite() -> pa.Check:
+    return pa.Check(lambda s: np.isfinite(s.astype(float)), error="must be a finite number")
+
+
+def _positive() -> pa.Check:
+    return pa.Check(lambda s: s > 0, error="must be > 0")
+
+
+def _non_negative() -> pa.Check:
+    return pa.Check(lambda s: s >= 0, error="must be >= 0")
+
+
+def _one_of(values: tuple[str, ...]) -> pa.Check:
+    return pa.Check(lambda s: s.isin(values), error=f"must be one of {', '.join(values)}")
+
+
+def _services_ok(s: pd.Series) -> pd.Series:
+    def ok(v: object) -> bool:
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return True
+        tokens = [t.strip() for t in str(v).split(";") if t.strip()]
+        return bool(tokens) and all(t in SERVICES for t in tokens)
+
+    return s.map(ok).astype(bool)
+
+
+def _non_empty() -> pa.Check:
+    return pa.Check(lambda s: s.astype(str).str.strip() != "", error="must not be empty")
+
+
+def _id(name: str, required: bool = True, nullable: bool = False) -> ColumnSpec:
+    checks = () if nullable else (_non_empty(),)
+    return ColumnSpec(name, "str", required=required, nullable=nullable, checks=checks)
+
+
+BIDS = TableSpec(
+    name="bids",
+    columns=(
+        _id("bid_id"),
+        _id("aggregator_id"),
+        _id("der_id"),
+        _id("dso_id"),
+        _id("node_id"),
+        ColumnSpec("interval_start", "ts"),
+        ColumnSpec("direction", "str", checks=(_one_of(DIRECTIONS),)),
+        ColumnSpec("quantity_mw", "float", checks=(_finite(), _positive())),
+        ColumnSpec(
+            "min_quantity_mw", "float", required=False, checks=(_finite(), _non_negative()),
+            default=0.0,
+        ),
+        ColumnSpec("price_eur_mwh", "float", checks=(_finite(),)),
+        _id("block_id", required=False, nullable=True),
+        _id("exclusive_group", required=False, nullable=True),
+        ColumnSpec(
+            "services", "str", required=False, nullable=True,
+            checks=(pa.Check(_services_ok, error="must be ';'-separated tso_balancing/dso_congestion"),),
+        ),
+    ),
+    key=("bid_id",),
+    id_column="bid_id",
+    foreign_keys=(ForeignKey(("node_id",), "node_areas", ("node_id",)),),
+)
+
+NEEDS = TableSpec(
+    name="needs",
+    columns=(
+        _id("need_id"),
+        _id("buyer_id"),
+        ColumnSpec("service", "str", checks=(_one_of(SERVICES),)),
+        _id("area_id"),
+        ColumnSpec("interval_start", "ts"),
+        ColumnSpec("direction", "str", checks=(_one_of(DIRECTIONS),)),
+        ColumnSpec("quantity_mw", "float", checks=(_finite(), _positive())),
+        ColumnSpec(
+            "max_price_eur_mwh", "float", required=False, nullable=True, checks=(_finite(),)
+        ),
+    ),
+    key=("need_id",),
+    id_column="need_id",
+    required_table=True,
+)
+
+NODE_AREAS = TableSpec(
+    name="node_areas",
+    columns=(_id("area_id"), _id("node_id"), _id("dso_id")),
+    key=("area_id", "node_id"),
+    id_column=None,
+)
+
+CONSTRAINTS = TableSpec(
+    name="constraints",
+    columns=(
+        _id("constraint_id"),
+        _id("owner_id"),
+        ColumnSpec("interval_start", "ts", nullable=True),
+        ColumnSpec("base_flow_mw", "float", checks=(_finite(),)),
+        ColumnSpec("max_flow_mw", "float", checks=(_finite(),)),
+        ColumnSpec("min_flow_mw", "float", checks=(_finite(),)),
+    ),
+    key=("constraint_id", "interval_start"),
+    id_column="constraint_id",
+    required_table=False,
+)
+
+SENSITIVITIES = TableSpec(
+    name="sensitivities",
+    columns=(
+        _id("constraint_id"),
+        _id("node_id"),
+        ColumnSpec("factor", "float", checks=(_finite(),)),
+    ),
+    key=("constraint_id", "node_id"),
+    id_column="constraint_id",
+    required_table=False,
+    foreign_keys=(
+        ForeignKey(("constraint_id",), "constraints", ("constraint_id",)),
+        ForeignKey(("node_id",), "node_areas", ("node_id",)),
+    ),
+)
+
+SIGNALS = TableSpec(
+    name="signals",
+    columns=(
+        _id("dso_id"),
+        _id("area_id"),
+        ColumnSpec("interval_start", "ts"),
+        ColumnSpec("state", "str", checks=(_one_of(SIGNAL_STATES),)),
+        ColumnSpec(
+            "headroom_up_mw", "float", required=False, nullable=True,
+            checks=(_finite(), _non_negative()),
+        ),
+        ColumnSpec(
+            "headroom_down_mw", "float", required=False, nullable=True,
+            checks=(_finite(), _non_negative()),
+        ),
+    ),
+    key=("area_id", "interval_start"),
+    id_column="area_id",
+    required_table=False,
+    foreign_keys=(ForeignKey(("dso_id", "area_id"), "node_areas", ("dso_id", "area_id")),),
+)
+
+METER = TableSpec(
+    name="meter",
+    columns=(
+        _id("der_id"),
+        ColumnSpec("interval_start", "ts"),
+        ColumnSpec("consumption_kwh", "float", checks=(_finite(),)),
+    ),
+    key=("der_id", "interval_start"),
+    id_column="der_id",
+)
+
+BATCH_TABLES: tuple[TableSpec, ...] = (BIDS, NEEDS, NODE_AREAS, CONSTRAINTS, SENSITIVITIES, SIGNALS)
+TABLES: dict[str, TableSpec] = {t.name: t for t in (*BATCH_TABLES, METER)}
+
+_PANDERA_DTYPE = {"str": object, "float": float, "ts": None}
+
+
+def pandera_schema(spec: TableSpec) -> pa.DataFrameSchema:
+    """A lazy pandera schema for one table (after :mod:`market.ingest` coerced kinds)."""
+    columns = {
+        c.name: pa.Column(
+            _PANDERA_DTYPE[c.kind],
+            checks=list(c.checks),
+            nullable=c.nullable,
+            required=c.required,
+            coerce=False,
+        )
+        for c in spec.columns
+    }
+    return pa.DataFrameSchema(columns, unique=list(spec.key), strict=False, name=spec.name)

@@ -1,0 +1,156 @@
+"""Deterministic synthetic batches of any size, for tests and benchmarks.
+
+Topology: ``dsos`` DSOs, each with radial feeders (one area and one feeder-head
+constraint each, factor -1 for every node below it: up activation = more
+injection = less import through the head). One bid per DER and interval; the
+DER's direction, price and size are drawn once from a seeded generator, so the
+same arguments always give the same batch, byte for byte.
+
+The market is made interesting on purpose: some feeders are overloaded in some
+intervals (a DSO congestion need for ``up`` plus an amber or red signal), a few
+TSO intervals are short of offers (unmet at VoLL), and a share of the bids are
+integer (``min_quantity_mw = quantity_mw``), in blocks or exclusive groups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from market.batch import Batch, BatchConfig, batch_from_frames
+
+
+@dataclass(frozen=True)
+class SynthSpec:
+    bids: int = 200  # bids (DER) per interval
+    intervals: int = 96
+    dsos: int = 2
+    seed: int = 0
+    feeders: int | None = None  # default: one per 50 DER, at least 2 per DSO
+    integer_share: float = 0.0  # share of DER whose bids are all-or-nothing
+    interval_minutes: int = 15
+    start: str = "2026-03-02T00:00:00+00:00"
+
+
+def synth_batch(spec: SynthSpec) -> Batch:
+    rng = np.random.default_rng(spec.seed)
+    n_der, n_t = spec.bids, spec.intervals
+    n_feed = spec.feeders or max(2 * spec.dsos, n_der // 50)
+    start = pd.Timestamp(spec.start).tz_convert("UTC")
+    times = pd.date_range(start, periods=n_t, freq=pd.Timedelta(minutes=spec.interval_minutes))
+    cfg = BatchConfig(name=f"synth-b{n_der}-t{n_t}-d{spec.dsos}-s{spec.seed}", start=start,
+                      end=start + n_t * pd.Timedelta(minutes=spec.interval_minutes),
+                      interval_minutes=spec.interval_minutes)
+
+    feeder_dso = np.arange(n_feed) % spec.dsos
+    feeder_ids = np.array([f"d{d}-f{f:04d}" for f, d in zip(range(n_feed), feeder_dso)])
+    dso_ids = np.array([f"dso{d}" for d in range(spec.dsos)])
+    der_feeder = np.sort(rng.integers(0, n_feed, n_der))
+    der_feeder[: min(n_feed, n_der)] = np.arange(min(n_feed, n_der))  # no empty feeder
+    der_node = np.array([f"n{i:06d}" for i in range(n_der)])
+    der_up = rng.random(n_der) < 0.6
+    der_q = np.round(rng.uniform(0.05, 1.0, n_der), 3)
+    der_price = np.where(der_up, rng.uniform(20, 150, n_der), rng.uniform(-20, 80, n_der))
+    der_integer = rng.random(n_der) < spec.integer_share
+
+    # Bids: DER x interval, vectorised.
+    d_idx = np.repeat(np.arange(n_der), n_t)
+    t_idx = np.tile(np.arange(n_t), n_der)
+    shape = 0.8 + 0.4 * np.sin(2 * np.pi * t_idx / max(n_t, 1))
+    q = np.round(der_q[d_idx] * shape, 3)
+    integer = der_integer[d_idx]
+    block = np.where(integer & (d_idx % 2 == 0), np.char.add("blk-", np.char.add(
+        der_node[d_idx], np.char.add("-", (t_idx // 4).astype(str)))), None)
+    excl = np.where(integer & (d_idx % 2 == 1), np.char.add("ex-", (d_idx // 4).astype(str)),
+                    None)
+    bids = pd.DataFrame({
+        "bid_id": np.char.add(np.char.add("b", d_idx.astype(str)), np.char.add("-", t_idx.astype(str))),
+        "aggregator_id": np.char.add("agg", (d_idx % 7).astype(str)),
+        "der_id": np.char.add("der", d_idx.astype(str)),
+        "dso_id": dso_ids[feeder_dso[der_feeder[d_idx]]],
+        "node_id": der_node[d_idx],
+        "interval_start": times[t_idx],
+        "direction": np.where(der_up[d_idx], "up", "down"),
+        "quantity_mw": q,
+        "min_quantity_mw": np.where(integer, q, 0.0),
+        "price_eur_mwh": np.round(der_price[d_idx] + rng.normal(0, 2, len(d_idx)), 2),
+        "block_id": block,
+        "exclusive_group": excl,
+        "services": None,
+    })
+
+    node_areas = pd.DataFrame({
+        "area_id": feeder_ids[der_feeder],
+        "node_id": der_node,
+        "dso_id": dso_ids[feeder_dso[der_feeder]],
+    })
+
+    # Feeder loading: rating from the DER under it; base import follows a daily shape.
+    up_cap = np.bincount(der_feeder, weights=der_q * der_up, minlength=n_feed)
+    rating = np.round(2.0 + 3.0 * rng.random(n_feed), 3)
+    f_idx = np.repeat(np.arange(n_feed), n_t)
+    ft_idx = np.tile(np.arange(n_t), n_feed)
+    load_shape = 0.75 + 0.35 * np.sin(2 * np.pi * (ft_idx / max(n_t, 1) - 0.25))
+    hot = rng.random(n_feed) < 0.25
+    base = np.round(rating[f_idx] * load_shape * np.where(hot[f_idx], 1.15, 0.85), 3)
+    constraints = pd.DataFrame({
+        "constraint_id": np.char.add("head-", feeder_ids[f_idx]),
+        "owner_id": dso_ids[feeder_dso[f_idx]],
+        "interval_start": times[ft_idx],
+        "base_flow_mw": base,
+        "max_flow_mw": rating[f_idx],
+        "min_flow_mw": -rating[f_idx],
+    })
+    sensitivities = pd.DataFrame({
+        "constraint_id": np.char.add("head-", feeder_ids[der_feeder]),
+        "node_id": der_node,
+        "factor": -1.0,
+    })
+
+    ratio = base / rating[f_idx]
+    state = np.select([ratio > 1.0, ratio > 0.85], ["red", "amber"], "green")
+    signals = pd.DataFrame({
+        "dso_id": dso_ids[feeder_dso[f_idx]],
+        "area_id": feeder_ids[f_idx],
+        "interval_start": times[ft_idx],
+        "state": state,
+        "headroom_up_mw": np.where(state == "amber", np.round(0.5 * up_cap[f_idx], 3), np.nan),
+        "headroom_down_mw": np.where(state == "amber",
+                                     np.round(np.maximum(rating[f_idx] - base, 0), 3), np.nan),
+    })
+
+    overload = np.maximum(base - rating[f_idx], 0)
+    cong = overload > 0
+    dso_needs = pd.DataFrame({
+        "need_id": np.char.add("dso-", np.char.add(feeder_ids[f_idx], np.char.add("-", ft_idx.astype(str))))[cong],
+        "buyer_id": dso_ids[feeder_dso[f_idx]][cong],
+        "service": "dso_congestion",
+        "area_id": feeder_ids[f_idx][cong],
+        "interval_start": times[ft_idx][cong],
+        "direction": "up",
+        "quantity_mw": np.round(overload[cong] + 0.01, 3),
+        "max_price_eur_mwh": np.nan,
+    })
+
+    up_total = np.bincount(t_idx, weights=q * der_up[d_idx], minlength=n_t)
+    down_total = np.bincount(t_idx, weights=q * ~der_up[d_idx], minlength=n_t)
+    sign = np.where(rng.random(n_t) < 0.6, 1, -1)
+    avail = np.where(sign > 0, up_total, down_total)
+    scarce = rng.random(n_t) < 0.05
+    need_q = np.round(np.where(scarce, 1.1, rng.uniform(0.1, 0.35, n_t)) * avail, 3)
+    elastic = ~scarce & (rng.random(n_t) < 0.3)
+    tso_needs = pd.DataFrame({
+        "need_id": np.char.add("tso-", np.arange(n_t).astype(str)),
+        "buyer_id": "tso",
+        "service": "tso_balancing",
+        "area_id": "system",
+        "interval_start": times,
+        "direction": np.where(sign > 0, "up", "down"),
+        "quantity_mw": np.maximum(need_q, 0.001),
+        "max_price_eur_mwh": np.where(elastic, 120.0, np.nan),
+    })
+    needs = pd.concat([tso_needs, dso_needs], ignore_index=True)
+    return batch_from_frames(cfg, bids=bids, needs=needs, node_areas=node_areas,
+                             constraints=constraints, sensitivities=sensitivities, signals=signals)

@@ -1,0 +1,263 @@
+"""Checks across cells, rows and tables; all bad rows are gathered, then raised at once.
+
+Order: (1) kinds (done while reading, :mod:`market.batch`), (2) each table's pandera
+schema, lazily, (3) time grid and horizon, (4) foreign keys, (5) domain rules
+(min <= max, a block within one DSO, needs addressed to the right buyer, ...).
+Nothing is clamped, dropped or repaired: a batch is either valid as given or refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from market.errors import BatchValidationError, Finding
+from market.schemas import (
+    BATCH_TABLES,
+    SERVICES,
+    SYSTEM_AREA,
+    TABLES,
+    TSO_ID,
+    TableSpec,
+    pandera_schema,
+)
+
+Tables = dict[str, pd.DataFrame | None]
+
+
+def validate_tables(config, tables: Tables, findings: list[Finding], *,  # type: ignore[no-untyped-def]
+                    source: Path | None = None, file_hashes: dict[str, str] | None = None):
+    """Run every check; raise :class:`BatchValidationError` or return the :class:`Batch`."""
+    from market.batch import Batch
+
+    findings = list(findings)
+    already = {(f.table, f.row, f.column) for f in findings}
+    for spec in BATCH_TABLES:
+        df = tables.get(spec.name)
+        if df is not None:
+            findings += [f for f in schema_findings(spec, df) if (f.table, f.row, f.column) not in already]
+            findings += grid_findings(spec, df, config)
+    findings += foreign_key_findings(tables)
+    findings += domain_findings(tables)
+    if findings:
+        raise BatchValidationError(findings)
+    clean = {name: _normalise(TABLES[name], df) for name, df in tables.items() if df is not None}
+    return Batch(config=config, source=source, file_hashes=dict(file_hashes or {}), **clean)
+
+
+def _normalise(spec: TableSpec, df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    if spec.name == "bids":
+        out["services"] = out["services"].map(_canonical_services)
+    cols = [c.name for c in spec.columns] + [c for c in out.columns if c not in
+                                             {c.name for c in spec.columns}]
+    return out[cols].sort_values(list(spec.key), kind="stable", na_position="first").reset_index(
+        drop=True)
+
+
+def _canonical_services(v: object) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return ";".join(SERVICES)
+    tokens = {t.strip() for t in str(v).split(";") if t.strip()}
+    return ";".join(s for s in SERVICES if s in tokens)
+
+
+def _ids(spec: TableSpec, df: pd.DataFrame) -> list[str | None]:
+    if spec.id_column and spec.id_column in df.columns:
+        return [None if v is None else f"{spec.id_column}={v}" for v in df[spec.id_column]]
+    key = [k for k in spec.key if k in df.columns]
+    label = "/".join(key)
+    return [f"{label}={'/'.join(map(str, row))}" for row in df[key].itertuples(index=False)]
+
+
+def _rows(spec: TableSpec, df: pd.DataFrame, mask: np.ndarray | pd.Series, column: str | None,
+          reason: str | Callable[[int], str]) -> list[Finding]:
+    """Findings for each row where ``mask`` holds (vectorised mask, one finding per row)."""
+    idx = np.flatnonzero(np.asarray(mask, dtype=bool))
+    if not len(idx):
+        return []
+    ids = _ids(spec, df)
+    out = []
+    for i in idx:
+        value = None if column is None else repr(_plain(df[column].iloc[i]))
+        text = reason(i) if callable(reason) else reason
+        out.append(Finding(spec.name, int(i), ids[i], column, value, text))
+    return out
+
+
+def _plain(v: object) -> object:
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def schema_findings(spec: TableSpec, df: pd.DataFrame) -> list[Finding]:
+    """Every failing cell of the pandera schema of one table."""
+    if spec.name == "bids" and len(df) == 0:
+        return [Finding("bids", None, None, None, None, "bids table is empty")]
+    try:
+        pandera_schema(spec).validate(df, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        return _from_failure_cases(spec, df, exc.failure_cases)
+    return []
+
+
+def _from_failure_cases(spec: TableSpec, df: pd.DataFrame, cases: pd.DataFrame) -> list[Finding]:
+    ids = _ids(spec, df)
+    out: list[Finding] = []
+    for case in cases.itertuples(index=False):
+        check = str(case.check)
+        row = None if pd.isna(case.index) else int(case.index)
+        if check == "multiple_fields_uniqueness":
+            reason = f"duplicate {'/'.join(spec.key)}: another row has the same key"
+            column = spec.key[0]
+        elif check == "not_nullable":
+            reason, column = "must not be empty", str(case.column)
+        elif check.startswith("column_in_dataframe"):
+            reason, column = "missing required column", str(case.failure_case)
+            row = None
+        elif check.startswith("dtype"):
+            reason, column = f"wrong type: expected {check}", str(case.column)
+        else:
+            reason, column = check, str(case.column)
+        value = None if row is None or column not in df.columns else repr(_plain(df[column].iloc[row]))
+        out.append(Finding(spec.name, row, None if row is None else ids[row], column, value, reason))
+    return out
+
+
+def grid_findings(spec: TableSpec, df: pd.DataFrame, config) -> list[Finding]:  # type: ignore[no-untyped-def]
+    """Timestamps must lie on the batch's interval grid and inside ``[start, end)``."""
+    out: list[Finding] = []
+    for col in (c for c in spec.columns if c.kind == "ts"):
+        ts = df[col.name]
+        ok = ts.notna()
+        offset = (ts - config.start)
+        off_grid = ok & (offset % config.interval != pd.Timedelta(0))
+        outside = ok & ~off_grid & ((ts < config.start) | (ts >= config.end))
+        out += _rows(spec, df, off_grid, col.name,
+                     f"not on the {config.interval_minutes}-minute grid from {config.start.isoformat()}")
+        out += _rows(spec, df, outside, col.name,
+                     f"outside the batch horizon [{config.start.isoformat()}, {config.end.isoformat()})")
+    return out
+
+
+def foreign_key_findings(tables: Tables) -> list[Finding]:
+    out: list[Finding] = []
+    for spec in BATCH_TABLES:
+        df = tables.get(spec.name)
+        for fk in spec.foreign_keys:
+            ref = tables.get(fk.ref_table)
+            if df is None or ref is None or not len(df):
+                continue
+            known = pd.MultiIndex.from_frame(ref[list(fk.ref_columns)].astype(object))
+            mine = pd.MultiIndex.from_frame(df[list(fk.columns)].astype(object))
+            missing = ~mine.isin(known) & df[list(fk.columns)].notna().all(axis=1).to_numpy()
+            out += _rows(spec, df, missing, fk.columns[-1],
+                         f"unknown {'/'.join(fk.columns)}: not in {fk.ref_table}")
+    return out
+
+
+def domain_findings(tables: Tables) -> list[Finding]:
+    out: list[Finding] = []
+    na = tables.get("node_areas")
+    if na is not None:
+        out += _node_area_rules(na)
+    if tables.get("bids") is not None:
+        out += _bid_rules(tables["bids"], na)  # type: ignore[arg-type]
+    if tables.get("needs") is not None:
+        out += _need_rules(tables["needs"], na)  # type: ignore[arg-type]
+    if tables.get("constraints") is not None:
+        out += _constraint_rules(tables["constraints"], na)  # type: ignore[arg-type]
+    if tables.get("signals") is not None:
+        out += _signal_rules(tables["signals"])  # type: ignore[arg-type]
+    return out
+
+
+def _node_area_rules(na: pd.DataFrame) -> list[Finding]:
+    spec = TABLES["node_areas"]
+    dsos_per_area = na.groupby("area_id")["dso_id"].transform("nunique")
+    out = _rows(spec, na, dsos_per_area > 1, "dso_id", "area belongs to more than one DSO")
+    out += _rows(spec, na, na["area_id"] == SYSTEM_AREA, "area_id",
+                 f"'{SYSTEM_AREA}' is reserved for TSO balancing")
+    out += _rows(spec, na, na["dso_id"] == TSO_ID, "dso_id", f"'{TSO_ID}' is reserved for the TSO")
+    return out
+
+
+def _bid_rules(bids: pd.DataFrame, na: pd.DataFrame | None) -> list[Finding]:
+    spec = TABLES["bids"]
+    out = _rows(spec, bids, bids["min_quantity_mw"] > bids["quantity_mw"], "min_quantity_mw",
+                "min_quantity_mw exceeds quantity_mw")
+    blocks = bids[bids["block_id"].notna()]
+    if len(blocks):
+        spans = blocks.groupby("block_id")["dso_id"].transform("nunique") > 1
+        mask = np.zeros(len(bids), dtype=bool)
+        mask[blocks.index[spans.to_numpy()]] = True
+        out += _rows(spec, bids, mask, "block_id", "block spans more than one DSO")
+    if na is not None and len(bids):
+        node_dso = na[["node_id", "dso_id"]].drop_duplicates()
+        known_dso = bids["dso_id"].isin(na["dso_id"])
+        out += _rows(spec, bids, ~known_dso & bids["dso_id"].notna(), "dso_id",
+                     "unknown DSO: not in node_areas")
+        pair = pd.MultiIndex.from_frame(bids[["node_id", "dso_id"]].astype(object))
+        ok_pair = pair.isin(pd.MultiIndex.from_frame(node_dso.astype(object)))
+        known_node = bids["node_id"].isin(na["node_id"])
+        out += _rows(spec, bids, known_node & known_dso & ~ok_pair, "dso_id",
+                     "node is not in this DSO's areas (node_areas)")
+    return out
+
+
+def _need_rules(needs: pd.DataFrame, na: pd.DataFrame | None) -> list[Finding]:
+    spec = TABLES["needs"]
+    tso = needs["service"] == "tso_balancing"
+    dso = needs["service"] == "dso_congestion"
+    out = _rows(spec, needs, tso & (needs["buyer_id"] != TSO_ID), "buyer_id",
+                f"tso_balancing needs are bought by '{TSO_ID}'")
+    out += _rows(spec, needs, tso & (needs["area_id"] != SYSTEM_AREA), "area_id",
+                 f"tso_balancing needs use area '{SYSTEM_AREA}'")
+    if na is not None:
+        areas = na[["area_id", "dso_id"]].drop_duplicates()
+        known_area = needs["area_id"].isin(areas["area_id"])
+        out += _rows(spec, needs, dso & ~known_area, "area_id", "unknown area: not in node_areas")
+        pair = pd.MultiIndex.from_frame(needs[["area_id", "buyer_id"]].astype(object))
+        ok = pair.isin(pd.MultiIndex.from_frame(areas.astype(object)))
+        out += _rows(spec, needs, dso & known_area & ~ok, "buyer_id",
+                     "dso_congestion need must be bought by the DSO owning the area")
+    key = ["buyer_id", "service", "area_id", "interval_start", "direction"]
+    dup = needs.duplicated(key, keep=False) & needs[key].notna().all(axis=1)
+    out += _rows(spec, needs, dup, "need_id",
+                 "another need has the same buyer, area, interval and direction; merge them")
+    return out
+
+
+def _constraint_rules(cons: pd.DataFrame, na: pd.DataFrame | None) -> list[Finding]:
+    spec = TABLES["constraints"]
+    out = _rows(spec, cons, cons["min_flow_mw"] > cons["max_flow_mw"], "min_flow_mw",
+                "min_flow_mw exceeds max_flow_mw")
+    if na is not None:
+        owners = set(na["dso_id"]) | {TSO_ID}
+        out += _rows(spec, cons, ~cons["owner_id"].isin(owners) & cons["owner_id"].notna(),
+                     "owner_id", "unknown owner: must be 'tso' or a DSO in node_areas")
+    every = cons["interval_start"].isna()
+    mixed = cons.groupby("constraint_id")["interval_start"].transform(
+        lambda s: s.isna().any() and s.notna().any())
+    out += _rows(spec, cons, mixed.astype(bool) & ~every, "interval_start",
+                 "constraint has both an every-interval row and per-interval rows")
+    owners_per = cons.groupby("constraint_id")["owner_id"].transform("nunique") > 1
+    out += _rows(spec, cons, owners_per, "owner_id", "constraint has more than one owner")
+    return out
+
+
+def _signal_rules(sig: pd.DataFrame) -> list[Finding]:
+    spec = TABLES["signals"]
+    amber = sig["state"] == "amber"
+    out = _rows(spec, sig, amber & sig["headroom_up_mw"].isna(), "headroom_up_mw",
+                "amber signal needs headroom_up_mw")
+    out += _rows(spec, sig, amber & sig["headroom_down_mw"].isna(), "headroom_down_mw",
+                 "amber signal needs headroom_down_mw")
+    return out
