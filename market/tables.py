@@ -92,15 +92,7 @@ def read_step(inp: StepInput, model: LinearModel, index: StepIndex, sol: Solutio
         awards) else awards["pos"]
 
     needs = _need_results(inp, index, sol, priced, lam)
-    node_prices = pd.DataFrame()
-    if len(index.balance_t):
-        on = has_balance
-        node_prices = pd.DataFrame({
-            "node_id": bids["node_id"].to_numpy()[on], "t": t[on],
-            "energy_eur_mwh": lam[t[on]],
-            "congestion_eur_mwh": congestion[on] * sign[on],
-            "step": stats.step,
-        }).drop_duplicates(["node_id", "t"])
+    node_prices = _node_prices(inp, index, marg, lam, stats.step)
     liquidity = pd.DataFrame({
         "buyer_id": ["tso"] * int(bids["tso_eff"].sum()) + list(
             dso_needs["buyer_id"].to_numpy()[need_of.to_numpy().astype(int)]),
@@ -110,6 +102,33 @@ def read_step(inp: StepInput, model: LinearModel, index: StepIndex, sol: Solutio
                                                offered_mw=("quantity_mw", "sum"))
     liquidity["step"] = stats.step
     return StepOutcome(awards, needs, node_prices, liquidity, stats)
+
+
+def _node_prices(inp: StepInput, index: StepIndex, marg: dict[str, np.ndarray], lam: np.ndarray,
+                 step: str) -> pd.DataFrame:
+    """Up-price per node and balance interval: energy (balance dual) + congestion.
+
+    ``congestion(n, t) = sum_c (m_max + m_min)(c, t) * factor(c, n)``: the value of one MW of
+    up activation at ``n`` through the network rows (DC-OPF locational price).
+    """
+    if not len(index.balance_t):
+        return pd.DataFrame()
+    nodes = np.unique(inp.node_areas["node_id"].to_numpy().astype(str))
+    grid = pd.DataFrame({"node_id": np.repeat(nodes, len(index.balance_t)),
+                         "t": np.tile(index.balance_t, len(nodes))})
+    net = inp.network.reset_index(drop=True)
+    if len(net) and "flow_max" in marg:
+        rows = net[["constraint_id", "t"]].assign(m=marg["flow_max"] + marg["flow_min"])
+        cong = rows.merge(inp.sens, on="constraint_id")
+        cong = (cong.assign(v=cong["m"] * cong["factor"]).groupby(["node_id", "t"])["v"].sum()
+                .rename("congestion_eur_mwh").reset_index())
+        grid = grid.merge(cong, on=["node_id", "t"], how="left")
+    else:
+        grid["congestion_eur_mwh"] = 0.0
+    grid["congestion_eur_mwh"] = grid["congestion_eur_mwh"].fillna(0.0)
+    grid["energy_eur_mwh"] = lam[grid["t"].to_numpy()]
+    grid["step"] = step
+    return grid
 
 
 def _tso_need_ids(tso_needs: pd.DataFrame, bids: pd.DataFrame) -> np.ndarray:

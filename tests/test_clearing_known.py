@@ -1,0 +1,215 @@
+"""Hand-solvable batches: quantities AND prices (duals) are pinned for every rule."""
+
+import pytest
+from helpers import (
+    area, award_mw, bid, constraint, dso_need, make_batch, price_of, signal, tso_need,
+)
+
+from market import clear
+
+DESIGNS = ["single", "dso-led", "tso-only"]
+
+
+@pytest.mark.parametrize("design", DESIGNS)
+def test_plain_merit_order(design):
+    b = make_batch([bid("b1", 10, 5), bid("b2", 20, 5), bid("b3", 30, 5)], [tso_need("N", 7)])
+    r = clear(b, design, "pay-as-clear")
+    assert award_mw(r, "b1") == pytest.approx(5)
+    assert award_mw(r, "b2") == pytest.approx(2)
+    assert award_mw(r, "b3") == 0
+    assert price_of(r, "N") == pytest.approx(20)  # marginal bid sets the price
+    assert set(r.awards["price_eur_mwh"]) == {20.0}
+    pab = clear(b, design, "pay-as-bid")
+    assert sorted(pab.awards["price_eur_mwh"]) == [10.0, 20.0]
+    assert pab.metrics["total_cost_eur"] == pytest.approx(5 * 10 + 2 * 20)
+
+
+def test_down_merit_order_price_sign():
+    """Down need: the TSO pays down bids; cheapest first, price = marginal down bid."""
+    b = make_batch([bid("d1", 5, 4, direction="down"), bid("d2", 12, 4, direction="down"),
+                    bid("d3", -3, 1, direction="down")], [tso_need("N", 6, "down")])
+    r = clear(b, "single", "pay-as-clear")
+    assert award_mw(r, "d3") == 1 and award_mw(r, "d1") == 4 and award_mw(r, "d2") == 1
+    assert price_of(r, "N") == pytest.approx(12)
+
+
+def test_red_area_is_skipped_by_tso():
+    b = make_batch([bid("cheap", 5, 10, node="n1"), bid("dear", 50, 10, node="n2")],
+                   [tso_need("N", 4)], signals=[signal("a-n1", "red")])
+    for design in DESIGNS:
+        r = clear(b, design, "pay-as-clear")
+        assert award_mw(r, "cheap") == 0, design
+        assert award_mw(r, "dear") == pytest.approx(4)
+        assert price_of(r, "N") == pytest.approx(50)
+
+
+def test_amber_caps_tso_at_headroom():
+    b = make_batch([bid("cheap", 5, 10, node="n1"), bid("dear", 50, 10, node="n2")],
+                   [tso_need("N", 4)], signals=[signal("a-n1", "amber", up=1.5, down=0)])
+    r = clear(b, "single", "pay-as-clear")
+    assert award_mw(r, "cheap") == pytest.approx(1.5)
+    assert award_mw(r, "dear") == pytest.approx(2.5)
+    assert price_of(r, "N") == pytest.approx(50)
+    # the amber area's bid earns the system price minus the signal's rent: 50 - 45 = 5
+    cheap = r.awards.loc[r.awards["bid_id"] == "cheap", "clearing_price_eur_mwh"].iloc[0]
+    assert cheap == pytest.approx(5)
+    # tso-only sees red only: amber does not bind there
+    assert award_mw(clear(b, "tso-only"), "cheap") == pytest.approx(4)
+
+
+def test_dso_may_use_own_red_area_for_own_need():
+    b = make_batch([bid("local", 30, 5, node="n1"), bid("far", 10, 5, node="n2")],
+                   [dso_need("D", "a-n1", 2)], signals=[signal("a-n1", "red")])
+    for design in DESIGNS:
+        r = clear(b, design, "pay-as-clear")
+        assert award_mw(r, "local", "dso1") == pytest.approx(2), design
+        assert price_of(r, "D") == pytest.approx(30)
+
+
+def test_tso_and_dso_compete_for_one_bid():
+    """One cheap bid in the DSO's area; both buyers want it.
+
+    single: the DSO's need is met by the cheap bid (it is the only bid in its area); the TSO
+    covers its 6 MW with the rest of the cheap bid (2 MW) and 4 MW of the dear one, so the
+    system price is 40 and the DSO's need costs 40 - 40 = 0 over energy (its congestion
+    price is the premium of the area over the system, zero here).
+    """
+    b = make_batch([bid("cheap", 10, 5, node="n1"), bid("dear", 40, 10, node="n2")],
+                   [tso_need("T", 6), dso_need("D", "a-n1", 3)])
+    r = clear(b, "single", "pay-as-clear")
+    assert award_mw(r, "cheap", "dso1") == pytest.approx(3)
+    assert award_mw(r, "cheap", "tso") == pytest.approx(2)
+    assert award_mw(r, "dear", "tso") == pytest.approx(1)  # DSO's 3 MW up count in the balance
+    assert price_of(r, "T") == pytest.approx(40)
+    # DSO's need price: energy (40) + area premium (10 - 40 = -30 -> bid value) ...
+    assert r.metrics["hidden_coupling_der_intervals"] == 1  # same DER bought by two buyers
+    t = clear(b, "tso-only", "pay-as-clear")
+    assert award_mw(t, "cheap", "tso") == pytest.approx(5)  # TSO takes it all first
+    assert t.unmet.set_index("need_id").loc["D", "unmet_mw"] == pytest.approx(3)
+    d = clear(b, "dso-led", "pay-as-clear")
+    assert award_mw(d, "cheap", "dso1") == pytest.approx(3)
+    assert award_mw(d, "dear", "tso") == pytest.approx(1)
+    assert d.metrics["tier_bypassing_count"] == 0
+
+
+def test_binding_feeder_changes_merit_order():
+    """Feeder head import limit 2 MW: down activations (more load) below it are capped."""
+    bids = [bid("f1", 5, 5, node="n1", direction="down"),
+            bid("f2", 15, 5, node="n2", direction="down")]
+    cons = [constraint("head", base=1.0, max_mw=2.0)]
+    sens = [{"constraint_id": "head", "node_id": "n1", "factor": -1.0}]
+    b = make_batch(bids, [tso_need("N", 4, "down")], constraints=cons, sens=sens)
+    r = clear(b, "single", "pay-as-clear")
+    assert award_mw(r, "f1") == pytest.approx(1)  # 1 MW headroom
+    assert award_mw(r, "f2") == pytest.approx(3)
+    assert price_of(r, "N") == pytest.approx(15)
+    assert r.flows["violation_mw"].max() == 0
+    np_ = r.node_prices.set_index("node_id")
+    # down price at n1 is 15 - congestion; the congestion part at n1 is 10 for up
+    assert np_.loc["n1", "price_up_eur_mwh"] == pytest.approx(-5)
+    assert np_.loc["n2", "price_up_eur_mwh"] == pytest.approx(-15)
+    # tso-only ignores the feeder and overloads it by 3 MW
+    t = clear(b, "tso-only")
+    assert award_mw(t, "f1") == pytest.approx(4)
+    assert t.flows["violation_mw"].max() == pytest.approx(3)
+    assert t.metrics["distribution_violation_mwh"] == pytest.approx(3)
+
+
+def test_tie_broken_by_bid_id():
+    b = make_batch([bid("b2", 10, 5), bid("b1", 10, 5), bid("b3", 10, 5)], [tso_need("N", 7)])
+    r = clear(b, "single", "pay-as-clear")
+    assert award_mw(r, "b1") == pytest.approx(5)
+    assert award_mw(r, "b2") == pytest.approx(2)
+    assert award_mw(r, "b3") == 0
+    assert price_of(r, "N") == pytest.approx(10)
+
+
+def test_unmet_must_meet_need_priced_at_voll():
+    b = make_batch([bid("b1", 10, 3)], [tso_need("N", 5)], voll=1000)
+    r = clear(b, "single", "pay-as-clear")
+    assert award_mw(r, "b1") == pytest.approx(3)
+    assert r.unmet.set_index("need_id").loc["N", "unmet_mw"] == pytest.approx(2)
+    assert price_of(r, "N") == pytest.approx(1000)
+
+
+def test_elastic_need_bought_only_below_its_price():
+    b = make_batch([bid("b1", 10, 3), bid("b2", 60, 3)], [tso_need("N", 5, max_price=50)])
+    r = clear(b, "single", "pay-as-clear")
+    assert award_mw(r, "b1") == pytest.approx(3)
+    assert award_mw(r, "b2") == 0
+    assert len(r.unmet) == 0
+    assert price_of(r, "N") == pytest.approx(50)  # the elastic demand is marginal
+
+
+def test_min_quantity_bid_all_or_nothing_prices_from_fixed_lp():
+    b = make_batch([bid("lumpy", 10, 5, minq=5), bid("flex", 30, 5)], [tso_need("N", 3)])
+    r = clear(b, "single", "pay-as-clear")
+    # 5 MW of lumpy would overshoot a 3 MW need (imbalance at VoLL): take flex
+    assert award_mw(r, "lumpy") == 0
+    assert award_mw(r, "flex") == pytest.approx(3)
+    assert price_of(r, "N") == pytest.approx(30)
+    b2 = make_batch([bid("lumpy", 10, 5, minq=2), bid("flex", 30, 5)], [tso_need("N", 3)])
+    r2 = clear(b2, "single", "pay-as-clear")
+    assert award_mw(r2, "lumpy") == pytest.approx(3)
+    assert price_of(r2, "N") == pytest.approx(10)
+
+
+def test_exclusive_group_takes_at_most_one():
+    b = make_batch([bid("e1", 10, 5, excl="g"), bid("e2", 12, 5, excl="g"), bid("o", 50, 10)],
+                   [tso_need("N", 8)])
+    r = clear(b, "single", "pay-as-clear")
+    assert award_mw(r, "e1") == pytest.approx(5)
+    assert award_mw(r, "e2") == 0
+    assert award_mw(r, "o") == pytest.approx(3)
+    assert price_of(r, "N") == pytest.approx(50)
+
+
+def test_block_accepted_at_one_fraction_across_intervals():
+    bids = [bid("k0", 20, 4, t=0, block="K"), bid("k1", 20, 2, t=1, block="K"),
+            bid("s0", 40, 10, t=0), bid("s1", 40, 10, t=1)]
+    b = make_batch(bids, [tso_need("N0", 2, t=0), tso_need("N1", 2, t=1)], n_intervals=2)
+    r = clear(b, "single", "pay-as-clear")
+    # block fraction f: k0 = 4f <= 2 -> f = 0.5, k1 = 1 MW; s1 covers the other 1 MW
+    assert award_mw(r, "k0") == pytest.approx(2)
+    assert award_mw(r, "k1") == pytest.approx(1)
+    assert award_mw(r, "s1") == pytest.approx(1)
+    assert award_mw(r, "s0") == 0
+
+
+def test_services_restrict_buyers():
+    b = make_batch([bid("dso_only", 5, 5, services="dso_congestion"), bid("any", 20, 5)],
+                   [tso_need("N", 3)])
+    r = clear(b, "single", "pay-as-clear")
+    assert award_mw(r, "dso_only") == 0
+    assert award_mw(r, "any") == pytest.approx(3)
+
+
+def test_three_bus_negative_prices():
+    """DESIGN.md 7: costs 10/20/100, equal reactances, line 1-3 at 10 MW, 100 MW at bus 3."""
+    bids = [bid("g1", 10, 1000, node="1"), bid("g2", 20, 1000, node="2"),
+            bid("g3", 100, 1000, node="3")]
+    # PTDF with bus 3 as reference: line 1-3 sees 2/3 of an injection at 1, 1/3 at 2.
+    cons = [constraint("l13", base=0.0, max_mw=10.0, owner="tso")]
+    sens = [{"constraint_id": "l13", "node_id": "1", "factor": 2 / 3},
+            {"constraint_id": "l13", "node_id": "2", "factor": 1 / 3}]
+    b = make_batch(bids, [tso_need("L", 100)], constraints=cons, sens=sens,
+                   areas=[area("a1", "1"), area("a2", "2"), area("a3", "3")], voll=10000)
+    r = clear(b, "single", "pay-as-clear")
+    assert [award_mw(r, g) for g in ("g1", "g2", "g3")] == pytest.approx([0, 30, 70], abs=1e-6)
+    lmp = r.node_prices.set_index("node_id")["price_up_eur_mwh"]
+    assert [lmp["1"], lmp["2"], lmp["3"]] == pytest.approx([-60, 20, 100], abs=1e-3)
+    assert r.metrics["bid_cost_eur"] == pytest.approx(7600)
+
+
+def test_pjm_five_bus():
+    """MATPOWER case5 as a batch: cost 17479.897, LMPs 16.977/26.384/30/39.943/10."""
+    from pjm5 import pjm5_batch
+
+    r = clear(pjm5_batch(), "single", "pay-as-clear")
+    assert r.metrics["bid_cost_eur"] == pytest.approx(17479.897, abs=1e-3)
+    lmp = r.node_prices.set_index("node_id")["price_up_eur_mwh"]
+    assert [lmp[n] for n in "ABCDE"] == pytest.approx([16.977, 26.384, 30.0, 39.943, 10.0],
+                                                      abs=1e-3)
+    flows = r.flows.set_index("constraint_id")
+    binding = flows[(flows["flow_mw"].abs() - flows["max_flow_mw"]).abs() < 1e-6]
+    assert list(binding.index) == ["l4-5"]
