@@ -199,7 +199,12 @@ def coerce_table(spec: TableSpec, raw: pd.DataFrame) -> tuple[pd.DataFrame | Non
             df[col.name] = _as_str(series)
         elif col.kind == "float":
             df[col.name], bad = _as_float(series)
-            findings += _cell_findings(spec, series, bad, ids, col.name, "not a number")
+            nan_text = bad & np.asarray(series.astype(str).str.strip().str.lower().isin(
+                ["nan", "-nan", "+nan"]))
+            findings += _cell_findings(spec, series, nan_text, ids, col.name,
+                                       "must be a finite number, not NaN")
+            findings += _cell_findings(spec, series, bad & ~nan_text, ids, col.name,
+                                       "not a number")
         else:
             df[col.name], naive, unreadable = _as_utc(series)
             findings += _cell_findings(spec, series, naive, ids, col.name,

@@ -21,13 +21,17 @@ from market.batch import Batch
 from market.design import Design, Step, load_design
 from market.errors import FlexmarketError, SolverError
 from market.lp import LinearModel, Solution, SolveStatus, solve_cvxpy, verify
-from market.model import StepIndex, StepInput, build_step_model, network_matrix
+from market.model import (
+    VIOLATION_FACTOR,
+    StepIndex,
+    StepInput,
+    build_step_model,
+    network_matrix,
+)
 from market.results import PRICINGS, ClearingResult, ClearingStatus, ModelStats
 from market.schemas import TSO_ID
 
 TIE_BREAK_EUR_MWH = 4e-4  # largest cost nudge that orders equal-priced bids by bid_id
-PRICE_DECIMALS = 3
-MW_DECIMALS = 6
 
 Progress = Callable[[str], None]
 
@@ -176,7 +180,7 @@ def step_inputs(batch: Batch, prep: Prepared, step: Step, taken: np.ndarray) -> 
 
     def one(name: str, b: pd.DataFrame, dn: pd.DataFrame, net: pd.DataFrame) -> StepInput:
         return StepInput(name, b, tso_needs, dn, na, net, sens, signals, net_prior,
-                         cfg.voll_eur_mwh, cfg.voll_eur_mwh)
+                         cfg.voll_eur_mwh, VIOLATION_FACTOR * cfg.voll_eur_mwh)
 
     if not step.per_dso:
         return [one(step.name, bids, dso_needs, network)]

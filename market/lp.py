@@ -249,7 +249,7 @@ def stacked(model: LinearModel) -> tuple[sp.csc_matrix, np.ndarray, np.ndarray, 
             m = sp.coo_matrix(mat)
             blocks.append(sp.coo_matrix((m.data, (m.row, m.col + col[var].start)),
                                         shape=(con.size, n_cols)))
-        parts.append(sp.vstack(blocks) if blocks else sp.coo_matrix((con.size, n_cols)))
+        parts.append(_coo_sum(blocks, (con.size, n_cols)))
         lo.append(con.rhs if con.sense in ("==", ">=") else np.full(con.size, -np.inf))
         hi.append(con.rhs if con.sense in ("==", "<=") else np.full(con.size, np.inf))
     if parts:
@@ -258,6 +258,15 @@ def stacked(model: LinearModel) -> tuple[sp.csc_matrix, np.ndarray, np.ndarray, 
     else:
         a, row_lo, row_hi = sp.csc_matrix((0, n_cols)), np.zeros(0), np.zeros(0)
     return a, row_lo, row_hi, col, rows
+
+
+def _coo_sum(blocks: list[sp.coo_matrix], shape: tuple[int, int]) -> sp.coo_matrix:
+    """Blocks of one row family over disjoint column ranges, as one COO matrix."""
+    if not blocks:
+        return sp.coo_matrix(shape)
+    return sp.coo_matrix((np.concatenate([b.data for b in blocks]),
+                          (np.concatenate([b.row for b in blocks]),
+                           np.concatenate([b.col for b in blocks]))), shape=shape)
 
 
 def solve_highspy(model: LinearModel, options: dict[str, object] | None = None) -> Solution:
@@ -280,8 +289,8 @@ def solve_highspy(model: LinearModel, options: dict[str, object] | None = None) 
     lp.a_matrix_.index_ = a.indices
     lp.a_matrix_.value_ = a.data
     if model.n_integer:
-        lp.integrality_ = np.concatenate([
-            np.full(f.size, 1 if f.integer else 0) for f in fams]).tolist()
+        kinds = (highspy.HighsVarType.kContinuous, highspy.HighsVarType.kInteger)
+        lp.integrality_ = [kinds[int(f.integer)] for f in fams for _ in range(f.size)]
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     for k, v in {**DEFAULT_HIGHS_OPTIONS, **(options or {})}.items():

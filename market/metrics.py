@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from market.batch import Batch
-from market.model import IMBALANCE_PREMIUM_EUR_MWH
+from market.model import IMBALANCE_PREMIUM_EUR_MWH, VIOLATION_FACTOR
 from market.results import ClearingResult
 from market.schemas import TSO_ID
 
@@ -76,7 +76,8 @@ def compute_metrics(batch: Batch, result: ClearingResult) -> dict[str, Any]:
     metrics["welfare_eur"] = value - bid_cost - voll * metrics["unmet_mwh"]
     metrics["system_cost_eur"] = (bid_cost - value + voll * metrics["unmet_mwh"]
                                   + (voll + IMBALANCE_PREMIUM_EUR_MWH) * metrics["imbalance_mwh"]
-                                  + voll * (metrics["distribution_violation_mwh"]
+                                  + VIOLATION_FACTOR * voll * (
+                                      metrics["distribution_violation_mwh"]
                                             + metrics["transmission_violation_mwh"]))
     liq = result.liquidity.groupby("buyer_id")["offered_mw"].sum()
     metrics["liquidity_by_buyer_mw"] = {k: float(v) for k, v in liq.items()}

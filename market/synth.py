@@ -37,7 +37,7 @@ class SynthSpec:
 def synth_batch(spec: SynthSpec) -> Batch:
     rng = np.random.default_rng(spec.seed)
     n_der, n_t = spec.bids, spec.intervals
-    n_feed = spec.feeders or max(2 * spec.dsos, n_der // 50)
+    n_feed = min(spec.feeders or max(2 * spec.dsos, n_der // 50), n_der)
     start = pd.Timestamp(spec.start).tz_convert("UTC")
     times = pd.date_range(start, periods=n_t, freq=pd.Timedelta(minutes=spec.interval_minutes))
     cfg = BatchConfig(name=f"synth-b{n_der}-t{n_t}-d{spec.dsos}-s{spec.seed}", start=start,

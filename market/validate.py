@@ -118,7 +118,10 @@ def _from_failure_cases(spec: TableSpec, df: pd.DataFrame, cases: pd.DataFrame) 
             reason = f"duplicate {'/'.join(spec.key)}: another row has the same key"
             column = spec.key[0]
         elif check == "not_nullable":
-            reason, column = "must not be empty", str(case.column)
+            column = str(case.column)
+            kind = spec.column(column).kind if column in {c.name for c in spec.columns} else ""
+            reason = "must be a finite number (empty or NaN)" if kind == "float" else (
+                "must not be empty")
         elif check.startswith("column_in_dataframe"):
             reason, column = "missing required column", str(case.failure_case)
             row = None

@@ -1,0 +1,210 @@
+"""Every bad-input case is refused with its table, row and column named; nothing is written."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from market.batch import load_batch, write_batch
+from market.cli import app
+from market.errors import BatchValidationError
+from market.synth import SynthSpec, synth_batch
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("good") / "batch"
+    write_batch(synth_batch(SynthSpec(bids=12, intervals=4, dsos=2, seed=3)), folder, "csv")
+    return folder
+
+
+def corrupt(good: Path, tmp_path: Path, table: str, edit) -> Path:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "bad"
+    shutil.copytree(good, folder)
+    path = folder / f"{table}.csv"
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df = edit(df)
+    df.to_csv(path, index=False)
+    return folder
+
+
+def refused(folder: Path) -> BatchValidationError:
+    before = sorted(p.name for p in folder.iterdir())
+    with pytest.raises(BatchValidationError) as info:
+        load_batch(folder)
+    result = runner.invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 2
+    assert sorted(p.name for p in folder.iterdir()) == before  # nothing written
+    return info.value
+
+
+def set_cell(table_row: int, column: str, value: str):  # type: ignore[no-untyped-def]
+    def edit(df: pd.DataFrame) -> pd.DataFrame:
+        df.loc[table_row, column] = value
+        return df
+    return edit
+
+
+def assert_names(err: BatchValidationError, table: str, row: int | None, column: str | None,
+                 reason_part: str) -> None:
+    hits = [f for f in err.findings if f.table == table and f.row == row and f.column == column
+            and reason_part in f.reason]
+    assert hits, f"no finding {table}/{row}/{column}/{reason_part!r} in:\n{err}"
+    text = str(err)
+    assert table in text and (column or "") in text
+
+
+CASES = [
+    ("bids", 2, "node_id", "zzz", "unknown node_id"),
+    ("needs", 0, "area_id", "nowhere", "tso_balancing needs use area"),
+    ("bids", 1, "dso_id", "dso-x", "unknown DSO"),
+    ("bids", 3, "quantity_mw", "0", "must be > 0"),
+    ("bids", 4, "quantity_mw", "-1.5", "must be > 0"),
+    ("bids", 5, "min_quantity_mw", "99", "min_quantity_mw exceeds quantity_mw"),
+    ("bids", 6, "price_eur_mwh", "nan", "must be a finite number"),
+    ("bids", 7, "price_eur_mwh", "inf", "must be a finite number"),
+    ("bids", 8, "interval_start", "2026-03-02T00:00:00", "naive"),
+    ("bids", 9, "interval_start", "2026-03-02T00:07:00+00:00", "not on the 15-minute grid"),
+    ("bids", 10, "interval_start", "2026-03-05T00:00:00+00:00", "outside the batch horizon"),
+    ("bids", 11, "direction", "sideways", "must be one of up, down"),
+    ("signals", 0, "state", "purple", "must be one of green, amber, red"),
+    ("needs", 1, "service", "voltage", "must be one of"),
+    ("bids", 2, "services", "tso_balancing;frequency", "must be ';'-separated"),
+    ("bids", 3, "quantity_mw", "lots", "not a number"),
+    ("bids", 4, "interval_start", "yesterday", "not a timestamp"),
+    ("constraints", 0, "min_flow_mw", "1000", "min_flow_mw exceeds max_flow_mw"),
+    ("sensitivities", 0, "node_id", "ghost", "unknown node_id"),
+]
+
+
+@pytest.mark.parametrize(("table", "row", "column", "value", "reason"), CASES,
+                         ids=[f"{c[0]}-{c[2]}-{c[4][:20]}" for c in CASES])
+def test_bad_cell_is_named(good, tmp_path, table, row, column, value, reason):
+    err = refused(corrupt(good, tmp_path, table, set_cell(row, column, value)))
+    assert_names(err, table, row, column, reason)
+
+
+def test_duplicate_bid_id(good, tmp_path):
+    def edit(df):
+        df.loc[1, "bid_id"] = df.loc[0, "bid_id"]
+        return df
+    err = refused(corrupt(good, tmp_path, "bids", edit))
+    assert_names(err, "bids", 0, "bid_id", "duplicate")
+    assert_names(err, "bids", 1, "bid_id", "duplicate")
+
+
+def test_unknown_area_in_dso_need(good, tmp_path):
+    def edit(df):
+        df.loc[0, ["buyer_id", "service", "area_id"]] = ["dso0", "dso_congestion", "nowhere"]
+        return df
+    err = refused(corrupt(good, tmp_path, "needs", edit))
+    assert_names(err, "needs", 0, "area_id", "unknown area")
+
+
+def test_dso_need_in_other_dsos_area(good, tmp_path):
+    na = pd.read_csv(good / "node_areas.csv", dtype=str)
+    other_area = na.loc[na["dso_id"] == "dso1", "area_id"].iloc[0]
+
+    def edit(df):
+        df.loc[0, ["buyer_id", "service", "area_id"]] = ["dso0", "dso_congestion", other_area]
+        return df
+    err = refused(corrupt(good, tmp_path, "needs", edit))
+    assert_names(err, "needs", 0, "buyer_id", "DSO owning the area")
+
+
+def test_unknown_dso_in_signal(good, tmp_path):
+    err = refused(corrupt(good, tmp_path, "signals", set_cell(2, "dso_id", "dso9")))
+    assert_names(err, "signals", 2, "area_id", "unknown dso_id/area_id")
+
+
+def test_block_spanning_dsos(good, tmp_path):
+    bids = pd.read_csv(good / "bids.csv", dtype=str, keep_default_na=False)
+    a = bids.index[bids["dso_id"] == "dso0"][0]
+    b = bids.index[bids["dso_id"] == "dso1"][0]
+
+    def edit(df):
+        df.loc[[a, b], "block_id"] = "BLK"
+        return df
+    err = refused(corrupt(good, tmp_path, "bids", edit))
+    assert_names(err, "bids", int(a), "block_id", "block spans more than one DSO")
+    assert_names(err, "bids", int(b), "block_id", "block spans more than one DSO")
+
+
+def test_missing_required_column(good, tmp_path):
+    err = refused(corrupt(good, tmp_path, "bids", lambda df: df.drop(columns=["price_eur_mwh"])))
+    assert_names(err, "bids", None, "price_eur_mwh", "missing required column")
+
+
+def test_empty_bids_table(good, tmp_path):
+    err = refused(corrupt(good, tmp_path, "bids", lambda df: df.iloc[:0]))
+    assert_names(err, "bids", None, None, "bids table is empty")
+
+
+def test_wrong_column_type_in_parquet(good, tmp_path):
+    folder = tmp_path / "pq"
+    batch = load_batch(good)
+    write_batch(batch, folder, "parquet")
+    bids = pd.read_parquet(folder / "bids.parquet")
+    bids["quantity_mw"] = bids["quantity_mw"].astype(str)  # a string column in Parquet
+    bids.loc[2, "quantity_mw"] = "two"
+    bids["interval_start"] = bids["interval_start"].dt.tz_localize(None)  # naive datetime type
+    bids.to_parquet(folder / "bids.parquet")
+    err = refused(folder)
+    assert_names(err, "bids", 2, "quantity_mw", "not a number")
+    assert_names(err, "bids", 0, "interval_start", "naive")
+
+
+def test_every_bad_row_reported_at_once(good, tmp_path):
+    def edit(df):
+        df.loc[0, "quantity_mw"] = "-1"
+        df.loc[1, "price_eur_mwh"] = "abc"
+        df.loc[2, "node_id"] = "ghost"
+        return df
+    err = refused(corrupt(good, tmp_path, "bids", edit))
+    assert {(f.row, f.column) for f in err.findings} >= {
+        (0, "quantity_mw"), (1, "price_eur_mwh"), (2, "node_id")}
+
+
+def test_amber_without_headroom(good, tmp_path):
+    def edit(df):
+        df.loc[0, ["state", "headroom_up_mw"]] = ["amber", ""]
+        return df
+    err = refused(corrupt(good, tmp_path, "signals", edit))
+    assert_names(err, "signals", 0, "headroom_up_mw", "amber signal needs headroom_up_mw")
+
+
+def test_valid_batch_prints_summary(good):
+    result = runner.invoke(app, ["validate", str(good)])
+    assert result.exit_code == 0, result.output
+    for word in ("horizon", "dso0", "up MW", "needs per buyer", "valid"):
+        assert word in result.output
+
+
+def test_clear_refuses_bad_batch_and_writes_nothing(good, tmp_path):
+    folder = corrupt(good, tmp_path, "bids", set_cell(0, "quantity_mw", "-3"))
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["clear", str(folder), "--out", str(out)])
+    assert result.exit_code == 2
+    assert not out.exists()
+
+
+def test_csv_and_parquet_give_equal_batches(good, tmp_path):
+    a = load_batch(good)
+    write_batch(a, tmp_path / "pq", "parquet")
+    b = load_batch(tmp_path / "pq")
+    for name in ("bids", "needs", "node_areas", "constraints", "sensitivities", "signals"):
+        pd.testing.assert_frame_equal(a.table(name), b.table(name), check_dtype=False)
+    assert a.config == b.config
+
+
+def test_loader_keeps_timestamps_utc(good):
+    b = load_batch(good)
+    assert str(b.bids["interval_start"].dt.tz) == "UTC"
+    assert np.all(b.bids["quantity_mw"] > 0)
