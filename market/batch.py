@@ -21,7 +21,7 @@ from market.errors import BatchError, BatchValidationError, Finding
 from market.schemas import BATCH_TABLES, TableSpec
 
 DEFAULT_VOLL_EUR_MWH = 10_000.0
-DEFAULT_HOP_LATENCY_S = {"tso": 4.0, "dso": 2.0, "aggregator": 1.0, "coordinator": 1.0}
+DEFAULT_HOP_LATENCY_S = {"tso": 4.0, "dso": 2.0, "idso": 1.0, "aggregator": 1.0, "coordinator": 1.0}
 _TZ_SUFFIX = re.compile(r"(Z|z|[+-]\d{2}(:?\d{2})?)$")
 
 

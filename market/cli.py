@@ -173,5 +173,95 @@ def designs_show(name: Annotated[str, typer.Argument(help="preset or .toml path"
     console.print(skeleton_text(d), highlight=False, markup=False)
 
 
+CORE_DESIGNS = "single,dso-led,tso-only"
+
+
+def _design_list(designs: str) -> list[str]:
+    from market.design import preset_names
+
+    names = [d.strip() for d in designs.split(",") if d.strip()]
+    return preset_names() if names == ["all"] else names
+
+
+def run_compare(b: Batch, designs: list[str], pricing: str, out: Path,
+                scheduler: str | None) -> list:  # type: ignore[type-arg]
+    """Clear every design, write each run folder, comparison.parquet and report.html."""
+    from market.comparison import clear_designs, comparison_table
+    from market.report import render_report
+    from market.runio import write_run
+
+    t0 = time.perf_counter()
+    with _progress() as prog:
+        task = prog.add_task(f"clearing {len(designs)} designs", total=None)
+        results = clear_designs(b, designs, pricing, scheduler,
+                                progress=lambda s: prog.update(task, description=s))
+    t1 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    for r in results:
+        write_run(out / "runs" / r.design.name, b, r, {"design": r.design.name,
+                                                       "pricing": pricing},
+                  {"clear_all_designs": t1 - t0})
+    table = comparison_table(results)
+    table.to_parquet(out / "comparison.parquet", index=False)
+    (out / "report.html").write_text(render_report(b, results))
+    return results
+
+
+@app.command()
+def compare(
+    batch: Annotated[Path, typer.Argument(help="batch folder")],
+    designs: Annotated[str, typer.Option(help="comma-separated presets or .toml paths; "
+                                         "'all' for every preset")] = CORE_DESIGNS,
+    pricing: Annotated[str, typer.Option(help="pay-as-bid or pay-as-clear")] = "pay-as-clear",
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/compare"),
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address")] = None,
+) -> None:
+    """Clear the same batch under several designs; write comparison.parquet and report.html."""
+    b = _load(batch)
+    try:
+        results = run_compare(b, _design_list(designs), pricing, out, scheduler)
+    except FlexmarketError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from exc
+    console.print(comparison_rich(results))
+    console.print(f"report: [bold]{out / 'report.html'}[/]")
+
+
+SHORT = [("system_cost_eur", "system cost EUR"), ("unmet_mwh", "unmet MWh"),
+         ("distribution_violation_mwh", "viol. MWh"), ("imbalance_mwh", "imbal. MWh"),
+         ("tier_bypassing_count", "bypass"), ("hidden_coupling_der_intervals", "coupling"),
+         ("observability_min", "observ."), ("latency_s_max", "latency s"),
+         ("cyber_exposure_parties", "cyber")]
+
+
+def comparison_rich(results: list) -> Table:  # type: ignore[type-arg]
+    t = Table(title="design comparison (details in report.html)")
+    t.add_column("design")
+    for _, label in SHORT:
+        t.add_column(label, justify="right")
+    for r in results:
+        t.add_row(r.design.name, *[_short(r.metrics.get(k, float("nan"))) for k, _ in SHORT])
+    return t
+
+
+def _short(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}".rstrip("0").rstrip(".") or "0"
+
+
+@app.command()
+def demo(
+    data: Annotated[Path, typer.Option(help="folder with sample/ and meter.parquet")] = Path(
+        "data"),
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/sample"),
+) -> None:
+    """The main job on the sample: validate, clear every preset design, compare, settle."""
+    b = _load(data / "sample")
+    for t in summary_tables(b):
+        console.print(t)
+    results = run_compare(b, _design_list("all"), "pay-as-clear", out, None)
+    console.print(comparison_rich(results))
+    console.print(f"report: [bold]{out / 'report.html'}[/]")
+
+
 def main() -> None:  # pragma: no cover
     app()

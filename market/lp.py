@@ -194,7 +194,7 @@ def solve_cvxpy(model: LinearModel, options: dict[str, object] | None = None) ->
     t1 = time.perf_counter()
     opts = {**DEFAULT_HIGHS_OPTIONS, **(options or {})}
     try:
-        problem.solve(solver="HIGHS", **opts)
+        problem.solve(solver="HIGHS", canon_backend="SCIPY", **opts)
     except cp.error.SolverError as exc:
         return Solution(SolveStatus.FAILED, np.nan, {}, {}, t1 - t0,
                         time.perf_counter() - t1, "HIGHS", str(exc))

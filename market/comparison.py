@@ -1,0 +1,80 @@
+"""Clearing one batch under several designs and tabulating their metrics side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+
+from market.batch import Batch
+from market.clearing import clear
+from market.design import Design, load_design
+from market.results import ClearingResult
+
+UNITS = (("_mwh", "MWh"), ("_mw", "MW"), ("_eur", "EUR"), ("_s", "s"), ("_count", "count"),
+         ("_parties", "count"), ("_variables", "count"), ("_constraints", "count"),
+         ("_integer", "count"), ("_models", "count"), ("_intervals", "count"),
+         ("_tiers_max", "tiers"), ("_tiers_mean", "tiers"), ("_min", "share"),
+         ("_by_dso", "share"))
+
+# Which way is better, for colouring the report: -1 lower is better, +1 higher is better.
+BETTER = {"tier_bypassing": -1, "hidden_coupling": -1, "violation": -1, "observability": 1,
+          "latency": -1, "scalability": -1, "cyber": -1, "cost": -1, "unmet": -1,
+          "imbalance": -1, "welfare": 1, "liquidity": 1}
+
+
+def unit_of(metric: str) -> str:
+    base = metric.split("[", 1)[0]
+    for suffix, unit in UNITS:
+        if base.endswith(suffix) or f"{suffix}_" in base:
+            return unit
+    return ""
+
+
+def flatten(metrics: dict[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k, v in metrics.items():
+        if isinstance(v, dict):
+            for sub, x in v.items():
+                out[f"{k}[{sub}]"] = float(x)
+        else:
+            out[k] = float(v)
+    return out
+
+
+def comparison_table(results: Sequence[ClearingResult]) -> pd.DataFrame:
+    """One row per design and metric, with its unit."""
+    rows = []
+    for r in results:
+        for metric, value in flatten(r.metrics).items():
+            rows.append({"design": r.design.name, "metric": metric, "value": value,
+                         "unit": unit_of(metric), "pricing": r.pricing})
+    return pd.DataFrame(rows)
+
+
+def clear_designs(batch: Batch, designs: Sequence[str | Design], pricing: str = "pay-as-bid",
+                  scheduler: str | None = None,
+                  progress: Callable[[str], None] | None = None) -> list[ClearingResult]:
+    """Clear each design on the same batch, concurrently (Dask: threads, or a cluster)."""
+    import dask
+
+    loaded = [d if isinstance(d, Design) else load_design(d) for d in designs]
+    names = [d.name for d in loaded]
+    if len(set(names)) != len(names):
+        raise ValueError(f"design names must be unique: {names}")
+    tasks = [dask.delayed(clear)(batch, d, pricing) for d in loaded]
+    if progress:
+        progress(f"clearing {len(tasks)} designs")
+    if scheduler:
+        from distributed import Client
+
+        with Client(scheduler) as client:
+            return list(client.gather(client.compute(tasks)))
+    return list(dask.compute(*tasks, scheduler="threads", num_workers=2))
+
+
+def results_frame(results: Sequence[ClearingResult], table: str) -> pd.DataFrame:
+    frames = [r.tables()[table].assign(design=r.design.name) for r in results
+              if len(r.tables()[table])]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -1,0 +1,160 @@
+"""Designs as data: presets, user files, and the coordination metrics on known cases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import bid, constraint, dso_need, make_batch, signal, tso_need
+from typer.testing import CliRunner
+
+from market import clear, load_batch
+from market.cli import app
+from market.design import load_design, preset_names
+from market.errors import DesignError
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+REPORT_MODELS = {
+    "single", "eu-dso-traffic-light", "tso-only", "dso-led", "hybrid-dso", "nyiso-alt2",
+    "aemo-three-way-idso", "japan-tdso-coordinator",
+}
+
+
+def test_every_report_model_is_a_preset_with_its_section():
+    assert REPORT_MODELS <= set(preset_names())
+    for name in preset_names():
+        d = load_design(name)
+        assert d.report_section, name
+        assert d.steps
+
+
+@pytest.fixture(scope="module")
+def sample():  # type: ignore[no-untyped-def]
+    return load_batch(SAMPLE)
+
+
+@pytest.mark.parametrize("name", sorted(REPORT_MODELS))
+def test_every_preset_clears_the_sample(sample, name):
+    r = clear(sample, name, "pay-as-clear")
+    assert r.ok
+    assert len(r.awards) > 0
+    per_bid = r.awards.groupby("bid_id")["quantity_mw"].sum()
+    q = sample.bids.set_index("bid_id")["quantity_mw"]
+    assert (per_bid <= q.reindex(per_bid.index) + 1e-6).all()
+
+
+def feeder_case():  # type: ignore[no-untyped-def]
+    """A cheap down bid under a feeder with 1 MW headroom; a dear one elsewhere."""
+    bids = [bid("under", 5, 4, node="n1", direction="down"),
+            bid("elsewhere", 30, 4, node="n2", direction="down")]
+    cons = [constraint("head", base=1.0, max_mw=2.0)]
+    sens = [{"constraint_id": "head", "node_id": "n1", "factor": -1.0}]
+    return make_batch(bids, [tso_need("N", 3, "down")], constraints=cons, sens=sens)
+
+
+def test_tso_only_bypasses_and_violates_where_others_do_not():
+    b = feeder_case()
+    tso_only, single, dso_led = (clear(b, d) for d in ("tso-only", "single", "dso-led"))
+    assert tso_only.metrics["distribution_violation_mwh"] == pytest.approx(2.0)
+    assert tso_only.metrics["tier_bypassing_count"] == 1
+    assert tso_only.metrics["tier_bypassing_mw"] == pytest.approx(3)
+    assert tso_only.metrics["observability_min"] == 0.0
+    assert single.metrics["distribution_violation_mwh"] == 0
+    assert dso_led.metrics["distribution_violation_mwh"] == 0
+    assert dso_led.metrics["tier_bypassing_count"] == 0
+    assert dso_led.metrics["tier_bypassing_mw"] == 0
+
+
+def test_hidden_coupling_exactly_when_two_buyers_activate_one_der():
+    # one DER, one bid: the DSO needs 1 MW of it, the TSO 2 MW more: two buyers, one DER
+    b = make_batch([bid("b", 10, 5, node="n1", der="D1"), bid("o", 50, 5, node="n2")],
+                   [tso_need("T", 3), dso_need("X", "a-n1", 1)])
+    r = clear(b, "single")
+    assert r.metrics["hidden_coupling_der_intervals"] == 1
+    assert r.metrics["hidden_coupling_opposite_mw"] == 0
+    # without the DSO need, only the TSO buys: no coupling
+    b2 = make_batch([bid("b", 10, 5, node="n1", der="D1"), bid("o", 50, 5, node="n2")],
+                    [tso_need("T", 3)])
+    assert clear(b2, "single").metrics["hidden_coupling_der_intervals"] == 0
+
+
+def test_opposite_direction_coupling_in_tso_only():
+    """The TSO buys a DER's down bid; the DSO later buys the same DER's up bid."""
+    bids = [bid("dn", 5, 2, node="n1", der="D1", direction="down"),
+            bid("up", 20, 2, node="n1", der="D1", direction="up")]
+    b = make_batch(bids, [tso_need("T", 2, "down"), dso_need("X", "a-n1", 1, "up")])
+    r = clear(b, "tso-only")
+    assert r.metrics["hidden_coupling_der_intervals"] == 1
+    assert r.metrics["hidden_coupling_opposite_mw"] == pytest.approx(1)
+    assert r.metrics["imbalance_mwh"] == pytest.approx(1)  # the late DSO activation
+
+
+def test_red_signal_respected_by_eu_traffic_light():
+    b = make_batch([bid("red", 5, 5, node="n1"), bid("ok", 50, 5, node="n2")],
+                   [tso_need("T", 2)], signals=[signal("a-n1", "red")])
+    r = clear(b, "eu-dso-traffic-light")
+    assert r.awards.set_index("bid_id").loc["ok", "quantity_mw"] == pytest.approx(2)
+    assert r.metrics["tier_bypassing_count"] == 0
+    assert r.metrics["cyber_exposure_parties"] >= 2  # aggregator and DER data links
+
+
+def test_latency_and_cyber_follow_paths():
+    b = make_batch([bid("a", 10, 5, node="n1")], [tso_need("T", 1)])
+    idso = clear(b, "aemo-three-way-idso").metrics
+    single = clear(b, "single").metrics
+    assert idso["latency_path_tiers_max"] == 5 and single["latency_path_tiers_max"] == 3
+    assert idso["latency_s_max"] == pytest.approx(4 + 1 + 2 + 1)  # tso, idso, dso, aggregator
+    assert idso["cyber_exposure_parties"] == 1  # only the iDSO talks to the TSO
+    assert single["cyber_exposure_parties"] == 1  # one aggregator dispatched directly
+
+
+def test_user_design_file_without_code(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text("""
+name = "tso-first-with-signals"
+title = "TSO first, full traffic lights"
+report_section = "user"
+[[steps]]
+name = "tso"
+buyers = ["tso"]
+signals = "full"
+constraints = "none"
+[[steps]]
+name = "dsos"
+buyers = ["dso"]
+per_dso = true
+constraints = "own"
+signals = "none"
+""")
+    b = make_batch([bid("red", 5, 5, node="n1"), bid("ok", 50, 5, node="n2")],
+                   [tso_need("T", 2)], signals=[signal("a-n1", "red")])
+    r = clear(b, str(path))
+    assert r.design.name == "tso-first-with-signals"
+    assert r.awards.set_index("bid_id").loc["ok", "quantity_mw"] == pytest.approx(2)
+
+
+@pytest.mark.parametrize(("text", "msg"), [
+    ('name="x"\n', "at least one"),
+    ('name="x"\n[[steps]]\nbuyers=["nobody"]\n', "buyers"),
+    ('name="x"\n[[steps]]\nbuyers=["tso"]\nsignals="purple"\n', "signals"),
+    ('name="x"\n[[steps]]\nbuyers=["tso"]\nfoo=1\n', "unknown field"),
+    ('name="x"\n[[steps]]\nbuyers=["tso"]\n[[steps]]\nbuyers=["tso"]\n', "more than one step"),
+])
+def test_bad_design_files_name_the_problem(tmp_path, text, msg):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(DesignError, match=msg):
+        load_design(path)
+
+
+def test_designs_cli():
+    runner = CliRunner()
+    listing = runner.invoke(app, ["designs", "list"])
+    assert listing.exit_code == 0
+    for name in REPORT_MODELS:
+        assert name in listing.output
+    show = runner.invoke(app, ["designs", "show", "dso-led"])
+    assert show.exit_code == 0
+    assert "[        dso] --dispatch" in show.output or "dso" in show.output
+    assert "--dispatch (tso-from-forwarded)--> [dso]" in show.output
+    assert runner.invoke(app, ["designs", "show", "nope"]).exit_code == 2
