@@ -115,6 +115,10 @@ BIDS = TableSpec(
         _id("block_id", required=False, nullable=True),
         _id("exclusive_group", required=False, nullable=True),
         ColumnSpec(
+            "nominated_baseline_mw", "float", required=False, nullable=True,
+            checks=(_finite(),),
+        ),
+        ColumnSpec(
             "services", "str", required=False, nullable=True,
             checks=(pa.Check(_services_ok, error="must be ';'-separated tso_balancing/dso_congestion"),),
         ),

@@ -187,6 +187,7 @@ def assemble(batch: Batch, prep, design: Design, pricing: str, outcomes: list) -
         "area_id": aw["area_id"].to_numpy(), "interval_start": b["interval_start"],
         "direction": b["direction"], "quantity_mw": np.round(q, MW_DECIMALS),
         "bid_price_eur_mwh": b["price_eur_mwh"],
+        "nominated_baseline_mw": b["nominated_baseline_mw"],
         "clearing_price_eur_mwh": np.round(aw["clearing_price_eur_mwh"].to_numpy().astype(float),
                                            PRICE_DECIMALS),
         "price_eur_mwh": np.round(paid, PRICE_DECIMALS),

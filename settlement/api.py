@@ -1,0 +1,119 @@
+"""``settle()``: a clearing run's awards against meter data, into statements and the store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from market.batch import sha256_file
+from market.runio import package_versions
+from settlement.baselines import METHODS
+from settlement.config import SettleConfig, load_config
+from settlement.engine import (
+    compute_baselines,
+    connect,
+    event_targets,
+    load_awards,
+    load_meter,
+    quality_findings,
+    settlement_lines,
+    statements,
+)
+from settlement.errors import SettlementInputError
+from settlement.store import make_engine, save_run
+
+
+@dataclass(frozen=True)
+class SettlementResult:
+    run_id: str
+    period: str
+    lines: pd.DataFrame
+    statements: pd.DataFrame
+    findings: pd.DataFrame
+    new_versions: pd.DataFrame
+
+
+def _run_info(run: Path) -> tuple[pd.DataFrame, int, dict[str, Any]]:
+    awards_path = run / "awards.parquet"
+    manifest_path = run / "manifest.json"
+    if not awards_path.is_file() or not manifest_path.is_file():
+        raise SettlementInputError(f"{run}: not a clearing run (needs awards.parquet and "
+                                   "manifest.json)")
+    manifest = json.loads(manifest_path.read_text())
+    minutes = int(manifest["batch"]["interval_minutes"])
+    return pd.read_parquet(awards_path), minutes, manifest
+
+
+def settle(run: str | Path, meter: str | Path, config: SettleConfig | str | Path | None = None,
+           db: str | None = None, out: str | Path | None = None,
+           fail_hook: Callable[[str], None] | None = None) -> SettlementResult:
+    """Settle ``run`` against ``meter``; store statements (new versions only) and write ``out``.
+
+    ``db``: SQLAlchemy URL (default: a DuckDB file ``store.duckdb`` in ``out``).
+    """
+    run, meter = Path(run), Path(meter)
+    if not meter.is_file():
+        raise SettlementInputError(f"{meter}: meter file not found")
+    cfg = config if isinstance(config, SettleConfig) else load_config(config)
+    awards, minutes, run_manifest = _run_info(run)
+    hours = minutes / 60.0
+    con = connect(cfg, minutes)
+    load_awards(con, awards, cfg, hours)
+    methods = sorted(set(con.execute("SELECT DISTINCT method FROM awards_t").fetchall()[i][0]
+                         for i in range(len(con.execute(
+                             "SELECT DISTINCT method FROM awards_t").fetchall()))))
+    lookback = max(METHODS[m].lookback_days for m in methods) if methods else 45
+    load_meter(con, meter, cfg, lookback)
+    event_targets(con)
+    compute_baselines(con, methods)
+    lines = settlement_lines(con, cfg)
+    findings = quality_findings(con)
+    days = con.execute("SELECT min(lday), max(lday) FROM awards_t").fetchone()
+    period = f"{days[0]}..{days[1]}" if days and days[0] else "empty"
+    stmts = statements(lines, period)
+    inputs = {"awards.parquet": sha256_file(run / "awards.parquet"),
+              "meter": sha256_file(meter), "config": cfg.as_dict()}
+    inputs_sha = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+    run_id = hashlib.sha256(f"{inputs_sha}|{pd.Timestamp.now('UTC').isoformat()}".encode()
+                            ).hexdigest()[:32]
+    manifest = {"kind": "settlement-run", "run_id": run_id, "period": period,
+                "clearing_run": str(run), "clearing_design": run_manifest.get("design", {}).get(
+                    "name"), "pricing": run_manifest.get("pricing"), "inputs": inputs,
+                "versions": package_versions()}
+    out_path = Path(out) if out else None
+    url = db or (f"duckdb:///{(out_path or Path('.')).resolve() / 'store.duckdb'}")
+    if out_path:
+        out_path.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(url)
+    try:
+        new = save_run(engine, run_id, period, inputs_sha, lines, stmts, findings,
+                       manifest, fail_hook)
+    finally:
+        engine.dispose()
+    if out_path:
+        _write_outputs(out_path, lines, stmts, findings, new, manifest)
+    return SettlementResult(run_id, period, lines, stmts, findings, new)
+
+
+def _write_outputs(out: Path, lines: pd.DataFrame, stmts: pd.DataFrame, findings: pd.DataFrame,
+                   new: pd.DataFrame, manifest: dict[str, Any]) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix=".settle-", dir=out))
+    try:
+        lines.to_parquet(tmp / "lines.parquet", index=False)
+        stmts.to_parquet(tmp / "statements.parquet", index=False)
+        findings.to_parquet(tmp / "findings.parquet", index=False)
+        new.to_parquet(tmp / "new_versions.parquet", index=False)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True,
+                                                      default=str) + "\n")
+        for f in tmp.iterdir():
+            shutil.move(str(f), out / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,193 @@
+"""Measurement-and-verification baselines, computed in DuckDB SQL (no per-DER loop).
+
+Every method is described once, in :data:`METHODS`, with its rules and source. Day
+matching works on calendar days in the settlement time zone. For a target DER-day ``D``
+(an event day, or a placebo day when scoring accuracy):
+
+* eligible days are earlier days within the look-back, of the same type (weekday, or
+  weekend/holiday), that are not holidays, not event days of that DER, and fully metered;
+* the *pool* is the most recent ``pool`` eligible days; a method then keeps all of them,
+  the ``keep`` highest by event-window energy, or the middle ones (highest and lowest
+  dropped); NYISO first drops pool days under 25 % of the pool's mean window energy;
+* the baseline of each time-of-day slot is the mean of the kept days at that slot;
+* adjustments use the target day's own metered data before the first award: CAISO
+  multiplies by actual/baseline over ``[first - 4 h, first - 1 h)`` capped to [0.8, 1.2];
+  PJM adds mean(actual - baseline) over the same three hours (symmetric, uncapped).
+
+Sums and means are rounded to 1e-6 kWh where they are formed, so the parallel aggregation
+order of DuckDB cannot change a result's last bits (meter data have 1e-3 kWh resolution):
+the same inputs give identical baselines, lines and statement hashes.
+
+Views the SQL expects (made by :mod:`settlement.engine`): ``meter(der_id, ts, kwh, lday,
+ltod)``, ``day_info(lday, day_type, holiday)``, ``event_days(der_id, lday)``,
+``targets(der_id, lday, day_type, first_ts, win_lo, win_hi)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    source: str
+    rules: str
+    kind: str = "day-matching"  # or "meter-before" / "nominated"
+    weekday_pool: int = 10
+    weekday_keep: str = "all"  # all | high | mid
+    weekday_keep_n: int = 10
+    weekend_pool: int = 4
+    weekend_keep: str = "all"
+    weekend_keep_n: int = 4
+    lookback_days: int = 45
+    low_filter: float = 0.0  # drop pool days under this share of the pool mean
+    adjustment: str | None = None  # "mult" | "add" | None
+    cap: tuple[float, float] | None = None
+    tolerance_nmae: float = 0.2  # documented accuracy where the method's assumptions hold
+
+    def min_days(self, day_type: str) -> int:
+        return self.weekday_pool if day_type == "weekday" else self.weekend_pool
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("caiso-10-in-10",
+           "CAISO Business Practice Manual for Demand Response (Load Impact Protocols), "
+           "'10-in-10 with day-of adjustment'; weekend/holiday 4-in-4",
+           "Weekdays: mean of the 10 most recent eligible weekdays within 45 days. Weekends and "
+           "holidays: 4 most recent eligible weekend days. Multiplicative same-day adjustment "
+           "actual/baseline over the 3 hours ending 1 hour before the first award, capped to "
+           "[0.8, 1.2].",
+           adjustment="mult", cap=(0.8, 1.2)),
+    Method("nyiso-high-5-of-10",
+           "NYISO Emergency Demand Response Program Manual, Customer Baseline Load (CBL)",
+           "Of the 10 most recent eligible weekdays, drop days whose event-window energy is "
+           "under 25 % of the ten-day mean, then keep the 5 highest by event-window energy. "
+           "Weekends: the 2 highest of the 3 most recent weekend days.",
+           weekday_keep="high", weekday_keep_n=5, weekend_pool=3, weekend_keep="high",
+           weekend_keep_n=2, low_filter=0.25),
+    Method("pjm-high-4-of-5",
+           "PJM Manual 11 (Energy & Ancillary Services Market Operations), section 10, "
+           "Customer Baseline Load with symmetric additive adjustment",
+           "Of the 5 most recent eligible weekdays keep the 4 highest by event-window energy "
+           "(weekends: 2 highest of 3). Symmetric additive adjustment: mean(actual - baseline) "
+           "over the 3 hours starting 4 hours before the first award.",
+           weekday_pool=5, weekday_keep="high", weekday_keep_n=4, weekend_pool=3,
+           weekend_keep="high", weekend_keep_n=2, adjustment="add"),
+    Method("mid-8-of-10",
+           "ERCOT Emergency Response Service baseline methodologies ('middle 8 of 10')",
+           "Of the 10 most recent like days drop the highest and the lowest by event-window "
+           "energy and average the middle 8 (weekends: middle 2 of 4).",
+           weekday_keep="mid", weekday_keep_n=8, weekend_keep="mid", weekend_keep_n=2),
+    Method("meter-before-meter-after",
+           "ENTSO-E / ACER balancing practice for fast reserves ('meter before, meter after')",
+           "The last metered interval before the DER's first activation of the day, held flat.",
+           kind="meter-before", weekday_pool=0, weekend_pool=0),
+    Method("nominated",
+           "USEF Flexibility Value Chain (settle phase): baseline nominated by the aggregator",
+           "The baseline the aggregator nominated with the bid (nominated_baseline_mw).",
+           kind="nominated", weekday_pool=0, weekend_pool=0),
+)}
+
+
+def _keep_clause(keep: str, n: int) -> str:
+    if keep == "high":
+        return f"hi_rank <= {n}"
+    if keep == "mid":
+        return "hi_rank > 1 AND lo_rank > 1"
+    return "TRUE"
+
+
+def day_matching_sql(m: Method) -> str:
+    """SQL giving ``(der_id, lday, ltod, base_kwh, n_days)`` for every target DER-day."""
+    return f"""
+WITH cand AS (
+    SELECT t.der_id, t.lday AS target_day, t.day_type, c.lday AS cand_day,
+           row_number() OVER (PARTITION BY t.der_id, t.lday ORDER BY c.lday DESC) AS recency
+    FROM targets t
+    JOIN complete_days c ON c.der_id = t.der_id
+    JOIN day_info d ON d.lday = c.lday
+    WHERE c.lday < t.lday AND c.lday >= t.lday - INTERVAL {m.lookback_days} DAY
+      AND NOT d.holiday AND d.day_type = t.day_type
+      AND NOT EXISTS (SELECT 1 FROM event_days e WHERE e.der_id = t.der_id AND e.lday = c.lday)
+), pool AS (
+    SELECT * FROM cand
+    WHERE recency <= CASE WHEN day_type = 'weekday' THEN {m.weekday_pool} ELSE {m.weekend_pool}
+                       END
+), energy AS (
+    SELECT p.der_id, p.target_day, p.day_type, p.cand_day, round(sum(x.kwh), 6) AS window_kwh
+    FROM pool p
+    JOIN targets t ON t.der_id = p.der_id AND t.lday = p.target_day
+    JOIN meter x ON x.der_id = p.der_id AND x.lday = p.cand_day
+                AND x.ltod BETWEEN t.win_lo AND t.win_hi
+    GROUP BY ALL
+), filtered AS (
+    SELECT * FROM (
+        SELECT *, round(avg(window_kwh) OVER (PARTITION BY der_id, target_day), 6) AS pool_mean
+        FROM energy)
+    WHERE window_kwh >= {m.low_filter} * pool_mean OR {m.low_filter} = 0
+), ranked AS (
+    SELECT *,
+        row_number() OVER (PARTITION BY der_id, target_day
+                           ORDER BY window_kwh DESC, cand_day DESC) AS hi_rank,
+        row_number() OVER (PARTITION BY der_id, target_day
+                           ORDER BY window_kwh ASC, cand_day DESC) AS lo_rank
+    FROM filtered
+), kept AS (
+    SELECT der_id, target_day, cand_day FROM ranked
+    WHERE (day_type = 'weekday' AND {_keep_clause(m.weekday_keep, m.weekday_keep_n)})
+       OR (day_type <> 'weekday' AND {_keep_clause(m.weekend_keep, m.weekend_keep_n)})
+)
+SELECT k.der_id, k.target_day AS lday, x.ltod, round(avg(x.kwh), 6) AS base_kwh,
+       count(DISTINCT k.cand_day) AS n_days
+FROM kept k JOIN meter x ON x.der_id = k.der_id AND x.lday = k.cand_day
+GROUP BY ALL
+"""
+
+
+def adjusted_sql(m: Method, raw: str) -> str:
+    """Apply the method's same-day adjustment to the raw baseline relation ``raw``."""
+    if m.adjustment is None:
+        return f"SELECT *, 1.0 AS adj_factor, 0.0 AS adj_add_kwh FROM ({raw})"
+    lo, hi = (m.cap if m.cap else (None, None))
+    factor = ("CASE WHEN w.base_sum > 0 THEN "
+              f"least(greatest(w.act_sum / w.base_sum, {lo}), {hi}) ELSE 1.0 END"
+              if m.adjustment == "mult" else "1.0")
+    add = "coalesce(w.diff_mean, 0.0)" if m.adjustment == "add" else "0.0"
+    return f"""
+WITH raw AS ({raw}),
+win AS (
+    SELECT r.der_id, r.lday, round(sum(x.kwh), 6) AS act_sum,
+           round(sum(r.base_kwh), 6) AS base_sum,
+           round(sum(x.kwh - r.base_kwh), 6) / count(*) AS diff_mean
+    FROM raw r
+    JOIN targets t ON t.der_id = r.der_id AND t.lday = r.lday
+    JOIN meter x ON x.der_id = r.der_id AND x.lday = r.lday AND x.ltod = r.ltod
+    WHERE x.ts >= t.first_ts - INTERVAL 4 HOUR AND x.ts < t.first_ts - INTERVAL 1 HOUR
+    GROUP BY ALL
+)
+SELECT r.der_id, r.lday, r.ltod,
+       r.base_kwh * {factor} + {add} AS base_kwh, r.n_days,
+       {factor} AS adj_factor, {add} AS adj_add_kwh
+FROM raw r LEFT JOIN win w ON w.der_id = r.der_id AND w.lday = r.lday
+"""
+
+
+def baseline_sql(m: Method) -> str:
+    """``(der_id, lday, ltod, base_kwh, n_days, adj_factor, adj_add_kwh)`` per target."""
+    if m.kind == "meter-before":
+        return """
+SELECT t.der_id, t.lday, x2.ltod, x.kwh AS base_kwh, 1 AS n_days,
+       1.0 AS adj_factor, 0.0 AS adj_add_kwh
+FROM targets t
+JOIN meter x ON x.der_id = t.der_id AND x.ts = t.first_ts - interval_len()
+JOIN meter x2 ON x2.der_id = t.der_id AND x2.lday = t.lday
+"""
+    if m.kind == "nominated":
+        return """
+SELECT a.der_id, a.lday, a.ltod, a.nominated_kwh AS base_kwh, 1 AS n_days,
+       1.0 AS adj_factor, 0.0 AS adj_add_kwh
+FROM awards_t a WHERE a.nominated_kwh IS NOT NULL
+GROUP BY ALL
+"""
+    return adjusted_sql(m, day_matching_sql(m))

@@ -1,0 +1,102 @@
+"""``settle.toml``: baseline method per buyer/service, allocation priority, penalties, calendar.
+
+All keys are optional::
+
+    baseline = "caiso-10-in-10"          # one method for everything, or a table:
+    # [baseline]
+    # tso_balancing = "pjm-high-4-of-5"
+    # dso_congestion = "caiso-10-in-10"
+    # "dso-rural" = "mid-8-of-10"         # a buyer's own choice wins over its service's
+    priority = ["dso_congestion", "tso_balancing"]
+    penalty_eur_mwh = 11.0               # flat rate on shortfall energy, or:
+    # penalty_factor = 1.5               # times the award's price
+    holidays = ["2016-10-03"]
+    timezone = "Europe/Berlin"           # calendar days for day matching (default UTC)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from market.schemas import SERVICES
+from settlement.errors import SettlementConfigError
+
+DEFAULT_METHOD = "caiso-10-in-10"
+
+
+@dataclass(frozen=True)
+class SettleConfig:
+    baseline: str = DEFAULT_METHOD
+    baseline_by: dict[str, str] = field(default_factory=dict)  # service or buyer -> method
+    priority: tuple[str, ...] = ("dso_congestion", "tso_balancing")
+    penalty_eur_mwh: float | None = None
+    penalty_factor: float | None = 1.0
+    holidays: tuple[dt.date, ...] = ()
+    timezone: str = "UTC"
+
+    def method_for(self, buyer_id: str, service: str) -> str:
+        return self.baseline_by.get(buyer_id, self.baseline_by.get(service, self.baseline))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"baseline": self.baseline, "baseline_by": dict(sorted(self.baseline_by.items())),
+                "priority": list(self.priority), "penalty_eur_mwh": self.penalty_eur_mwh,
+                "penalty_factor": self.penalty_factor,
+                "holidays": [d.isoformat() for d in self.holidays], "timezone": self.timezone}
+
+
+def load_config(path: str | Path | None) -> SettleConfig:
+    if path is None:
+        return SettleConfig()
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettlementConfigError(f"{path}: {exc}") from exc
+    return parse_config(raw, str(path))
+
+
+def parse_config(raw: dict[str, Any], where: str = "settle.toml") -> SettleConfig:
+    from settlement.baselines import METHODS
+
+    unknown = set(raw) - {"baseline", "priority", "penalty_eur_mwh", "penalty_factor",
+                          "holidays", "timezone"}
+    if unknown:
+        raise SettlementConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
+    base = raw.get("baseline", DEFAULT_METHOD)
+    by: dict[str, str] = {}
+    if isinstance(base, dict):
+        by = {str(k): str(v) for k, v in base.items()}
+        base = by.pop("default", DEFAULT_METHOD)
+    for key, method in [("baseline", base), *by.items()]:
+        if method not in METHODS:
+            raise SettlementConfigError(f"{where}: baseline {key} = {method!r} is not one of "
+                                        f"{', '.join(METHODS)}")
+    priority = tuple(raw.get("priority", ("dso_congestion", "tso_balancing")))
+    if sorted(priority) != sorted(SERVICES):
+        raise SettlementConfigError(f"{where}: priority must order exactly {SERVICES}")
+    pen, fac = raw.get("penalty_eur_mwh"), raw.get("penalty_factor")
+    if pen is not None and fac is not None:
+        raise SettlementConfigError(f"{where}: give penalty_eur_mwh or penalty_factor, not both")
+    for name, v in (("penalty_eur_mwh", pen), ("penalty_factor", fac)):
+        if v is not None and (not isinstance(v, int | float) or v < 0):
+            raise SettlementConfigError(f"{where}: {name} must be a number >= 0")
+    try:
+        holidays = tuple(sorted(dt.date.fromisoformat(str(d)) for d in raw.get("holidays", [])))
+    except ValueError as exc:
+        raise SettlementConfigError(f"{where}: holidays must be ISO dates: {exc}") from exc
+    tz = str(raw.get("timezone", "UTC"))
+    try:
+        import zoneinfo
+
+        zoneinfo.ZoneInfo(tz)
+    except Exception as exc:
+        raise SettlementConfigError(f"{where}: unknown timezone {tz!r}") from exc
+    return SettleConfig(baseline=str(base), baseline_by=by, priority=priority,
+                        penalty_eur_mwh=None if pen is None else float(pen),
+                        penalty_factor=(None if pen is not None else float(fac if fac is not None
+                                                                              else 1.0)),
+                        holidays=holidays, timezone=tz)

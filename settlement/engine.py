@@ -1,0 +1,260 @@
+"""Settlement computation in DuckDB: data-quality findings, baselines, lines, statements.
+
+Everything is set-based SQL over the Parquet inputs; filters on DER and dates are pushed
+into the Parquet scans so only the days a baseline needs are read.
+
+Sign convention: ``delivered_up_mwh = (baseline - metered)``, positive for up (less
+consumption / more export). A down award is delivered by a negative value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from settlement.baselines import METHODS, baseline_sql
+from settlement.config import SettleConfig
+from settlement.errors import SettlementInputError
+
+LINE_COLUMNS = [
+    "bid_id", "der_id", "aggregator_id", "buyer_id", "service", "need_id", "interval_start",
+    "direction", "quantity_mw", "price_eur_mwh", "method", "baseline_kwh", "metered_kwh",
+    "delivered_up_mwh", "awarded_mwh", "allocated_mwh", "shortfall_mwh", "payment_eur",
+    "penalty_eur", "net_eur", "status",
+]
+
+
+@dataclass(frozen=True)
+class SettlementTables:
+    lines: pd.DataFrame
+    statements: pd.DataFrame
+    findings: pd.DataFrame
+    period: str
+
+
+def _q(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def connect(cfg: SettleConfig, interval_minutes: int, threads: int = 2
+            ) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET threads = {threads}")
+    con.execute(f"CREATE MACRO interval_len() AS INTERVAL '{interval_minutes} minutes'")
+    con.execute(f"CREATE MACRO local_day(t) AS CAST(timezone('{cfg.timezone}', t) AS DATE)")
+    con.execute(f"CREATE MACRO local_tod(t) AS (hour(timezone('{cfg.timezone}', t)) * 60 + "
+                f"minute(timezone('{cfg.timezone}', t))) // {interval_minutes}")
+    con.execute(f"CREATE MACRO day_slots(d) AS CAST((epoch(timezone('{cfg.timezone}', "
+                f"CAST(d + INTERVAL 1 DAY AS TIMESTAMP))) - epoch(timezone('{cfg.timezone}', "
+                f"CAST(d AS TIMESTAMP)))) / 60 / {interval_minutes} AS INTEGER)")
+    return con
+
+
+def load_awards(con: duckdb.DuckDBPyConnection, awards: pd.DataFrame, cfg: SettleConfig,
+                hours: float) -> None:
+    need = {"bid_id", "der_id", "aggregator_id", "buyer_id", "service", "interval_start",
+            "direction", "quantity_mw", "price_eur_mwh"}
+    missing = need - set(awards.columns)
+    if missing:
+        raise SettlementInputError(f"awards: missing column(s) {sorted(missing)}")
+    a = awards.copy()
+    if "nominated_baseline_mw" not in a:
+        a["nominated_baseline_mw"] = float("nan")
+    a["method"] = [cfg.method_for(b, s) for b, s in zip(a["buyer_id"], a["service"],
+                                                       strict=True)]
+    rank = {s: i for i, s in enumerate(cfg.priority)}
+    a["service_rank"] = a["service"].map(rank)
+    con.register("awards_in", a)
+    con.execute(f"""
+        CREATE TABLE awards_t AS
+        SELECT *, local_day(interval_start) AS lday, local_tod(interval_start) AS ltod,
+               quantity_mw * {hours} AS awarded_mwh,
+               nominated_baseline_mw * 1000 * {hours} AS nominated_kwh,
+               CASE direction WHEN 'up' THEN 1 ELSE -1 END AS s
+        FROM awards_in WHERE quantity_mw > 0""")
+    con.unregister("awards_in")
+
+
+def load_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, cfg: SettleConfig,
+               lookback_days: int) -> None:
+    """Meter rows of awarded DER over the look-back window, duplicates collapsed or voided."""
+    cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({_q(meter_path)})")
+            .fetchall()}
+    missing = {"der_id", "interval_start", "consumption_kwh"} - cols
+    if missing:
+        raise SettlementInputError(f"meter: missing column(s) {sorted(missing)}")
+    holidays = ", ".join(f"DATE '{d.isoformat()}'" for d in cfg.holidays) or "NULL"
+    first_day, last_day = con.execute("SELECT min(lday), max(lday) FROM awards_t").fetchone()
+    start = f"timezone('{cfg.timezone}', CAST(DATE '{first_day}' - INTERVAL {lookback_days + 1} DAY AS TIMESTAMP))"
+    end = f"timezone('{cfg.timezone}', CAST(DATE '{last_day}' + INTERVAL 1 DAY AS TIMESTAMP))"
+    con.execute(f"""
+        CREATE TABLE meter_raw AS
+        SELECT der_id, interval_start AS ts, consumption_kwh AS kwh
+        FROM read_parquet({_q(meter_path)})
+        WHERE der_id IN (SELECT DISTINCT der_id FROM awards_t)
+          AND interval_start >= {start} AND interval_start < {end}""")
+    con.execute("""
+        CREATE TABLE meter AS
+        SELECT der_id, ts, CASE WHEN min(kwh) = max(kwh) THEN min(kwh) END AS kwh,
+               count(*) AS n_readings, min(kwh) AS kwh_min, max(kwh) AS kwh_max,
+               local_day(ts) AS lday, local_tod(ts) AS ltod
+        FROM meter_raw GROUP BY der_id, ts""")
+    con.execute(f"""
+        CREATE TABLE day_info AS
+        SELECT lday, lday IN ({holidays}) AS holiday,
+               CASE WHEN isodow(lday) >= 6 OR lday IN ({holidays}) THEN 'weekend'
+                    ELSE 'weekday' END AS day_type,
+               day_slots(lday) AS slots
+        FROM (SELECT DISTINCT lday FROM meter UNION SELECT DISTINCT lday FROM awards_t)""")
+    con.execute("""
+        CREATE TABLE complete_days AS
+        SELECT m.der_id, m.lday FROM meter m JOIN day_info d USING (lday)
+        GROUP BY m.der_id, m.lday, d.slots
+        HAVING count(m.kwh) = d.slots""")
+    con.execute("CREATE TABLE event_days AS SELECT DISTINCT der_id, lday FROM awards_t")
+
+
+def event_targets(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("""
+        CREATE OR REPLACE TABLE targets AS
+        SELECT a.der_id, a.lday, d.day_type, min(a.interval_start) AS first_ts,
+               min(a.ltod) AS win_lo, max(a.ltod) AS win_hi
+        FROM awards_t a JOIN day_info d USING (lday)
+        GROUP BY a.der_id, a.lday, d.day_type""")
+
+
+def compute_baselines(con: duckdb.DuckDBPyConnection, methods: list[str]) -> None:
+    parts = [f"SELECT '{name}' AS method, * FROM ({baseline_sql(METHODS[name])})"
+             for name in methods]
+    con.execute("CREATE OR REPLACE TABLE baselines AS " + " UNION ALL ".join(parts))
+
+
+def quality_findings(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Data-quality findings as rows: kind, severity, der_id, day, interval, detail."""
+    minimum = {n: (m.weekday_pool, m.weekend_pool) for n, m in METHODS.items()}
+    mins = " ".join(f"WHEN '{n}' THEN CASE WHEN t.day_type = 'weekday' THEN {w} ELSE {e} END"
+                    for n, (w, e) in minimum.items())
+    return con.execute(f"""
+        SELECT 'no_meter_data' AS kind, 'error' AS severity, der_id, NULL::DATE AS day,
+               NULL::TIMESTAMPTZ AS interval_start,
+               'awarded DER has no meter data in the settlement window' AS detail
+        FROM (SELECT DISTINCT der_id FROM awards_t)
+        WHERE der_id NOT IN (SELECT DISTINCT der_id FROM meter)
+        UNION ALL
+        SELECT 'duplicate_reading', CASE WHEN kwh IS NULL THEN 'error' ELSE 'info' END,
+               der_id, lday, ts,
+               CASE WHEN kwh IS NULL THEN printf('%d conflicting readings (%.3f..%.3f kWh); '
+                    || 'interval not usable', n_readings, kwh_min, kwh_max)
+                    ELSE printf('%d identical readings collapsed', n_readings) END
+        FROM meter WHERE n_readings > 1
+        UNION ALL
+        SELECT 'meter_gap', 'warning', m.der_id, m.lday, NULL,
+               printf('%d of %d intervals metered', count(m.kwh), d.slots)
+        FROM meter m JOIN day_info d USING (lday)
+        GROUP BY m.der_id, m.lday, d.slots HAVING count(m.kwh) < d.slots
+        UNION ALL
+        SELECT 'dst_day', 'info', NULL, lday, NULL,
+               printf('day has %d intervals (clock change); slots matched by local clock time',
+                      slots)
+        FROM day_info WHERE slots <> 1440 // (extract(epoch FROM interval_len()) / 60)
+        UNION ALL
+        SELECT 'insufficient_history',
+               CASE WHEN b.n_days IS NULL THEN 'error' ELSE 'warning' END, t.der_id, t.lday, NULL,
+               printf('%s: %d eligible day(s), %d wanted', m.method, coalesce(b.n_days, 0),
+                      CASE m.method {mins} ELSE 0 END)
+        FROM targets t
+        JOIN (SELECT DISTINCT der_id, lday, method FROM awards_t) m USING (der_id, lday)
+        LEFT JOIN (SELECT der_id, lday, method, max(n_days) AS n_days FROM baselines
+                   GROUP BY ALL) b USING (der_id, lday, method)
+        WHERE coalesce(b.n_days, 0) < CASE m.method {mins} ELSE 0 END
+        UNION ALL
+        SELECT 'missing_event_reading', 'error', a.der_id, a.lday, a.interval_start,
+               'no usable meter reading for an awarded interval'
+        FROM (SELECT DISTINCT der_id, lday, interval_start FROM awards_t) a
+        LEFT JOIN meter m ON m.der_id = a.der_id AND m.ts = a.interval_start
+        WHERE m.kwh IS NULL AND a.der_id IN (SELECT der_id FROM meter)
+        ORDER BY kind, der_id, day, interval_start""").df()
+
+
+def settlement_lines(con: duckdb.DuckDBPyConnection, cfg: SettleConfig) -> pd.DataFrame:
+    """One line per award: baseline, metered, delivered, allocation by priority, money.
+
+    Delivered energy of a DER-interval (with the method of its highest-priority award) goes
+    to its awards of the delivered direction in priority order (service, buyer, bid_id),
+    never more than awarded. Delivery in the wrong direction adds to the shortfall of the
+    awards of the other direction, pro rata to their awarded energy.
+    """
+    if cfg.penalty_eur_mwh is not None:
+        rate = f"{cfg.penalty_eur_mwh}"
+    else:
+        rate = f"{cfg.penalty_factor} * abs(price_eur_mwh)"
+    return con.execute(f"""
+        WITH ranked AS (
+            SELECT a.*, row_number() OVER (PARTITION BY der_id, interval_start
+                   ORDER BY service_rank, buyer_id, bid_id) AS prio
+            FROM awards_t a
+        ), lead_method AS (
+            SELECT der_id, interval_start, method AS der_method FROM ranked WHERE prio = 1
+        ), measured AS (
+            SELECT r.*, l.der_method, b.base_kwh AS baseline_kwh, m.kwh AS metered_kwh,
+                   (b.base_kwh - m.kwh) / 1000.0 AS delivered_up_mwh
+            FROM ranked r
+            JOIN lead_method l USING (der_id, interval_start)
+            LEFT JOIN baselines b ON b.der_id = r.der_id AND b.lday = r.lday
+                 AND b.ltod = r.ltod AND b.method = l.der_method
+            LEFT JOIN meter m ON m.der_id = r.der_id AND m.ts = r.interval_start
+        ), alloc AS (
+            SELECT *,
+                greatest(s * delivered_up_mwh, 0) AS available_mwh,
+                greatest(-s * delivered_up_mwh, 0) AS wrong_mwh,
+                coalesce(sum(awarded_mwh) OVER (PARTITION BY der_id, interval_start, s
+                    ORDER BY prio ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+                    AS before_mwh,
+                sum(awarded_mwh) OVER (PARTITION BY der_id, interval_start, s) AS side_mwh
+            FROM measured
+        ), money AS (
+            SELECT *,
+                least(awarded_mwh, greatest(available_mwh - before_mwh, 0)) AS allocated_mwh
+            FROM alloc
+        )
+        SELECT bid_id, der_id, aggregator_id, buyer_id, service, need_id, interval_start,
+               direction, quantity_mw, price_eur_mwh, der_method AS method, baseline_kwh,
+               metered_kwh, delivered_up_mwh, awarded_mwh,
+               CASE WHEN delivered_up_mwh IS NULL THEN NULL ELSE allocated_mwh END
+                   AS allocated_mwh,
+               CASE WHEN delivered_up_mwh IS NULL THEN NULL
+                    ELSE awarded_mwh - allocated_mwh + wrong_mwh * awarded_mwh / side_mwh
+                    END AS shortfall_mwh,
+               CASE WHEN delivered_up_mwh IS NULL THEN NULL
+                    ELSE allocated_mwh * price_eur_mwh END AS payment_eur,
+               CASE WHEN delivered_up_mwh IS NULL THEN NULL
+                    ELSE (awarded_mwh - allocated_mwh + wrong_mwh * awarded_mwh / side_mwh)
+                         * {rate} END AS penalty_eur,
+               CASE WHEN delivered_up_mwh IS NULL THEN 'unverifiable' ELSE 'settled' END
+                   AS status
+        FROM money
+        ORDER BY interval_start, der_id, prio""").df().assign(
+        net_eur=lambda d: d["payment_eur"] - d["penalty_eur"])[LINE_COLUMNS]
+
+
+def statements(lines: pd.DataFrame, period: str) -> pd.DataFrame:
+    """Totals per aggregator and buyer for the period (unverifiable lines counted apart)."""
+    settled = lines["status"] == "settled"
+    g = lines.assign(
+        settled=settled,
+        allocated=lines["allocated_mwh"].where(settled, 0.0),
+        shortfall=lines["shortfall_mwh"].where(settled, 0.0),
+        pay=lines["payment_eur"].where(settled, 0.0),
+        pen=lines["penalty_eur"].where(settled, 0.0),
+    ).groupby(["aggregator_id", "buyer_id"], as_index=False).agg(
+        lines=("bid_id", "size"), unverifiable_lines=("settled", lambda s: int((~s).sum())),
+        awarded_mwh=("awarded_mwh", "sum"), allocated_mwh=("allocated", "sum"),
+        shortfall_mwh=("shortfall", "sum"), payment_eur=("pay", "sum"),
+        penalty_eur=("pen", "sum"))
+    g["net_eur"] = g["payment_eur"] - g["penalty_eur"]
+    g.insert(2, "period", period)
+    return g.round(6)

@@ -1,0 +1,15 @@
+"""Settlement errors: all derive from :class:`market.errors.SettlementError`."""
+
+from market.errors import SettlementError, StoreConflictError
+
+
+class SettlementConfigError(SettlementError):
+    """``settle.toml`` is malformed."""
+
+
+class SettlementInputError(SettlementError):
+    """The run folder or meter data cannot be settled (missing files, bad columns)."""
+
+
+__all__ = ["SettlementError", "StoreConflictError", "SettlementConfigError",
+           "SettlementInputError"]

@@ -1,0 +1,218 @@
+"""The persistent settlement store (SQLAlchemy): a DuckDB file by default, PostgreSQL by URL.
+
+Tables: ``settlement_runs``, ``statements`` (one row per aggregator, buyer, period and
+version), ``statement_lines`` (the lines of each version), ``statement_deltas`` (line
+changes of version n+1 against version n) and ``findings``.
+
+Rules: a version is never edited. A run whose lines for a statement equal the latest
+version's (same content hash) changes nothing. A run is one transaction; two runs for the
+same period serialise on a lock (PostgreSQL advisory lock; DuckDB's single-writer file
+lock), and the unique key (aggregator, buyer, period, version) makes a doubled version
+impossible.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
+
+from market.errors import StoreConflictError
+
+metadata = sa.MetaData()
+
+runs = sa.Table(
+    "settlement_runs", metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("period", sa.String(64), nullable=False),
+    sa.Column("inputs_sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("new_versions", sa.Integer, nullable=False),
+    sa.Column("manifest", sa.Text, nullable=False),
+)
+statements_t = sa.Table(
+    "statements", metadata,
+    sa.Column("statement_id", sa.String(200), primary_key=True),
+    sa.Column("aggregator_id", sa.String(100), nullable=False),
+    sa.Column("buyer_id", sa.String(100), nullable=False),
+    sa.Column("period", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("content_sha256", sa.String(64), nullable=False),
+    sa.Column("lines", sa.Integer, nullable=False),
+    sa.Column("unverifiable_lines", sa.Integer, nullable=False),
+    sa.Column("awarded_mwh", sa.Float, nullable=False),
+    sa.Column("allocated_mwh", sa.Float, nullable=False),
+    sa.Column("shortfall_mwh", sa.Float, nullable=False),
+    sa.Column("payment_eur", sa.Float, nullable=False),
+    sa.Column("penalty_eur", sa.Float, nullable=False),
+    sa.Column("net_eur", sa.Float, nullable=False),
+    sa.Column("findings", sa.Integer, nullable=False),
+    sa.UniqueConstraint("aggregator_id", "buyer_id", "period", "version", name="uq_statement"),
+)
+LINE_COLS = [
+    ("bid_id", sa.String(200)), ("der_id", sa.String(100)), ("need_id", sa.String(200)),
+    ("service", sa.String(32)), ("interval_start", sa.DateTime(timezone=True)),
+    ("direction", sa.String(8)), ("quantity_mw", sa.Float), ("price_eur_mwh", sa.Float),
+    ("method", sa.String(40)), ("baseline_kwh", sa.Float), ("metered_kwh", sa.Float),
+    ("delivered_up_mwh", sa.Float), ("awarded_mwh", sa.Float), ("allocated_mwh", sa.Float),
+    ("shortfall_mwh", sa.Float), ("payment_eur", sa.Float), ("penalty_eur", sa.Float),
+    ("net_eur", sa.Float), ("status", sa.String(16)),
+]
+lines_t = sa.Table(
+    "statement_lines", metadata,
+    sa.Column("statement_id", sa.String(200), nullable=False, index=True),
+    *[sa.Column(n, t) for n, t in LINE_COLS],
+)
+deltas_t = sa.Table(
+    "statement_deltas", metadata,
+    sa.Column("statement_id", sa.String(200), nullable=False, index=True),
+    sa.Column("previous_statement_id", sa.String(200), nullable=False),
+    sa.Column("bid_id", sa.String(200)), sa.Column("interval_start", sa.DateTime(timezone=True)),
+    sa.Column("delta_allocated_mwh", sa.Float), sa.Column("delta_shortfall_mwh", sa.Float),
+    sa.Column("delta_payment_eur", sa.Float), sa.Column("delta_penalty_eur", sa.Float),
+    sa.Column("delta_net_eur", sa.Float),
+)
+findings_t = sa.Table(
+    "findings", metadata,
+    sa.Column("run_id", sa.String(64), nullable=False, index=True),
+    sa.Column("kind", sa.String(40)), sa.Column("severity", sa.String(10)),
+    sa.Column("der_id", sa.String(100)), sa.Column("day", sa.Date),
+    sa.Column("interval_start", sa.DateTime(timezone=True)), sa.Column("detail", sa.Text),
+)
+
+
+def make_engine(url: str) -> sa.Engine:
+    engine = sa.create_engine(url)
+    metadata.create_all(engine)
+    return engine
+
+
+def content_hash(lines: pd.DataFrame) -> str:
+    cols = [n for n, _ in LINE_COLS]
+    df = lines[cols].sort_values(["interval_start", "bid_id"]).reset_index(drop=True)
+    num = df.select_dtypes("number").columns
+    df[num] = df[num].round(6)
+    return hashlib.sha256(df.to_csv(index=False).encode()).hexdigest()
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    out = df.astype(object).where(df.notna(), None).to_dict("records")
+    for r in out:
+        for k, v in r.items():
+            if isinstance(v, pd.Timestamp):
+                r[k] = v.to_pydatetime()
+            elif isinstance(v, np.generic):
+                r[k] = v.item()
+    return out
+
+
+def _lock(conn: sa.Connection, period: str) -> None:
+    if conn.dialect.name == "postgresql":
+        key = zlib.crc32(period.encode())
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+def latest_versions(conn: sa.Connection, period: str) -> pd.DataFrame:
+    q = sa.select(statements_t).where(statements_t.c.period == period)
+    df = pd.DataFrame(conn.execute(q).mappings().all())
+    if not len(df):
+        return df
+    return df.sort_values("version").groupby(["aggregator_id", "buyer_id"]).tail(1)
+
+
+def save_run(engine: sa.Engine, run_id: str, period: str, inputs_sha: str,
+             lines: pd.DataFrame, statements: pd.DataFrame, findings: pd.DataFrame,
+             manifest: dict[str, Any], fail_hook: Callable[[str], None] | None = None
+             ) -> pd.DataFrame:
+    """Store one run in one transaction; returns the statements written (new versions only)."""
+    try:
+        with engine.begin() as conn:
+            _lock(conn, period)
+            written = _save(conn, run_id, period, inputs_sha, lines, statements, findings,
+                            manifest, fail_hook or (lambda stage: None))
+    except OperationalError as exc:
+        if "lock" in str(exc).lower() or "conflict" in str(exc).lower():
+            raise StoreConflictError(f"another settlement run holds the store: {exc}") from exc
+        raise
+    return written
+
+
+def _save(conn: sa.Connection, run_id: str, period: str, inputs_sha: str, lines: pd.DataFrame,
+          statements: pd.DataFrame, findings: pd.DataFrame, manifest: dict[str, Any],
+          fail_hook: Callable[[str], None]) -> pd.DataFrame:
+    latest = latest_versions(conn, period)
+    prev = ({(r["aggregator_id"], r["buyer_id"]): r for r in latest.to_dict("records")}
+            if len(latest) else {})
+    new_rows, all_lines, all_deltas = [], [], []
+    n_findings = len(findings)
+    for st in statements.to_dict("records"):
+        key = (st["aggregator_id"], st["buyer_id"])
+        mine = lines[(lines["aggregator_id"] == key[0]) & (lines["buyer_id"] == key[1])]
+        digest = content_hash(mine)
+        old = prev.get(key)
+        if old is not None and old["content_sha256"] == digest:
+            continue
+        version = 1 if old is None else int(old["version"]) + 1
+        sid = f"{key[0]}|{key[1]}|{period}|v{version}"
+        new_rows.append({**{k: st[k] for k in (
+            "aggregator_id", "buyer_id", "period", "lines", "unverifiable_lines", "awarded_mwh",
+            "allocated_mwh", "shortfall_mwh", "payment_eur", "penalty_eur", "net_eur")},
+            "statement_id": sid, "version": version, "run_id": run_id,
+            "content_sha256": digest, "findings": n_findings})
+        all_lines.append(mine[[n for n, _ in LINE_COLS]].assign(statement_id=sid))
+        if old is not None:
+            all_deltas.append(_deltas(conn, old["statement_id"], sid, mine))
+    conn.execute(runs.insert(), [{
+        "run_id": run_id, "period": period, "inputs_sha256": inputs_sha,
+        "created_at": dt.datetime.now(dt.UTC), "new_versions": len(new_rows),
+        "manifest": json.dumps(manifest, sort_keys=True, default=str)}])
+    fail_hook("run")
+    if new_rows:
+        conn.execute(statements_t.insert(), new_rows)
+        fail_hook("statements")
+        conn.execute(lines_t.insert(), _records(pd.concat(all_lines, ignore_index=True)))
+        fail_hook("lines")
+        if all_deltas:
+            d = pd.concat(all_deltas, ignore_index=True)
+            if len(d):
+                conn.execute(deltas_t.insert(), _records(d))
+    if len(findings):
+        conn.execute(findings_t.insert(), _records(findings.assign(run_id=run_id)))
+    fail_hook("findings")
+    return pd.DataFrame(new_rows)
+
+
+def _deltas(conn: sa.Connection, old_id: str, new_id: str, new: pd.DataFrame) -> pd.DataFrame:
+    old = pd.DataFrame(conn.execute(sa.select(lines_t).where(
+        lines_t.c.statement_id == old_id)).mappings().all())
+    cols = ["allocated_mwh", "shortfall_mwh", "payment_eur", "penalty_eur", "net_eur"]
+    key = ["bid_id", "interval_start"]
+    new = new.copy()
+    new["interval_start"] = pd.to_datetime(new["interval_start"], utc=True)
+    if len(old):
+        old["interval_start"] = pd.to_datetime(old["interval_start"], utc=True)
+    else:
+        old = pd.DataFrame(columns=key + cols)
+    both = new[key + cols].merge(old[key + cols], on=key, how="outer", suffixes=("", "_old"),
+                                 indicator=True)
+    out = pd.DataFrame({"statement_id": new_id, "previous_statement_id": old_id,
+                        "bid_id": both["bid_id"], "interval_start": both["interval_start"]})
+    for c in cols:
+        out[f"delta_{c}"] = both[c].astype(float).fillna(0.0) - both[f"{c}_old"].astype(
+            float).fillna(0.0)
+    changed = (out[[f"delta_{c}" for c in cols]].abs() > 1e-9).any(axis=1)
+    return out[changed].reset_index(drop=True)
+
+
+def read_table(engine: sa.Engine, table: sa.Table) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(sa.select(table)).mappings().all())
