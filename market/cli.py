@@ -18,6 +18,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Clear and settle distribution-level flexibility markets.")
 designs_app = typer.Typer(no_args_is_help=True, help="List and show coordination designs.")
 app.add_typer(designs_app, name="designs")
+baselines_app = typer.Typer(no_args_is_help=True, help="M&V baseline methods.")
+app.add_typer(baselines_app, name="baselines")
 console = Console()
 err = Console(stderr=True)
 
@@ -173,6 +175,72 @@ def designs_show(name: Annotated[str, typer.Argument(help="preset or .toml path"
     console.print(skeleton_text(d), highlight=False, markup=False)
 
 
+@app.command()
+def settle(
+    run: Annotated[Path, typer.Option(help="clearing run folder")],
+    meter: Annotated[Path, typer.Option(help="meter data Parquet")],
+    out: Annotated[Path, typer.Option(help="output folder")],
+    config: Annotated[Path | None, typer.Option(help="settle.toml")] = None,
+    db: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the store "
+                                           "(default: DuckDB file in OUT)")] = None,
+) -> None:
+    """Settle a clearing run against meter data; versioned statements into the store."""
+    from settlement import settle as do_settle
+
+    try:
+        with _progress() as prog:
+            prog.add_task("settling", total=None)
+            r = do_settle(run, meter, config, db=db, out=out)
+    except FlexmarketError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from exc
+    console.print(statements_rich(r))
+    console.print(f"{len(r.new_versions)} new statement version(s); "
+                  f"{len(r.findings)} finding(s); written to [bold]{out}[/]")
+
+
+def statements_rich(r) -> Table:  # type: ignore[no-untyped-def]
+    t = Table(title=f"statements {r.period}")
+    for c in ("aggregator", "buyer", "lines", "unverifiable", "awarded MWh", "allocated MWh",
+              "shortfall MWh", "payment EUR", "penalty EUR", "net EUR"):
+        t.add_column(c, justify="right")
+    for s in r.statements.itertuples():
+        t.add_row(s.aggregator_id, s.buyer_id, str(s.lines), str(s.unverifiable_lines),
+                  f"{s.awarded_mwh:.3f}", f"{s.allocated_mwh:.3f}", f"{s.shortfall_mwh:.3f}",
+                  f"{s.payment_eur:,.2f}", f"{s.penalty_eur:,.2f}", f"{s.net_eur:,.2f}")
+    return t
+
+
+@baselines_app.command("evaluate")
+def baselines_evaluate(
+    meter: Annotated[Path, typer.Option(help="meter data Parquet")],
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/baselines"),
+    config: Annotated[Path | None, typer.Option(help="settle.toml (holidays, timezone)")] = None,
+    window: Annotated[str, typer.Option(help="placebo event window, local HH:MM-HH:MM")] = (
+        "17:00-20:00"),
+    days: Annotated[int, typer.Option(help="placebo days per DER")] = 20,
+) -> None:
+    """Score every baseline method on placebo days: bias, NMAE, RRMSE; table and plot."""
+    from settlement.config import load_config
+    from settlement.evaluate import accuracy_figure, evaluate
+
+    cfg = load_config(config)
+    lo, hi = window.split("-")
+    scores, summary = evaluate(meter, cfg, window=(lo, hi), placebo_days=days)
+    out.mkdir(parents=True, exist_ok=True)
+    scores.to_parquet(out / "baseline_scores.parquet", index=False)
+    summary.to_parquet(out / "baseline_summary.parquet", index=False)
+    accuracy_figure(scores).write_html(out / "baseline_accuracy.html", include_plotlyjs="inline")
+    t = Table(title="baseline accuracy on placebo days (median over DER)")
+    for c in ("method", "DER", "bias", "NMAE", "RRMSE", "share within 20% RRMSE"):
+        t.add_column(c, justify="right")
+    for s in summary.itertuples():
+        t.add_row(s.method, str(s.der), f"{s.median_bias:+.3f}", f"{s.median_nmae:.3f}",
+                  f"{s.median_rrmse:.3f}", f"{s.within_20pct:.0%}")
+    console.print(t)
+    console.print(f"scores and plot in [bold]{out}[/]")
+
+
 CORE_DESIGNS = "single,dso-led,tso-only"
 
 
@@ -255,12 +323,20 @@ def demo(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/sample"),
 ) -> None:
     """The main job on the sample: validate, clear every preset design, compare, settle."""
+    # (the settlement store in OUT/settlement keeps versions across demo runs)
     b = _load(data / "sample")
     for t in summary_tables(b):
         console.print(t)
     results = run_compare(b, _design_list("all"), "pay-as-clear", out, None)
     console.print(comparison_rich(results))
     console.print(f"report: [bold]{out / 'report.html'}[/]")
+    from settlement import settle as do_settle
+
+    r = do_settle(out / "runs" / "single", data / "meter.parquet", data / "settle.toml",
+                  out=out / "settlement")
+    console.print(statements_rich(r))
+    console.print(f"settlement of the single run: {len(r.new_versions)} new statement "
+                  f"version(s), {len(r.findings)} finding(s) -> {out / 'settlement'}")
 
 
 def main() -> None:  # pragma: no cover

@@ -6,6 +6,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,10 @@ from typing import Any
 
 import pandas as pd
 
+from sqlalchemy.exc import OperationalError
+
 from market.batch import sha256_file
+from market.errors import StoreConflictError
 from market.runio import package_versions
 from settlement.baselines import METHODS
 from settlement.config import SettleConfig, load_config
@@ -54,10 +58,13 @@ def _run_info(run: Path) -> tuple[pd.DataFrame, int, dict[str, Any]]:
 
 def settle(run: str | Path, meter: str | Path, config: SettleConfig | str | Path | None = None,
            db: str | None = None, out: str | Path | None = None,
-           fail_hook: Callable[[str], None] | None = None) -> SettlementResult:
+           fail_hook: Callable[[str], None] | None = None,
+           wait_seconds: float = 60.0) -> SettlementResult:
     """Settle ``run`` against ``meter``; store statements (new versions only) and write ``out``.
 
-    ``db``: SQLAlchemy URL (default: a DuckDB file ``store.duckdb`` in ``out``).
+    ``db``: SQLAlchemy URL (default: a DuckDB file ``store.duckdb`` in ``out``). When another
+    run holds the store (DuckDB's file lock), wait up to ``wait_seconds``, then raise
+    :class:`~market.errors.StoreConflictError`; PostgreSQL runs queue on an advisory lock.
     """
     run, meter = Path(run), Path(meter)
     if not meter.is_file():
@@ -92,15 +99,38 @@ def settle(run: str | Path, meter: str | Path, config: SettleConfig | str | Path
     url = db or (f"duckdb:///{(out_path or Path('.')).resolve() / 'store.duckdb'}")
     if out_path:
         out_path.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(url)
-    try:
-        new = save_run(engine, run_id, period, inputs_sha, lines, stmts, findings,
-                       manifest, fail_hook)
-    finally:
-        engine.dispose()
+    new = _store_with_wait(url, lambda engine: save_run(
+        engine, run_id, period, inputs_sha, lines, stmts, findings, manifest, fail_hook),
+        wait_seconds)
     if out_path:
         _write_outputs(out_path, lines, stmts, findings, new, manifest)
     return SettlementResult(run_id, period, lines, stmts, findings, new)
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "could not set lock" in text or "conflicting lock" in text
+
+
+def _store_with_wait(url: str, work: Callable[[Any], pd.DataFrame], wait_seconds: float
+                     ) -> pd.DataFrame:
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.05
+    while True:
+        try:
+            engine = make_engine(url)
+            try:
+                return work(engine)
+            finally:
+                engine.dispose()
+        except (OperationalError, StoreConflictError) as exc:
+            if not _is_lock_error(exc) and not isinstance(exc, StoreConflictError):
+                raise
+            if time.monotonic() > deadline:
+                raise StoreConflictError(f"store {url} is held by another settlement run "
+                                         f"(waited {wait_seconds:.0f} s)") from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
 
 def _write_outputs(out: Path, lines: pd.DataFrame, stmts: pd.DataFrame, findings: pd.DataFrame,

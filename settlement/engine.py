@@ -87,7 +87,7 @@ def load_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, cfg: SettleConf
     missing = {"der_id", "interval_start", "consumption_kwh"} - cols
     if missing:
         raise SettlementInputError(f"meter: missing column(s) {sorted(missing)}")
-    holidays = ", ".join(f"DATE '{d.isoformat()}'" for d in cfg.holidays) or "NULL"
+    holidays = ", ".join(f"DATE '{d.isoformat()}'" for d in cfg.holidays) or "NULL::DATE"
     first_day, last_day = con.execute("SELECT min(lday), max(lday) FROM awards_t").fetchone()
     start = f"timezone('{cfg.timezone}', CAST(DATE '{first_day}' - INTERVAL {lookback_days + 1} DAY AS TIMESTAMP))"
     end = f"timezone('{cfg.timezone}', CAST(DATE '{last_day}' + INTERVAL 1 DAY AS TIMESTAMP))"
@@ -105,8 +105,8 @@ def load_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, cfg: SettleConf
         FROM meter_raw GROUP BY der_id, ts""")
     con.execute(f"""
         CREATE TABLE day_info AS
-        SELECT lday, lday IN ({holidays}) AS holiday,
-               CASE WHEN isodow(lday) >= 6 OR lday IN ({holidays}) THEN 'weekend'
+        SELECT lday, coalesce(lday IN ({holidays}), FALSE) AS holiday,
+               CASE WHEN isodow(lday) >= 6 OR coalesce(lday IN ({holidays}), FALSE) THEN 'weekend'
                     ELSE 'weekday' END AS day_type,
                day_slots(lday) AS slots
         FROM (SELECT DISTINCT lday FROM meter UNION SELECT DISTINCT lday FROM awards_t)""")

@@ -140,7 +140,7 @@ def save_run(engine: sa.Engine, run_id: str, period: str, inputs_sha: str,
             written = _save(conn, run_id, period, inputs_sha, lines, statements, findings,
                             manifest, fail_hook or (lambda stage: None))
     except OperationalError as exc:
-        if "lock" in str(exc).lower() or "conflict" in str(exc).lower():
+        if "could not set lock" in str(exc).lower():
             raise StoreConflictError(f"another settlement run holds the store: {exc}") from exc
         raise
     return written

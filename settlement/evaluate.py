@@ -1,0 +1,102 @@
+"""Baseline accuracy on placebo (non-event) days, per DER and method, in DuckDB.
+
+Each placebo DER-day is treated as if an event ran over a fixed window (default
+17:00-20:00 local): the method's baseline is computed exactly as on an event day and
+compared with what the meter saw. Per DER and method over all placebo windows:
+
+* ``bias = sum(b - a) / sum(a)`` (signed; > 0 = baseline too high, over-pays up delivery)
+* ``nmae = sum(|b - a|) / sum(|a|)``
+* ``rrmse = sqrt(mean((b - a)^2)) / mean(|a|)``
+
+``within_20pct`` is the share of DER whose RRMSE is at most 0.2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from settlement.baselines import METHODS, baseline_sql
+from settlement.config import SettleConfig
+from settlement.engine import _q, connect
+
+EVALUATED = [m for m, spec in METHODS.items() if spec.kind != "nominated"]
+
+
+def evaluate(meter: str | Path, cfg: SettleConfig | None = None, interval_minutes: int = 15,
+             window: tuple[str, str] = ("17:00", "20:00"), placebo_days: int = 20,
+             event_days: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return (per DER and method scores, per method summary)."""
+    cfg = cfg or SettleConfig()
+    con = connect(cfg, interval_minutes)
+    holidays = ", ".join(f"DATE '{d.isoformat()}'" for d in cfg.holidays) or "NULL::DATE"
+    con.execute(f"""
+        CREATE TABLE meter AS
+        SELECT der_id, interval_start AS ts,
+               CASE WHEN min(consumption_kwh) = max(consumption_kwh)
+                    THEN min(consumption_kwh) END AS kwh,
+               local_day(interval_start) AS lday, local_tod(interval_start) AS ltod
+        FROM read_parquet({_q(Path(meter))}) GROUP BY der_id, interval_start""")
+    con.execute(f"""
+        CREATE TABLE day_info AS
+        SELECT lday, coalesce(lday IN ({holidays}), FALSE) AS holiday,
+               CASE WHEN isodow(lday) >= 6 OR coalesce(lday IN ({holidays}), FALSE) THEN 'weekend'
+                    ELSE 'weekday' END AS day_type, day_slots(lday) AS slots
+        FROM (SELECT DISTINCT lday FROM meter)""")
+    con.execute("""CREATE TABLE complete_days AS
+        SELECT m.der_id, m.lday FROM meter m JOIN day_info d USING (lday)
+        GROUP BY m.der_id, m.lday, d.slots HAVING count(m.kwh) = d.slots""")
+    ev = event_days if event_days is not None else pd.DataFrame(
+        {"der_id": pd.Series(dtype=str), "lday": pd.Series(dtype="datetime64[ns]")})
+    con.register("ev_in", ev)
+    con.execute("CREATE TABLE event_days AS SELECT der_id, CAST(lday AS DATE) AS lday FROM ev_in")
+    lo, hi = (_slot(t, interval_minutes) for t in window)
+    con.execute(f"""
+        CREATE TABLE targets AS
+        WITH cand AS (
+            SELECT c.der_id, c.lday, d.day_type,
+                   row_number() OVER (PARTITION BY c.der_id ORDER BY c.lday DESC) AS k
+            FROM complete_days c JOIN day_info d USING (lday)
+            WHERE d.day_type = 'weekday' AND NOT d.holiday
+              AND c.lday >= (SELECT min(lday) FROM day_info) + INTERVAL 45 DAY
+              AND NOT EXISTS (SELECT 1 FROM event_days e
+                              WHERE e.der_id = c.der_id AND e.lday = c.lday))
+        SELECT c.der_id, c.lday, c.day_type, min(m.ts) AS first_ts,
+               {lo} AS win_lo, {hi - 1} AS win_hi
+        FROM cand c JOIN meter m ON m.der_id = c.der_id AND m.lday = c.lday AND m.ltod = {lo}
+        WHERE c.k <= {placebo_days} GROUP BY ALL""")
+    parts = [f"SELECT '{n}' AS method, * FROM ({baseline_sql(METHODS[n])})" for n in EVALUATED]
+    con.execute("CREATE TABLE baselines AS " + " UNION ALL ".join(parts))
+    scores = con.execute("""
+        SELECT b.method, b.der_id, count(*) AS intervals, count(DISTINCT b.lday) AS days,
+               sum(b.base_kwh - m.kwh) / nullif(sum(m.kwh), 0) AS bias,
+               sum(abs(b.base_kwh - m.kwh)) / nullif(sum(abs(m.kwh)), 0) AS nmae,
+               sqrt(avg(power(b.base_kwh - m.kwh, 2))) / nullif(avg(abs(m.kwh)), 0) AS rrmse
+        FROM baselines b
+        JOIN targets t ON t.der_id = b.der_id AND t.lday = b.lday
+        JOIN meter m ON m.der_id = b.der_id AND m.lday = b.lday AND m.ltod = b.ltod
+        WHERE b.ltod BETWEEN t.win_lo AND t.win_hi
+        GROUP BY ALL ORDER BY method, der_id""").df()
+    summary = scores.groupby("method", as_index=False).agg(
+        der=("der_id", "size"), median_bias=("bias", "median"), median_nmae=("nmae", "median"),
+        median_rrmse=("rrmse", "median"),
+        within_20pct=("rrmse", lambda s: float((s <= 0.2).mean())))
+    return scores.round(6), summary.round(6)
+
+
+def _slot(hhmm: str, minutes: int) -> int:
+    h, m = (int(x) for x in hhmm.split(":"))
+    return (h * 60 + m) // minutes
+
+
+def accuracy_figure(scores: pd.DataFrame):  # type: ignore[no-untyped-def]
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for method, g in scores.groupby("method"):
+        fig.add_box(y=g["rrmse"], name=str(method), boxpoints="all", jitter=0.4)
+    fig.add_hline(y=0.2, line_dash="dot", annotation_text="20 % RRMSE")
+    fig.update_layout(title="Baseline accuracy on placebo days: RRMSE per DER",
+                      yaxis_title="RRMSE", template="plotly_white")
+    return fig

@@ -1,0 +1,307 @@
+"""Settlement: the USEF example, hand-computed baselines per method, known-truth recovery,
+findings, idempotency, versions, crash and concurrency against DuckDB and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing as mp
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from settle_helpers import daily_meter, make_run, store_url, write_meter  # noqa: F401
+
+from settlement import settle
+from settlement.config import SettleConfig, parse_config
+from settlement.errors import SettlementConfigError
+from settlement.store import make_engine, read_table, statements_t
+
+START = dt.date(2025, 11, 3)  # a Monday; day k of the meter history is START + k
+
+
+def k(day: str) -> int:
+    return (dt.date.fromisoformat(day) - START).days
+
+
+@pytest.mark.parametrize(("metered_mw", "net_eur"), [(7, 14), (8, 14), (9, -4), (10, -22),
+                                                     (11, -33)])
+def test_usef_worked_example(tmp_path, metered_mw, net_eur):
+    """Baseline 10 MW, 2 MW up bought at 7 EUR/MWh, penalty 11 EUR/MWh, one hour."""
+    run = make_run(tmp_path / "run", [{"t": "2026-01-15T17:00Z", "q": 2.0, "price": 7.0}],
+                   minutes=60)
+    event = pd.Timestamp("2026-01-15T17:00Z")
+    meter = daily_meter("D1", "2025-11-03", 80, lambda d, s: 10_000.0, minutes=60)
+    meter.loc[meter["interval_start"] == event, "consumption_kwh"] = metered_mw * 1000.0
+    path = write_meter(meter, tmp_path / "meter.parquet")
+    cfg = SettleConfig(penalty_eur_mwh=11.0, penalty_factor=None)
+    r = settle(run, path, cfg, db=f"duckdb:///{tmp_path / 's.duckdb'}")
+    line = r.lines.iloc[0]
+    assert line["baseline_kwh"] == pytest.approx(10_000)
+    assert line["net_eur"] == pytest.approx(net_eur)
+    assert r.statements["net_eur"].iloc[0] == pytest.approx(net_eur)
+
+
+HOLIDAYS = ("2025-12-25", "2026-01-01")
+# The 10 most recent eligible weekdays before Thu 2026-01-08, skipping the event day
+# 2026-01-07 and the holidays 2025-12-25 and 2026-01-01:
+TEN = ["2026-01-06", "2026-01-05", "2026-01-02", "2025-12-31", "2025-12-30", "2025-12-29",
+       "2025-12-26", "2025-12-24", "2025-12-23", "2025-12-22"]
+TARGET = "2026-01-08"
+
+
+def weekday_value(d: int, s: int) -> float:
+    day = START + dt.timedelta(days=int(d))
+    if day == dt.date.fromisoformat(TARGET):
+        return 2.0 * (100 + d)  # the event day runs at twice its usual level
+    return (500.0 if day.weekday() >= 5 else 100.0) + d
+
+
+def settle_method(tmp_path: Path, method: str, value=weekday_value, awards=None):  # type: ignore[no-untyped-def]
+    awards = awards or [
+        {"bid_id": "b0", "t": "2026-01-07T18:00Z", "q": 0.01, "price": 50.0},
+        {"bid_id": "b1", "t": f"{TARGET}T18:00Z", "q": 0.01, "price": 50.0, "nominated": 0.5},
+    ]
+    run = make_run(tmp_path / "run", awards)
+    meter = write_meter(daily_meter("D1", START.isoformat(), 70, value), tmp_path / "m.parquet")
+    cfg = parse_config({"baseline": method, "holidays": list(HOLIDAYS)})
+    r = settle(run, meter, cfg, db=f"duckdb:///{tmp_path / 's.duckdb'}")
+    return r, r.lines.set_index("bid_id")
+
+
+def test_caiso_ten_in_ten_with_capped_adjustment(tmp_path):
+    r, lines = settle_method(tmp_path, "caiso-10-in-10")
+    raw = np.mean([100 + k(d) for d in TEN])
+    assert lines.loc["b1", "baseline_kwh"] == pytest.approx(1.2 * raw)  # 2x actual, capped 1.2
+    assert lines.loc["b1", "metered_kwh"] == pytest.approx(2 * (100 + k(TARGET)))
+
+
+def test_caiso_weekend_four_in_four(tmp_path):
+    awards = [{"bid_id": "w", "t": "2026-01-10T18:00Z", "q": 0.01, "price": 50.0}]
+    r, lines = settle_method(tmp_path, "caiso-10-in-10", awards=awards)
+    four = ["2026-01-04", "2026-01-03", "2025-12-28", "2025-12-27"]
+    raw = np.mean([500 + k(d) for d in four])
+    actual = 500 + k("2026-01-10")
+    factor = min(max(actual / raw, 0.8), 1.2)
+    assert lines.loc["w", "baseline_kwh"] == pytest.approx(raw * factor)
+
+
+def test_pjm_high_four_of_five_with_additive_adjustment(tmp_path):
+    r, lines = settle_method(tmp_path, "pjm-high-4-of-5")
+    raw = np.mean([100 + k(d) for d in TEN[:4]])  # the oldest of five is the lowest
+    actual = 2 * (100 + k(TARGET))
+    assert lines.loc["b1", "baseline_kwh"] == pytest.approx(raw + (actual - raw))
+
+
+def test_nyiso_drops_low_days_then_keeps_five_highest(tmp_path):
+    low = k("2026-01-05")
+
+    def value(d: int, s: int) -> float:
+        return 1.0 if d == low else weekday_value(d, s)
+
+    r, lines = settle_method(tmp_path, "nyiso-high-5-of-10", value)
+    kept = [d for d in TEN if d != "2026-01-05"][:5]  # the five most recent are the highest
+    assert lines.loc["b1", "baseline_kwh"] == pytest.approx(np.mean([100 + k(d) for d in kept]))
+
+
+def test_mid_eight_of_ten(tmp_path):
+    r, lines = settle_method(tmp_path, "mid-8-of-10")
+    mid = TEN[1:-1]
+    assert lines.loc["b1", "baseline_kwh"] == pytest.approx(np.mean([100 + k(d) for d in mid]))
+
+
+def test_meter_before_meter_after(tmp_path):
+    r, lines = settle_method(tmp_path, "meter-before-meter-after")
+    assert lines.loc["b1", "baseline_kwh"] == pytest.approx(2 * (100 + k(TARGET)))
+
+
+def test_nominated(tmp_path):
+    r, lines = settle_method(tmp_path, "nominated")
+    assert lines.loc["b1", "baseline_kwh"] == pytest.approx(0.5 * 1000 * 0.25)
+
+
+def test_known_delivery_recovered_on_real_profile(tmp_path):
+    """A real DER's weekday shape from the sample; a known delivery taken out on the event
+    day; every day-matching method recovers it (their assumption: like days look alike)."""
+    sample = pd.read_parquet(Path(__file__).resolve().parents[1] / "data" / "meter.parquet")
+    der = sample[sample["der_id"] == sample["der_id"].iloc[0]].copy()
+    der["slot"] = der["interval_start"].dt.hour * 4 + der["interval_start"].dt.minute // 15
+    shape = der.groupby("slot")["consumption_kwh"].mean().to_numpy()
+
+    def value(d: int, s: int) -> float:
+        return float(shape[s]) * (1.0 + 0.002 * ((d * 7) % 5 - 2))  # like days, +-0.4 %
+
+    event_slots = range(17 * 4, 19 * 4)
+    awards = [{"bid_id": f"e{s}", "t": (pd.Timestamp(f"{TARGET}T00:00Z") +
+                                      pd.Timedelta(minutes=15 * s)).isoformat(),
+               "q": 0.2 * shape[s] / 250.0, "price": 80.0} for s in event_slots]
+    meter = daily_meter("D1", START.isoformat(), 70, value)
+    cut = meter["interval_start"].isin([pd.Timestamp(a["t"]) for a in awards])
+    delivered_kwh = 0.2 * meter.loc[cut, "consumption_kwh"].to_numpy()
+    meter.loc[cut, "consumption_kwh"] -= delivered_kwh
+    meter_path = write_meter(meter, tmp_path / "m.parquet")
+    run = make_run(tmp_path / "run", awards)
+    for method in ("caiso-10-in-10", "nyiso-high-5-of-10", "pjm-high-4-of-5", "mid-8-of-10"):
+        cfg = parse_config({"baseline": method, "holidays": list(HOLIDAYS)})
+        r = settle(run, meter_path, cfg, db="duckdb:///:memory:")
+        got = r.lines["delivered_up_mwh"].sum() * 1000
+        assert got == pytest.approx(delivered_kwh.sum(), rel=0.05), method
+
+
+def test_findings_gaps_duplicates_dst_and_missing(tmp_path):
+    run = make_run(tmp_path / "run", [
+        {"bid_id": "a", "der_id": "D1", "t": "2026-01-08T18:00Z", "q": 0.01, "price": 50.0},
+        {"bid_id": "b", "der_id": "NOMETER", "t": "2026-01-08T18:00Z", "q": 0.01, "price": 50.0},
+        {"bid_id": "c", "der_id": "D1", "t": "2026-01-08T18:15Z", "q": 0.01, "price": 50.0},
+    ])
+    meter = daily_meter("D1", START.isoformat(), 70, weekday_value)
+    gap = meter["interval_start"].between(pd.Timestamp("2025-12-10T05:00Z"),
+                                          pd.Timestamp("2025-12-10T06:00Z"))
+    meter = meter[~gap]
+    dup = meter[meter["interval_start"] == pd.Timestamp("2026-01-08T18:15Z")].assign(
+        consumption_kwh=1.0)  # a conflicting second reading of an awarded interval
+    meter = pd.concat([meter, dup])
+    path = write_meter(meter, tmp_path / "m.parquet")
+    cfg = parse_config({"timezone": "Europe/Berlin"})
+    r = settle(run, path, cfg, db="duckdb:///:memory:", out=tmp_path / "out")
+    kinds = set(r.findings["kind"])
+    assert {"no_meter_data", "meter_gap", "duplicate_reading", "missing_event_reading"} <= kinds
+    lines = r.lines.set_index("bid_id")
+    assert lines.loc["b", "status"] == "unverifiable" and pd.isna(lines.loc["b", "payment_eur"])
+    assert lines.loc["c", "status"] == "unverifiable"  # conflicting readings: not zero
+    assert lines.loc["a", "status"] == "settled"
+    assert (tmp_path / "out" / "findings.parquet").is_file()
+
+
+def test_dst_day_is_a_finding(tmp_path):
+    run = make_run(tmp_path / "run", [{"t": "2025-11-06T18:00Z", "q": 0.01, "price": 50.0}])
+    meter = write_meter(daily_meter("D1", "2025-09-15", 60, lambda d, s: 10.0),
+                        tmp_path / "m.parquet")  # spans the clock change of 2025-10-26
+    r = settle(run, meter, parse_config({"timezone": "Europe/Berlin"}), db="duckdb:///:memory:")
+    dst = r.findings[r.findings["kind"] == "dst_day"]
+    assert "100 intervals" in dst["detail"].iloc[0]
+
+
+def test_too_little_history_is_a_finding_not_zero(tmp_path):
+    run = make_run(tmp_path / "run", [{"t": "2026-01-08T18:00Z", "q": 0.01, "price": 50.0}])
+    meter = write_meter(daily_meter("D1", "2026-01-05", 4, lambda d, s: 10.0),
+                        tmp_path / "m.parquet")
+    r = settle(run, meter, SettleConfig(), db="duckdb:///:memory:")
+    f = r.findings[r.findings["kind"] == "insufficient_history"]
+    assert len(f) == 1 and "3 eligible day(s), 10 wanted" in f["detail"].iloc[0]
+
+
+def test_bad_config_is_named():
+    with pytest.raises(SettlementConfigError, match="baseline"):
+        parse_config({"baseline": "guess"})
+    with pytest.raises(SettlementConfigError, match="not both"):
+        parse_config({"penalty_eur_mwh": 1, "penalty_factor": 1})
+    with pytest.raises(SettlementConfigError, match="priority"):
+        parse_config({"priority": ["tso_balancing"]})
+
+
+def test_priority_dso_first_never_paid_twice(tmp_path):
+    awards = [
+        {"bid_id": "t", "buyer_id": "tso", "service": "tso_balancing", "t": "2026-01-15T17:00Z",
+         "q": 2.0, "price": 10.0},
+        {"bid_id": "d", "buyer_id": "dso1", "service": "dso_congestion",
+         "t": "2026-01-15T17:00Z", "q": 2.0, "price": 30.0},
+    ]
+    run = make_run(tmp_path / "run", awards, minutes=60)
+    meter = daily_meter("D1", "2025-11-03", 80, lambda d, s: 10_000.0, minutes=60)
+    meter.loc[meter["interval_start"] == pd.Timestamp("2026-01-15T17:00Z"),
+              "consumption_kwh"] = 7_000.0  # 3 MWh delivered of 4 awarded
+    path = write_meter(meter, tmp_path / "m.parquet")
+    r = settle(run, path, SettleConfig(), db="duckdb:///:memory:")
+    lines = r.lines.set_index("bid_id")
+    assert lines.loc["d", "allocated_mwh"] == pytest.approx(2.0)
+    assert lines.loc["t", "allocated_mwh"] == pytest.approx(1.0)
+    assert lines["allocated_mwh"].sum() == pytest.approx(3.0)
+    assert lines.loc["t", "shortfall_mwh"] == pytest.approx(1.0)
+
+
+def _versioned_setup(tmp_path: Path):  # type: ignore[no-untyped-def]
+    run = make_run(tmp_path / "run", [
+        {"bid_id": "x", "aggregator_id": "A", "t": "2026-01-15T17:00Z", "q": 2.0, "price": 7.0},
+        {"bid_id": "y", "aggregator_id": "B", "t": "2026-01-15T17:00Z", "der_id": "D2",
+         "q": 1.0, "price": 9.0},
+    ], minutes=60)
+    m = pd.concat([daily_meter("D1", "2025-11-03", 80, lambda d, s: 10_000.0, minutes=60),
+                   daily_meter("D2", "2025-11-03", 80, lambda d, s: 5_000.0, minutes=60)])
+    at = m["interval_start"] == pd.Timestamp("2026-01-15T17:00Z")
+    m.loc[at & (m["der_id"] == "D1"), "consumption_kwh"] = 9_000.0
+    m.loc[at & (m["der_id"] == "D2"), "consumption_kwh"] = 4_000.0
+    return run, m, at
+
+
+def test_rerun_idempotent_and_corrections_make_new_versions(tmp_path, store_url):
+    run, m, at = _versioned_setup(tmp_path)
+    first = write_meter(m, tmp_path / "m1.parquet")
+    r1 = settle(run, first, SettleConfig(), db=store_url)
+    assert sorted(r1.new_versions["version"]) == [1, 1]
+    r2 = settle(run, first, SettleConfig(), db=store_url)
+    assert len(r2.new_versions) == 0  # same inputs: nothing changes
+    corrected = m.copy()
+    corrected.loc[at & (corrected["der_id"] == "D1"), "consumption_kwh"] = 8_000.0
+    r3 = settle(run, write_meter(corrected, tmp_path / "m2.parquet"), SettleConfig(),
+                db=store_url)
+    assert r3.new_versions[["aggregator_id", "version"]].values.tolist() == [["A", 2]]
+    engine = make_engine(store_url)
+    st = read_table(engine, statements_t).sort_values(["aggregator_id", "version"])
+    a = st[st["aggregator_id"] == "A"].set_index("version")
+    assert a.loc[1, "net_eur"] == pytest.approx(1.0 * 7 - 1.0 * 7)  # v1 kept as it was
+    assert a.loc[2, "net_eur"] == pytest.approx(2.0 * 7)
+    import sqlalchemy as sa
+
+    from settlement.store import deltas_t
+    with engine.connect() as conn:
+        d = pd.DataFrame(conn.execute(sa.select(deltas_t)).mappings().all())
+    engine.dispose()
+    assert len(d) == 1 and d["delta_net_eur"].iloc[0] == pytest.approx(14.0 - 0.0)
+
+
+@pytest.mark.parametrize("stage", ["run", "statements", "lines", "findings"])
+def test_crash_mid_run_leaves_previous_state(tmp_path, store_url, stage):
+    run, m, at = _versioned_setup(tmp_path)
+    settle(run, write_meter(m, tmp_path / "m1.parquet"), SettleConfig(), db=store_url)
+    engine = make_engine(store_url)
+    before = read_table(engine, statements_t)
+    corrected = m.copy()
+    corrected.loc[at, "consumption_kwh"] = 1.0
+
+    def boom(s: str) -> None:
+        if s == stage:
+            raise RuntimeError(f"injected failure at {s}")
+
+    with pytest.raises(RuntimeError, match="injected"):
+        settle(run, write_meter(corrected, tmp_path / "m2.parquet"), SettleConfig(),
+               db=store_url, fail_hook=boom)
+    after = read_table(engine, statements_t)
+    engine.dispose()
+    pd.testing.assert_frame_equal(before.sort_values("statement_id").reset_index(drop=True),
+                                  after.sort_values("statement_id").reset_index(drop=True))
+
+
+def _settle_in_process(args):  # type: ignore[no-untyped-def]
+    run, meter, url = args
+    from market.errors import StoreConflictError
+    try:
+        r = settle(run, meter, SettleConfig(), db=url)
+        return ("ok", len(r.new_versions))
+    except StoreConflictError as exc:
+        return ("conflict", str(exc)[:80])
+
+
+def test_two_runs_at_once_nothing_lost_or_doubled(tmp_path, store_url):
+    run, m, at = _versioned_setup(tmp_path)
+    meter = write_meter(m, tmp_path / "m1.parquet")
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        outcomes = pool.map(_settle_in_process, [(run, meter, store_url)] * 2)
+    kinds = sorted(o[0] for o in outcomes)
+    assert kinds in (["ok", "ok"], ["conflict", "ok"])
+    assert sum(o[1] for o in outcomes if o[0] == "ok") == 2  # two statements, written once
+    engine = make_engine(store_url)
+    st = read_table(engine, statements_t)
+    engine.dispose()
+    assert sorted(st["version"]) == [1, 1]
