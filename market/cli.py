@@ -241,6 +241,44 @@ def baselines_evaluate(
     console.print(f"scores and plot in [bold]{out}[/]")
 
 
+@app.command()
+def sweep(
+    batch: Annotated[Path, typer.Argument(help="batch folder")],
+    grid: Annotated[Path, typer.Option(help="sweep.toml with a [grid] table")],
+    designs: Annotated[str, typer.Option(help="comma-separated designs, or 'all'")] = (
+        "single,dso-led,tso-only"),
+    pricing: Annotated[str, typer.Option()] = "pay-as-clear",
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/sweep"),
+    scheduler: Annotated[str | None, typer.Option(
+        help="Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a local cluster)")] = None,
+) -> None:
+    """Run designs over a grid of parameters, fanned out with Dask; one table, one report."""
+    from market.sweep import load_grid, run_sweep, sweep_figure
+
+    b = _load(batch)
+    try:
+        points = load_grid(grid)
+        with _progress() as prog:
+            prog.add_task(f"{len(points)} grid points x designs on Dask", total=None)
+            results = run_sweep(b, _design_list(designs), points, pricing, scheduler)
+    except FlexmarketError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from exc
+    out.mkdir(parents=True, exist_ok=True)
+    results.to_parquet(out / "sweep.parquet", index=False)
+    sweep_figure(results).write_html(out / "report.html", include_plotlyjs="inline")
+    wide = results[results["metric"] == "system_cost_eur"].pivot_table(
+        index="point", columns="design", values="value")
+    t = Table(title="system cost (EUR) per grid point and design")
+    t.add_column("point")
+    for d in wide.columns:
+        t.add_column(str(d), justify="right")
+    for point, row in wide.iterrows():
+        t.add_row(str(point), *[f"{v:,.0f}" for v in row])
+    console.print(t)
+    console.print(f"{len(results)} rows -> [bold]{out / 'sweep.parquet'}[/], report.html")
+
+
 CORE_DESIGNS = "single,dso-led,tso-only"
 
 

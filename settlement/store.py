@@ -90,9 +90,16 @@ findings_t = sa.Table(
 )
 
 
+SCHEMA_LOCK = 0x464D5354  # advisory lock key serialising schema creation on PostgreSQL
+
+
 def make_engine(url: str) -> sa.Engine:
+    """An engine with the store's tables created (concurrent creators serialise)."""
     engine = sa.create_engine(url)
-    metadata.create_all(engine)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK})
+        metadata.create_all(conn)
     return engine
 
 

@@ -1,0 +1,129 @@
+"""Scenario sweeps: designs x a grid of batch transformations, fanned out with Dask.
+
+Grid parameters (``sweep.toml``, table ``[grid]``, each a list; the sweep is their
+Cartesian product):
+
+``bid_volume_scale``      multiply every bid's quantity (and minimum) by this
+``amber_headroom_scale``  multiply amber headrooms by this
+``voll_eur_mwh``          the batch's value of lost load
+``need_scale``            multiply every need's quantity by this
+
+Local by default (a ``LocalCluster`` of processes); a real cluster when a scheduler
+address is given. Results are one row per grid point, design and metric.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from market.batch import Batch
+from market.clearing import clear
+from market.comparison import flatten, unit_of
+from market.design import Design, load_design
+from market.errors import FlexmarketError
+
+PARAMETERS = ("bid_volume_scale", "amber_headroom_scale", "voll_eur_mwh", "need_scale")
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    bid_volume_scale: float = 1.0
+    amber_headroom_scale: float = 1.0
+    voll_eur_mwh: float | None = None
+    need_scale: float = 1.0
+
+    def label(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.__dict__.items() if v is not None)
+
+
+def load_grid(path: str | Path) -> list[GridPoint]:
+    raw = tomllib.loads(Path(path).read_text())
+    grid = raw.get("grid")
+    if not isinstance(grid, dict) or not grid:
+        raise FlexmarketError(f"{path}: needs a [grid] table with lists of values")
+    unknown = set(grid) - set(PARAMETERS)
+    if unknown:
+        raise FlexmarketError(f"{path}: unknown grid parameter(s) {sorted(unknown)}; "
+                              f"known: {', '.join(PARAMETERS)}")
+    for k, v in grid.items():
+        if not isinstance(v, list) or not v or not all(
+                isinstance(x, int | float) and x > 0 for x in v):
+            raise FlexmarketError(f"{path}: grid.{k} must be a non-empty list of numbers > 0")
+    keys = sorted(grid)
+    return [GridPoint(**{k: float(v) for k, v in zip(keys, combo, strict=True)})
+            for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+def apply_point(batch: Batch, p: GridPoint) -> Batch:
+    """The batch as it would be under ``p`` (a new object; the input is untouched)."""
+    bids = batch.bids.copy()
+    bids["quantity_mw"] = bids["quantity_mw"] * p.bid_volume_scale
+    bids["min_quantity_mw"] = bids["min_quantity_mw"] * p.bid_volume_scale
+    needs = batch.needs.copy()
+    needs["quantity_mw"] = needs["quantity_mw"] * p.need_scale
+    signals = batch.signals.copy()
+    for c in ("headroom_up_mw", "headroom_down_mw"):
+        signals[c] = signals[c] * p.amber_headroom_scale
+    out = batch.replace(bids=bids, needs=needs, signals=signals)
+    if p.voll_eur_mwh is not None:
+        out = out.with_config(voll_eur_mwh=p.voll_eur_mwh)
+    return out
+
+
+def _run_point(batch: Batch, point: GridPoint, design: Design, pricing: str
+               ) -> list[dict[str, Any]]:
+    r = clear(apply_point(batch, point), design, pricing)
+    base = {**{k: getattr(point, k) for k in PARAMETERS}, "design": design.name,
+            "point": point.label()}
+    return [{**base, "metric": m, "value": v, "unit": unit_of(m)}
+            for m, v in flatten(r.metrics).items()]
+
+
+def run_sweep(batch: Batch, designs: Sequence[str | Design], grid: Sequence[GridPoint],
+              pricing: str = "pay-as-clear", scheduler: str | None = None,
+              n_workers: int = 2) -> pd.DataFrame:
+    from distributed import Client, LocalCluster
+
+    loaded = [d if isinstance(d, Design) else load_design(d) for d in designs]
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    try:
+        shared = client.scatter(batch, broadcast=True)
+        futures = [client.submit(_run_point, shared, p, d, pricing, pure=False)
+                   for p in grid for d in loaded]
+        rows = [row for part in client.gather(futures) for row in part]
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return pd.DataFrame(rows).sort_values(["point", "design", "metric"]).reset_index(drop=True)
+
+
+def sweep_figure(results: pd.DataFrame, metrics: Sequence[str] = (
+        "system_cost_eur", "unmet_mwh", "distribution_violation_mwh", "tier_bypassing_count")):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=list(metrics))
+    for k, metric in enumerate(metrics, start=1):
+        sub = results[results["metric"] == metric]
+        for i, (design, g) in enumerate(sub.groupby("design")):
+            fig.add_scatter(x=g["point"], y=g["value"], mode="markers+lines", name=str(design),
+                            legendgroup=str(design), showlegend=k == 1, row=1, col=k,
+                            marker_color=f"hsl({(i * 47) % 360},60%,45%)")
+    fig.update_layout(title="Sweep: metrics per grid point and design", template="plotly_white",
+                      height=520)
+    fig.update_xaxes(tickangle=45)
+    return fig

@@ -1,0 +1,150 @@
+"""The comparison report in a real headless browser, and Dask sweeps (local and a real
+scheduler and worker started on loopback)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from market.batch import load_batch, write_batch
+from market.cli import app
+from market.design import preset_names
+from market.sweep import GridPoint, apply_point, run_sweep
+from market.synth import SynthSpec, synth_batch
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):  # type: ignore[no-untyped-def]
+    out = tmp_path_factory.mktemp("compare")
+    res = CliRunner().invoke(app, ["compare", str(ROOT / "data" / "sample"), "--designs", "all",
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_comparison_table_has_every_design_metric_and_unit(compared):
+    table = pd.read_parquet(compared / "comparison.parquet")
+    assert set(table["design"]) == set(preset_names())
+    for metric, unit in [("tier_bypassing_mw", "MW"), ("distribution_violation_mwh", "MWh"),
+                         ("total_cost_eur", "EUR"), ("scalability_max_solve_s", "s"),
+                         ("cyber_exposure_parties", "count")]:
+        assert set(table.loc[table["metric"] == metric, "unit"]) == {unit}, metric
+    for name in preset_names():
+        assert (compared / "runs" / name / "awards.parquet").is_file()
+
+
+@pytest.mark.browser
+def test_report_renders_in_headless_chromium(compared):
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "chromium is not installed (tests/run.sh installs it)"
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.route("**/*", lambda route: route.abort() if not route.request.url.startswith(
+            "file:") else route.continue_())  # prove it needs no network
+        page.goto((compared / "report.html").as_uri())
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length > 0")
+        rendered = page.evaluate(
+            "Array.from(document.querySelectorAll('.plotly-graph-div'))"
+            ".map(d => [d.id, d.querySelectorAll('.main-svg').length])")
+        text = page.inner_text("body")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+        browser.close()
+    assert errors == []
+    assert len(rendered) >= 5 + len(preset_names())  # plots + one skeleton per design
+    assert all(n > 0 for _, n in rendered), rendered
+    for name in preset_names():
+        assert name in text
+
+
+def test_sweep_local_cluster(tmp_path):
+    batch = synth_batch(SynthSpec(bids=12, intervals=3, dsos=2, seed=4))
+    grid = [GridPoint(bid_volume_scale=s) for s in (0.5, 1.0)]
+    res = run_sweep(batch, ["single", "tso-only"], grid)
+    assert set(res["design"]) == {"single", "tso-only"}
+    assert res["point"].nunique() == 2
+    cost = res[res["metric"] == "system_cost_eur"].set_index(["point", "design"])["value"]
+    # more flexibility offered never makes the single market dearer
+    assert cost[(grid[1].label(), "single")] <= cost[(grid[0].label(), "single")] + 1e-6
+
+
+def test_apply_point_leaves_input_untouched():
+    batch = synth_batch(SynthSpec(bids=6, intervals=2, seed=1))
+    before = batch.bids.copy()
+    scaled = apply_point(batch, GridPoint(bid_volume_scale=2.0, voll_eur_mwh=500.0))
+    pd.testing.assert_frame_equal(batch.bids, before)
+    assert (scaled.bids["quantity_mw"] == 2 * before["quantity_mw"]).all()
+    assert scaled.config.voll_eur_mwh == 500.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_sweep_on_real_scheduler_and_worker(tmp_path):
+    port = _free_port()
+    bindir = Path(sys.executable).parent
+    sched = subprocess.Popen([str(bindir / "dask"), "scheduler", "--host", "127.0.0.1",
+                              "--port", str(port), "--no-dashboard"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = None
+    try:
+        address = f"tcp://127.0.0.1:{port}"
+        worker = subprocess.Popen([str(bindir / "dask"), "worker", address, "--nworkers", "1",
+                                   "--nthreads", "1", "--no-dashboard"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        from distributed import Client
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with Client(address, timeout=5) as c:
+                    if c.scheduler_info()["workers"]:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "scheduler or worker did not come up"
+            time.sleep(0.5)
+        batch = synth_batch(SynthSpec(bids=10, intervals=2, dsos=2, seed=7))
+        folder = write_batch(batch, tmp_path / "b")
+        grid = tmp_path / "sweep.toml"
+        grid.write_text("[grid]\nneed_scale = [1.0, 2.0]\n")
+        res = CliRunner().invoke(app, ["sweep", str(folder), "--grid", str(grid), "--designs",
+                                       "single,dso-led", "--out", str(tmp_path / "out"),
+                                       "--scheduler", address])
+        assert res.exit_code == 0, res.output
+        remote = pd.read_parquet(tmp_path / "out" / "sweep.parquet")
+        local = run_sweep(load_batch(folder), ["single", "dso-led"],
+                          [GridPoint(need_scale=1.0), GridPoint(need_scale=2.0)])
+        keep = ~remote["metric"].str.startswith("scalability_max_solve")
+        pd.testing.assert_frame_equal(remote[keep].reset_index(drop=True),
+                                      local[~local["metric"].str.startswith(
+                                          "scalability_max_solve")].reset_index(drop=True),
+                                      check_dtype=False)
+        assert (tmp_path / "out" / "report.html").is_file()
+    finally:
+        for p in (worker, sched):
+            if p is not None:
+                p.terminate()
+                p.wait(timeout=20)
