@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Literal
+from enum import StrEnum
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -130,7 +130,7 @@ class LinearModel:
         return float(sum(fam.cost @ values[name] for name, fam in self.variables.items()))
 
 
-class SolveStatus(str, Enum):
+class SolveStatus(StrEnum):
     OPTIMAL = "optimal"
     INFEASIBLE = "infeasible"
     UNBOUNDED = "unbounded"
@@ -149,7 +149,7 @@ class Solution:
     detail: str = ""
 
 
-DEFAULT_HIGHS_OPTIONS: dict[str, object] = {
+DEFAULT_HIGHS_OPTIONS: dict[str, Any] = {
     "threads": 1,
     "random_seed": 0,
     "mip_rel_gap": 1e-6,
@@ -294,7 +294,7 @@ def solve_highspy(model: LinearModel, options: dict[str, object] | None = None) 
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     for k, v in {**DEFAULT_HIGHS_OPTIONS, **(options or {})}.items():
-        h.setOptionValue(k, v)
+        h.setOptionValue(k, v)  # type: ignore[arg-type]
     h.passModel(lp)
     t1 = time.perf_counter()
     h.run()

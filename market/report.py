@@ -52,8 +52,8 @@ def comparison_html(results: Sequence[ClearingResult]) -> str:
             continue
         vals = wide.loc[metric, designs].to_numpy(dtype=float)
         sign = _better(metric)
-        best = (np.nanmin(vals) if sign < 0 else np.nanmax(vals)) if sign else None
-        worst = (np.nanmax(vals) if sign < 0 else np.nanmin(vals)) if sign else None
+        best = float(np.nanmin(vals) if sign < 0 else np.nanmax(vals)) if sign else 0.0
+        worst = float(np.nanmax(vals) if sign < 0 else np.nanmin(vals)) if sign else 0.0
         cells = []
         for v in vals:
             cls = ""

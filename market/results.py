@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import pandas as pd
@@ -13,7 +13,7 @@ from market.design import Design
 PRICINGS = ("pay-as-bid", "pay-as-clear")
 
 
-class ClearingStatus(str, Enum):
+class ClearingStatus(StrEnum):
     """Outcome of a whole design run."""
 
     OPTIMAL = "optimal"

@@ -113,7 +113,6 @@ def run_sweep(batch: Batch, designs: Sequence[str | Design], grid: Sequence[Grid
 
 def sweep_figure(results: pd.DataFrame, metrics: Sequence[str] = (
         "system_cost_eur", "unmet_mwh", "distribution_violation_mwh", "tier_bypassing_count")):
-    import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=list(metrics))

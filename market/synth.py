@@ -45,7 +45,7 @@ def synth_batch(spec: SynthSpec) -> Batch:
                       interval_minutes=spec.interval_minutes)
 
     feeder_dso = np.arange(n_feed) % spec.dsos
-    feeder_ids = np.array([f"d{d}-f{f:04d}" for f, d in zip(range(n_feed), feeder_dso)])
+    feeder_ids = np.array([f"d{d}-f{f:04d}" for f, d in zip(range(n_feed), feeder_dso, strict=True)])
     dso_ids = np.array([f"dso{d}" for d in range(spec.dsos)])
     der_feeder = np.sort(rng.integers(0, n_feed, n_der))
     der_feeder[: min(n_feed, n_der)] = np.arange(min(n_feed, n_der))  # no empty feeder
@@ -61,10 +61,11 @@ def synth_batch(spec: SynthSpec) -> Batch:
     shape = 0.8 + 0.4 * np.sin(2 * np.pi * t_idx / max(n_t, 1))
     q = np.round(der_q[d_idx] * shape, 3)
     integer = der_integer[d_idx]
-    block = np.where(integer & (d_idx % 2 == 0), np.char.add("blk-", np.char.add(
-        der_node[d_idx], np.char.add("-", (t_idx // 4).astype(str)))), None)
-    excl = np.where(integer & (d_idx % 2 == 1), np.char.add("ex-", (d_idx // 4).astype(str)),
-                    None)
+    block_names = np.char.add("blk-", np.char.add(der_node[d_idx], np.char.add(
+        "-", (t_idx // 4).astype(str)))).astype(object)
+    block = pd.Series(block_names).where(integer & (d_idx % 2 == 0), None)
+    excl_names = np.char.add("ex-", (d_idx // 4).astype(str)).astype(object)
+    excl = pd.Series(excl_names).where(integer & (d_idx % 2 == 1), None)
     bids = pd.DataFrame({
         "bid_id": np.char.add(np.char.add("b", d_idx.astype(str)), np.char.add("-", t_idx.astype(str))),
         "aggregator_id": np.char.add("agg", (d_idx % 7).astype(str)),

@@ -151,10 +151,7 @@ def _need_results(inp: StepInput, index: StepIndex, sol: Solution, priced: Solut
         t = nd["t"].to_numpy()
         bal = np.isin(t, index.balance_t)
         energy = np.where(bal, nd["sign"].to_numpy() * lam[np.minimum(t, len(lam) - 1)], 0.0)
-        if rows == "dso_need":
-            congestion = priced.marginals.get("dso_need", np.zeros(len(nd)))
-        else:
-            congestion = np.zeros(len(nd))
+        congestion = priced.marginals.get("dso_need", np.zeros(len(nd))) if rows == "dso_need" else np.zeros(len(nd))
         frames.append(pd.DataFrame({
             "need_id": nd["need_id"], "served_mw": served, "unmet_mw": np.where(mm, w, 0.0),
             "energy_eur_mwh": energy, "congestion_eur_mwh": congestion,

@@ -82,10 +82,10 @@ def _rows(spec: TableSpec, df: pd.DataFrame, mask: np.ndarray | pd.Series, colum
         return []
     ids = _ids(spec, df)
     out = []
-    for i in idx:
+    for i in (int(j) for j in idx):
         value = None if column is None else repr(_plain(df[column].iloc[i]))
         text = reason(i) if callable(reason) else reason
-        out.append(Finding(spec.name, int(i), ids[i], column, value, text))
+        out.append(Finding(spec.name, int(i), ids[int(i)], column, value, text))
     return out
 
 

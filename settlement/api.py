@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
 from sqlalchemy.exc import OperationalError
 
 from market.batch import sha256_file

@@ -88,7 +88,7 @@ def load_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, cfg: SettleConf
     if missing:
         raise SettlementInputError(f"meter: missing column(s) {sorted(missing)}")
     holidays = ", ".join(f"DATE '{d.isoformat()}'" for d in cfg.holidays) or "NULL::DATE"
-    first_day, last_day = con.execute("SELECT min(lday), max(lday) FROM awards_t").fetchone()
+    first_day, last_day = con.execute("SELECT min(lday), max(lday) FROM awards_t").fetchone() or (None, None)
     start = f"timezone('{cfg.timezone}', CAST(DATE '{first_day}' - INTERVAL {lookback_days + 1} DAY AS TIMESTAMP))"
     end = f"timezone('{cfg.timezone}', CAST(DATE '{last_day}' + INTERVAL 1 DAY AS TIMESTAMP))"
     con.execute(f"""
@@ -188,10 +188,7 @@ def settlement_lines(con: duckdb.DuckDBPyConnection, cfg: SettleConfig) -> pd.Da
     never more than awarded. Delivery in the wrong direction adds to the shortfall of the
     awards of the other direction, pro rata to their awarded energy.
     """
-    if cfg.penalty_eur_mwh is not None:
-        rate = f"{cfg.penalty_eur_mwh}"
-    else:
-        rate = f"{cfg.penalty_factor} * abs(price_eur_mwh)"
+    rate = f"{cfg.penalty_eur_mwh}" if cfg.penalty_eur_mwh is not None else f"{cfg.penalty_factor} * abs(price_eur_mwh)"
     return con.execute(f"""
         WITH ranked AS (
             SELECT a.*, row_number() OVER (PARTITION BY der_id, interval_start

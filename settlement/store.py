@@ -58,7 +58,7 @@ statements_t = sa.Table(
     sa.Column("findings", sa.Integer, nullable=False),
     sa.UniqueConstraint("aggregator_id", "buyer_id", "period", "version", name="uq_statement"),
 )
-LINE_COLS = [
+LINE_COLS: list[tuple[str, Any]] = [
     ("bid_id", sa.String(200)), ("der_id", sa.String(100)), ("need_id", sa.String(200)),
     ("service", sa.String(32)), ("interval_start", sa.DateTime(timezone=True)),
     ("direction", sa.String(8)), ("quantity_mw", sa.Float), ("price_eur_mwh", sa.Float),

@@ -11,4 +11,6 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "tests/run.sh: chromium is missing; install it with: sudo apt-get install chromium" >&2
   fi
 fi
+python3 -m ruff check market settlement tests data
+python3 -m mypy
 python3 -m pytest "$@"

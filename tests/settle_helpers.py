@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 PG_BASE = os.environ.get("FLEXMARKET_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -47,26 +45,9 @@ def daily_meter(der: str, start: str, days: int, value_of_day, minutes: int = 15
     k = np.arange(len(ts)) // per_day
     slot = np.arange(len(ts)) % per_day
     return pd.DataFrame({"der_id": der, "interval_start": ts,
-                         "consumption_kwh": [float(value_of_day(a, b)) for a, b in zip(k, slot)]})
+                         "consumption_kwh": [float(value_of_day(a, b)) for a, b in zip(k, slot, strict=True)]})
 
 
 def write_meter(df: pd.DataFrame, path: Path) -> Path:
     df.to_parquet(path, index=False)
     return path
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def store_url(request, tmp_path):  # type: ignore[no-untyped-def]
-    if request.param == "duckdb":
-        yield f"duckdb:///{tmp_path / 'store.duckdb'}"
-        return
-    import sqlalchemy as sa
-
-    schema = f"fm_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_BASE)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()

@@ -2,7 +2,15 @@
 
 import pytest
 from helpers import (
-    area, award_mw, bid, constraint, dso_need, make_batch, price_of, signal, tso_need,
+    area,
+    award_mw,
+    bid,
+    constraint,
+    dso_need,
+    make_batch,
+    price_of,
+    signal,
+    tso_need,
 )
 
 from market import clear

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from settle_helpers import daily_meter, make_run, store_url, write_meter  # noqa: F401
+from settle_helpers import daily_meter, make_run, write_meter
 
 from settlement import settle
 from settlement.config import SettleConfig, parse_config
