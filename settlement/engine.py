@@ -92,17 +92,17 @@ def load_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, cfg: SettleConf
     start = f"timezone('{cfg.timezone}', CAST(DATE '{first_day}' - INTERVAL {lookback_days + 1} DAY AS TIMESTAMP))"
     end = f"timezone('{cfg.timezone}', CAST(DATE '{last_day}' + INTERVAL 1 DAY AS TIMESTAMP))"
     con.execute(f"""
-        CREATE TABLE meter_raw AS
-        SELECT der_id, interval_start AS ts, consumption_kwh AS kwh
+        CREATE TABLE meter AS
+        SELECT der_id, interval_start AS ts,
+               CASE WHEN min(consumption_kwh) = max(consumption_kwh)
+                    THEN min(consumption_kwh) END AS kwh,
+               count(*) AS n_readings, min(consumption_kwh) AS kwh_min,
+               max(consumption_kwh) AS kwh_max,
+               local_day(interval_start) AS lday, local_tod(interval_start) AS ltod
         FROM read_parquet({_q(meter_path)})
         WHERE der_id IN (SELECT DISTINCT der_id FROM awards_t)
-          AND interval_start >= {start} AND interval_start < {end}""")
-    con.execute("""
-        CREATE TABLE meter AS
-        SELECT der_id, ts, CASE WHEN min(kwh) = max(kwh) THEN min(kwh) END AS kwh,
-               count(*) AS n_readings, min(kwh) AS kwh_min, max(kwh) AS kwh_max,
-               local_day(ts) AS lday, local_tod(ts) AS ltod
-        FROM meter_raw GROUP BY der_id, ts""")
+          AND interval_start >= {start} AND interval_start < {end}
+        GROUP BY der_id, interval_start""")
     con.execute(f"""
         CREATE TABLE day_info AS
         SELECT lday, coalesce(lday IN ({holidays}), FALSE) AS holiday,

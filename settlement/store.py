@@ -122,6 +122,23 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
+def _bulk_insert(conn: sa.Connection, table: sa.Table, df: pd.DataFrame) -> None:
+    """Insert a frame inside the current transaction; DuckDB reads it as a relation directly
+    (no per-row round trips), other databases get one executemany."""
+    cols = [c.name for c in table.columns]
+    df = df[cols]
+    if conn.dialect.name == "duckdb":
+        raw = conn.connection.driver_connection
+        raw.register("_fm_bulk", df)
+        try:
+            raw.execute(f"INSERT INTO {table.name} ({', '.join(cols)}) "
+                        f"SELECT {', '.join(cols)} FROM _fm_bulk")
+        finally:
+            raw.unregister("_fm_bulk")
+        return
+    conn.execute(table.insert(), _records(df))
+
+
 def _lock(conn: sa.Connection, period: str) -> None:
     if conn.dialect.name == "postgresql":
         key = zlib.crc32(period.encode())
@@ -186,14 +203,14 @@ def _save(conn: sa.Connection, run_id: str, period: str, inputs_sha: str, lines:
     if new_rows:
         conn.execute(statements_t.insert(), new_rows)
         fail_hook("statements")
-        conn.execute(lines_t.insert(), _records(pd.concat(all_lines, ignore_index=True)))
+        _bulk_insert(conn, lines_t, pd.concat(all_lines, ignore_index=True))
         fail_hook("lines")
         if all_deltas:
             d = pd.concat(all_deltas, ignore_index=True)
             if len(d):
                 conn.execute(deltas_t.insert(), _records(d))
     if len(findings):
-        conn.execute(findings_t.insert(), _records(findings.assign(run_id=run_id)))
+        _bulk_insert(conn, findings_t, findings.assign(run_id=run_id))
     fail_hook("findings")
     return pd.DataFrame(new_rows)
 
