@@ -152,7 +152,7 @@ class Solution:
 DEFAULT_HIGHS_OPTIONS: dict[str, Any] = {
     "threads": 1,
     "random_seed": 0,
-    "mip_rel_gap": 1e-6,
+    "mip_rel_gap": 1e-4,  # HiGHS default; prices come from the LP with integers fixed
     "primal_feasibility_tolerance": 1e-9,
     "dual_feasibility_tolerance": 1e-9,
 }
