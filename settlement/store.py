@@ -128,7 +128,7 @@ def _bulk_insert(conn: sa.Connection, table: sa.Table, df: pd.DataFrame) -> None
     cols = [c.name for c in table.columns]
     df = df[cols]
     if conn.dialect.name == "duckdb":
-        raw = conn.connection.driver_connection
+        raw: Any = conn.connection.driver_connection
         raw.register("_fm_bulk", df)
         try:
             raw.execute(f"INSERT INTO {table.name} ({', '.join(cols)}) "
