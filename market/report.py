@@ -124,6 +124,11 @@ def merit_order(batch: Batch, results: Sequence[ClearingResult]) -> go.Figure:
 
 
 def price_heatmap(results: Sequence[ClearingResult]) -> go.Figure:
+    """Prices per area/direction and interval; the colour scale spans the 2nd-98th percentile
+    so a few VoLL-priced intervals do not wash out the rest (hover shows the real value)."""
+    every = np.concatenate([r.prices["price_eur_mwh"].to_numpy(float) for r in results]
+                           ) if results else np.zeros(1)
+    lo, hi = (np.percentile(every, [2, 98]) if len(every) else (0.0, 1.0))
     fig = make_subplots(rows=len(results), cols=1, shared_xaxes=True,
                         subplot_titles=[r.design.name for r in results], vertical_spacing=0.06)
     for i, r in enumerate(results, start=1):
@@ -132,8 +137,11 @@ def price_heatmap(results: Sequence[ClearingResult]) -> go.Figure:
                              aggfunc="first")
         fig.add_heatmap(z=grid.to_numpy(), x=[t.strftime("%H:%M") for t in grid.columns],
                         y=list(grid.index), coloraxis="coloraxis", row=i, col=1)
-    fig.update_layout(title="Cleared price by area, direction and interval (EUR/MWh)",
-                      coloraxis=dict(colorscale="Viridis"), height=260 * len(results) + 80)
+    fig.update_layout(title="Cleared price by area, direction and interval (EUR/MWh; colours "
+                      "clipped to the 2nd-98th percentile)",
+                      coloraxis=dict(colorscale="Viridis", cmin=float(lo),
+                                     cmax=float(max(hi, lo + 1e-9))),
+                      height=200 * len(results) + 80)
     return fig
 
 

@@ -305,3 +305,37 @@ def test_two_runs_at_once_nothing_lost_or_doubled(tmp_path, store_url):
     st = read_table(engine, statements_t)
     engine.dispose()
     assert sorted(st["version"]) == [1, 1]
+
+
+def test_settle_and_evaluate_cli_on_the_sample(tmp_path):
+    from typer.testing import CliRunner
+
+    from market.cli import app
+
+    root = Path(__file__).resolve().parents[1]
+    runner = CliRunner()
+    run = tmp_path / "run"
+    res = runner.invoke(app, ["clear", str(root / "data" / "sample"), "--design", "single",
+                              "--pricing", "pay-as-clear", "--out", str(run)])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "settle"
+    args = ["settle", "--run", str(run), "--meter", str(root / "data" / "meter.parquet"),
+            "--config", str(root / "data" / "settle.toml"), "--out", str(out)]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "8 new statement version(s)" in first.output
+    again = runner.invoke(app, args)
+    assert "0 new statement version(s)" in again.output
+    for name in ("lines", "statements", "findings", "new_versions"):
+        assert (out / f"{name}.parquet").is_file()
+    lines = pd.read_parquet(out / "lines.parquet")
+    assert (lines["status"] == "settled").all()
+    ev = runner.invoke(app, ["baselines", "evaluate", "--meter", str(root / "data" / "meter.parquet"),
+                             "--config", str(root / "data" / "settle.toml"), "--out",
+                             str(tmp_path / "bl")])
+    assert ev.exit_code == 0, ev.output
+    summary = pd.read_parquet(tmp_path / "bl" / "baseline_summary.parquet")
+    assert {"caiso-10-in-10", "pjm-high-4-of-5", "mid-8-of-10", "nyiso-high-5-of-10",
+            "meter-before-meter-after"} <= set(summary["method"])
+    assert summary["within_20pct"].between(0, 1).all()
+    assert (tmp_path / "bl" / "baseline_accuracy.html").is_file()

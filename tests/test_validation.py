@@ -81,6 +81,8 @@ CASES = [
     ("bids", 4, "interval_start", "yesterday", "not a timestamp"),
     ("constraints", 0, "min_flow_mw", "1000", "min_flow_mw exceeds max_flow_mw"),
     ("sensitivities", 0, "node_id", "ghost", "unknown node_id"),
+    ("needs", 2, "area_id", "", "must not be empty"),
+    ("bids", 5, "bid_id", "", "must not be empty"),
 ]
 
 
