@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import shutil
@@ -34,6 +35,10 @@ from settlement.errors import SettlementInputError
 from settlement.store import make_engine, save_run
 
 
+# The calendar span computed with fast offset arithmetic must cover every method's look-back.
+LOOKBACK_MARGIN_DAYS = max(m.lookback_days for m in METHODS.values()) + 15
+
+
 @dataclass(frozen=True)
 class SettlementResult:
     run_id: str
@@ -58,7 +63,7 @@ def _run_info(run: Path) -> tuple[pd.DataFrame, int, dict[str, Any]]:
 def settle(run: str | Path, meter: str | Path, config: SettleConfig | str | Path | None = None,
            db: str | None = None, out: str | Path | None = None,
            fail_hook: Callable[[str], None] | None = None,
-           wait_seconds: float = 60.0) -> SettlementResult:
+           wait_seconds: float = 60.0, memory_limit: str | None = "3GB") -> SettlementResult:
     """Settle ``run`` against ``meter``; store statements (new versions only) and write ``out``.
 
     ``db``: SQLAlchemy URL (default: a DuckDB file ``store.duckdb`` in ``out``). When another
@@ -71,7 +76,10 @@ def settle(run: str | Path, meter: str | Path, config: SettleConfig | str | Path
     cfg = config if isinstance(config, SettleConfig) else load_config(config)
     awards, minutes, run_manifest = _run_info(run)
     hours = minutes / 60.0
-    con = connect(cfg, minutes)
+    first, last = awards["interval_start"].min(), awards["interval_start"].max()
+    span = (first.to_pydatetime() - dt.timedelta(days=LOOKBACK_MARGIN_DAYS), last.to_pydatetime() +
+            dt.timedelta(days=2))
+    con = connect(cfg, minutes, span=span, memory_limit=memory_limit)
     load_awards(con, awards, cfg, hours)
     methods = sorted(set(con.execute("SELECT DISTINCT method FROM awards_t").fetchall()[i][0]
                          for i in range(len(con.execute(

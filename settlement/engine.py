@@ -9,6 +9,9 @@ consumption / more export). A down award is delivered by a negative value.
 
 from __future__ import annotations
 
+import datetime as dt
+import tempfile
+import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,15 +42,54 @@ def _q(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-def connect(cfg: SettleConfig, interval_minutes: int, threads: int = 2
-            ) -> duckdb.DuckDBPyConnection:
+def utc_offset_sql(tz: str, start: dt.datetime, end: dt.datetime, column: str = "t") -> str:
+    """Seconds to add to a UTC instant for local clock time, as a CASE over the (at most a
+    few) offset changes of ``tz`` between ``start`` and ``end`` (cheaper per row than a
+    named-zone conversion, and exact)."""
+    zone = zoneinfo.ZoneInfo(tz)
+    t = start.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    end = end.astimezone(dt.UTC)
+    offset = int(t.astimezone(zone).utcoffset().total_seconds())  # type: ignore[union-attr]
+    cases: list[tuple[dt.datetime, int]] = []
+    while t <= end:  # hourly scan: offsets change on the hour in every zone that matters here
+        nxt = t + dt.timedelta(minutes=15)
+        o = int(nxt.astimezone(zone).utcoffset().total_seconds())  # type: ignore[union-attr]
+        if o != offset:
+            cases.append((nxt, offset))
+            offset = o
+        t = nxt
+    if not cases:
+        return f"{offset}"
+    whens = " ".join(f"WHEN {column} < TIMESTAMPTZ '{c.isoformat()}' THEN {o}" for c, o in cases)
+    return f"(CASE {whens} ELSE {offset} END)"
+
+
+def connect(cfg: SettleConfig, interval_minutes: int, threads: int = 2,
+            span: tuple[dt.datetime, dt.datetime] | None = None,
+            memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the calendar macros of ``cfg.timezone``.
+
+    ``span``: the UTC range the data cover; within it local days and slots are computed
+    with integer arithmetic on epoch seconds instead of a named-zone conversion per row.
+    """
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET threads = {threads}")
+    if memory_limit:
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+        con.execute(f"SET temp_directory = '{tempfile.gettempdir()}/flexmarket-duckdb'")
     con.execute(f"CREATE MACRO interval_len() AS INTERVAL '{interval_minutes} minutes'")
-    con.execute(f"CREATE MACRO local_day(t) AS CAST(timezone('{cfg.timezone}', t) AS DATE)")
-    con.execute(f"CREATE MACRO local_tod(t) AS (hour(timezone('{cfg.timezone}', t)) * 60 + "
-                f"minute(timezone('{cfg.timezone}', t))) // {interval_minutes}")
+    if span is not None:
+        off = utc_offset_sql(cfg.timezone, *span)
+        con.execute(f"CREATE MACRO local_epoch(t) AS CAST(epoch(t) AS BIGINT) + {off}")
+        con.execute("CREATE MACRO local_day(t) AS CAST(DATE '1970-01-01' + "
+                    "CAST(local_epoch(t) // 86400 AS INTEGER) AS DATE)")
+        con.execute(f"CREATE MACRO local_tod(t) AS CAST((local_epoch(t) % 86400) // "
+                    f"{60 * interval_minutes} AS INTEGER)")
+    else:
+        con.execute(f"CREATE MACRO local_day(t) AS CAST(timezone('{cfg.timezone}', t) AS DATE)")
+        con.execute(f"CREATE MACRO local_tod(t) AS (hour(timezone('{cfg.timezone}', t)) * 60 + "
+                    f"minute(timezone('{cfg.timezone}', t))) // {interval_minutes}")
     con.execute(f"CREATE MACRO day_slots(d) AS CAST((epoch(timezone('{cfg.timezone}', "
                 f"CAST(d + INTERVAL 1 DAY AS TIMESTAMP))) - epoch(timezone('{cfg.timezone}', "
                 f"CAST(d AS TIMESTAMP)))) / 60 / {interval_minutes} AS INTEGER)")
