@@ -34,7 +34,6 @@ from settlement.engine import (
 from settlement.errors import SettlementInputError
 from settlement.store import make_engine, save_run
 
-
 # The calendar span computed with fast offset arithmetic must cover every method's look-back.
 LOOKBACK_MARGIN_DAYS = max(m.lookback_days for m in METHODS.values()) + 15
 
