@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -20,7 +21,8 @@ designs_app = typer.Typer(no_args_is_help=True, help="List and show coordination
 app.add_typer(designs_app, name="designs")
 baselines_app = typer.Typer(no_args_is_help=True, help="M&V baseline methods.")
 app.add_typer(baselines_app, name="baselines")
-console = Console()
+_WIDTH = None if sys.stdout.isatty() else 160  # logs and pipes get wide, untruncated tables
+console = Console(width=_WIDTH)
 err = Console(stderr=True)
 
 EXIT_INVALID = 2

@@ -124,11 +124,7 @@ def load_awards(con: duckdb.DuckDBPyConnection, awards: pd.DataFrame, cfg: Settl
 def load_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, cfg: SettleConfig,
                lookback_days: int) -> None:
     """Meter rows of awarded DER over the look-back window, duplicates collapsed or voided."""
-    cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({_q(meter_path)})")
-            .fetchall()}
-    missing = {"der_id", "interval_start", "consumption_kwh"} - cols
-    if missing:
-        raise SettlementInputError(f"meter: missing column(s) {sorted(missing)}")
+    validate_meter(con, meter_path, interval_len_minutes(con))
     holidays = ", ".join(f"DATE '{d.isoformat()}'" for d in cfg.holidays) or "NULL::DATE"
     first_day, last_day = con.execute("SELECT min(lday), max(lday) FROM awards_t").fetchone() or (None, None)
     start = f"timezone('{cfg.timezone}', CAST(DATE '{first_day}' - INTERVAL {lookback_days + 1} DAY AS TIMESTAMP))"
@@ -158,6 +154,59 @@ def load_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, cfg: SettleConf
         GROUP BY m.der_id, m.lday, d.slots
         HAVING count(m.kwh) = d.slots""")
     con.execute("CREATE TABLE event_days AS SELECT DISTINCT der_id, lday FROM awards_t")
+
+
+def interval_len_minutes(con: duckdb.DuckDBPyConnection) -> int:
+    row = con.execute("SELECT CAST(epoch(interval_len()) / 60 AS INTEGER)").fetchone()
+    return int(row[0]) if row else 15
+
+
+def validate_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, minutes: int,
+                   max_listed: int = 50) -> None:
+    """Refuse meter data that cannot be read as the contract says, naming every bad row.
+
+    Columns: ``der_id`` (text), ``interval_start`` (timezone-aware timestamp on the run's
+    interval grid), ``consumption_kwh`` (finite number). Gaps and duplicates are not errors
+    but findings (see :func:`quality_findings`).
+    """
+    from market.errors import Finding
+
+    desc = {r[0]: r[1] for r in con.execute(
+        f"DESCRIBE SELECT * FROM read_parquet({_q(meter_path)})").fetchall()}
+    problems = [Finding("meter", None, None, c, None, "missing required column")
+                for c in ("der_id", "interval_start", "consumption_kwh") if c not in desc]
+    if not problems:
+        ts_type = desc["interval_start"]
+        if not (ts_type.startswith("TIMESTAMPTZ") or ts_type == "TIMESTAMP WITH TIME ZONE"):
+            problems.append(Finding("meter", None, None, "interval_start", desc["interval_start"],
+                                    "timestamps must be timezone-aware (UTC)"))
+        if desc["consumption_kwh"] not in ("DOUBLE", "FLOAT", "DECIMAL", "BIGINT", "INTEGER") \
+                and not desc["consumption_kwh"].startswith("DECIMAL"):
+            problems.append(Finding("meter", None, None, "consumption_kwh",
+                                    desc["consumption_kwh"], "must be a number column"))
+    if not problems:
+        rows = con.execute(f"""
+            SELECT file_row_number, der_id, interval_start, consumption_kwh,
+                   CASE WHEN der_id IS NULL THEN 'der_id'
+                        WHEN interval_start IS NULL THEN 'interval_start'
+                        WHEN epoch(interval_start) % {60 * minutes} <> 0 THEN 'interval_start'
+                        ELSE 'consumption_kwh' END AS col,
+                   CASE WHEN der_id IS NULL THEN 'must not be empty'
+                        WHEN interval_start IS NULL THEN 'must not be empty'
+                        WHEN epoch(interval_start) % {60 * minutes} <> 0
+                            THEN 'not on the {minutes}-minute grid'
+                        ELSE 'must be a finite number' END AS reason
+            FROM read_parquet({_q(meter_path)}, file_row_number = true)
+            WHERE der_id IS NULL OR interval_start IS NULL
+               OR epoch(interval_start) % {60 * minutes} <> 0
+               OR consumption_kwh IS NULL OR NOT isfinite(consumption_kwh)
+            ORDER BY file_row_number LIMIT {max_listed + 1}""").fetchall()
+        problems += [Finding("meter", int(r[0]), f"der_id={r[1]}", r[4],
+                             repr(r[2] if r[4] == "interval_start" else r[3]), r[5]) for r in rows]
+    if problems:
+        lines = "\n  ".join(str(p) for p in problems[:max_listed])
+        more = f" (first {max_listed} listed)" if len(problems) > max_listed else ""
+        raise SettlementInputError(f"{meter_path}: meter data is invalid{more}:\n  {lines}")
 
 
 def event_targets(con: duckdb.DuckDBPyConnection) -> None:

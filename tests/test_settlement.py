@@ -339,3 +339,24 @@ def test_settle_and_evaluate_cli_on_the_sample(tmp_path):
             "meter-before-meter-after"} <= set(summary["method"])
     assert summary["within_20pct"].between(0, 1).all()
     assert (tmp_path / "bl" / "baseline_accuracy.html").is_file()
+
+
+def test_bad_meter_rows_are_refused_and_named(tmp_path):
+    from settlement.errors import SettlementInputError
+
+    run = make_run(tmp_path / "run", [{"t": "2026-01-08T18:00Z", "q": 0.01, "price": 50.0}])
+    meter = daily_meter("D1", START.isoformat(), 70, weekday_value)
+    meter.loc[5, "consumption_kwh"] = float("nan")
+    meter.loc[9, "interval_start"] = meter.loc[9, "interval_start"] + pd.Timedelta(minutes=7)
+    path = write_meter(meter, tmp_path / "m.parquet")
+    out = tmp_path / "out"
+    with pytest.raises(SettlementInputError) as info:
+        settle(run, path, SettleConfig(), db="duckdb:///:memory:", out=out)
+    text = str(info.value)
+    assert "meter row 5 (der_id=D1) column consumption_kwh" in text and "finite" in text
+    assert "meter row 9 (der_id=D1) column interval_start" in text and "grid" in text
+    assert not out.exists()  # nothing written
+    naive = meter.assign(interval_start=meter["interval_start"].dt.tz_localize(None))
+    with pytest.raises(SettlementInputError, match="timezone-aware"):
+        settle(run, write_meter(naive, tmp_path / "n.parquet"), SettleConfig(),
+               db="duckdb:///:memory:")
