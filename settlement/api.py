@@ -80,9 +80,8 @@ def settle(run: str | Path, meter: str | Path, config: SettleConfig | str | Path
             dt.timedelta(days=2))
     con = connect(cfg, minutes, span=span, memory_limit=memory_limit)
     load_awards(con, awards, cfg, hours)
-    methods = sorted(set(con.execute("SELECT DISTINCT method FROM awards_t").fetchall()[i][0]
-                         for i in range(len(con.execute(
-                             "SELECT DISTINCT method FROM awards_t").fetchall()))))
+    methods = [r[0] for r in con.execute(
+        "SELECT DISTINCT method FROM awards_t ORDER BY method").fetchall()]
     lookback = max(METHODS[m].lookback_days for m in methods) if methods else 45
     load_meter(con, meter, cfg, lookback)
     event_targets(con)
