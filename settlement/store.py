@@ -177,7 +177,7 @@ def _save(conn: sa.Connection, run_id: str, period: str, inputs_sha: str, lines:
     prev = ({(r["aggregator_id"], r["buyer_id"]): r for r in latest.to_dict("records")}
             if len(latest) else {})
     new_rows, all_lines, all_deltas = [], [], []
-    n_findings = len(findings)
+    run_wide = int(findings["der_id"].isna().sum()) if len(findings) else 0
     for st in statements.to_dict("records"):
         key = (st["aggregator_id"], st["buyer_id"])
         mine = lines[(lines["aggregator_id"] == key[0]) & (lines["buyer_id"] == key[1])]
@@ -191,7 +191,9 @@ def _save(conn: sa.Connection, run_id: str, period: str, inputs_sha: str, lines:
             "aggregator_id", "buyer_id", "period", "lines", "unverifiable_lines", "awarded_mwh",
             "allocated_mwh", "shortfall_mwh", "payment_eur", "penalty_eur", "net_eur")},
             "statement_id": sid, "version": version, "run_id": run_id,
-            "content_sha256": digest, "findings": n_findings})
+            "content_sha256": digest,
+            "findings": run_wide + (int(findings["der_id"].isin(mine["der_id"]).sum())
+                                    if len(findings) else 0)})
         all_lines.append(mine[[n for n, _ in LINE_COLS]].assign(statement_id=sid))
         if old is not None:
             all_deltas.append(_deltas(conn, old["statement_id"], sid, mine))

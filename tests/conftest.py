@@ -4,8 +4,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("COLUMNS", "220")  # wide rich tables in CLI tests
+
+# Same inputs, same outputs: property tests draw the same examples on every run.
+settings.register_profile("flexmarket", derandomize=True, database=None)
+settings.load_profile("flexmarket")
 sys.path.insert(0, str(Path(__file__).parent))
 
 PG_BASE = os.environ.get("FLEXMARKET_TEST_PG",
