@@ -9,7 +9,6 @@ remaining capacity, the flows and the net activation it caused.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -270,12 +269,6 @@ def _solve_checked(model: LinearModel, options: dict[str, Any] | None) -> Soluti
         raise SolverError(f"{model.name}: HiGHS returned {sol.status.value} ({sol.detail})")
     verify(model, sol)
     return sol
-
-
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
 
 
 __all__ = ["clear", "prepare", "solve_step", "step_inputs", "StepIndex"]

@@ -249,7 +249,7 @@ def network_matrix(bids: pd.DataFrame, network: pd.DataFrame, sens: pd.DataFrame
 def define_network(m: LinearModel, bids: pd.DataFrame, inp: StepInput) -> None:
     """``min <= base + F (sign * x) <= max``, each side with a penalised violation slack."""
     net = inp.network.reset_index(drop=True)
-    k, n = len(net), len(bids)
+    k = len(net)
     pen = np.full(k, inp.violation_eur_mwh)
     m.add_variable("v_over", np.zeros(k), np.full(k, np.inf), pen)
     m.add_variable("v_under", np.zeros(k), np.full(k, np.inf), pen)
@@ -260,7 +260,6 @@ def define_network(m: LinearModel, bids: pd.DataFrame, inp: StepInput) -> None:
     base = net["base_mw"].to_numpy()
     m.add_constraint("flow_max", {"x": a, "v_over": -eye}, "<=", net["max_flow_mw"].to_numpy() - base)
     m.add_constraint("flow_min", {"x": a, "v_under": eye}, ">=", net["min_flow_mw"].to_numpy() - base)
-    _ = n
 
 
 def define_blocks(m: LinearModel, bids: pd.DataFrame) -> None:

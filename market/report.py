@@ -185,12 +185,10 @@ def skeleton_figure(design: Design) -> go.Figure:
     fig = go.Figure()
     for n, (a, b, kind) in enumerate(edges):
         offset = 0.15 * ((n % 3) - 1)
-        dash = "dot" if kind == "data" else "solid"
         fig.add_annotation(x=x[b] + offset, y=y[b] + 0.18, ax=x[a] + offset, ay=y[a] - 0.18,
                            xref="x", yref="y", axref="x", ayref="y", showarrow=True,
-                           arrowhead=3, arrowwidth=1.6, arrowcolor="#b8336a" if "tso" in a
-                           else "#1b6ca8", text="")
-        _ = dash
+                           arrowhead=3, arrowwidth=1.6, arrowcolor="#888" if kind == "data"
+                           else "#b8336a" if "tso" in a else "#1b6ca8", text="")
     fig.add_scatter(x=[x[t] for t in used], y=[y[t] for t in used], mode="markers+text",
                     text=[t.upper() for t in used], textposition="middle right",
                     marker=dict(symbol="square", size=26, color="#e8eef5",
