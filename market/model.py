@@ -306,13 +306,17 @@ def define_integer_units(m: LinearModel, bids: pd.DataFrame) -> pd.DataFrame:
     if not k:
         return units
     m.add_variable("z", np.zeros(k), np.ones(k), np.zeros(k), integer=True)
-    rows = np.arange(k)
     anc = units["anchor"].to_numpy()
-    m.add_constraint("unit_max", {
-        "x": _sparse(rows, anc, 1.0, (k, n)), "z": _sparse(rows, rows, -cap[anc], (k, k)),
-    }, "<=", np.zeros(k))
     r = units["ratio"].to_numpy()
-    has_min = np.flatnonzero(r > 0)
+    whole = r >= 1.0 - 1e-12  # all-or-nothing: x = cap * z, one tight row instead of two
+    for name, sel, sense, coef in (("unit_whole", whole, "==", 1.0),
+                                   ("unit_max", ~whole, "<=", 1.0)):
+        rows = np.flatnonzero(sel)
+        m.add_constraint(name, {
+            "x": _sparse(np.arange(len(rows)), anc[rows], 1.0, (len(rows), n)),
+            "z": _sparse(np.arange(len(rows)), rows, -coef * cap[anc[rows]], (len(rows), k)),
+        }, sense, np.zeros(len(rows)))  # type: ignore[arg-type]
+    has_min = np.flatnonzero((r > 0) & ~whole)
     m.add_constraint("unit_min", {
         "x": _sparse(np.arange(len(has_min)), anc[has_min], 1.0, (len(has_min), n)),
         "z": _sparse(np.arange(len(has_min)), has_min, -(r * cap[anc])[has_min],
