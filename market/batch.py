@@ -319,6 +319,27 @@ def load_batch(folder: str | Path) -> Batch:
     return validate_tables(config, tables, findings, source=folder, file_hashes=hashes)
 
 
+def load_meter_table(path: str | Path) -> pd.DataFrame:
+    """Read and validate meter data (Parquet or CSV) with the ``meter`` schema; raise
+    :class:`BatchValidationError` listing every bad row. For files that fit in memory;
+    settlement checks the same rules in DuckDB at any size."""
+    from market.schemas import METER
+    from market.validate import schema_findings
+
+    path = Path(path)
+    if not path.is_file():
+        raise BatchError(f"{path}: meter file not found")
+    df, findings = coerce_table(METER, read_raw_table(path))
+    if df is not None:
+        seen = {(f.row, f.column) for f in findings}
+        findings += [f for f in schema_findings(METER, df) if (f.row, f.column) not in seen
+                     and "duplicate" not in f.reason]
+    if findings:
+        raise BatchValidationError(findings)
+    assert df is not None
+    return df
+
+
 def empty_table(spec: TableSpec) -> pd.DataFrame:
     dtypes = {"str": object, "float": float, "ts": "datetime64[ns, UTC]"}
     return pd.DataFrame({c.name: pd.Series(dtype=dtypes[c.kind]) for c in spec.columns})

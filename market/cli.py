@@ -70,11 +70,27 @@ def summary_tables(batch: Batch) -> list[Table]:
 
 
 @app.command()
-def validate(batch: Annotated[Path, typer.Argument(help="batch folder")]) -> None:
-    """Check a batch; print a summary, or every bad row (exit 2). Writes nothing."""
+def validate(
+    batch: Annotated[Path, typer.Argument(help="batch folder")],
+    meter: Annotated[Path | None, typer.Option(help="also check a meter data file")] = None,
+) -> None:
+    """Check a batch (and meter data); print a summary, or every bad row (exit 2)."""
+    from market.batch import load_meter_table
+
     b = _load(batch)
     for t in summary_tables(b):
         console.print(t)
+    if meter is not None:
+        try:
+            m = load_meter_table(meter)
+        except FlexmarketError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(EXIT_INVALID) from exc
+        dup = int(m.duplicated(["der_id", "interval_start"]).sum())
+        console.print(f"meter: {len(m):,} rows, {m['der_id'].nunique()} DER, "
+                      f"{m['interval_start'].min().isoformat()} to "
+                      f"{m['interval_start'].max().isoformat()}; {dup} duplicate readings "
+                      "(settled as findings)")
     console.print("[green]valid[/]")
 
 

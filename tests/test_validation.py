@@ -210,3 +210,23 @@ def test_loader_keeps_timestamps_utc(good):
     b = load_batch(good)
     assert str(b.bids["interval_start"].dt.tz) == "UTC"
     assert np.all(b.bids["quantity_mw"] > 0)
+
+
+def test_meter_schema_names_bad_rows(good, tmp_path):
+    meter = pd.DataFrame({
+        "der_id": ["d1", "d1", "", "d2"],
+        "interval_start": ["2016-10-03T00:00:00+00:00", "2016-10-03T00:15:00",
+                           "2016-10-03T00:30:00+00:00", "2016-10-03T00:45:00+00:00"],
+        "consumption_kwh": ["1.5", "2", "3", "lots"],
+    })
+    path = tmp_path / "meter.csv"
+    meter.to_csv(path, index=False)
+    result = runner.invoke(app, ["validate", str(good), "--meter", str(path)])
+    assert result.exit_code == 2
+    for part in ("meter row 1", "interval_start", "naive", "meter row 2", "der_id",
+                 "meter row 3", "consumption_kwh", "not a number"):
+        assert part in result.output, part
+    ok = runner.invoke(app, ["validate", str(good), "--meter",
+                             str(Path(__file__).resolve().parents[1] / "data" / "meter.parquet")])
+    assert ok.exit_code == 0, ok.output
+    assert "68 DER" in ok.output
