@@ -228,7 +228,7 @@ def render_report(batch: Batch, results: Sequence[ClearingResult], title: str | 
         parts.append(pio.to_html(fig, full_html=False, include_plotlyjs="inline" if i == 0
                                  else False, div_id=f"plot-{i}"))
     skel = "".join(
-        f'<div class="card">{pio.to_html(skeleton_figure(r.design), full_html=False, include_plotlyjs=False, div_id=f"skeleton-{i}")}</div>'  # noqa: E501
+        f'<div class="card">{pio.to_html(skeleton_figure(r.design), full_html=False, include_plotlyjs=False, div_id=f"skeleton-{i}", config={"displayModeBar": False})}</div>'  # noqa: E501
         for i, r in enumerate(results))
     defs = "".join(f"<dt>{html.escape(r.design.name)} — {html.escape(r.design.title)}</dt>"
                    f"<dd>{html.escape(r.design.description)} <em>Report section "
