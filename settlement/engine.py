@@ -149,10 +149,13 @@ def load_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, cfg: SettleConf
                day_slots(lday) AS slots
         FROM (SELECT DISTINCT lday FROM meter UNION SELECT DISTINCT lday FROM awards_t)""")
     con.execute("""
+        CREATE TABLE day_counts AS
+        SELECT m.der_id, m.lday, count(m.kwh) AS usable, d.slots
+        FROM meter m JOIN day_info d USING (lday)
+        GROUP BY m.der_id, m.lday, d.slots""")
+    con.execute("""
         CREATE TABLE complete_days AS
-        SELECT m.der_id, m.lday FROM meter m JOIN day_info d USING (lday)
-        GROUP BY m.der_id, m.lday, d.slots
-        HAVING count(m.kwh) = d.slots""")
+        SELECT der_id, lday FROM day_counts WHERE usable = slots""")
     con.execute("CREATE TABLE event_days AS SELECT DISTINCT der_id, lday FROM awards_t")
 
 
@@ -243,10 +246,9 @@ def quality_findings(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
                     ELSE printf('%d identical readings collapsed', n_readings) END
         FROM meter WHERE n_readings > 1
         UNION ALL
-        SELECT 'meter_gap', 'warning', m.der_id, m.lday, NULL,
-               printf('%d of %d intervals metered', count(m.kwh), d.slots)
-        FROM meter m JOIN day_info d USING (lday)
-        GROUP BY m.der_id, m.lday, d.slots HAVING count(m.kwh) < d.slots
+        SELECT 'meter_gap', 'warning', der_id, lday, NULL,
+               printf('%d of %d intervals metered', usable, slots)
+        FROM day_counts WHERE usable < slots
         UNION ALL
         SELECT 'dst_day', 'info', NULL, lday, NULL,
                printf('day has %d intervals (clock change); slots matched by local clock time',
