@@ -131,16 +131,12 @@ def load_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, cfg: SettleConf
     end = f"timezone('{cfg.timezone}', CAST(DATE '{last_day}' + INTERVAL 1 DAY AS TIMESTAMP))"
     con.execute(f"""
         CREATE TABLE meter AS
-        SELECT der_id, interval_start AS ts,
-               CASE WHEN min(consumption_kwh) = max(consumption_kwh)
-                    THEN min(consumption_kwh) END AS kwh,
-               count(*) AS n_readings, min(consumption_kwh) AS kwh_min,
-               max(consumption_kwh) AS kwh_max,
+        SELECT der_id, interval_start AS ts, consumption_kwh AS kwh,
                local_day(interval_start) AS lday, local_tod(interval_start) AS ltod
         FROM read_parquet({_q(meter_path)})
         WHERE der_id IN (SELECT DISTINCT der_id FROM awards_t)
-          AND interval_start >= {start} AND interval_start < {end}
-        GROUP BY der_id, interval_start""")
+          AND interval_start >= {start} AND interval_start < {end}""")
+    resolve_duplicates(con)
     con.execute(f"""
         CREATE TABLE day_info AS
         SELECT lday, coalesce(lday IN ({holidays}), FALSE) AS holiday,
@@ -157,6 +153,41 @@ def load_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, cfg: SettleConf
         CREATE TABLE complete_days AS
         SELECT der_id, lday FROM day_counts WHERE usable = slots""")
     con.execute("CREATE TABLE event_days AS SELECT DISTINCT der_id, lday FROM awards_t")
+
+
+def resolve_duplicates(con: duckdb.DuckDBPyConnection) -> None:
+    """Find repeated readings of one DER and interval; keep one row, voided if they disagree.
+
+    A full ``GROUP BY der_id, ts`` over the window is the costliest step of a settlement,
+    so DER-days are screened first: a day has a repeated interval exactly when it has more
+    rows than distinct interval numbers, and the distinct numbers of one local day (at most
+    100 at 15 minutes, so unique modulo 127) are counted as bits of a 127-bit mask. Only
+    flagged DER-days are grouped exactly. ``dupes`` keeps what the findings report.
+    """
+    minutes = interval_len_minutes(con)
+    per_day_max = 25 * 60 // minutes  # the longest local day (clock change) in slots
+    if per_day_max < 127:
+        con.execute(f"""
+            CREATE TABLE flagged AS
+            SELECT der_id, lday FROM meter GROUP BY der_id, lday
+            HAVING count(*) > bit_count(bit_or(CAST(1 AS HUGEINT) <<
+                   CAST((CAST(epoch(ts) AS BIGINT) // {60 * minutes}) % 127 AS INTEGER)))""")
+    else:  # short intervals: screen exactly
+        con.execute("""CREATE TABLE flagged AS SELECT DISTINCT der_id, lday FROM (
+            SELECT der_id, lday FROM meter GROUP BY der_id, ts, lday HAVING count(*) > 1)""")
+    con.execute("""
+        CREATE TABLE dupes AS
+        SELECT m.der_id, m.ts, any_value(m.lday) AS lday, count(*) AS n_readings,
+               min(m.kwh) AS kwh_min, max(m.kwh) AS kwh_max
+        FROM meter m JOIN flagged f USING (der_id, lday)
+        GROUP BY m.der_id, m.ts HAVING count(*) > 1""")
+    if con.execute("SELECT count(*) FROM dupes").fetchone()[0]:  # type: ignore[index]
+        con.execute("DELETE FROM meter USING dupes d WHERE meter.der_id = d.der_id "
+                    "AND meter.ts = d.ts")
+        con.execute("""
+            INSERT INTO meter
+            SELECT der_id, ts, CASE WHEN kwh_min = kwh_max THEN kwh_min END, lday, local_tod(ts)
+            FROM dupes""")
 
 
 def interval_len_minutes(con: duckdb.DuckDBPyConnection) -> int:
@@ -239,12 +270,12 @@ def quality_findings(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         FROM (SELECT DISTINCT der_id FROM awards_t)
         WHERE der_id NOT IN (SELECT DISTINCT der_id FROM meter)
         UNION ALL
-        SELECT 'duplicate_reading', CASE WHEN kwh IS NULL THEN 'error' ELSE 'info' END,
+        SELECT 'duplicate_reading', CASE WHEN kwh_min <> kwh_max THEN 'error' ELSE 'info' END,
                der_id, lday, ts,
-               CASE WHEN kwh IS NULL THEN printf('%d conflicting readings (%.3f..%.3f kWh); '
+               CASE WHEN kwh_min <> kwh_max THEN printf('%d conflicting readings (%.3f..%.3f kWh); '
                     || 'interval not usable', n_readings, kwh_min, kwh_max)
                     ELSE printf('%d identical readings collapsed', n_readings) END
-        FROM meter WHERE n_readings > 1
+        FROM dupes
         UNION ALL
         SELECT 'meter_gap', 'warning', der_id, lday, NULL,
                printf('%d of %d intervals metered', usable, slots)

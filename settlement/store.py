@@ -104,11 +104,25 @@ def make_engine(url: str) -> sa.Engine:
 
 
 def content_hash(lines: pd.DataFrame) -> str:
+    """SHA-256 of a statement's lines, independent of row order and library versions:
+    numbers rounded to 1e-6 as little-endian float64 bytes, timestamps as UTC nanoseconds,
+    text joined with a unit separator."""
     cols = [n for n, _ in LINE_COLS]
-    df = lines[cols].sort_values(["interval_start", "bid_id"]).reset_index(drop=True)
-    num = df.select_dtypes("number").columns
-    df[num] = df[num].round(6)
-    return hashlib.sha256(df.to_csv(index=False).encode()).hexdigest()
+    df = lines[cols].sort_values(["interval_start", "bid_id"], kind="stable")
+    h = hashlib.sha256()
+    for c in cols:
+        v = df[c]
+        if pd.api.types.is_numeric_dtype(v):
+            h.update(np.round(v.to_numpy(dtype="float64", na_value=np.nan), 6).astype("<f8")
+                     .tobytes())
+        elif pd.api.types.is_datetime64_any_dtype(v):
+            h.update(pd.to_datetime(v, utc=True).astype("int64").to_numpy().astype("<i8")
+                     .tobytes())
+        else:
+            h.update("\x1f".join("\x00" if x is None or x is pd.NA or (
+                isinstance(x, float) and np.isnan(x)) else str(x) for x in v).encode())
+        h.update(b"\x1e")
+    return h.hexdigest()
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
