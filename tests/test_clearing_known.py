@@ -89,7 +89,11 @@ def test_tso_and_dso_compete_for_one_bid():
     assert award_mw(r, "cheap", "tso") == pytest.approx(2)
     assert award_mw(r, "dear", "tso") == pytest.approx(1)  # DSO's 3 MW up count in the balance
     assert price_of(r, "T") == pytest.approx(40)
-    # DSO's need price: energy (40) + area premium (10 - 40 = -30 -> bid value) ...
+    # One more MW for the DSO only moves the cheap bid's MW from the TSO to the DSO: the
+    # area is not short, so the need's own dual is 0 and the DSO pays the energy price.
+    d = r.prices.set_index("need_id").loc["D"]
+    assert d["congestion_eur_mwh"] == pytest.approx(0)
+    assert d["price_eur_mwh"] == pytest.approx(40)
     assert r.metrics["hidden_coupling_der_intervals"] == 1  # same DER bought by two buyers
     t = clear(b, "tso-only", "pay-as-clear")
     assert award_mw(t, "cheap", "tso") == pytest.approx(5)  # TSO takes it all first
@@ -98,6 +102,32 @@ def test_tso_and_dso_compete_for_one_bid():
     assert award_mw(d, "cheap", "dso1") == pytest.approx(3)
     assert award_mw(d, "dear", "tso") == pytest.approx(1)
     assert d.metrics["tier_bypassing_count"] == 0
+
+
+def test_dso_need_forces_activation_and_the_tso_counters_it():
+    """The DSO needs 4 MW up in its area, the TSO only 2 MW up in the system: the DSO's
+    activations overshoot the balance, so the TSO buys 2 MW down.
+
+    Marginals: one more MW of TSO need saves a 5 EUR down MW (energy price -5); one more MW
+    of DSO need costs a 25 EUR area MW plus a 5 EUR down MW (need dual +30), so the DSO's
+    price is -5 + 30 = 25, the marginal area bid.
+    """
+    bids = [bid("cheap", 10, 3, node="n1"), bid("mid", 25, 3, node="n1"),
+            bid("dn", 5, 10, node="n2", direction="down"), bid("dear", 40, 10, node="n2")]
+    b = make_batch(bids, [tso_need("T", 2), dso_need("D", "a-n1", 4)])
+    r = clear(b, "single", "pay-as-clear")
+    assert award_mw(r, "cheap", "dso1") == pytest.approx(3)
+    assert award_mw(r, "mid", "dso1") == pytest.approx(1)
+    assert award_mw(r, "dn", "tso") == pytest.approx(2)
+    assert award_mw(r, "dear") == 0
+    p = r.prices.set_index("need_id")
+    assert p.loc["T", "price_eur_mwh"] == pytest.approx(-5)
+    assert p.loc["D", "energy_eur_mwh"] == pytest.approx(-5)
+    assert p.loc["D", "congestion_eur_mwh"] == pytest.approx(30)
+    assert p.loc["D", "price_eur_mwh"] == pytest.approx(25)
+    paid = r.awards.set_index("bid_id")["price_eur_mwh"]
+    assert paid["mid"] == pytest.approx(25) and paid["cheap"] == pytest.approx(25)
+    assert paid["dn"] == pytest.approx(5)  # down MW paid the down price (= -(-5))
 
 
 def test_binding_feeder_changes_merit_order():
