@@ -17,20 +17,27 @@ from market.results import ClearingResult
 from market.schemas import TSO_ID
 
 
-def _paths(result: ClearingResult) -> pd.Series:
-    """Instruction path (tuple of tiers) per award row, from the design step that made it."""
-    by_step = {s.name: s for s in result.design.steps}
-    buyer_kind = np.where(result.awards["buyer_id"] == TSO_ID, "tso", "dso")
-    return pd.Series([by_step[st].path_for(k) for st, k in
-                      zip(result.awards["step"], buyer_kind, strict=True)], dtype=object)
+def _path_properties(batch: Batch, result: ClearingResult) -> pd.DataFrame:
+    """Per award row: its instruction path's properties, looked up once per (step, buyer
+    kind) of the design and joined to the awards (no per-award Python)."""
+    hop = batch.config.hop_latency_s
+    rows = [{"step": s.name, "kind": k, "passes_dso": "dso" in s.path_for(k),
+             "tiers": len(s.path_for(k)), "next_tier": s.path_for(k)[1],
+             "latency_s": sum(hop.get(t, 0.0) for t in s.path_for(k)[:-1])}
+            for s in result.design.steps for k in ("tso", "dso")]
+    table = pd.DataFrame(rows)
+    aw = result.awards
+    keys = pd.DataFrame({"step": aw["step"].to_numpy(),
+                         "kind": np.where(aw["buyer_id"] == TSO_ID, "tso", "dso")})
+    return keys.merge(table, on=["step", "kind"], how="left", validate="many_to_one")
 
 
 def compute_metrics(batch: Batch, result: ClearingResult) -> dict[str, Any]:
     aw = result.awards
     h = batch.config.interval_hours
-    paths = _paths(result)
+    paths = _path_properties(batch, result)
     tso = (aw["buyer_id"] == TSO_ID).to_numpy()
-    bypass = tso & ~paths.map(lambda p: "dso" in p).to_numpy().astype(bool)
+    bypass = tso & ~paths["passes_dso"].to_numpy(dtype=bool)
     metrics: dict[str, Any] = {
         "tier_bypassing_mw": float(aw.loc[bypass, "quantity_mw"].sum()),
         "tier_bypassing_count": int(bypass.sum()),
@@ -44,9 +51,8 @@ def compute_metrics(batch: Batch, result: ClearingResult) -> dict[str, Any]:
     metrics["observability_by_dso"] = _observability(result, aw)
     obs = list(metrics["observability_by_dso"].values())
     metrics["observability_min"] = float(min(obs)) if obs else 1.0
-    hop = batch.config.hop_latency_s
-    latency = paths.map(lambda p: sum(hop.get(t, 0.0) for t in p[:-1]))
-    tiers = paths.map(len)
+    latency = paths["latency_s"]
+    tiers = paths["tiers"]
     metrics["latency_path_tiers_max"] = int(tiers.max()) if len(tiers) else 0
     metrics["latency_path_tiers_mean"] = float(tiers.mean()) if len(tiers) else 0.0
     metrics["latency_s_max"] = float(latency.max()) if len(latency) else 0.0
@@ -115,18 +121,18 @@ def _observability(result: ClearingResult, aw: pd.DataFrame) -> dict[str, float]
     return {k: float(visible[k] / total[k]) if total[k] > 0 else 1.0 for k in total.index}
 
 
-def _cyber(batch: Batch, result: ClearingResult, aw: pd.DataFrame, paths: pd.Series) -> int:
+def _cyber(batch: Batch, result: ClearingResult, aw: pd.DataFrame, paths: pd.DataFrame) -> int:
     """Distinct parties with a direct dispatch or data link into the TSO."""
+    column = {"dso": "dso_id", "aggregator": "aggregator_id", "der": "der_id", "idso": "dso_id"}
+    tso = (aw["buyer_id"] == TSO_ID).to_numpy()
     parties: set[str] = set()
-    tso = aw["buyer_id"] == TSO_ID
-    column = {"dso": "dso_id", "aggregator": "aggregator_id", "der": "der_id",
-              "coordinator": None, "idso": "dso_id"}
-    for (_, row), path in zip(aw[tso].iterrows(), paths[tso.to_numpy()], strict=True):
-        nxt = path[1]
-        col = column.get(nxt)
-        parties.add(f"{nxt}:{row[col]}" if col else nxt)
+    nxt = paths.loc[tso, "next_tier"]
+    for tier in nxt.unique():  # one pass per tier kind, not per award
+        col = column.get(tier)
+        values = aw.loc[tso, col][(nxt == tier).to_numpy()].unique() if col else [None]
+        parties.update(f"{tier}:{v}" if col else tier for v in values)
     for tier in result.design.data_links:
         col = column.get(tier)
-        values = batch.bids[col].unique() if col else [tier]
-        parties.update(f"{tier}:{v}" for v in values)
+        values = batch.bids[col].unique() if col else [None]
+        parties.update(f"{tier}:{v}" if col else tier for v in values)
     return len(parties)

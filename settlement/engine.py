@@ -106,8 +106,9 @@ def load_awards(con: duckdb.DuckDBPyConnection, awards: pd.DataFrame, cfg: Settl
     a = awards.copy()
     if "nominated_baseline_mw" not in a:
         a["nominated_baseline_mw"] = float("nan")
-    a["method"] = [cfg.method_for(b, s) for b, s in zip(a["buyer_id"], a["service"],
-                                                       strict=True)]
+    pairs = a[["buyer_id", "service"]].drop_duplicates()
+    pairs["method"] = [cfg.method_for(b, s) for b, s in pairs.itertuples(index=False)]
+    a = a.merge(pairs, on=["buyer_id", "service"], how="left", validate="many_to_one")
     rank = {s: i for i, s in enumerate(cfg.priority)}
     a["service_rank"] = a["service"].map(rank)
     con.register("awards_in", a)
