@@ -160,6 +160,8 @@ def _solve_all(inputs: list[StepInput], scheduler: str | None,
 def step_inputs(batch: Batch, prep: Prepared, step: Step, taken: np.ndarray) -> list[StepInput]:
     """The model input(s) of a step: one, or one per DSO when the step fans out."""
     bids = prep.bids.copy()
+    # Awards never exceed the capacity a step saw (verified after every solve), so this only
+    # removes solver round-off below 1e-9 MW; it cannot hide an over-award.
     bids["cap_mw"] = np.round(bids["quantity_mw"].to_numpy() - taken, 9).clip(min=0.0)
     bids["min_mw"] = np.where(taken > 0, 0.0, bids["min_quantity_mw"])
     flows_so_far = prep.net_matrix @ taken
@@ -244,6 +246,16 @@ def prequalified_cap(bids: pd.DataFrame, network: pd.DataFrame, prep: Prepared) 
     return np.minimum(cap, limit)
 
 
+def step_model(batch: Batch, design: str | Design = "single", step: int = 0
+               ) -> LinearModel:
+    """The model of one (non-fan-out) step of a design, as the first step sees it: for
+    reference solvers, the differential test and benchmarks."""
+    design = design if isinstance(design, Design) else load_design(design)
+    prep = prepare(batch)
+    (inp,) = step_inputs(batch, prep, design.steps[step], np.zeros(len(prep.bids)))
+    return build_step_model(inp)[0]
+
+
 def solve_step(inp: StepInput, solver_options: dict[str, Any] | None = None) -> StepOutcome:
     """Build, solve, verify, price (LP with integers fixed) and read back one model."""
     part = inp.name.split(":", 1)[1] if ":" in inp.name else "all"
@@ -271,4 +283,4 @@ def _solve_checked(model: LinearModel, options: dict[str, Any] | None) -> Soluti
     return sol
 
 
-__all__ = ["clear", "prepare", "solve_step", "step_inputs", "StepIndex"]
+__all__ = ["clear", "prepare", "solve_step", "step_inputs", "step_model", "StepIndex"]

@@ -291,7 +291,7 @@ def define_integer_units(m: LinearModel, bids: pd.DataFrame) -> pd.DataFrame:
     cap = bids["cap_mw"].to_numpy()
     ratio = np.divide(bids["min_mw"].to_numpy(), cap, out=np.zeros(len(bids)), where=cap > 0)
     frame = pd.DataFrame({"unit": unit, "pos": bids["pos"], "ratio": ratio,
-                          "group": bids["exclusive_group"], "cap": cap,
+                          "group": bids["exclusive_group"],
                           "ub": m.variables["x"].upper})
     g = frame.groupby("unit", sort=True)
     units = pd.DataFrame({

@@ -42,15 +42,12 @@ def read_step(inp: StepInput, model: LinearModel, index: StepIndex, sol: Solutio
     tso_q = np.where(bids["tso_eff"], x - yd, 0.0)
     tso_q[np.abs(tso_q) < 1e-9] = 0.0
     marg = priced.marginals
-    lam = np.zeros(int(bids["t"].to_numpy().max(initial=0)) + 1 if len(bids) else 1)
+    lam = np.zeros(len(inp.prior_net_mw))  # balance dual per interval of the batch
     if "balance" in marg:
-        lam = np.zeros(max(len(lam), int(index.balance_t.max()) + 1))
         lam[index.balance_t] = marg["balance"]
     t = bids["t"].to_numpy()
     sign = bids["sign"].to_numpy()
-    energy = sign * lam[t] if len(lam) else np.zeros(len(bids))
-    has_balance = np.isin(t, index.balance_t)
-    energy = np.where(has_balance, energy, 0.0)
+    energy = sign * lam[t]  # zero where the step has no balance row
     congestion = _col_value(model, marg, "x", ("flow_max", "flow_min"))
     amber_rent = _col_value(model, marg, "x", ("amber",))
     dso_value = np.zeros(len(bids))
@@ -88,8 +85,7 @@ def read_step(inp: StepInput, model: LinearModel, index: StepIndex, sol: Solutio
         columns=["pos", "bid_id", "buyer_id", "service", "need_id", "area_id", "quantity_mw",
                  "clearing_price_eur_mwh", "step"])
     # The batch position of each bid (the step may hold a subset of the batch).
-    awards["pos"] = bids["pos_batch"].to_numpy()[awards["pos"].to_numpy().astype(int)] if len(
-        awards) else awards["pos"]
+    awards["pos"] = bids["pos_batch"].to_numpy()[awards["pos"].to_numpy(dtype=int)]
 
     needs = _need_results(inp, index, sol, priced, lam)
     node_prices = _node_prices(inp, index, marg, lam, stats.step)
@@ -150,7 +146,7 @@ def _need_results(inp: StepInput, index: StepIndex, sol: Solution, priced: Solut
         served = np.where(mm, nd["quantity_mw"].to_numpy() - w, w)
         t = nd["t"].to_numpy()
         bal = np.isin(t, index.balance_t)
-        energy = np.where(bal, nd["sign"].to_numpy() * lam[np.minimum(t, len(lam) - 1)], 0.0)
+        energy = np.where(bal, nd["sign"].to_numpy() * lam[t], 0.0)
         congestion = priced.marginals.get("dso_need", np.zeros(len(nd))) if rows == "dso_need" else np.zeros(len(nd))
         frames.append(pd.DataFrame({
             "need_id": nd["need_id"], "served_mw": served, "unmet_mw": np.where(mm, w, 0.0),

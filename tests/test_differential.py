@@ -3,10 +3,8 @@
 import numpy as np
 import pytest
 
-from market.clearing import prepare, step_inputs
-from market.design import load_design
+from market.clearing import step_model
 from market.lp import solve_cvxpy, solve_highspy
-from market.model import build_step_model
 from market.synth import SynthSpec, synth_batch
 
 
@@ -15,10 +13,7 @@ from market.synth import SynthSpec, synth_batch
 def test_cvxpy_and_highspy_agree(seed, integer_share):
     batch = synth_batch(SynthSpec(bids=80, intervals=6, dsos=2, seed=seed,
                                   integer_share=integer_share))
-    prep = prepare(batch)
-    step = load_design("single").steps[0]
-    (inp,) = step_inputs(batch, prep, step, np.zeros(len(prep.bids)))
-    model, _ = build_step_model(inp)
+    model = step_model(batch, "single")
     a, b = solve_cvxpy(model), solve_highspy(model)
     assert a.objective == pytest.approx(b.objective, rel=1e-7, abs=1e-6)
     assert model.objective(a.values) == pytest.approx(a.objective, rel=1e-7, abs=1e-6)

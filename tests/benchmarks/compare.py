@@ -21,18 +21,14 @@ import numpy as np
 sys.path.insert(0, ".")
 from tests.benchmarks.cases import CLEARING_CASES
 from market.synth import synth_batch
-from market.clearing import prepare, step_inputs
-from market.design import load_design
-from market.model import build_step_model
+from market.clearing import step_model
 from market.lp import solve_cvxpy, solve_highspy
 import cvxpy, highspy  # both libraries loaded before timing starts
 case, path = sys.argv[1], sys.argv[2]
 batch = synth_batch(CLEARING_CASES[case].spec)
 base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
-prep = prepare(batch)
-(inp,) = step_inputs(batch, prep, load_design("single").steps[0], np.zeros(len(prep.bids)))
-model = build_step_model(inp)[0]
+model = step_model(batch, "single")
 t1 = time.perf_counter()
 sol = (solve_cvxpy if path == "cvxpy" else solve_highspy)(model)
 t2 = time.perf_counter()

@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 
 from market import clear
-from market.clearing import prepare, step_inputs
-from market.design import load_design
+from market.clearing import step_model
 from market.lp import solve_cvxpy, solve_highspy
-from market.model import build_step_model
 from market.synth import synth_batch
 
 from .cases import CLEARING_CASES, QUICK
@@ -25,12 +23,6 @@ def case(request):  # type: ignore[no-untyped-def]
     return c, synth_batch(c.spec)
 
 
-def single_model(batch):  # type: ignore[no-untyped-def]
-    prep = prepare(batch)
-    (inp,) = step_inputs(batch, prep, load_design("single").steps[0], np.zeros(len(prep.bids)))
-    return build_step_model(inp)[0]
-
-
 @pytest.mark.parametrize("design", ["single", "dso-led", "tso-only"])
 def test_clear_design(benchmark, case, design):
     c, batch = case
@@ -39,17 +31,11 @@ def test_clear_design(benchmark, case, design):
     assert result.ok
 
 
-def test_single_cvxpy(benchmark, case):
+@pytest.mark.parametrize("solve", [solve_cvxpy, solve_highspy], ids=["cvxpy", "highspy-reference"])
+def test_single_model(benchmark, case, solve):
+    """The `single` model through cvxpy, and the same LP straight to highspy (reference)."""
     c, batch = case
     benchmark.group = f"single LP {c.name}"
-    model = single_model(batch)
-    sol = benchmark.pedantic(solve_cvxpy, args=(model,), rounds=2, iterations=1)
-    assert np.isfinite(sol.objective)
-
-
-def test_single_highspy_reference(benchmark, case):
-    c, batch = case
-    benchmark.group = f"single LP {c.name}"
-    model = single_model(batch)
-    sol = benchmark.pedantic(solve_highspy, args=(model,), rounds=2, iterations=1)
+    model = step_model(batch, "single")
+    sol = benchmark.pedantic(solve, args=(model,), rounds=2, iterations=1)
     assert np.isfinite(sol.objective)
