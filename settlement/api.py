@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -9,11 +10,13 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from market.batch import sha256_file
@@ -22,6 +25,7 @@ from market.runio import package_versions
 from settlement.baselines import METHODS
 from settlement.config import SettleConfig, load_config
 from settlement.engine import (
+    award_span,
     compute_baselines,
     connect,
     event_targets,
@@ -48,7 +52,7 @@ class SettlementResult:
     new_versions: pd.DataFrame
 
 
-def _run_info(run: Path) -> tuple[pd.DataFrame, int, dict[str, Any]]:
+def _run_info(run: Path) -> tuple[Path, int, dict[str, Any]]:
     awards_path = run / "awards.parquet"
     manifest_path = run / "manifest.json"
     if not awards_path.is_file() or not manifest_path.is_file():
@@ -56,7 +60,7 @@ def _run_info(run: Path) -> tuple[pd.DataFrame, int, dict[str, Any]]:
                                    "manifest.json)")
     manifest = json.loads(manifest_path.read_text())
     minutes = int(manifest["batch"]["interval_minutes"])
-    return pd.read_parquet(awards_path), minutes, manifest
+    return awards_path, minutes, manifest
 
 
 def settle(run: str | Path, meter: str | Path, config: SettleConfig | str | Path | None = None,
@@ -73,35 +77,24 @@ def settle(run: str | Path, meter: str | Path, config: SettleConfig | str | Path
     if not meter.is_file():
         raise SettlementInputError(f"{meter}: meter file not found")
     cfg = config if isinstance(config, SettleConfig) else load_config(config)
-    awards, minutes, run_manifest = _run_info(run)
-    hours = minutes / 60.0
-    first, last = awards["interval_start"].min(), awards["interval_start"].max()
-    span = (first.to_pydatetime() - dt.timedelta(days=LOOKBACK_MARGIN_DAYS), last.to_pydatetime() +
-            dt.timedelta(days=2))
-    con = connect(cfg, minutes, span=span, memory_limit=memory_limit)
-    load_awards(con, awards, cfg, hours)
-    methods = [r[0] for r in con.execute(
-        "SELECT DISTINCT method FROM awards_t ORDER BY method").fetchall()]
-    lookback = max(METHODS[m].lookback_days for m in methods) if methods else 45
-    load_meter(con, meter, cfg, lookback)
-    event_targets(con)
-    compute_baselines(con, methods)
-    lines = settlement_lines(con, cfg)
-    findings = quality_findings(con)
-    days = con.execute("SELECT min(lday), max(lday) FROM awards_t").fetchone()
-    period = f"{days[0]}..{days[1]}" if days and days[0] else "empty"
-    stmts = statements(lines, period)
-    inputs = {"awards.parquet": sha256_file(run / "awards.parquet"),
-              "meter": sha256_file(meter), "config": cfg.as_dict()}
+    out_path = Path(out) if out else None
+    url = db or (f"duckdb:///{(out_path or Path('.')).resolve() / 'store.duckdb'}")
+    awards_path, minutes, run_manifest = _run_info(run)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flexmarket-settle") as pool:
+        # Bookkeeping that needs no DuckDB result runs while DuckDB computes: hashing the
+        # inputs, reading package versions, importing the store's database driver.
+        background = pool.submit(_bookkeeping, url, awards_path, meter)
+        lines, stmts, findings, period = _compute(awards_path, meter, cfg, minutes,
+                                                  memory_limit)
+        input_hashes, versions = background.result()
+    inputs = {**input_hashes, "config": cfg.as_dict()}
     inputs_sha = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
     run_id = hashlib.sha256(f"{inputs_sha}|{pd.Timestamp.now('UTC').isoformat()}".encode()
                             ).hexdigest()[:32]
     manifest = {"kind": "settlement-run", "run_id": run_id, "period": period,
                 "clearing_run": str(run), "clearing_design": run_manifest.get("design", {}).get(
                     "name"), "pricing": run_manifest.get("pricing"), "inputs": inputs,
-                "versions": package_versions()}
-    out_path = Path(out) if out else None
-    url = db or (f"duckdb:///{(out_path or Path('.')).resolve() / 'store.duckdb'}")
+                "versions": versions}
     if out_path:
         out_path.mkdir(parents=True, exist_ok=True)
     new = _store_with_wait(url, lambda engine: save_run(
@@ -110,6 +103,41 @@ def settle(run: str | Path, meter: str | Path, config: SettleConfig | str | Path
     if out_path:
         _write_outputs(out_path, lines, stmts, findings, new, manifest)
     return SettlementResult(run_id, period, lines, stmts, findings, new)
+
+
+def _compute(awards_path: Path, meter: Path, cfg: SettleConfig, minutes: int,
+             memory_limit: str | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
+    """Lines, statements, findings and period label, computed in one DuckDB connection."""
+    awarded = award_span(awards_path)
+    span = None if awarded is None else (
+        awarded[0] - dt.timedelta(days=LOOKBACK_MARGIN_DAYS), awarded[1] + dt.timedelta(days=2))
+    con = connect(cfg, minutes, span=span, memory_limit=memory_limit)
+    try:
+        load_awards(con, awards_path, cfg, minutes / 60.0)
+        methods = [r[0] for r in con.execute(
+            "SELECT DISTINCT method FROM awards_t ORDER BY method").fetchall()]
+        lookback = max(METHODS[m].lookback_days for m in methods) if methods else 45
+        load_meter(con, meter, cfg, lookback)
+        event_targets(con)
+        compute_baselines(con, methods)
+        lines = settlement_lines(con, cfg)
+        findings = quality_findings(con)
+        days = con.execute("SELECT min(lday), max(lday) FROM awards_t").fetchone()
+    finally:
+        con.close()
+    period = f"{days[0]}..{days[1]}" if days and days[0] else "empty"
+    return lines, statements(lines, period), findings, period
+
+
+def _bookkeeping(url: str, awards_path: Path, meter: Path) -> tuple[dict[str, str],
+                                                                   dict[str, str]]:
+    """Input file hashes and package versions for the manifest; also imports the store's
+    SQLAlchemy dialect (its first import takes about 0.1 s; errors surface where the engine
+    is made)."""
+    with contextlib.suppress(Exception):
+        sa.engine.make_url(url).get_dialect()
+    return ({"awards.parquet": sha256_file(awards_path), "meter": sha256_file(meter)},
+            package_versions())
 
 
 def _is_lock_error(exc: BaseException) -> bool:

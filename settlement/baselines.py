@@ -19,7 +19,8 @@ order of DuckDB cannot change a result's last bits (meter data have 1e-3 kWh res
 the same inputs give identical baselines, lines and statement hashes.
 
 Views the SQL expects (made by :mod:`settlement.engine`): ``meter(der_id, ts, kwh, lday,
-ltod)``, ``day_info(lday, day_type, holiday)``, ``event_days(der_id, lday)``,
+ltod)``, ``event_meter`` (the same columns, target days only), ``day_info(lday, day_type,
+holiday)``, ``complete_days(der_id, lday)``, ``event_days(der_id, lday)``,
 ``targets(der_id, lday, day_type, first_ts, win_lo, win_hi)``.
 """
 
@@ -98,23 +99,16 @@ def _keep_clause(keep: str, n: int) -> str:
     return "TRUE"
 
 
-def day_matching_sql(m: Method) -> str:
-    """SQL giving ``(der_id, lday, ltod, base_kwh, n_days)`` for every target DER-day."""
-    return f"""
-WITH cand AS (
-    SELECT t.der_id, t.lday AS target_day, t.day_type, c.lday AS cand_day,
-           row_number() OVER (PARTITION BY t.der_id, t.lday ORDER BY c.lday DESC) AS recency
-    FROM targets t
-    JOIN complete_days c ON c.der_id = t.der_id
-    JOIN day_info d ON d.lday = c.lday
-    WHERE c.lday < t.lday AND c.lday >= t.lday - INTERVAL {m.lookback_days} DAY
-      AND NOT d.holiday AND d.day_type = t.day_type
-      AND NOT EXISTS (SELECT 1 FROM event_days e WHERE e.der_id = t.der_id AND e.lday = c.lday)
-), pool AS (
-    SELECT * FROM cand
-    WHERE recency <= CASE WHEN day_type = 'weekday' THEN {m.weekday_pool} ELSE {m.weekend_pool}
-                       END
-), energy AS (
+def _ranks_days(m: Method) -> bool:
+    """Whether the method ranks or filters pool days by event-window energy."""
+    return m.low_filter > 0 or m.weekday_keep != "all" or m.weekend_keep != "all"
+
+
+def _ranking_sql(m: Method) -> str:
+    """CTEs from ``pool`` to ``kept(der_id, target_day, cand_day)``."""
+    if not _ranks_days(m):  # every pool day is kept: no window energies needed
+        return "), kept AS (\n    SELECT der_id, target_day, cand_day FROM pool\n"
+    return f"""), energy AS (
     SELECT p.der_id, p.target_day, p.day_type, p.cand_day, round(sum(x.kwh), 6) AS window_kwh
     FROM pool p
     JOIN targets t ON t.der_id = p.der_id AND t.lday = p.target_day
@@ -137,11 +131,35 @@ WITH cand AS (
     SELECT der_id, target_day, cand_day FROM ranked
     WHERE (day_type = 'weekday' AND {_keep_clause(m.weekday_keep, m.weekday_keep_n)})
        OR (day_type <> 'weekday' AND {_keep_clause(m.weekend_keep, m.weekend_keep_n)})
+"""
+
+
+def day_matching_sql(m: Method) -> str:
+    """SQL giving ``(der_id, lday, ltod, base_kwh, n_days)`` for every target DER-day."""
+    return f"""
+WITH cand AS (
+    SELECT t.der_id, t.lday AS target_day, t.day_type, c.lday AS cand_day,
+           row_number() OVER (PARTITION BY t.der_id, t.lday ORDER BY c.lday DESC) AS recency
+    FROM targets t
+    JOIN complete_days c ON c.der_id = t.der_id
+    JOIN day_info d ON d.lday = c.lday
+    WHERE c.lday < t.lday AND c.lday >= t.lday - INTERVAL {m.lookback_days} DAY
+      AND NOT d.holiday AND d.day_type = t.day_type
+      AND NOT EXISTS (SELECT 1 FROM event_days e WHERE e.der_id = t.der_id AND e.lday = c.lday)
+), pool AS (
+    SELECT * FROM cand
+    WHERE recency <= CASE WHEN day_type = 'weekday' THEN {m.weekday_pool} ELSE {m.weekend_pool}
+                       END
+{_ranking_sql(m)})
+, slot_means AS (
+    SELECT k.der_id, k.target_day, x.ltod, round(avg(x.kwh), 6) AS base_kwh
+    FROM kept k JOIN meter x ON x.der_id = k.der_id AND x.lday = k.cand_day
+    GROUP BY ALL
+), day_numbers AS (  -- counted apart: a DISTINCT count per slot costs as much as the means
+    SELECT der_id, target_day, count(*) AS n_days FROM kept GROUP BY ALL
 )
-SELECT k.der_id, k.target_day AS lday, x.ltod, round(avg(x.kwh), 6) AS base_kwh,
-       count(DISTINCT k.cand_day) AS n_days
-FROM kept k JOIN meter x ON x.der_id = k.der_id AND x.lday = k.cand_day
-GROUP BY ALL
+SELECT s.der_id, s.target_day AS lday, s.ltod, s.base_kwh, n.n_days
+FROM slot_means s JOIN day_numbers n USING (der_id, target_day)
 """
 
 
@@ -162,7 +180,7 @@ win AS (
            round(sum(x.kwh - r.base_kwh), 6) / count(*) AS diff_mean
     FROM raw r
     JOIN targets t ON t.der_id = r.der_id AND t.lday = r.lday
-    JOIN meter x ON x.der_id = r.der_id AND x.lday = r.lday AND x.ltod = r.ltod
+    JOIN event_meter x ON x.der_id = r.der_id AND x.lday = r.lday AND x.ltod = r.ltod
     WHERE x.ts >= t.first_ts - INTERVAL 4 HOUR AND x.ts < t.first_ts - INTERVAL 1 HOUR
     GROUP BY ALL
 )
@@ -181,7 +199,7 @@ SELECT t.der_id, t.lday, x2.ltod, x.kwh AS base_kwh, 1 AS n_days,
        1.0 AS adj_factor, 0.0 AS adj_add_kwh
 FROM targets t
 JOIN meter x ON x.der_id = t.der_id AND x.ts = t.first_ts - interval_len()
-JOIN meter x2 ON x2.der_id = t.der_id AND x2.lday = t.lday
+JOIN event_meter x2 ON x2.der_id = t.der_id AND x2.lday = t.lday
 """
     if m.kind == "nominated":
         return """

@@ -81,7 +81,7 @@ def connect(cfg: SettleConfig, interval_minutes: int, threads: int = 2,
     con.execute(f"CREATE MACRO interval_len() AS INTERVAL '{interval_minutes} minutes'")
     if span is not None:
         off = utc_offset_sql(cfg.timezone, *span)
-        con.execute(f"CREATE MACRO local_epoch(t) AS CAST(epoch(t) AS BIGINT) + {off}")
+        con.execute(f"CREATE MACRO local_epoch(t) AS epoch_ns(t) // 1000000000 + {off}")
         con.execute("CREATE MACRO local_day(t) AS CAST(DATE '1970-01-01' + "
                     "CAST(local_epoch(t) // 86400 AS INTEGER) AS DATE)")
         con.execute(f"CREATE MACRO local_tod(t) AS CAST((local_epoch(t) % 86400) // "
@@ -96,39 +96,73 @@ def connect(cfg: SettleConfig, interval_minutes: int, threads: int = 2,
     return con
 
 
-def load_awards(con: duckdb.DuckDBPyConnection, awards: pd.DataFrame, cfg: SettleConfig,
+AWARD_COLUMNS = ("bid_id", "der_id", "aggregator_id", "buyer_id", "service", "interval_start",
+                 "direction", "quantity_mw", "price_eur_mwh")
+
+
+def award_span(awards_path: Path) -> tuple[dt.datetime, dt.datetime] | None:
+    """First and last awarded interval start (UTC), or None for a run without awards."""
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        row = con.execute("SELECT min(interval_start), max(interval_start) FROM "
+                          f"read_parquet({_q(awards_path)})").fetchone()
+    finally:
+        con.close()
+    if not row or row[0] is None:
+        return None
+    return row[0], row[1]
+
+
+def load_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, cfg: SettleConfig,
                 hours: float) -> None:
-    need = {"bid_id", "der_id", "aggregator_id", "buyer_id", "service", "interval_start",
-            "direction", "quantity_mw", "price_eur_mwh"}
-    missing = need - set(awards.columns)
+    """``awards_t``: the run's awards (quantity > 0) with local day and slot, awarded energy
+    (MWh), nominated baseline energy (kWh), the baseline method of their (buyer, service)
+    and the allocation rank of their service (``cfg.priority``), read straight from Parquet."""
+    columns = {r[0] for r in con.execute(
+        f"DESCRIBE SELECT * FROM read_parquet({_q(awards_path)})").fetchall()}
+    missing = set(AWARD_COLUMNS) - columns
     if missing:
         raise SettlementInputError(f"awards: missing column(s) {sorted(missing)}")
-    a = awards.copy()
-    if "nominated_baseline_mw" not in a:
-        a["nominated_baseline_mw"] = float("nan")
-    pairs = a[["buyer_id", "service"]].drop_duplicates()
+    pairs = con.execute(f"SELECT DISTINCT buyer_id, service FROM read_parquet({_q(awards_path)}) "
+                        "ORDER BY ALL").df()
     pairs["method"] = [cfg.method_for(b, s) for b, s in pairs.itertuples(index=False)]
-    a = a.merge(pairs, on=["buyer_id", "service"], how="left", validate="many_to_one")
-    rank = {s: i for i, s in enumerate(cfg.priority)}
-    a["service_rank"] = a["service"].map(rank)
-    con.register("awards_in", a)
+    ranks = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(cfg.priority))
+    optional = [c for c in ("nominated_baseline_mw", "need_id") if c in columns]
+    nominated = "a.nominated_baseline_mw" if "nominated_baseline_mw" in columns else "NULL"
+    need_id = "a.need_id" if "need_id" in columns else "NULL"
+    con.register("method_pairs", pairs)
     con.execute(f"""
         CREATE TABLE awards_t AS
-        SELECT *, local_day(interval_start) AS lday, local_tod(interval_start) AS ltod,
-               quantity_mw * {hours} AS awarded_mwh,
-               nominated_baseline_mw * 1000 * {hours} AS nominated_kwh,
-               CASE direction WHEN 'up' THEN 1 ELSE -1 END AS s
-        FROM awards_in WHERE quantity_mw > 0""")
-    con.unregister("awards_in")
+        SELECT a.* EXCLUDE (interval_start{''.join(', ' + c for c in optional)}),
+               CAST(a.interval_start AS TIMESTAMPTZ) AS interval_start,
+               CAST({nominated} AS DOUBLE) AS nominated_baseline_mw,
+               CAST({need_id} AS VARCHAR) AS need_id,
+               p.method, CASE a.service {ranks} ELSE NULL END AS service_rank,
+               local_day(a.interval_start) AS lday, local_tod(a.interval_start) AS ltod,
+               a.quantity_mw * {hours} AS awarded_mwh,
+               CAST({nominated} AS DOUBLE) * 1000 * {hours} AS nominated_kwh,
+               CASE a.direction WHEN 'up' THEN 1 ELSE -1 END AS s
+        FROM read_parquet({_q(awards_path)}) a
+        JOIN method_pairs p ON p.buyer_id = a.buyer_id AND p.service = a.service
+        WHERE a.quantity_mw > 0""")
+    con.unregister("method_pairs")
 
 
 def load_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, cfg: SettleConfig,
                lookback_days: int) -> None:
-    """Meter rows of awarded DER over the look-back window, duplicates collapsed or voided."""
+    """Meter rows of awarded DER over the look-back window, duplicates collapsed or voided.
+
+    Tables made: ``meter`` (the window), ``day_info`` (every local day of the window),
+    ``day_counts`` (readings per DER-day), ``complete_days``, ``event_days`` and
+    ``event_meter`` (the readings of awarded DER on their event days, which adjustments,
+    lines and findings join instead of the whole window).
+    """
     validate_meter(con, meter_path, interval_len_minutes(con))
     holidays = ", ".join(f"DATE '{d.isoformat()}'" for d in cfg.holidays) or "NULL::DATE"
     first_day, last_day = con.execute("SELECT min(lday), max(lday) FROM awards_t").fetchone() or (None, None)
-    start = f"timezone('{cfg.timezone}', CAST(DATE '{first_day}' - INTERVAL {lookback_days + 1} DAY AS TIMESTAMP))"
+    window_start = f"DATE '{first_day}' - INTERVAL {lookback_days + 1} DAY"
+    start = f"timezone('{cfg.timezone}', CAST({window_start} AS TIMESTAMP))"
     end = f"timezone('{cfg.timezone}', CAST(DATE '{last_day}' + INTERVAL 1 DAY AS TIMESTAMP))"
     con.execute(f"""
         CREATE TABLE meter AS
@@ -137,50 +171,58 @@ def load_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, cfg: SettleConf
         FROM read_parquet({_q(meter_path)})
         WHERE der_id IN (SELECT DISTINCT der_id FROM awards_t)
           AND interval_start >= {start} AND interval_start < {end}""")
-    resolve_duplicates(con)
     con.execute(f"""
         CREATE TABLE day_info AS
         SELECT lday, coalesce(lday IN ({holidays}), FALSE) AS holiday,
                CASE WHEN isodow(lday) >= 6 OR coalesce(lday IN ({holidays}), FALSE) THEN 'weekend'
                     ELSE 'weekday' END AS day_type,
                day_slots(lday) AS slots
-        FROM (SELECT DISTINCT lday FROM meter UNION SELECT DISTINCT lday FROM awards_t)""")
-    con.execute("""
-        CREATE TABLE day_counts AS
-        SELECT m.der_id, m.lday, count(m.kwh) AS usable, d.slots
-        FROM meter m JOIN day_info d USING (lday)
-        GROUP BY m.der_id, m.lday, d.slots""")
+        FROM (SELECT CAST(unnest(generate_series(CAST({window_start} AS DATE),
+                                                 DATE '{last_day}', INTERVAL 1 DAY)) AS DATE)
+                     AS lday)""")
+    count_days(con)
+    resolve_duplicates(con)
     con.execute("""
         CREATE TABLE complete_days AS
         SELECT der_id, lday FROM day_counts WHERE usable = slots""")
     con.execute("CREATE TABLE event_days AS SELECT DISTINCT der_id, lday FROM awards_t")
+    con.execute("""
+        CREATE TABLE event_meter AS
+        SELECT m.* FROM meter m SEMI JOIN event_days e ON e.der_id = m.der_id AND e.lday = m.lday""")
+
+
+def count_days(con: duckdb.DuckDBPyConnection) -> None:
+    """``day_counts(der_id, lday, n_rows, seen, usable, slots)`` in one pass over ``meter``.
+
+    ``seen`` counts the distinct local time-of-day slots of a DER-day, as the bits of a
+    128-bit mask (far cheaper than grouping by DER and interval). A repeated reading always
+    makes ``n_rows > seen``; so does the repeated clock hour of an autumn clock change,
+    which the exact check of :func:`resolve_duplicates` then clears. ``usable`` (non-void
+    readings) is corrected for days with repeated readings there.
+    """
+    slots_per_day = 24 * 60 // interval_len_minutes(con)  # local time-of-day slots 0..n-1
+    seen = ("bit_count(bit_or(CAST(1 AS HUGEINT) << m.ltod))" if slots_per_day <= 127
+            else "count(DISTINCT m.ts)")
+    con.execute(f"""
+        CREATE TABLE day_counts AS
+        SELECT m.der_id, m.lday, count(*) AS n_rows, {seen} AS seen, count(m.kwh) AS usable,
+               any_value(d.slots) AS slots
+        FROM meter m JOIN day_info d USING (lday)
+        GROUP BY m.der_id, m.lday""")
 
 
 def resolve_duplicates(con: duckdb.DuckDBPyConnection) -> None:
     """Find repeated readings of one DER and interval; keep one row, voided if they disagree.
 
-    A full ``GROUP BY der_id, ts`` over the window is the costliest step of a settlement,
-    so DER-days are screened first: a day has a repeated interval exactly when it has more
-    rows than distinct interval numbers, and the distinct numbers of one local day (at most
-    100 at 15 minutes, so unique modulo 127) are counted as bits of a 127-bit mask. Only
-    flagged DER-days are grouped exactly. ``dupes`` keeps what the findings report.
+    Only DER-days flagged by :func:`count_days` are grouped by interval. ``dupes`` keeps
+    what the findings report; ``day_counts.usable`` is recounted for those days.
     """
-    minutes = interval_len_minutes(con)
-    per_day_max = 25 * 60 // minutes  # the longest local day (clock change) in slots
-    if per_day_max < 127:
-        con.execute(f"""
-            CREATE TABLE flagged AS
-            SELECT der_id, lday FROM meter GROUP BY der_id, lday
-            HAVING count(*) > bit_count(bit_or(CAST(1 AS HUGEINT) <<
-                   CAST((CAST(epoch(ts) AS BIGINT) // {60 * minutes}) % 127 AS INTEGER)))""")
-    else:  # short intervals: screen exactly
-        con.execute("""CREATE TABLE flagged AS SELECT DISTINCT der_id, lday FROM (
-            SELECT der_id, lday FROM meter GROUP BY der_id, ts, lday HAVING count(*) > 1)""")
     con.execute("""
         CREATE TABLE dupes AS
         SELECT m.der_id, m.ts, any_value(m.lday) AS lday, count(*) AS n_readings,
                min(m.kwh) AS kwh_min, max(m.kwh) AS kwh_max
-        FROM meter m JOIN flagged f USING (der_id, lday)
+        FROM meter m SEMI JOIN (SELECT der_id, lday FROM day_counts WHERE n_rows > seen) f
+             ON f.der_id = m.der_id AND f.lday = m.lday
         GROUP BY m.der_id, m.ts HAVING count(*) > 1""")
     if con.execute("SELECT count(*) FROM dupes").fetchone()[0]:  # type: ignore[index]
         con.execute("DELETE FROM meter USING dupes d WHERE meter.der_id = d.der_id "
@@ -189,6 +231,13 @@ def resolve_duplicates(con: duckdb.DuckDBPyConnection) -> None:
             INSERT INTO meter
             SELECT der_id, ts, CASE WHEN kwh_min = kwh_max THEN kwh_min END, lday, local_tod(ts)
             FROM dupes""")
+        con.execute("""
+            UPDATE day_counts SET usable = r.usable
+            FROM (SELECT m.der_id, m.lday, count(m.kwh) AS usable
+                  FROM meter m SEMI JOIN (SELECT DISTINCT der_id, lday FROM dupes) f
+                       ON f.der_id = m.der_id AND f.lday = m.lday
+                  GROUP BY ALL) r
+            WHERE day_counts.der_id = r.der_id AND day_counts.lday = r.lday""")
 
 
 def interval_len_minutes(con: duckdb.DuckDBPyConnection) -> int:
@@ -224,16 +273,16 @@ def validate_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, minutes: in
             SELECT file_row_number, der_id, interval_start, consumption_kwh,
                    CASE WHEN der_id IS NULL THEN 'der_id'
                         WHEN interval_start IS NULL THEN 'interval_start'
-                        WHEN epoch(interval_start) % {60 * minutes} <> 0 THEN 'interval_start'
+                        WHEN epoch_ns(interval_start) % {60_000_000_000 * minutes} <> 0 THEN 'interval_start'
                         ELSE 'consumption_kwh' END AS col,
                    CASE WHEN der_id IS NULL THEN 'must not be empty'
                         WHEN interval_start IS NULL THEN 'must not be empty'
-                        WHEN epoch(interval_start) % {60 * minutes} <> 0
+                        WHEN epoch_ns(interval_start) % {60_000_000_000 * minutes} <> 0
                             THEN 'not on the {minutes}-minute grid'
                         ELSE 'must be a finite number' END AS reason
             FROM read_parquet({_q(meter_path)}, file_row_number = true)
             WHERE der_id IS NULL OR interval_start IS NULL
-               OR epoch(interval_start) % {60 * minutes} <> 0
+               OR epoch_ns(interval_start) % {60_000_000_000 * minutes} <> 0
                OR consumption_kwh IS NULL OR NOT isfinite(consumption_kwh)
             ORDER BY file_row_number LIMIT {max_listed + 1}""").fetchall()
         problems += [Finding("meter", int(r[0]), f"der_id={r[1]}", r[4],
@@ -269,7 +318,7 @@ def quality_findings(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
                NULL::TIMESTAMPTZ AS interval_start,
                'awarded DER has no meter data in the settlement window' AS detail
         FROM (SELECT DISTINCT der_id FROM awards_t)
-        WHERE der_id NOT IN (SELECT DISTINCT der_id FROM meter)
+        WHERE der_id NOT IN (SELECT der_id FROM day_counts)
         UNION ALL
         SELECT 'duplicate_reading', CASE WHEN kwh_min <> kwh_max THEN 'error' ELSE 'info' END,
                der_id, lday, ts,
@@ -300,8 +349,8 @@ def quality_findings(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         SELECT 'missing_event_reading', 'error', a.der_id, a.lday, a.interval_start,
                'no usable meter reading for an awarded interval'
         FROM (SELECT DISTINCT der_id, lday, interval_start FROM awards_t) a
-        LEFT JOIN meter m ON m.der_id = a.der_id AND m.ts = a.interval_start
-        WHERE m.kwh IS NULL AND a.der_id IN (SELECT der_id FROM meter)
+        LEFT JOIN event_meter m ON m.der_id = a.der_id AND m.ts = a.interval_start
+        WHERE m.kwh IS NULL AND a.der_id IN (SELECT der_id FROM day_counts)
         ORDER BY kind, der_id, day, interval_start""").df()
 
 
@@ -328,7 +377,7 @@ def settlement_lines(con: duckdb.DuckDBPyConnection, cfg: SettleConfig) -> pd.Da
             JOIN lead_method l USING (der_id, interval_start)
             LEFT JOIN baselines b ON b.der_id = r.der_id AND b.lday = r.lday
                  AND b.ltod = r.ltod AND b.method = l.der_method
-            LEFT JOIN meter m ON m.der_id = r.der_id AND m.ts = r.interval_start
+            LEFT JOIN event_meter m ON m.der_id = r.der_id AND m.ts = r.interval_start
         ), alloc AS (
             SELECT *,
                 greatest(s * delivered_up_mwh, 0) AS available_mwh,

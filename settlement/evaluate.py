@@ -66,6 +66,8 @@ def evaluate(meter: str | Path, cfg: SettleConfig | None = None, interval_minute
                {lo} AS win_lo, {hi - 1} AS win_hi
         FROM cand c JOIN meter m ON m.der_id = c.der_id AND m.lday = c.lday AND m.ltod = {lo}
         WHERE c.k <= {placebo_days} GROUP BY ALL""")
+    con.execute("""CREATE TABLE event_meter AS SELECT m.* FROM meter m
+        SEMI JOIN targets t ON t.der_id = m.der_id AND t.lday = m.lday""")
     parts = [f"SELECT '{n}' AS method, * FROM ({baseline_sql(METHODS[n])})" for n in EVALUATED]
     con.execute("CREATE TABLE baselines AS " + " UNION ALL ".join(parts))
     scores = con.execute("""

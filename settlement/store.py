@@ -103,26 +103,42 @@ def make_engine(url: str) -> sa.Engine:
     return engine
 
 
-def content_hash(lines: pd.DataFrame) -> str:
-    """SHA-256 of a statement's lines, independent of row order and library versions:
+STATEMENT_KEY = ["aggregator_id", "buyer_id"]
+
+
+def content_hashes(lines: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """SHA-256 of each statement's lines, independent of row order and library versions.
+
+    Per (aggregator, buyer), lines ordered by interval and bid; each line column in turn:
     numbers rounded to 1e-6 as little-endian float64 bytes, timestamps as UTC nanoseconds,
-    text joined with a unit separator."""
+    text joined with a unit separator (``\\x00`` for missing), then a record separator.
+    The frame is sorted and converted once; each statement hashes slices of it.
+    """
     cols = [n for n, _ in LINE_COLS]
-    df = lines[cols].sort_values(["interval_start", "bid_id"], kind="stable")
-    h = hashlib.sha256()
+    df = lines.sort_values(STATEMENT_KEY + ["interval_start", "bid_id"], kind="stable")
+    encoded: list[np.ndarray | list[str]] = []
     for c in cols:
         v = df[c]
         if pd.api.types.is_numeric_dtype(v):
-            h.update(np.round(v.to_numpy(dtype="float64", na_value=np.nan), 6).astype("<f8")
-                     .tobytes())
+            encoded.append(np.round(v.to_numpy(dtype="float64", na_value=np.nan), 6).astype("<f8"))
         elif pd.api.types.is_datetime64_any_dtype(v):
-            h.update(pd.to_datetime(v, utc=True).astype("int64").to_numpy().astype("<i8")
-                     .tobytes())
+            encoded.append(pd.to_datetime(v, utc=True).astype("int64").to_numpy().astype("<i8"))
         else:
-            h.update("\x1f".join("\x00" if x is None or x is pd.NA or (
-                isinstance(x, float) and np.isnan(x)) else str(x) for x in v).encode())
-        h.update(b"\x1e")
-    return h.hexdigest()
+            text = v.to_numpy(dtype=object)
+            missing = pd.isna(text)
+            text = text.astype(str).astype(object)  # (numpy's fixed-width text drops "\x00")
+            text[missing] = "\x00"
+            encoded.append(text.tolist())
+    keys = list(zip(df["aggregator_id"], df["buyer_id"], strict=True))
+    bounds = [0] + [i for i in range(1, len(keys)) if keys[i] != keys[i - 1]] + [len(keys)]
+    out: dict[tuple[str, str], str] = {}
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        h = hashlib.sha256()
+        for e in encoded:
+            h.update(e[lo:hi].tobytes() if isinstance(e, np.ndarray) else "\x1f".join(e[lo:hi]).encode())
+            h.update(b"\x1e")
+        out[keys[lo]] = h.hexdigest()
+    return out
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -192,10 +208,12 @@ def _save(conn: sa.Connection, run_id: str, period: str, inputs_sha: str, lines:
             if len(latest) else {})
     new_rows, all_lines, all_deltas = [], [], []
     run_wide = int(findings["der_id"].isna().sum()) if len(findings) else 0
+    digests = content_hashes(lines)
+    rows_of = lines.groupby(STATEMENT_KEY, sort=False).indices
     for st in statements.to_dict("records"):
         key = (st["aggregator_id"], st["buyer_id"])
-        mine = lines[(lines["aggregator_id"] == key[0]) & (lines["buyer_id"] == key[1])]
-        digest = content_hash(mine)
+        mine = lines.iloc[rows_of[key]]
+        digest = digests[key]
         old = prev.get(key)
         if old is not None and old["content_sha256"] == digest:
             continue
