@@ -31,6 +31,7 @@ from settlement.engine import (
     event_targets,
     load_awards,
     load_meter,
+    open_duckdb,
     quality_findings,
     settlement_lines,
     statements,
@@ -108,11 +109,12 @@ def settle(run: str | Path, meter: str | Path, config: SettleConfig | str | Path
 def _compute(awards_path: Path, meter: Path, cfg: SettleConfig, minutes: int,
              memory_limit: str | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
     """Lines, statements, findings and period label, computed in one DuckDB connection."""
-    awarded = award_span(awards_path)
-    span = None if awarded is None else (
-        awarded[0] - dt.timedelta(days=LOOKBACK_MARGIN_DAYS), awarded[1] + dt.timedelta(days=2))
-    con = connect(cfg, minutes, span=span, memory_limit=memory_limit)
+    con = open_duckdb(memory_limit=memory_limit)
     try:
+        awarded = award_span(con, awards_path)
+        span = None if awarded is None else (awarded[0] - dt.timedelta(days=LOOKBACK_MARGIN_DAYS),
+                                             awarded[1] + dt.timedelta(days=2))
+        connect(cfg, minutes, span=span, con=con)
         load_awards(con, awards_path, cfg, minutes / 60.0)
         methods = [r[0] for r in con.execute(
             "SELECT DISTINCT method FROM awards_t ORDER BY method").fetchall()]

@@ -64,20 +64,27 @@ def utc_offset_sql(tz: str, start: dt.datetime, end: dt.datetime, column: str = 
     return f"(CASE {whens} ELSE {offset} END)"
 
 
-def connect(cfg: SettleConfig, interval_minutes: int, threads: int = 2,
-            span: tuple[dt.datetime, dt.datetime] | None = None,
-            memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the calendar macros of ``cfg.timezone``.
-
-    ``span``: the UTC range the data cover; within it local days and slots are computed
-    with integer arithmetic on epoch seconds instead of a named-zone conversion per row.
-    """
+def open_duckdb(threads: int = 2, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection in UTC, spilling to the temp directory past the limit."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET threads = {threads}")
     if memory_limit:
         con.execute(f"SET memory_limit = '{memory_limit}'")
         con.execute(f"SET temp_directory = '{tempfile.gettempdir()}/flexmarket-duckdb'")
+    return con
+
+
+def connect(cfg: SettleConfig, interval_minutes: int, threads: int = 2,
+            span: tuple[dt.datetime, dt.datetime] | None = None,
+            memory_limit: str | None = None,
+            con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection (``con``, or a new one) with the calendar macros of ``cfg.timezone``.
+
+    ``span``: the UTC range the data cover; within it local days and slots are computed
+    with integer arithmetic on epoch seconds instead of a named-zone conversion per row.
+    """
+    con = con or open_duckdb(threads, memory_limit)
     con.execute(f"CREATE MACRO interval_len() AS INTERVAL '{interval_minutes} minutes'")
     if span is not None:
         off = utc_offset_sql(cfg.timezone, *span)
@@ -100,15 +107,11 @@ AWARD_COLUMNS = ("bid_id", "der_id", "aggregator_id", "buyer_id", "service", "in
                  "direction", "quantity_mw", "price_eur_mwh")
 
 
-def award_span(awards_path: Path) -> tuple[dt.datetime, dt.datetime] | None:
+def award_span(con: duckdb.DuckDBPyConnection, awards_path: Path
+               ) -> tuple[dt.datetime, dt.datetime] | None:
     """First and last awarded interval start (UTC), or None for a run without awards."""
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        row = con.execute("SELECT min(interval_start), max(interval_start) FROM "
-                          f"read_parquet({_q(awards_path)})").fetchone()
-    finally:
-        con.close()
+    row = con.execute("SELECT min(interval_start), max(interval_start) FROM "
+                      f"read_parquet({_q(awards_path)})").fetchone()
     if not row or row[0] is None:
         return None
     return row[0], row[1]
@@ -166,7 +169,7 @@ def load_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, cfg: SettleConf
     end = f"timezone('{cfg.timezone}', CAST(DATE '{last_day}' + INTERVAL 1 DAY AS TIMESTAMP))"
     con.execute(f"""
         CREATE TABLE meter AS
-        SELECT der_id, interval_start AS ts, consumption_kwh AS kwh,
+        SELECT der_id, CAST(interval_start AS TIMESTAMPTZ) AS ts, consumption_kwh AS kwh,
                local_day(interval_start) AS lday, local_tod(interval_start) AS ltod
         FROM read_parquet({_q(meter_path)})
         WHERE der_id IN (SELECT DISTINCT der_id FROM awards_t)
@@ -205,10 +208,10 @@ def count_days(con: duckdb.DuckDBPyConnection) -> None:
             else "count(DISTINCT m.ts)")
     con.execute(f"""
         CREATE TABLE day_counts AS
-        SELECT m.der_id, m.lday, count(*) AS n_rows, {seen} AS seen, count(m.kwh) AS usable,
-               any_value(d.slots) AS slots
-        FROM meter m JOIN day_info d USING (lday)
-        GROUP BY m.der_id, m.lday""")
+        SELECT c.*, d.slots
+        FROM (SELECT m.der_id, m.lday, count(*) AS n_rows, {seen} AS seen, count(m.kwh) AS usable
+              FROM meter m GROUP BY m.der_id, m.lday) c
+        JOIN day_info d USING (lday)""")
 
 
 def resolve_duplicates(con: duckdb.DuckDBPyConnection) -> None:

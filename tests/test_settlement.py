@@ -180,6 +180,21 @@ def test_dst_day_is_a_finding(tmp_path):
     r = settle(run, meter, parse_config({"timezone": "Europe/Berlin"}), db="duckdb:///:memory:")
     dst = r.findings[r.findings["kind"] == "dst_day"]
     assert "100 intervals" in dst["detail"].iloc[0]
+    # the repeated clock hour is neither a duplicate nor a gap: the day is complete
+    assert not r.findings["kind"].isin(["duplicate_reading", "meter_gap"]).any()
+    assert str(r.findings["interval_start"].dtype) == "datetime64[us, UTC]"  # nanosecond input
+
+
+def test_repeated_reading_inside_the_repeated_clock_hour_is_found(tmp_path):
+    run = make_run(tmp_path / "run", [{"t": "2025-11-06T18:00Z", "q": 0.01, "price": 50.0}])
+    meter = daily_meter("D1", "2025-09-15", 60, lambda d, s: 10.0)
+    again = meter[meter["interval_start"] == pd.Timestamp("2025-10-26T01:15Z")]  # 02:15 CET
+    path = write_meter(pd.concat([meter, again]), tmp_path / "m.parquet")
+    r = settle(run, path, parse_config({"timezone": "Europe/Berlin"}), db="duckdb:///:memory:")
+    dup = r.findings[r.findings["kind"] == "duplicate_reading"]
+    assert len(dup) == 1 and dup["severity"].iloc[0] == "info"
+    assert dup["interval_start"].iloc[0] == pd.Timestamp("2025-10-26T01:15Z")
+    assert not (r.findings["kind"] == "meter_gap").any()  # identical readings collapse to one
 
 
 def test_too_little_history_is_a_finding_not_zero(tmp_path):
