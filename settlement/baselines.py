@@ -173,15 +173,17 @@ def adjusted_sql(m: Method, raw: str) -> str:
               if m.adjustment == "mult" else "1.0")
     add = "coalesce(w.diff_mean, 0.0)" if m.adjustment == "add" else "0.0"
     return f"""
-WITH raw AS ({raw}),
+WITH raw AS MATERIALIZED ({raw}),  -- read twice: window sums and the result
+before AS (  -- the target day's readings in the adjustment window, selected first
+    SELECT x.der_id, x.lday, x.ltod, x.kwh
+    FROM targets t JOIN event_meter x ON x.der_id = t.der_id AND x.lday = t.lday
+    WHERE x.ts >= t.first_ts - INTERVAL 4 HOUR AND x.ts < t.first_ts - INTERVAL 1 HOUR
+),
 win AS (
     SELECT r.der_id, r.lday, round(sum(x.kwh), 6) AS act_sum,
            round(sum(r.base_kwh), 6) AS base_sum,
            round(sum(x.kwh - r.base_kwh), 6) / count(*) AS diff_mean
-    FROM raw r
-    JOIN targets t ON t.der_id = r.der_id AND t.lday = r.lday
-    JOIN event_meter x ON x.der_id = r.der_id AND x.lday = r.lday AND x.ltod = r.ltod
-    WHERE x.ts >= t.first_ts - INTERVAL 4 HOUR AND x.ts < t.first_ts - INTERVAL 1 HOUR
+    FROM before x JOIN raw r ON r.der_id = x.der_id AND r.lday = x.lday AND r.ltod = x.ltod
     GROUP BY ALL
 )
 SELECT r.der_id, r.lday, r.ltod,
