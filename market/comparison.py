@@ -21,7 +21,7 @@ UNITS = (("_mwh", "MWh"), ("_mw", "MW"), ("_eur", "EUR"), ("_s", "s"), ("_count"
 # Which way is better, for colouring the report: -1 lower is better, +1 higher is better.
 BETTER = {"tier_bypassing": -1, "hidden_coupling": -1, "violation": -1, "observability": 1,
           "latency": -1, "scalability": -1, "cyber": -1, "cost": -1, "unmet": -1,
-          "imbalance": -1, "welfare": 1, "liquidity": 1}
+          "imbalance": -1, "welfare": 1, "liquidity": 1, "make_whole": -1}
 
 
 def unit_of(metric: str) -> str:

@@ -65,9 +65,13 @@ def compute_metrics(batch: Batch, result: ClearingResult) -> dict[str, Any]:
     metrics["scalability_max_solve_s"] = max((s.solve_seconds for s in result.stats), default=0.0)
     metrics["scalability_models"] = len(result.stats)
     metrics["cyber_exposure_parties"] = _cyber(batch, result, aw, paths)
-    cost = aw.groupby("buyer_id")["cost_eur"].sum()
+    paid = aw.assign(paid_eur=aw["cost_eur"] + aw["make_whole_eur"])
+    cost = paid.groupby("buyer_id")["paid_eur"].sum()
     metrics["cost_by_buyer_eur"] = {k: float(v) for k, v in cost.items()}
-    metrics["total_cost_eur"] = float(cost.sum())
+    metrics["total_cost_eur"] = float(cost.sum())  # energy payments + make-whole
+    metrics["make_whole_eur"] = float(aw["make_whole_eur"].sum())
+    metrics["make_whole_bids_count"] = int(aw.loc[aw["make_whole_eur"] > 0,
+                                                        "bid_id"].nunique())
     needs = result.needs
     unmet = needs.groupby("buyer_id")["unmet_mw"].sum() * h
     metrics["unmet_by_buyer_mwh"] = {k: float(v) for k, v in unmet.items()}

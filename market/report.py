@@ -18,7 +18,8 @@ from market.skeleton import skeleton_edges
 
 HEADLINE = [
     ("system_cost_eur", "System cost (bids + VoLL x unmet + penalties)"),
-    ("total_cost_eur", "Paid by buyers"),
+    ("total_cost_eur", "Paid by buyers (incl. make-whole)"),
+    ("make_whole_eur", "Make-whole for paradoxically accepted bids"),
     ("unmet_mwh", "Unmet need"),
     ("distribution_violation_mwh", "Distribution violations"),
     ("imbalance_mwh", "Imbalance left to the TSO"),

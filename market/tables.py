@@ -158,6 +158,28 @@ def _need_results(inp: StepInput, index: StepIndex, sol: Solution, priced: Solut
     return pd.concat(frames, ignore_index=True)
 
 
+def make_whole_eur(commitment: np.ndarray, shortfall_eur: np.ndarray,
+                   energy_mwh: np.ndarray) -> np.ndarray:
+    """Make-whole (uplift) payment per award under pay-as-clear, in EUR.
+
+    Integer bids (blocks, minimum quantities) are priced from the LP with their on/off
+    decisions fixed (IP pricing), so an accepted unit can earn less at the clearing price
+    than it bid (a paradoxically accepted bid). Its buyers then pay the difference: per
+    commitment (a block over all its intervals, otherwise the bid), ``max(0, sum(bid price -
+    clearing price) x MWh)``, shared over the commitment's awards pro rata to energy.
+    Divisible bids never need it: LP prices never fall below an accepted divisible bid.
+    """
+    if not len(commitment):
+        return np.zeros(0)
+    keys, inverse = np.unique(commitment.astype(str), return_inverse=True)
+    short = np.bincount(inverse, weights=shortfall_eur, minlength=len(keys))
+    energy = np.bincount(inverse, weights=energy_mwh, minlength=len(keys))
+    owed = np.where(short > 1e-9, short, 0.0)
+    share = np.divide(energy_mwh, energy[inverse], out=np.zeros(len(energy_mwh)),
+                      where=energy[inverse] > 0)
+    return owed[inverse] * share
+
+
 def assemble(batch: Batch, prep, design: Design, pricing: str, outcomes: list) -> ClearingResult:  # type: ignore[no-untyped-def]
     from market.metrics import compute_metrics
 
@@ -187,6 +209,10 @@ def assemble(batch: Batch, prep, design: Design, pricing: str, outcomes: list) -
         "pricing": pricing,
         "energy_mwh": np.round(q * h, MW_DECIMALS),
         "cost_eur": np.round(np.round(paid, PRICE_DECIMALS) * q * h, 6),
+        "make_whole_eur": np.round(make_whole_eur(
+            commitment=b["block_id"].fillna(b["bid_id"]).to_numpy(),
+            shortfall_eur=(b["price_eur_mwh"].to_numpy() - paid) * q * h,
+            energy_mwh=q * h), 6) if pricing == "pay-as-clear" else 0.0,
         "step": aw["step"].to_numpy(),
     }).sort_values(["interval_start", "bid_id", "buyer_id"]).reset_index(drop=True)
 

@@ -251,3 +251,68 @@ def test_pjm_five_bus():
     flows = r.flows.set_index("constraint_id")
     binding = flows[(flows["flow_mw"].abs() - flows["max_flow_mw"]).abs() < 1e-6]
     assert list(binding.index) == ["l4-5"]
+
+
+def _bichler_batch(demand_mw: tuple[float, ...], min_a: float, min_b: float):  # type: ignore[no-untyped-def]
+    """Bichler, Knörr, Maldonado (2021), 'Pricing in non-convex markets: how to price
+    electricity in the presence of demand response', section 5.1, as used in ASSUME's
+    tests/test_clearing_paper_examples.py: two block demands worth 100 EUR/MWh (summed
+    here into one TSO need per hour), supplier A 15 MW at 5 and supplier B 20 MW at 3 in
+    each of three hours, with minimum acceptance (MW) per hour."""
+    bids = ([bid(f"A{t}", 5, 15, t=t, minq=min_a, der="A") for t in range(3)]
+            + [bid(f"B{t}", 3, 20, t=t, minq=min_b, der="B") for t in range(3)])
+    needs = [tso_need(f"N{t}", q, t=t, max_price=100) for t, q in enumerate(demand_mw)]
+    return make_batch(bids, needs, n_intervals=3)
+
+
+def test_bichler_convex_three_hours():
+    """Section 5.1.1: hourly volumes 7/12/22, prices 3/3/5."""
+    r = clear(_bichler_batch((7, 12, 22), 0, 0), "single", "pay-as-clear")
+    assert [award_mw(r, f"B{t}") for t in range(3)] == pytest.approx([7, 12, 20])
+    assert [award_mw(r, f"A{t}") for t in range(3)] == pytest.approx([0, 0, 2])
+    assert [price_of(r, f"N{t}") for t in range(3)] == pytest.approx([3, 3, 5])
+    assert r.metrics["total_cost_eur"] == pytest.approx(7 * 3 + 12 * 3 + 22 * 5)
+    assert r.metrics["welfare_eur"] == pytest.approx(100 * 41 - (3 * 39 + 5 * 2))
+    assert r.metrics["make_whole_eur"] == 0
+
+
+def test_bichler_minimum_acceptance_three_hours():
+    """Section 5.1.2: A must run at least 2 MW, B at least 10 MW when accepted. Hour 1
+    (7 MW) is too small for B, so A serves it at 5; hours 2-3 as in the convex case."""
+    r = clear(_bichler_batch((7, 12, 23), 2, 10), "single", "pay-as-clear")
+    assert [award_mw(r, f"A{t}") for t in range(3)] == pytest.approx([7, 0, 3])
+    assert [award_mw(r, f"B{t}") for t in range(3)] == pytest.approx([0, 12, 20])
+    assert [price_of(r, f"N{t}") for t in range(3)] == pytest.approx([5, 3, 5])
+    assert r.metrics["welfare_eur"] == pytest.approx(100 * 42 - (7 * 5 + 12 * 3 + 3 * 5 + 20 * 3))
+    assert r.metrics["make_whole_eur"] == 0  # every accepted unit earns at least its bid
+
+
+@pytest.mark.parametrize("design", DESIGNS)
+def test_paradoxically_accepted_unit_is_made_whole(design):
+    """An all-or-nothing 10 MW unit at 40 plus 2 MW of a 20 EUR bid meet a 12 MW need (the
+    cheapest way). The price from the LP with the unit fixed is 20, below the unit's bid:
+    pay-as-clear adds a make-whole payment of (40 - 20) x 10 MWh; pay-as-bid needs none."""
+    b = make_batch([bid("lumpy", 40, 10, minq=10), bid("flex", 20, 5)], [tso_need("N", 12)])
+    r = clear(b, design, "pay-as-clear")
+    assert award_mw(r, "lumpy") == pytest.approx(10) and award_mw(r, "flex") == pytest.approx(2)
+    assert price_of(r, "N") == pytest.approx(20)
+    aw = r.awards.set_index("bid_id")
+    assert aw.loc["lumpy", "make_whole_eur"] == pytest.approx(200)
+    assert aw.loc["flex", "make_whole_eur"] == 0
+    assert r.metrics["make_whole_eur"] == pytest.approx(200)
+    assert r.metrics["make_whole_bids_count"] == 1
+    assert r.metrics["total_cost_eur"] == pytest.approx(10 * 20 + 2 * 20 + 200)  # = bid cost
+    pab = clear(b, design, "pay-as-bid")
+    assert pab.metrics["make_whole_eur"] == 0
+    assert pab.metrics["total_cost_eur"] == pytest.approx(10 * 40 + 2 * 20)
+
+
+def test_block_is_made_whole_over_its_intervals_not_per_interval():
+    """A divisible block loses in one interval and gains in the other: no make-whole."""
+    bids = [bid("k0", 20, 4, t=0, block="K"), bid("k1", 20, 2, t=1, block="K"),
+            bid("s0", 40, 10, t=0), bid("s1", 40, 10, t=1)]
+    b = make_batch(bids, [tso_need("N0", 2, t=0), tso_need("N1", 2, t=1)], n_intervals=2)
+    r = clear(b, "single", "pay-as-clear")
+    # fraction 0.5: k0 earns 10 < 20 on 2 MW, k1 earns 40 > 20 on 1 MW; nets to zero
+    assert [price_of(r, "N0"), price_of(r, "N1")] == pytest.approx([10, 40])
+    assert r.metrics["make_whole_eur"] == pytest.approx(0, abs=1e-6)
