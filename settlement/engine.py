@@ -69,6 +69,7 @@ def open_duckdb(threads: int = 2, memory_limit: str | None = None) -> duckdb.Duc
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET threads = {threads}")
+    con.execute("SET enable_progress_bar = false")  # batch jobs: no terminal noise
     if memory_limit:
         con.execute(f"SET memory_limit = '{memory_limit}'")
         con.execute(f"SET temp_directory = '{tempfile.gettempdir()}/flexmarket-duckdb'")

@@ -45,6 +45,7 @@ def make_settle_case(n_der: int, folder: str | Path) -> Path:
         {"batch": {"interval_minutes": 15}, "design": {"name": "bench"}, "pricing": "pay-as-bid"}))
     con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
+    con.execute("SET enable_progress_bar = false")
     con.execute(f"""COPY (
       SELECT 'der' || lpad(d::VARCHAR, 6, '0') AS der_id,
              TIMESTAMPTZ '2026-01-01 00:00:00+00' + to_minutes(15 * i) AS interval_start,
@@ -104,14 +105,14 @@ FROM lines
 
 
 REFERENCE_SQL_TUNED = """
-WITH a AS (SELECT *, CAST(epoch(interval_start) AS BIGINT) // 86400 AS day,
-                  (CAST(epoch(interval_start) AS BIGINT) % 86400) // 900 AS tod
+WITH a AS (SELECT *, epoch_ns(interval_start) // 1000000000 // 86400 AS day,
+                  (epoch_ns(interval_start) // 1000000000 % 86400) // 900 AS tod
            FROM read_parquet('{folder}/run/awards.parquet')),
 ev AS (SELECT der_id, day, min(interval_start) AS first_ts FROM a GROUP BY ALL),
 m AS MATERIALIZED (
       SELECT der_id, interval_start AS ts, consumption_kwh AS kwh,
-             CAST(epoch(interval_start) AS BIGINT) // 86400 AS day,
-             (CAST(epoch(interval_start) AS BIGINT) % 86400) // 900 AS tod
+             epoch_ns(interval_start) // 1000000000 // 86400 AS day,
+             (epoch_ns(interval_start) // 1000000000 % 86400) // 900 AS tod
       FROM read_parquet('{folder}/meter.parquet')
       WHERE interval_start >= (SELECT min(first_ts) FROM ev) - INTERVAL 46 DAY
         AND interval_start < (SELECT max(first_ts) FROM ev) + INTERVAL 1 DAY),
@@ -147,6 +148,7 @@ def reference_settlement(folder: str | Path, name: str = "reference-tuned") -> t
     con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
     con.execute("SET threads=2")
+    con.execute("SET enable_progress_bar = false")
     row = con.execute(REFERENCES[name].replace("{folder}", str(folder))).fetchone()
     con.close()
     assert row is not None
