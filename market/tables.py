@@ -174,7 +174,8 @@ def make_whole_eur(commitment: np.ndarray, shortfall_eur: np.ndarray,
     keys, inverse = np.unique(commitment.astype(str), return_inverse=True)
     short = np.bincount(inverse, weights=shortfall_eur, minlength=len(keys))
     energy = np.bincount(inverse, weights=energy_mwh, minlength=len(keys))
-    owed = np.where(short > 1e-9, short, 0.0)
+    # below the price resolution (0.001 EUR/MWh, which also hides the tie nudge): none owed
+    owed = np.where(short > 10.0 ** -PRICE_DECIMALS * energy + 1e-9, short, 0.0)
     share = np.divide(energy_mwh, energy[inverse], out=np.zeros(len(energy_mwh)),
                       where=energy[inverse] > 0)
     return owed[inverse] * share
