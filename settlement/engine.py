@@ -355,7 +355,7 @@ def quality_findings(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         FROM (SELECT DISTINCT der_id, lday, interval_start FROM awards_t) a
         LEFT JOIN event_meter m ON m.der_id = a.der_id AND m.ts = a.interval_start
         WHERE m.kwh IS NULL AND a.der_id IN (SELECT der_id FROM day_counts)
-        ORDER BY kind, der_id, day, interval_start""").df()
+        ORDER BY kind, der_id, day, interval_start, detail""").df()
 
 
 def settlement_lines(con: duckdb.DuckDBPyConnection, cfg: SettleConfig) -> pd.DataFrame:
