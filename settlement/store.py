@@ -112,32 +112,42 @@ def content_hashes(lines: pd.DataFrame) -> dict[tuple[str, str], str]:
     Per (aggregator, buyer), lines ordered by interval and bid; each line column in turn:
     numbers rounded to 1e-6 as little-endian float64 bytes, timestamps as UTC nanoseconds,
     text joined with a unit separator (``\\x00`` for missing), then a record separator.
-    The frame is sorted and converted once; each statement hashes slices of it.
+    The lines are ordered (one ``lexsort`` on integer codes) and converted once; each
+    statement hashes slices of them.
     """
     cols = [n for n, _ in LINE_COLS]
-    df = lines.sort_values(STATEMENT_KEY + ["interval_start", "bid_id"], kind="stable")
+    agg = pd.factorize(lines["aggregator_id"], sort=True)[0]
+    buyer = pd.factorize(lines["buyer_id"], sort=True)[0]
+    when = pd.to_datetime(lines["interval_start"], utc=True).astype("int64").to_numpy()
+    order = np.lexsort((pd.factorize(lines["bid_id"], sort=True)[0], when, buyer, agg))  # stable
     encoded: list[np.ndarray | list[str]] = []
     for c in cols:
-        v = df[c]
+        v = lines[c]
         if pd.api.types.is_numeric_dtype(v):
-            encoded.append(np.round(v.to_numpy(dtype="float64", na_value=np.nan), 6).astype("<f8"))
+            encoded.append(np.round(v.to_numpy(dtype="float64", na_value=np.nan)[order], 6)
+                           .astype("<f8"))
         elif pd.api.types.is_datetime64_any_dtype(v):
-            encoded.append(pd.to_datetime(v, utc=True).astype("int64").to_numpy().astype("<i8"))
+            encoded.append(pd.to_datetime(v, utc=True).astype("int64").to_numpy()[order]
+                           .astype("<i8"))
         else:
-            text = v.to_numpy(dtype=object)
+            text = v.to_numpy(dtype=object)[order]
             missing = pd.isna(text)
             text = text.astype(str).astype(object)  # (numpy's fixed-width text drops "\x00")
             text[missing] = "\x00"
             encoded.append(text.tolist())
-    keys = list(zip(df["aggregator_id"], df["buyer_id"], strict=True))
-    bounds = [0] + [i for i in range(1, len(keys)) if keys[i] != keys[i - 1]] + [len(keys)]
+    group = agg[order].astype(np.int64) * (int(buyer.max(initial=0)) + 1) + buyer[order]
+    bounds = np.flatnonzero(np.diff(group)) + 1
+    starts, ends = np.r_[0, bounds], np.r_[bounds, len(group)]
+    agg_ids, buyer_ids = lines["aggregator_id"].to_numpy()[order], lines["buyer_id"].to_numpy()[order]
     out: dict[tuple[str, str], str] = {}
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+    for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
+        if lo == hi:
+            continue
         h = hashlib.sha256()
         for e in encoded:
             h.update(e[lo:hi].tobytes() if isinstance(e, np.ndarray) else "\x1f".join(e[lo:hi]).encode())
             h.update(b"\x1e")
-        out[keys[lo]] = h.hexdigest()
+        out[(agg_ids[lo], buyer_ids[lo])] = h.hexdigest()
     return out
 
 
