@@ -272,28 +272,30 @@ def validate_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, minutes: in
                 and not desc["consumption_kwh"].startswith("DECIMAL"):
             problems.append(Finding("meter", None, None, "consumption_kwh",
                                     desc["consumption_kwh"], "must be a number column"))
-    if not problems:
+    grid = f"epoch_ns(interval_start) % {60_000_000_000 * minutes} <> 0"
+    bad = (f"der_id IS NULL OR interval_start IS NULL OR {grid} "
+           "OR consumption_kwh IS NULL OR NOT isfinite(consumption_kwh)")
+    n_bad = 0
+    if not problems:  # count first (one plain scan); name the rows only when there are any
+        n_bad = con.execute(f"SELECT count(*) FROM read_parquet({_q(meter_path)}) "
+                            f"WHERE {bad}").fetchone()[0]  # type: ignore[index]
+    if n_bad:
         rows = con.execute(f"""
             SELECT file_row_number, der_id, interval_start, consumption_kwh,
                    CASE WHEN der_id IS NULL THEN 'der_id'
-                        WHEN interval_start IS NULL THEN 'interval_start'
-                        WHEN epoch_ns(interval_start) % {60_000_000_000 * minutes} <> 0 THEN 'interval_start'
+                        WHEN interval_start IS NULL OR {grid} THEN 'interval_start'
                         ELSE 'consumption_kwh' END AS col,
-                   CASE WHEN der_id IS NULL THEN 'must not be empty'
-                        WHEN interval_start IS NULL THEN 'must not be empty'
-                        WHEN epoch_ns(interval_start) % {60_000_000_000 * minutes} <> 0
-                            THEN 'not on the {minutes}-minute grid'
+                   CASE WHEN der_id IS NULL OR interval_start IS NULL THEN 'must not be empty'
+                        WHEN {grid} THEN 'not on the {minutes}-minute grid'
                         ELSE 'must be a finite number' END AS reason
             FROM read_parquet({_q(meter_path)}, file_row_number = true)
-            WHERE der_id IS NULL OR interval_start IS NULL
-               OR epoch_ns(interval_start) % {60_000_000_000 * minutes} <> 0
-               OR consumption_kwh IS NULL OR NOT isfinite(consumption_kwh)
-            ORDER BY file_row_number LIMIT {max_listed + 1}""").fetchall()
+            WHERE {bad}
+            ORDER BY file_row_number LIMIT {max_listed}""").fetchall()
         problems += [Finding("meter", int(r[0]), f"der_id={r[1]}", r[4],
                              repr(r[2] if r[4] == "interval_start" else r[3]), r[5]) for r in rows]
     if problems:
         lines = "\n  ".join(str(p) for p in problems[:max_listed])
-        more = f" (first {max_listed} listed)" if len(problems) > max_listed else ""
+        more = f" ({n_bad:,} bad rows, first {max_listed} listed)" if n_bad > max_listed else ""
         raise SettlementInputError(f"{meter_path}: meter data is invalid{more}:\n  {lines}")
 
 

@@ -371,6 +371,11 @@ def test_bad_meter_rows_are_refused_and_named(tmp_path):
     assert "meter row 5 (der_id=D1) column consumption_kwh" in text and "finite" in text
     assert "meter row 9 (der_id=D1) column interval_start" in text and "grid" in text
     assert not out.exists()  # nothing written
+    many = meter.assign(consumption_kwh=meter["consumption_kwh"].where(meter.index >= 60))
+    with pytest.raises(SettlementInputError, match=r"60 bad rows, first 50 listed") as info:
+        settle(run, write_meter(many, tmp_path / "many.parquet"), SettleConfig(),
+               db="duckdb:///:memory:")
+    assert str(info.value).count("\n  meter row ") == 50
     naive = meter.assign(interval_start=meter["interval_start"].dt.tz_localize(None))
     with pytest.raises(SettlementInputError, match="timezone-aware"):
         settle(run, write_meter(naive, tmp_path / "n.parquet"), SettleConfig(),
