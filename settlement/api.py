@@ -25,6 +25,8 @@ from market.runio import package_versions
 from settlement.baselines import METHODS
 from settlement.config import SettleConfig, load_config
 from settlement.engine import (
+    FINDING_COLUMNS,
+    LINE_COLUMNS,
     award_span,
     compute_baselines,
     connect,
@@ -35,6 +37,7 @@ from settlement.engine import (
     quality_findings,
     settlement_lines,
     statements,
+    validate_meter,
 )
 from settlement.errors import SettlementInputError
 from settlement.store import make_engine, save_run
@@ -112,8 +115,13 @@ def _compute(awards_path: Path, meter: Path, cfg: SettleConfig, minutes: int,
     con = open_duckdb(memory_limit=memory_limit)
     try:
         awarded = award_span(con, awards_path)
-        span = None if awarded is None else (awarded[0] - dt.timedelta(days=LOOKBACK_MARGIN_DAYS),
-                                             awarded[1] + dt.timedelta(days=2))
+        if awarded is None:  # a run without awards: nothing to settle, the meter still checked
+            validate_meter(con, meter, minutes)
+            lines = pd.DataFrame({c: pd.Series(dtype=object) for c in LINE_COLUMNS})
+            findings = pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
+            return lines, statements(lines, "empty"), findings, "empty"
+        span = (awarded[0] - dt.timedelta(days=LOOKBACK_MARGIN_DAYS),
+                awarded[1] + dt.timedelta(days=2))
         connect(cfg, minutes, span=span, con=con)
         load_awards(con, awards_path, cfg, minutes / 60.0)
         methods = [r[0] for r in con.execute(

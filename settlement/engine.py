@@ -28,6 +28,7 @@ LINE_COLUMNS = [
     "delivered_up_mwh", "awarded_mwh", "allocated_mwh", "shortfall_mwh", "payment_eur",
     "penalty_eur", "net_eur", "status",
 ]
+FINDING_COLUMNS = ["kind", "severity", "der_id", "day", "interval_start", "detail"]
 
 
 @dataclass(frozen=True)

@@ -380,3 +380,20 @@ def test_bad_meter_rows_are_refused_and_named(tmp_path):
     with pytest.raises(SettlementInputError, match="timezone-aware"):
         settle(run, write_meter(naive, tmp_path / "n.parquet"), SettleConfig(),
                db="duckdb:///:memory:")
+
+
+def test_run_without_awards_settles_to_empty_outputs(tmp_path):
+    from settlement.errors import SettlementInputError
+
+    run = make_run(tmp_path / "run", [{"t": "2026-01-08T18:00Z", "q": 0.01, "price": 50.0}])
+    awards = pd.read_parquet(run / "awards.parquet")
+    awards.iloc[:0].to_parquet(run / "awards.parquet", index=False)
+    meter = daily_meter("D1", START.isoformat(), 10, weekday_value)
+    r = settle(run, write_meter(meter, tmp_path / "m.parquet"), SettleConfig(),
+               db=f"duckdb:///{tmp_path / 's.duckdb'}", out=tmp_path / "out")
+    assert r.period == "empty" and len(r.lines) == len(r.statements) == len(r.new_versions) == 0
+    assert (tmp_path / "out" / "lines.parquet").is_file()
+    bad = meter.assign(consumption_kwh=float("nan"))
+    with pytest.raises(SettlementInputError, match="finite"):  # the meter is still checked
+        settle(run, write_meter(bad, tmp_path / "bad.parquet"), SettleConfig(),
+               db="duckdb:///:memory:")
