@@ -113,3 +113,26 @@ def test_same_inputs_same_files(tmp_path, design):
         one = (tmp_path / "r1" / f"{name}.parquet").read_bytes()
         two = (tmp_path / "r2" / f"{name}.parquet").read_bytes()
         assert one == two, name
+
+
+@SETTINGS
+@given(spec=specs)
+def test_pay_as_clear_makes_every_commitment_whole(spec):
+    """Under pay-as-clear, clearing revenue + make-whole covers each accepted commitment's
+    bid cost (a block over its intervals, otherwise a bid); divisible bids never need it."""
+    batch = synth_batch(spec)
+    bids = batch.bids.set_index("bid_id")
+    for design in ("single", "dso-led", "tso-only"):
+        aw = clear(batch, design, "pay-as-clear").awards
+        if not len(aw):
+            continue
+        unit = bids.loc[aw["bid_id"], "block_id"].fillna(pd.Series(
+            aw["bid_id"].to_numpy(), index=bids.loc[aw["bid_id"]].index)).to_numpy()
+        money = aw.assign(unit=unit, bid_cost=aw["bid_price_eur_mwh"] * aw["energy_mwh"],
+                          paid=aw["cost_eur"] + aw["make_whole_eur"]).groupby("unit")[
+            ["bid_cost", "paid", "make_whole_eur"]].sum()
+        assert (money["paid"] >= money["bid_cost"] - 1e-3 * (1 + money["bid_cost"].abs())).all()
+        integer = (bids["min_quantity_mw"] > 0) | bids["block_id"].notna() | bids[
+            "exclusive_group"].notna()
+        divisible = aw["bid_id"].map(~integer).to_numpy(dtype=bool)
+        assert (aw.loc[divisible, "make_whole_eur"] == 0).all(), design
