@@ -220,12 +220,13 @@ def settle(
 def statements_rich(r) -> Table:  # type: ignore[no-untyped-def]
     t = Table(title=f"statements {r.period}")
     for c in ("aggregator", "buyer", "lines", "unverifiable", "awarded MWh", "allocated MWh",
-              "shortfall MWh", "payment EUR", "penalty EUR", "net EUR"):
+              "shortfall MWh", "payment EUR", "make-whole EUR", "penalty EUR", "net EUR"):
         t.add_column(c, justify="right")
     for s in r.statements.itertuples():
         t.add_row(s.aggregator_id, s.buyer_id, str(s.lines), str(s.unverifiable_lines),
                   f"{s.awarded_mwh:.3f}", f"{s.allocated_mwh:.3f}", f"{s.shortfall_mwh:.3f}",
-                  f"{s.payment_eur:,.2f}", f"{s.penalty_eur:,.2f}", f"{s.net_eur:,.2f}")
+                  f"{s.payment_eur:,.2f}", f"{s.make_whole_eur:,.2f}", f"{s.penalty_eur:,.2f}",
+                  f"{s.net_eur:,.2f}")
     return t
 
 

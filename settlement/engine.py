@@ -26,7 +26,7 @@ LINE_COLUMNS = [
     "bid_id", "der_id", "aggregator_id", "buyer_id", "service", "need_id", "interval_start",
     "direction", "quantity_mw", "price_eur_mwh", "method", "baseline_kwh", "metered_kwh",
     "delivered_up_mwh", "awarded_mwh", "allocated_mwh", "shortfall_mwh", "payment_eur",
-    "penalty_eur", "net_eur", "status",
+    "make_whole_eur", "penalty_eur", "net_eur", "status",
 ]
 FINDING_COLUMNS = ["kind", "severity", "der_id", "day", "interval_start", "detail"]
 
@@ -133,9 +133,10 @@ def load_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, cfg: SettleCo
                         "ORDER BY ALL").df()
     pairs["method"] = [cfg.method_for(b, s) for b, s in pairs.itertuples(index=False)]
     ranks = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(cfg.priority))
-    optional = [c for c in ("nominated_baseline_mw", "need_id") if c in columns]
+    optional = [c for c in ("nominated_baseline_mw", "need_id", "make_whole_eur") if c in columns]
     nominated = "a.nominated_baseline_mw" if "nominated_baseline_mw" in columns else "NULL"
     need_id = "a.need_id" if "need_id" in columns else "NULL"
+    make_whole = "coalesce(a.make_whole_eur, 0)" if "make_whole_eur" in columns else "0"
     con.register("method_pairs", pairs)
     con.execute(f"""
         CREATE TABLE awards_t AS
@@ -143,6 +144,7 @@ def load_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, cfg: SettleCo
                CAST(a.interval_start AS TIMESTAMPTZ) AS interval_start,
                CAST({nominated} AS DOUBLE) AS nominated_baseline_mw,
                CAST({need_id} AS VARCHAR) AS need_id,
+               CAST({make_whole} AS DOUBLE) AS award_make_whole_eur,
                p.method, CASE a.service {ranks} ELSE NULL END AS service_rank,
                local_day(a.interval_start) AS lday, local_tod(a.interval_start) AS ltod,
                a.quantity_mw * {hours} AS awarded_mwh,
@@ -367,7 +369,9 @@ def settlement_lines(con: duckdb.DuckDBPyConnection, cfg: SettleConfig) -> pd.Da
     Delivered energy of a DER-interval (with the method of its highest-priority award) goes
     to its awards of the delivered direction in priority order (service, buyer, bid_id),
     never more than awarded. Delivery in the wrong direction adds to the shortfall of the
-    awards of the other direction, pro rata to their awarded energy.
+    awards of the other direction, pro rata to their awarded energy. The award's make-whole
+    payment from clearing (paradoxically accepted integer bids) is paid in proportion to
+    allocated / awarded energy. ``net = payment + make_whole - penalty`` (EUR).
     """
     rate = f"{cfg.penalty_eur_mwh}" if cfg.penalty_eur_mwh is not None else f"{cfg.penalty_factor} * abs(price_eur_mwh)"
     return con.execute(f"""
@@ -410,13 +414,15 @@ def settlement_lines(con: duckdb.DuckDBPyConnection, cfg: SettleConfig) -> pd.Da
                CASE WHEN delivered_up_mwh IS NULL THEN NULL
                     ELSE allocated_mwh * price_eur_mwh END AS payment_eur,
                CASE WHEN delivered_up_mwh IS NULL THEN NULL
+                    ELSE award_make_whole_eur * allocated_mwh / awarded_mwh END AS make_whole_eur,
+               CASE WHEN delivered_up_mwh IS NULL THEN NULL
                     ELSE (awarded_mwh - allocated_mwh + wrong_mwh * awarded_mwh / side_mwh)
                          * {rate} END AS penalty_eur,
                CASE WHEN delivered_up_mwh IS NULL THEN 'unverifiable' ELSE 'settled' END
                    AS status
         FROM money
         ORDER BY interval_start, der_id, prio""").df().assign(
-        net_eur=lambda d: d["payment_eur"] - d["penalty_eur"])[LINE_COLUMNS]
+        net_eur=lambda d: d["payment_eur"] + d["make_whole_eur"] - d["penalty_eur"])[LINE_COLUMNS]
 
 
 def statements(lines: pd.DataFrame, period: str) -> pd.DataFrame:
@@ -427,12 +433,14 @@ def statements(lines: pd.DataFrame, period: str) -> pd.DataFrame:
         allocated=lines["allocated_mwh"].where(settled, 0.0),
         shortfall=lines["shortfall_mwh"].where(settled, 0.0),
         pay=lines["payment_eur"].where(settled, 0.0),
+        whole=lines["make_whole_eur"].where(settled, 0.0),
         pen=lines["penalty_eur"].where(settled, 0.0),
     ).groupby(["aggregator_id", "buyer_id"], as_index=False).agg(
         lines=("bid_id", "size"), unverifiable_lines=("settled", lambda s: int((~s).sum())),
         awarded_mwh=("awarded_mwh", "sum"), allocated_mwh=("allocated", "sum"),
         shortfall_mwh=("shortfall", "sum"), payment_eur=("pay", "sum"),
+        make_whole_eur=("whole", "sum"),
         penalty_eur=("pen", "sum"))
-    g["net_eur"] = g["payment_eur"] - g["penalty_eur"]
+    g["net_eur"] = g["payment_eur"] + g["make_whole_eur"] - g["penalty_eur"]
     g.insert(2, "period", period)
     return g.round(6)

@@ -53,6 +53,7 @@ statements_t = sa.Table(
     sa.Column("allocated_mwh", sa.Float, nullable=False),
     sa.Column("shortfall_mwh", sa.Float, nullable=False),
     sa.Column("payment_eur", sa.Float, nullable=False),
+    sa.Column("make_whole_eur", sa.Float, nullable=True),  # added in 0.2: NULL in older rows
     sa.Column("penalty_eur", sa.Float, nullable=False),
     sa.Column("net_eur", sa.Float, nullable=False),
     sa.Column("findings", sa.Integer, nullable=False),
@@ -64,8 +65,8 @@ LINE_COLS: list[tuple[str, Any]] = [
     ("direction", sa.String(8)), ("quantity_mw", sa.Float), ("price_eur_mwh", sa.Float),
     ("method", sa.String(40)), ("baseline_kwh", sa.Float), ("metered_kwh", sa.Float),
     ("delivered_up_mwh", sa.Float), ("awarded_mwh", sa.Float), ("allocated_mwh", sa.Float),
-    ("shortfall_mwh", sa.Float), ("payment_eur", sa.Float), ("penalty_eur", sa.Float),
-    ("net_eur", sa.Float), ("status", sa.String(16)),
+    ("shortfall_mwh", sa.Float), ("payment_eur", sa.Float), ("make_whole_eur", sa.Float),
+    ("penalty_eur", sa.Float), ("net_eur", sa.Float), ("status", sa.String(16)),
 ]
 lines_t = sa.Table(
     "statement_lines", metadata,
@@ -78,7 +79,8 @@ deltas_t = sa.Table(
     sa.Column("previous_statement_id", sa.String(200), nullable=False),
     sa.Column("bid_id", sa.String(200)), sa.Column("interval_start", sa.DateTime(timezone=True)),
     sa.Column("delta_allocated_mwh", sa.Float), sa.Column("delta_shortfall_mwh", sa.Float),
-    sa.Column("delta_payment_eur", sa.Float), sa.Column("delta_penalty_eur", sa.Float),
+    sa.Column("delta_payment_eur", sa.Float), sa.Column("delta_make_whole_eur", sa.Float),
+    sa.Column("delta_penalty_eur", sa.Float),
     sa.Column("delta_net_eur", sa.Float),
 )
 findings_t = sa.Table(
@@ -94,16 +96,31 @@ SCHEMA_LOCK = 0x464D5354  # advisory lock key serialising schema creation on Pos
 
 
 def make_engine(url: str) -> sa.Engine:
-    """An engine with the store's tables created (concurrent creators serialise)."""
+    """An engine with the store's tables created or brought up to date (concurrent creators
+    serialise)."""
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK})
+        existing = set(sa.inspect(conn).get_table_names())
         metadata.create_all(conn)
+        add_missing_columns(conn, [t for t in metadata.sorted_tables if t.name in existing])
     return engine
 
 
+def add_missing_columns(conn: sa.Connection, tables: list[sa.Table]) -> None:
+    """Additive migration of a store made by an earlier version: columns that version did
+    not have are added (nullable; old rows keep NULL). Nothing is dropped or changed."""
+    for table in tables:  # column names from an empty select (the DuckDB dialect cannot reflect)
+        have = set(conn.execute(sa.text(f"SELECT * FROM {table.name} LIMIT 0")).keys())
+        for col in table.columns:
+            if col.name not in have:
+                conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {col.name} "
+                                     f"{col.type.compile(conn.dialect)}"))
+
+
 STATEMENT_KEY = ["aggregator_id", "buyer_id"]
+OPTIONAL_HASH_COLUMNS = {"make_whole_eur"}
 
 
 def content_hashes(lines: pd.DataFrame) -> dict[tuple[str, str], str]:
@@ -112,6 +129,8 @@ def content_hashes(lines: pd.DataFrame) -> dict[tuple[str, str], str]:
     Per (aggregator, buyer), lines ordered by interval and bid; each line column in turn:
     numbers rounded to 1e-6 as little-endian float64 bytes, timestamps as UTC nanoseconds,
     text joined with a unit separator (``\\x00`` for missing), then a record separator.
+    ``make_whole_eur`` (added later) is left out of a statement where it is zero or missing on
+    every line, so statements without make-whole keep the hash they had before it existed.
     The lines are ordered (one ``lexsort`` on integer codes) and converted once; each
     statement hashes slices of them.
     """
@@ -144,7 +163,10 @@ def content_hashes(lines: pd.DataFrame) -> dict[tuple[str, str], str]:
         if lo == hi:
             continue
         h = hashlib.sha256()
-        for e in encoded:
+        for c, e in zip(cols, encoded, strict=True):
+            if c in OPTIONAL_HASH_COLUMNS and isinstance(e, np.ndarray) and not np.nan_to_num(
+                    e[lo:hi]).any():
+                continue
             h.update(e[lo:hi].tobytes() if isinstance(e, np.ndarray) else "\x1f".join(e[lo:hi]).encode())
             h.update(b"\x1e")
         out[(agg_ids[lo], buyer_ids[lo])] = h.hexdigest()
@@ -231,7 +253,8 @@ def _save(conn: sa.Connection, run_id: str, period: str, inputs_sha: str, lines:
         sid = f"{key[0]}|{key[1]}|{period}|v{version}"
         new_rows.append({**{k: st[k] for k in (
             "aggregator_id", "buyer_id", "period", "lines", "unverifiable_lines", "awarded_mwh",
-            "allocated_mwh", "shortfall_mwh", "payment_eur", "penalty_eur", "net_eur")},
+            "allocated_mwh", "shortfall_mwh", "payment_eur", "make_whole_eur", "penalty_eur",
+            "net_eur")},
             "statement_id": sid, "version": version, "run_id": run_id,
             "content_sha256": digest,
             "findings": run_wide + (int(findings["der_id"].isin(mine["der_id"]).sum())
@@ -262,7 +285,8 @@ def _save(conn: sa.Connection, run_id: str, period: str, inputs_sha: str, lines:
 def _deltas(conn: sa.Connection, old_id: str, new_id: str, new: pd.DataFrame) -> pd.DataFrame:
     old = pd.DataFrame(conn.execute(sa.select(lines_t).where(
         lines_t.c.statement_id == old_id)).mappings().all())
-    cols = ["allocated_mwh", "shortfall_mwh", "payment_eur", "penalty_eur", "net_eur"]
+    cols = ["allocated_mwh", "shortfall_mwh", "payment_eur", "make_whole_eur", "penalty_eur",
+            "net_eur"]
     key = ["bid_id", "interval_start"]
     new = new.copy()
     new["interval_start"] = pd.to_datetime(new["interval_start"], utc=True)

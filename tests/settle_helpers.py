@@ -27,6 +27,8 @@ def make_run(folder: Path, awards: list[dict], minutes: int = 15) -> Path:  # ty
                      "bid_price_eur_mwh": a["price"], "price_eur_mwh": a["price"],
                      "nominated_baseline_mw": a.get("nominated"), "pricing": "pay-as-bid"})
     df = pd.DataFrame(rows)
+    if any("make_whole" in a for a in awards):  # runs made before make-whole lack the column
+        df["make_whole_eur"] = [float(a.get("make_whole", 0.0)) for a in awards]
     df["interval_start"] = pd.to_datetime(df["interval_start"], utc=True)
     df["nominated_baseline_mw"] = df["nominated_baseline_mw"].astype(float)
     df.to_parquet(folder / "awards.parquet", index=False)

@@ -42,6 +42,75 @@ def test_usef_worked_example(tmp_path, metered_mw, net_eur):
     assert r.statements["net_eur"].iloc[0] == pytest.approx(net_eur)
 
 
+
+@pytest.mark.parametrize(("metered_mw", "make_whole_eur"), [(8, 20.0), (9, 10.0), (10, 0.0)])
+def test_make_whole_paid_in_proportion_to_delivery(tmp_path, metered_mw, make_whole_eur):
+    """The USEF case with a clearing make-whole of 20 EUR on the award: paid in full for full
+    delivery, half for half, none for none; net = payment + make-whole - penalty."""
+    run = make_run(tmp_path / "run", [{"t": "2026-01-15T17:00Z", "q": 2.0, "price": 7.0,
+                                       "make_whole": 20.0}], minutes=60)
+    event = pd.Timestamp("2026-01-15T17:00Z")
+    meter = daily_meter("D1", "2025-11-03", 80, lambda d, s: 10_000.0, minutes=60)
+    meter.loc[meter["interval_start"] == event, "consumption_kwh"] = metered_mw * 1000.0
+    cfg = SettleConfig(penalty_eur_mwh=11.0, penalty_factor=None)
+    r = settle(run, write_meter(meter, tmp_path / "meter.parquet"), cfg,
+               db=f"duckdb:///{tmp_path / 's.duckdb'}")
+    line, st = r.lines.iloc[0], r.statements.iloc[0]
+    assert line["make_whole_eur"] == pytest.approx(make_whole_eur)
+    assert line["net_eur"] == pytest.approx(
+        line["payment_eur"] + make_whole_eur - line["penalty_eur"])
+    assert st["make_whole_eur"] == pytest.approx(make_whole_eur)
+    assert st["net_eur"] == pytest.approx(line["net_eur"])
+
+
+def test_store_from_before_make_whole_is_migrated(tmp_path, store_url):
+    """A store whose tables lack the make-whole columns (as the earlier version made them)
+    gets them added on first use; settling then works and a re-run writes nothing new."""
+    import sqlalchemy as sa
+
+    from settlement.store import metadata
+
+    added = {"make_whole_eur", "delta_make_whole_eur"}
+    earlier = sa.MetaData()
+    for t in metadata.sorted_tables:
+        sa.Table(t.name, earlier, *[sa.Column(c.name, c.type, nullable=c.nullable,
+                                              primary_key=c.primary_key)
+                                    for c in t.columns if c.name not in added])
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        earlier.create_all(conn)
+    engine.dispose()
+    run, m, _ = _versioned_setup(tmp_path)
+    meter = write_meter(m, tmp_path / "m1.parquet")
+    assert sorted(settle(run, meter, SettleConfig(), db=store_url).new_versions["version"]) == [1, 1]
+    assert len(settle(run, meter, SettleConfig(), db=store_url).new_versions) == 0
+    engine = make_engine(store_url)
+    assert "make_whole_eur" in read_table(engine, statements_t).columns
+    engine.dispose()
+
+
+def test_statement_hash_unchanged_where_there_is_no_make_whole():
+    """Pinned: the digest the version before make-whole gave these lines, so re-settling an
+    old store's period writes no spurious version."""
+    from settlement.store import content_hashes
+
+    lines = pd.DataFrame({
+        "bid_id": ["b2", "b1"], "der_id": ["D1", "D1"], "need_id": [None, "n1"],
+        "service": ["tso_balancing"] * 2,
+        "interval_start": pd.to_datetime(["2026-01-15T17:15Z", "2026-01-15T17:00Z"], utc=True),
+        "direction": ["up", "down"], "quantity_mw": [2.0, 1.5], "price_eur_mwh": [7.0, 9.5],
+        "method": ["caiso-10-in-10"] * 2, "baseline_kwh": [10000.0, None],
+        "metered_kwh": [8000.0, None], "delivered_up_mwh": [0.5, None],
+        "awarded_mwh": [0.5, 0.375], "allocated_mwh": [0.5, None], "shortfall_mwh": [0.0, None],
+        "payment_eur": [3.5, None], "make_whole_eur": [0.0, None], "penalty_eur": [0.0, None],
+        "net_eur": [3.5, None], "status": ["settled", "unverifiable"], "aggregator_id": ["A", "A"],
+        "buyer_id": ["tso", "tso"]})
+    pinned = "442e19052be31c5fc5fbc2d70a8f50aafaa60cd5f2ec39987bad8458de2b0217"
+    assert content_hashes(lines) == {("A", "tso"): pinned}
+    paid = content_hashes(lines.assign(make_whole_eur=[1.0, None]))
+    assert paid[("A", "tso")] != pinned
+
+
 HOLIDAYS = ("2025-12-25", "2026-01-01")
 # The 10 most recent eligible weekdays before Thu 2026-01-08, skipping the event day
 # 2026-01-07 and the holidays 2025-12-25 and 2026-01-01:
