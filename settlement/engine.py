@@ -123,7 +123,9 @@ def load_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, cfg: SettleCo
                 hours: float) -> None:
     """``awards_t``: the run's awards (quantity > 0) with local day and slot, awarded energy
     (MWh), nominated baseline energy (kWh), the baseline method of their (buyer, service)
-    and the allocation rank of their service (``cfg.priority``), read straight from Parquet."""
+    and the allocation rank of their service (``cfg.priority``), read straight from Parquet.
+    Only the contract's columns are read (other columns of the file are ignored); the
+    optional ``nominated_baseline_mw``, ``need_id`` and ``make_whole_eur`` default to none."""
     columns = {r[0] for r in con.execute(
         f"DESCRIBE SELECT * FROM read_parquet({_q(awards_path)})").fetchall()}
     missing = set(AWARD_COLUMNS) - columns
@@ -133,14 +135,13 @@ def load_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, cfg: SettleCo
                         "ORDER BY ALL").df()
     pairs["method"] = [cfg.method_for(b, s) for b, s in pairs.itertuples(index=False)]
     ranks = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(cfg.priority))
-    optional = [c for c in ("nominated_baseline_mw", "need_id", "make_whole_eur") if c in columns]
     nominated = "a.nominated_baseline_mw" if "nominated_baseline_mw" in columns else "NULL"
     need_id = "a.need_id" if "need_id" in columns else "NULL"
     make_whole = "coalesce(a.make_whole_eur, 0)" if "make_whole_eur" in columns else "0"
     con.register("method_pairs", pairs)
     con.execute(f"""
         CREATE TABLE awards_t AS
-        SELECT a.* EXCLUDE (interval_start{''.join(', ' + c for c in optional)}),
+        SELECT {', '.join(f"a.{c}" for c in AWARD_COLUMNS if c != "interval_start")},
                CAST(a.interval_start AS TIMESTAMPTZ) AS interval_start,
                CAST({nominated} AS DOUBLE) AS nominated_baseline_mw,
                CAST({need_id} AS VARCHAR) AS need_id,

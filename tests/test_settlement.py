@@ -466,3 +466,19 @@ def test_run_without_awards_settles_to_empty_outputs(tmp_path):
     with pytest.raises(SettlementInputError, match="finite"):  # the meter is still checked
         settle(run, write_meter(bad, tmp_path / "bad.parquet"), SettleConfig(),
                db="duckdb:///:memory:")
+
+
+def test_extra_award_columns_are_ignored(tmp_path):
+    """Columns outside the contract, even with the names of internal ones, change nothing."""
+    run = make_run(tmp_path / "run", [{"t": "2026-01-15T17:00Z", "q": 2.0, "price": 7.0}],
+                   minutes=60)
+    meter = daily_meter("D1", "2025-11-03", 80, lambda d, s: 10_000.0, minutes=60)
+    meter.loc[meter["interval_start"] == pd.Timestamp("2026-01-15T17:00Z"),
+              "consumption_kwh"] = 8_000.0
+    path = write_meter(meter, tmp_path / "meter.parquet")
+    plain = settle(run, path, SettleConfig(), db="duckdb:///:memory:")
+    awards = pd.read_parquet(run / "awards.parquet")
+    awards.assign(method="x", s=5, lday="oops", awarded_mwh=-1.0).to_parquet(
+        run / "awards.parquet", index=False)
+    extra = settle(run, path, SettleConfig(), db="duckdb:///:memory:")
+    pd.testing.assert_frame_equal(plain.lines, extra.lines)
