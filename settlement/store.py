@@ -185,18 +185,27 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _bulk_insert(conn: sa.Connection, table: sa.Table, df: pd.DataFrame) -> None:
-    """Insert a frame inside the current transaction; DuckDB reads it as a relation directly
-    (no per-row round trips), other databases get one executemany."""
+    """Insert a frame inside the current transaction without a round trip per row: DuckDB
+    reads it as a relation, PostgreSQL (psycopg 3) takes it through ``COPY ... FROM STDIN``;
+    other databases get one executemany."""
     cols = [c.name for c in table.columns]
     df = df[cols]
+    raw: Any = conn.connection.driver_connection
     if conn.dialect.name == "duckdb":
-        raw: Any = conn.connection.driver_connection
         raw.register("_fm_bulk", df)
         try:
             raw.execute(f"INSERT INTO {table.name} ({', '.join(cols)}) "
                         f"SELECT {', '.join(cols)} FROM _fm_bulk")
         finally:
             raw.unregister("_fm_bulk")
+        return
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        # CSV written by pandas in C: floats in shortest round-trip form, timestamps with
+        # their UTC offset, missing values as unquoted empty fields (NULL in CSV COPY)
+        text = df.to_csv(index=False, header=False, date_format="%Y-%m-%d %H:%M:%S.%f%z")
+        with raw.cursor() as cur, cur.copy(
+                f"COPY {table.name} ({', '.join(cols)}) FROM STDIN (FORMAT csv)") as copy:
+            copy.write(text)
         return
     conn.execute(table.insert(), _records(df))
 
