@@ -482,3 +482,28 @@ def test_extra_award_columns_are_ignored(tmp_path):
         run / "awards.parquet", index=False)
     extra = settle(run, path, SettleConfig(), db="duckdb:///:memory:")
     pd.testing.assert_frame_equal(plain.lines, extra.lines)
+
+
+def test_store_round_trips_text_numbers_and_times_exactly(store_url):
+    """Bulk inserts (DuckDB relation, PostgreSQL COPY) keep commas, quotes, new lines,
+    NULLs, dates and microsecond UTC instants."""
+    from settlement.store import LINE_COLS, findings_t, make_engine, read_table, save_run
+
+    findings = pd.DataFrame({
+        "kind": ["meter_gap", "dst_day"], "severity": ["warning", "info"],
+        "der_id": ["D,1 \"quoted\"", None],
+        "day": [dt.date(2026, 3, 29), dt.date(2026, 10, 25)],
+        "interval_start": pd.to_datetime(["2026-03-29T01:15:00.000001Z", None], utc=True),
+        "detail": ["a, b; c\nnext line", "0.1 + 0.2 = 0.30000000000000004"]})
+    engine = make_engine(store_url)
+    no_lines = pd.DataFrame(columns=[n for n, _ in LINE_COLS] + ["aggregator_id", "buyer_id"])
+    no_lines["interval_start"] = pd.to_datetime(no_lines["interval_start"], utc=True)
+    save_run(engine, "r1", "p", "sha", no_lines, pd.DataFrame(), findings, {})
+    back = read_table(engine, findings_t).drop(columns="run_id")
+    engine.dispose()
+    assert back["der_id"].tolist() == ["D,1 \"quoted\"", None]
+    assert back["detail"].tolist() == findings["detail"].tolist()
+    assert pd.to_datetime(back["interval_start"], utc=True).iloc[0] == findings[
+        "interval_start"].iloc[0]
+    assert pd.isna(back["interval_start"].iloc[1])
+    assert [pd.Timestamp(d).date() for d in back["day"]] == findings["day"].tolist()
