@@ -40,7 +40,7 @@ from settlement.engine import (
     validate_meter,
 )
 from settlement.errors import SettlementInputError
-from settlement.store import make_engine, save_run
+from settlement.store import make_engine, resolve_url, save_run
 
 # The calendar span computed with fast offset arithmetic must cover every method's look-back.
 LOOKBACK_MARGIN_DAYS = max(m.lookback_days for m in METHODS.values()) + 15
@@ -145,7 +145,7 @@ def _bookkeeping(url: str, awards_path: Path, meter: Path) -> tuple[dict[str, st
     SQLAlchemy dialect (its first import takes about 0.1 s; errors surface where the engine
     is made)."""
     with contextlib.suppress(Exception):
-        sa.engine.make_url(url).get_dialect()
+        sa.engine.make_url(resolve_url(url)).get_dialect()
     return ({"awards.parquet": sha256_file(awards_path), "meter": sha256_file(meter)},
             package_versions())
 

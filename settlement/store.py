@@ -95,10 +95,23 @@ findings_t = sa.Table(
 SCHEMA_LOCK = 0x464D5354  # advisory lock key serialising schema creation on PostgreSQL
 
 
+def resolve_url(url: str) -> str:
+    """A plain ``postgresql://`` URL means the psycopg 3 driver (installed with flexmarket)
+    unless psycopg2 is installed; everything else is passed through."""
+    parsed = sa.engine.make_url(url)
+    if parsed.drivername == "postgresql":
+        try:
+            import psycopg2  # type: ignore[import-untyped]  # noqa: F401
+        except ImportError:
+            return parsed.set(drivername="postgresql+psycopg").render_as_string(
+                hide_password=False)
+    return url
+
+
 def make_engine(url: str) -> sa.Engine:
     """An engine with the store's tables created or brought up to date (concurrent creators
     serialise)."""
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(resolve_url(url))
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK})

@@ -507,3 +507,16 @@ def test_store_round_trips_text_numbers_and_times_exactly(store_url):
         "interval_start"].iloc[0]
     assert pd.isna(back["interval_start"].iloc[1])
     assert [pd.Timestamp(d).date() for d in back["day"]] == findings["day"].tolist()
+
+
+def test_plain_postgresql_url_uses_the_installed_driver(tmp_path, store_url):
+    """``postgresql://`` (SQLAlchemy's default driver psycopg2 is not a dependency) works."""
+    from settlement.store import resolve_url
+
+    if not store_url.startswith("postgresql"):
+        assert resolve_url(store_url) == store_url
+        return
+    plain = store_url.replace("postgresql+psycopg://", "postgresql://")
+    run, m, _ = _versioned_setup(tmp_path)
+    r = settle(run, write_meter(m, tmp_path / "m.parquet"), SettleConfig(), db=plain)
+    assert sorted(r.new_versions["version"]) == [1, 1]
