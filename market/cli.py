@@ -13,7 +13,12 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from market.batch import Batch, load_batch, write_batch
-from market.errors import BatchValidationError, FlexmarketError
+from market.errors import (
+    BatchValidationError,
+    FlexmarketError,
+    StoreConflictError,
+    StoreUnavailableError,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Clear and settle distribution-level flexibility markets.")
@@ -209,6 +214,9 @@ def settle(
         with _progress() as prog:
             prog.add_task("settling", total=None)
             r = do_settle(run, meter, config, db=db, out=out)
+    except (StoreConflictError, StoreUnavailableError) as exc:  # the inputs were fine
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from exc
     except FlexmarketError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(EXIT_INVALID) from exc

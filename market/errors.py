@@ -10,7 +10,8 @@ Every error a user can cause or meet derives from :class:`FlexmarketError`::
     │   │                          that break the model's own constraints
     │   └── SolverNotInstalledError
     └── SettlementError            settlement inputs or store state are inconsistent
-        └── StoreConflictError     another settlement run holds the same period
+        ├── StoreConflictError     another settlement run holds the same period
+        └── StoreUnavailableError  the store URL is unusable or the store cannot be reached
 
 Validation problems are collected as :class:`Finding` objects and raised together,
 never one at a time, so a user fixes a whole file in one pass.
@@ -109,3 +110,8 @@ class SettlementError(FlexmarketError):
 
 class StoreConflictError(SettlementError):
     """Another settlement run for the same period holds the lock."""
+
+
+class StoreUnavailableError(SettlementError):
+    """The store's URL names no usable database driver, or the database cannot be reached
+    or written (nothing of the run was stored)."""

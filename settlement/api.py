@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -20,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from market.batch import sha256_file
-from market.errors import StoreConflictError
+from market.errors import StoreConflictError, StoreUnavailableError
 from market.runio import package_versions
 from settlement.baselines import METHODS
 from settlement.config import SettleConfig, load_config
@@ -82,7 +81,8 @@ def settle(run: str | Path, meter: str | Path, config: SettleConfig | str | Path
         raise SettlementInputError(f"{meter}: meter file not found")
     cfg = config if isinstance(config, SettleConfig) else load_config(config)
     out_path = Path(out) if out else None
-    url = db or (f"duckdb:///{(out_path or Path('.')).resolve() / 'store.duckdb'}")
+    url = resolve_url(_parse_store_url(db)) if db else (
+        f"duckdb:///{(out_path or Path('.')).resolve() / 'store.duckdb'}")
     awards_path, minutes, run_manifest = _run_info(run)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flexmarket-settle") as pool:
         # Bookkeeping that needs no DuckDB result runs while DuckDB computes: hashing the
@@ -90,7 +90,10 @@ def settle(run: str | Path, meter: str | Path, config: SettleConfig | str | Path
         background = pool.submit(_bookkeeping, url, awards_path, meter)
         lines, stmts, findings, period = _compute(awards_path, meter, cfg, minutes,
                                                   memory_limit)
-        input_hashes, versions = background.result()
+        input_hashes, versions, driver_error = background.result()
+    if driver_error is not None:
+        raise StoreUnavailableError(f"store {_shown(url)}: no usable database driver "
+                                    f"({driver_error})") from driver_error
     inputs = {**input_hashes, "config": cfg.as_dict()}
     inputs_sha = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
     run_id = hashlib.sha256(f"{inputs_sha}|{pd.Timestamp.now('UTC').isoformat()}".encode()
@@ -99,12 +102,13 @@ def settle(run: str | Path, meter: str | Path, config: SettleConfig | str | Path
                 "clearing_run": str(run), "clearing_design": run_manifest.get("design", {}).get(
                     "name"), "pricing": run_manifest.get("pricing"), "inputs": inputs,
                 "versions": versions}
-    if out_path:
+    if out_path and db is None:  # the default store lives in OUT
         out_path.mkdir(parents=True, exist_ok=True)
     new = _store_with_wait(url, lambda engine: save_run(
         engine, run_id, period, inputs_sha, lines, stmts, findings, manifest, fail_hook),
         wait_seconds)
     if out_path:
+        out_path.mkdir(parents=True, exist_ok=True)
         _write_outputs(out_path, lines, stmts, findings, new, manifest)
     return SettlementResult(run_id, period, lines, stmts, findings, new)
 
@@ -139,15 +143,32 @@ def _compute(awards_path: Path, meter: Path, cfg: SettleConfig, minutes: int,
     return lines, statements(lines, period), findings, period
 
 
-def _bookkeeping(url: str, awards_path: Path, meter: Path) -> tuple[dict[str, str],
-                                                                   dict[str, str]]:
+def _bookkeeping(url: str, awards_path: Path, meter: Path
+                 ) -> tuple[dict[str, str], dict[str, str], Exception | None]:
     """Input file hashes and package versions for the manifest; also imports the store's
-    SQLAlchemy dialect (its first import takes about 0.1 s; errors surface where the engine
-    is made)."""
-    with contextlib.suppress(Exception):
-        sa.engine.make_url(resolve_url(url)).get_dialect()
+    SQLAlchemy dialect (its first import takes about 0.1 s) and returns what failed there."""
+    driver_error: Exception | None = None
+    try:
+        sa.engine.make_url(url).get_dialect()
+    except Exception as exc:  # any import or plugin failure: reported once settled
+        driver_error = exc
     return ({"awards.parquet": sha256_file(awards_path), "meter": sha256_file(meter)},
-            package_versions())
+            package_versions(), driver_error)
+
+
+def _parse_store_url(db: str) -> str:
+    try:
+        sa.engine.make_url(db)
+    except sa.exc.ArgumentError as exc:
+        raise StoreUnavailableError(f"store URL {db!r} is not a SQLAlchemy URL "
+                                    "(e.g. duckdb:///store.duckdb or "
+                                    "postgresql://user@host/db)") from exc
+    return db
+
+
+def _shown(url: str) -> str:
+    """The URL with any password masked, for messages."""
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
 
 
 def _is_lock_error(exc: BaseException) -> bool:
@@ -168,7 +189,9 @@ def _store_with_wait(url: str, work: Callable[[Any], pd.DataFrame], wait_seconds
                 engine.dispose()
         except (OperationalError, StoreConflictError) as exc:
             if not _is_lock_error(exc) and not isinstance(exc, StoreConflictError):
-                raise
+                reason = getattr(exc, "orig", exc)
+                raise StoreUnavailableError(f"store {_shown(url)} cannot be reached or "
+                                            f"written: {reason}".strip()) from exc
             if time.monotonic() > deadline:
                 raise StoreConflictError(f"store {url} is held by another settlement run "
                                          f"(waited {wait_seconds:.0f} s)") from exc

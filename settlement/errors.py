@@ -1,6 +1,6 @@
 """Settlement errors: all derive from :class:`market.errors.SettlementError`."""
 
-from market.errors import SettlementError, StoreConflictError
+from market.errors import SettlementError, StoreConflictError, StoreUnavailableError
 
 
 class SettlementConfigError(SettlementError):
@@ -11,5 +11,5 @@ class SettlementInputError(SettlementError):
     """The run folder or meter data cannot be settled (missing files, bad columns)."""
 
 
-__all__ = ["SettlementError", "StoreConflictError", "SettlementConfigError",
-           "SettlementInputError"]
+__all__ = ["SettlementError", "StoreConflictError", "StoreUnavailableError",
+           "SettlementConfigError", "SettlementInputError"]

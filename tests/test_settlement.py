@@ -520,3 +520,25 @@ def test_plain_postgresql_url_uses_the_installed_driver(tmp_path, store_url):
     run, m, _ = _versioned_setup(tmp_path)
     r = settle(run, write_meter(m, tmp_path / "m.parquet"), SettleConfig(), db=plain)
     assert sorted(r.new_versions["version"]) == [1, 1]
+
+
+@pytest.mark.parametrize(("db", "says"), [
+    ("postgresql://someone:secret@127.0.0.1:1/none", "cannot be reached"),
+    ("nosuchdb://x", "no usable database driver"),
+    ("not a url", "is not a SQLAlchemy URL"),
+])
+def test_unusable_store_is_a_clean_error_and_writes_nothing(tmp_path, db, says):
+    from typer.testing import CliRunner
+
+    from market.cli import app
+
+    run = make_run(tmp_path / "run", [{"t": "2026-01-08T18:00Z", "q": 0.01, "price": 50.0}])
+    meter = write_meter(daily_meter("D1", START.isoformat(), 70, weekday_value),
+                        tmp_path / "m.parquet")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["settle", "--run", str(run), "--meter", str(meter),
+                                   "--out", str(out), "--db", db])
+    assert res.exit_code == 1
+    text = " ".join(res.output.split())
+    assert says in text and "secret" not in text and "Traceback" not in text
+    assert not out.exists()
