@@ -10,6 +10,7 @@ import pandas as pd
 from market.batch import Batch
 from market.clearing import clear
 from market.design import Design, load_design
+from market.errors import DesignError
 from market.results import ClearingResult
 
 UNITS = (("_mwh", "MWh"), ("_mw", "MW"), ("_eur", "EUR"), ("_s", "s"), ("_count", "count"),
@@ -62,7 +63,7 @@ def clear_designs(batch: Batch, designs: Sequence[str | Design], pricing: str = 
     loaded = [d if isinstance(d, Design) else load_design(d) for d in designs]
     names = [d.name for d in loaded]
     if len(set(names)) != len(names):
-        raise ValueError(f"design names must be unique: {names}")
+        raise DesignError(f"design names must be unique: {names}")
     tasks = [dask.delayed(clear)(batch, d, pricing) for d in loaded]
     if progress:
         progress(f"clearing {len(tasks)} designs")
@@ -73,8 +74,3 @@ def clear_designs(batch: Batch, designs: Sequence[str | Design], pricing: str = 
             return list(client.gather(client.compute(tasks)))
     return list(dask.compute(*tasks, scheduler="threads", num_workers=2))
 
-
-def results_frame(results: Sequence[ClearingResult], table: str) -> pd.DataFrame:
-    frames = [r.tables()[table].assign(design=r.design.name) for r in results
-              if len(r.tables()[table])]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -19,13 +19,12 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from market.batch import Batch
 from market.clearing import clear
-from market.comparison import flatten, unit_of
+from market.comparison import comparison_table
 from market.design import Design, load_design
 from market.errors import FlexmarketError
 
@@ -77,13 +76,10 @@ def apply_point(batch: Batch, p: GridPoint) -> Batch:
     return out
 
 
-def _run_point(batch: Batch, point: GridPoint, design: Design, pricing: str
-               ) -> list[dict[str, Any]]:
+def _run_point(batch: Batch, point: GridPoint, design: Design, pricing: str) -> pd.DataFrame:
     r = clear(apply_point(batch, point), design, pricing)
-    base = {**{k: getattr(point, k) for k in PARAMETERS}, "design": design.name,
-            "point": point.label()}
-    return [{**base, "metric": m, "value": v, "unit": unit_of(m)}
-            for m, v in flatten(r.metrics).items()]
+    return comparison_table([r]).drop(columns="pricing").assign(
+        **{k: getattr(point, k) for k in PARAMETERS}, point=point.label())
 
 
 def run_sweep(batch: Batch, designs: Sequence[str | Design], grid: Sequence[GridPoint],
@@ -103,12 +99,14 @@ def run_sweep(batch: Batch, designs: Sequence[str | Design], grid: Sequence[Grid
         shared = client.scatter(batch, broadcast=True)
         futures = [client.submit(_run_point, shared, p, d, pricing, pure=False)
                    for p in grid for d in loaded]
-        rows = [row for part in client.gather(futures) for row in part]
+        parts = client.gather(futures)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
-    return pd.DataFrame(rows).sort_values(["point", "design", "metric"]).reset_index(drop=True)
+    columns = [*PARAMETERS, "design", "point", "metric", "value", "unit"]
+    return pd.concat(parts, ignore_index=True)[columns].sort_values(
+        ["point", "design", "metric"]).reset_index(drop=True)
 
 
 def sweep_figure(results: pd.DataFrame, metrics: Sequence[str] = (

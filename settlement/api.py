@@ -131,7 +131,7 @@ def _compute(awards_path: Path, meter: Path, cfg: SettleConfig, minutes: int,
         methods = [r[0] for r in con.execute(
             "SELECT DISTINCT method FROM awards_t ORDER BY method").fetchall()]
         lookback = max(METHODS[m].lookback_days for m in methods) if methods else 45
-        load_meter(con, meter, cfg, lookback)
+        load_meter(con, meter, cfg, minutes, lookback)
         event_targets(con)
         compute_baselines(con, methods)
         lines = settlement_lines(con, cfg)
@@ -193,7 +193,7 @@ def _store_with_wait(url: str, work: Callable[[Any], pd.DataFrame], wait_seconds
                 raise StoreUnavailableError(f"store {_shown(url)} cannot be reached or "
                                             f"written: {reason}".strip()) from exc
             if time.monotonic() > deadline:
-                raise StoreConflictError(f"store {url} is held by another settlement run "
+                raise StoreConflictError(f"store {_shown(url)} is held by another settlement run "
                                          f"(waited {wait_seconds:.0f} s)") from exc
             time.sleep(delay)
             delay = min(delay * 2, 1.0)

@@ -45,10 +45,14 @@ class Method:
     low_filter: float = 0.0  # drop pool days under this share of the pool mean
     adjustment: str | None = None  # "mult" | "add" | None
     cap: tuple[float, float] | None = None
-    tolerance_nmae: float = 0.2  # documented accuracy where the method's assumptions hold
+    # relative error of recovered delivered energy where the method's assumptions hold
+    # (like days look alike); tested on a real profile in tests/test_settlement.py
+    recovery_tolerance: float = 0.05
 
-    def min_days(self, day_type: str) -> int:
-        return self.weekday_pool if day_type == "weekday" else self.weekend_pool
+    def pool_size_sql(self, day_type: str = "day_type") -> str:
+        """The pool size (days wanted) for the day type held in column ``day_type``."""
+        return (f"CASE WHEN {day_type} = 'weekday' THEN {self.weekday_pool} "
+                f"ELSE {self.weekend_pool} END")
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
@@ -148,8 +152,7 @@ WITH cand AS (
       AND NOT EXISTS (SELECT 1 FROM event_days e WHERE e.der_id = t.der_id AND e.lday = c.lday)
 ), pool AS (
     SELECT * FROM cand
-    WHERE recency <= CASE WHEN day_type = 'weekday' THEN {m.weekday_pool} ELSE {m.weekend_pool}
-                       END
+    WHERE recency <= {m.pool_size_sql()}
 {_ranking_sql(m)})
 , slot_means AS (
     SELECT k.der_id, k.target_day, x.ltod, round(avg(x.kwh), 6) AS base_kwh

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 import zoneinfo
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -31,14 +30,6 @@ LINE_COLUMNS = [
 FINDING_COLUMNS = ["kind", "severity", "der_id", "day", "interval_start", "detail"]
 
 
-@dataclass(frozen=True)
-class SettlementTables:
-    lines: pd.DataFrame
-    statements: pd.DataFrame
-    findings: pd.DataFrame
-    period: str
-
-
 def _q(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
@@ -52,7 +43,7 @@ def utc_offset_sql(tz: str, start: dt.datetime, end: dt.datetime, column: str = 
     end = end.astimezone(dt.UTC)
     offset = int(t.astimezone(zone).utcoffset().total_seconds())  # type: ignore[union-attr]
     cases: list[tuple[dt.datetime, int]] = []
-    while t <= end:  # hourly scan: offsets change on the hour in every zone that matters here
+    while t <= end:  # 15-minute steps: offsets change on a quarter hour in every zone
         nxt = t + dt.timedelta(minutes=15)
         o = int(nxt.astimezone(zone).utcoffset().total_seconds())  # type: ignore[union-attr]
         if o != offset:
@@ -158,7 +149,7 @@ def load_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, cfg: SettleCo
 
 
 def load_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, cfg: SettleConfig,
-               lookback_days: int) -> None:
+               minutes: int, lookback_days: int) -> None:
     """Meter rows of awarded DER over the look-back window, duplicates collapsed or voided.
 
     Tables made: ``meter`` (the window), ``day_info`` (every local day of the window),
@@ -166,7 +157,7 @@ def load_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, cfg: SettleConf
     ``event_meter`` (the readings of awarded DER on their event days, which adjustments,
     lines and findings join instead of the whole window).
     """
-    validate_meter(con, meter_path, interval_len_minutes(con))
+    validate_meter(con, meter_path, minutes)
     holidays = ", ".join(f"DATE '{d.isoformat()}'" for d in cfg.holidays) or "NULL::DATE"
     first_day, last_day = con.execute("SELECT min(lday), max(lday) FROM awards_t").fetchone() or (None, None)
     window_start = f"DATE '{first_day}' - INTERVAL {lookback_days + 1} DAY"
@@ -188,7 +179,7 @@ def load_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, cfg: SettleConf
         FROM (SELECT CAST(unnest(generate_series(CAST({window_start} AS DATE),
                                                  DATE '{last_day}', INTERVAL 1 DAY)) AS DATE)
                      AS lday)""")
-    count_days(con)
+    count_days(con, minutes)
     resolve_duplicates(con)
     con.execute("""
         CREATE TABLE complete_days AS
@@ -199,7 +190,7 @@ def load_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, cfg: SettleConf
         SELECT m.* FROM meter m SEMI JOIN event_days e ON e.der_id = m.der_id AND e.lday = m.lday""")
 
 
-def count_days(con: duckdb.DuckDBPyConnection) -> None:
+def count_days(con: duckdb.DuckDBPyConnection, minutes: int) -> None:
     """``day_counts(der_id, lday, n_rows, seen, usable, slots)`` in one pass over ``meter``.
 
     ``seen`` counts the distinct local time-of-day slots of a DER-day, as the bits of a
@@ -208,7 +199,7 @@ def count_days(con: duckdb.DuckDBPyConnection) -> None:
     which the exact check of :func:`resolve_duplicates` then clears. ``usable`` (non-void
     readings) is corrected for days with repeated readings there.
     """
-    slots_per_day = 24 * 60 // interval_len_minutes(con)  # local time-of-day slots 0..n-1
+    slots_per_day = 24 * 60 // minutes  # local time-of-day slots 0..n-1
     seen = ("bit_count(bit_or(CAST(1 AS HUGEINT) << m.ltod))" if slots_per_day <= 127
             else "count(DISTINCT m.ts)")
     con.execute(f"""
@@ -246,11 +237,6 @@ def resolve_duplicates(con: duckdb.DuckDBPyConnection) -> None:
                        ON f.der_id = m.der_id AND f.lday = m.lday
                   GROUP BY ALL) r
             WHERE day_counts.der_id = r.der_id AND day_counts.lday = r.lday""")
-
-
-def interval_len_minutes(con: duckdb.DuckDBPyConnection) -> int:
-    row = con.execute("SELECT CAST(epoch(interval_len()) / 60 AS INTEGER)").fetchone()
-    return int(row[0]) if row else 15
 
 
 def validate_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, minutes: int,
@@ -320,9 +306,7 @@ def compute_baselines(con: duckdb.DuckDBPyConnection, methods: list[str]) -> Non
 
 def quality_findings(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Data-quality findings as rows: kind, severity, der_id, day, interval, detail."""
-    minimum = {n: (m.weekday_pool, m.weekend_pool) for n, m in METHODS.items()}
-    mins = " ".join(f"WHEN '{n}' THEN CASE WHEN t.day_type = 'weekday' THEN {w} ELSE {e} END"
-                    for n, (w, e) in minimum.items())
+    mins = " ".join(f"WHEN '{n}' THEN {m.pool_size_sql('t.day_type')}" for n, m in METHODS.items())
     return con.execute(f"""
         SELECT 'no_meter_data' AS kind, 'error' AS severity, der_id, NULL::DATE AS day,
                NULL::TIMESTAMPTZ AS interval_start,
