@@ -12,13 +12,14 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from market.batch import Batch, load_batch, write_batch
+from market.batch import Batch, load_batch, sha256_file, write_batch
 from market.errors import (
     BatchValidationError,
     FlexmarketError,
     StoreConflictError,
     StoreUnavailableError,
 )
+from market.runio import output_manifest, write_json
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Clear and settle distribution-level flexibility markets.")
@@ -255,6 +256,9 @@ def baselines_evaluate(
     lo, hi = window.split("-")
     scores, summary = evaluate(meter, cfg, window=(lo, hi), placebo_days=days)
     out.mkdir(parents=True, exist_ok=True)
+    inputs = {"meter": sha256_file(meter), **({"config": sha256_file(config)} if config else {})}
+    write_json(out / "manifest.json", output_manifest("baseline-evaluation", inputs, {
+        "window": window, "placebo_days": days, "settle_config": cfg.as_dict()}))
     scores.to_parquet(out / "baseline_scores.parquet", index=False)
     summary.to_parquet(out / "baseline_summary.parquet", index=False)
     accuracy_figure(scores).write_html(out / "baseline_accuracy.html", include_plotlyjs="inline")
@@ -292,6 +296,9 @@ def sweep(
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(EXIT_INVALID) from exc
     out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "manifest.json", output_manifest(
+        "sweep", {**_batch_inputs(b), "grid": sha256_file(grid)},
+        {"designs": designs, "pricing": pricing, "points": len(points)}))
     results.to_parquet(out / "sweep.parquet", index=False)
     sweep_figure(results).write_html(out / "report.html", include_plotlyjs="inline")
     wide = results[results["metric"] == "system_cost_eur"].pivot_table(
@@ -307,6 +314,10 @@ def sweep(
 
 
 CORE_DESIGNS = "single,dso-led,tso-only"
+
+
+def _batch_inputs(b: Batch) -> dict[str, str]:
+    return {f"batch/{name}": sha for name, sha in b.file_hashes.items()}
 
 
 def _design_list(designs: str) -> list[str]:
@@ -334,6 +345,8 @@ def run_compare(b: Batch, designs: list[str], pricing: str, out: Path,
         write_run(out / "runs" / r.design.name, b, r, {"design": r.design.name,
                                                        "pricing": pricing},
                   {"clear_all_designs": t1 - t0})
+    write_json(out / "manifest.json", output_manifest(
+        "comparison", _batch_inputs(b), {"designs": designs, "pricing": pricing}))
     table = comparison_table(results)
     table.to_parquet(out / "comparison.parquet", index=False)
     (out / "report.html").write_text(render_report(b, results))

@@ -52,6 +52,19 @@ def manifest(batch: Batch, result: ClearingResult, options: dict[str, Any],
     }
 
 
+def write_json(path: Path, data: Any) -> None:
+    """JSON as flexmarket writes it everywhere: sorted keys, indented, a final newline."""
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def output_manifest(kind: str, input_sha256: dict[str, str], options: dict[str, Any]
+                    ) -> dict[str, Any]:
+    """The manifest of a job's output folder (sweep, comparison, baseline evaluation):
+    what it read (SHA-256 per input file), how it was asked, and the package versions."""
+    return {"kind": kind, "input_sha256": dict(sorted(input_sha256.items())),
+            "options": options, "versions": package_versions()}
+
+
 def write_table(df: pd.DataFrame, path: Path) -> None:
     df.to_parquet(path, index=False)
 
@@ -65,11 +78,8 @@ def write_run(out: str | Path, batch: Batch, result: ClearingResult, options: di
     try:
         for name, df in result.tables().items():
             write_table(df, tmp / f"{name}.parquet")
-        (tmp / "metrics.json").write_text(json.dumps(result.metrics, indent=2, sort_keys=True,
-                                                     default=str) + "\n")
-        (tmp / "manifest.json").write_text(json.dumps(
-            manifest(batch, result, options, timings), indent=2, sort_keys=True,
-            default=str) + "\n")
+        write_json(tmp / "metrics.json", result.metrics)
+        write_json(tmp / "manifest.json", manifest(batch, result, options, timings))
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from market.batch import sha256_file
 from market.errors import StoreConflictError, StoreUnavailableError
-from market.runio import package_versions
+from market.runio import package_versions, write_json
 from settlement.baselines import METHODS
 from settlement.config import SettleConfig, load_config
 from settlement.engine import (
@@ -207,8 +207,7 @@ def _write_outputs(out: Path, lines: pd.DataFrame, stmts: pd.DataFrame, findings
         stmts.to_parquet(tmp / "statements.parquet", index=False)
         findings.to_parquet(tmp / "findings.parquet", index=False)
         new.to_parquet(tmp / "new_versions.parquet", index=False)
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True,
-                                                      default=str) + "\n")
+        write_json(tmp / "manifest.json", manifest)
         for f in tmp.iterdir():
             shutil.move(str(f), out / f.name)
     finally:

@@ -3,6 +3,7 @@ scheduler and worker started on loopback)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -14,7 +15,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from market.batch import load_batch, write_batch
+from market.batch import load_batch, sha256_file, write_batch
 from market.cli import app
 from market.design import preset_names
 from market.sweep import GridPoint, apply_point, run_sweep
@@ -45,6 +46,10 @@ def test_comparison_table_has_every_design_metric_and_unit(compared):
         assert set(table.loc[table["metric"] == metric, "unit"]) == {unit}, metric
     for name in preset_names():
         assert (compared / "runs" / name / "awards.parquet").is_file()
+    manifest = json.loads((compared / "manifest.json").read_text())
+    assert manifest["kind"] == "comparison" and "duckdb" in manifest["versions"]
+    assert manifest["input_sha256"]["batch/bids.parquet"] == sha256_file(
+        ROOT / "data" / "sample" / "bids.parquet")
 
 
 @pytest.mark.browser
@@ -143,6 +148,9 @@ def test_sweep_on_real_scheduler_and_worker(tmp_path):
                                           "scalability_max_solve")].reset_index(drop=True),
                                       check_dtype=False)
         assert (tmp_path / "out" / "report.html").is_file()
+        manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+        assert manifest["kind"] == "sweep" and manifest["input_sha256"]["grid"] == sha256_file(grid)
+        assert manifest["input_sha256"]["batch/bids.parquet"] == sha256_file(folder / "bids.parquet")
     finally:
         for p in (worker, sched):
             if p is not None:

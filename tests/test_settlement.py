@@ -4,6 +4,7 @@ findings, idempotency, versions, crash and concurrency against DuckDB and Postgr
 from __future__ import annotations
 
 import datetime as dt
+import json
 import multiprocessing as mp
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 from settle_helpers import daily_meter, make_run, write_meter
 
+from market.batch import sha256_file
 from settlement import settle
 from settlement.baselines import METHODS
 from settlement.config import SettleConfig, parse_config
@@ -422,6 +424,9 @@ def test_settle_and_evaluate_cli_on_the_sample(tmp_path):
                              str(tmp_path / "bl")])
     assert ev.exit_code == 0, ev.output
     summary = pd.read_parquet(tmp_path / "bl" / "baseline_summary.parquet")
+    manifest = json.loads((tmp_path / "bl" / "manifest.json").read_text())
+    assert manifest["input_sha256"] == {"meter": sha256_file(root / "data" / "meter.parquet"),
+                                        "config": sha256_file(root / "data" / "settle.toml")}
     assert {"caiso-10-in-10", "pjm-high-4-of-5", "mid-8-of-10", "nyiso-high-5-of-10",
             "meter-before-meter-after"} <= set(summary["method"])
     assert summary["within_20pct"].between(0, 1).all()
