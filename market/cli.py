@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from market.batch import Batch, load_batch, sha256_file, write_batch
 from market.errors import (
-    BatchValidationError,
     FlexmarketError,
     StoreConflictError,
     StoreUnavailableError,
@@ -35,15 +37,21 @@ EXIT_INVALID = 2
 EXIT_FAILED = 1
 
 
-def _load(folder: Path) -> Batch:
+@contextlib.contextmanager
+def _exit_on_error(code: int = EXIT_INVALID,
+                   failed: tuple[type[FlexmarketError], ...] = ()) -> Iterator[None]:
+    """Report a flexmarket error as one red message (no traceback) and exit with ``code``,
+    or with EXIT_FAILED for the ``failed`` kinds (the inputs were fine, the job was not)."""
     try:
-        return load_batch(folder)
-    except BatchValidationError as exc:
-        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-        raise typer.Exit(EXIT_INVALID) from exc
+        yield
     except FlexmarketError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(EXIT_INVALID) from exc
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(EXIT_FAILED if isinstance(exc, failed) else code) from exc
+
+
+def _load(folder: Path) -> Batch:
+    with _exit_on_error():
+        return load_batch(folder)
 
 
 def summary_tables(batch: Batch) -> list[Table]:
@@ -87,11 +95,8 @@ def validate(
     for t in summary_tables(b):
         console.print(t)
     if meter is not None:
-        try:
+        with _exit_on_error():
             m = load_meter_table(meter)
-        except FlexmarketError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(EXIT_INVALID) from exc
         dup = int(m.duplicated(["der_id", "interval_start"]).sum())
         console.print(f"meter: {len(m):,} rows, {m['der_id'].nunique()} DER, "
                       f"{m['interval_start'].min().isoformat()} to "
@@ -117,12 +122,9 @@ def clear(
     t1 = time.perf_counter()
     with _progress() as prog:
         task = prog.add_task("clearing", total=None)
-        try:
+        with _exit_on_error(EXIT_FAILED):
             result = do_clear(b, design, pricing, scheduler=scheduler,
                               progress=lambda s: prog.update(task, description=s))
-        except FlexmarketError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(EXIT_FAILED) from exc
     t2 = time.perf_counter()
     write_run(out, b, result, {"design": design, "pricing": pricing},
               {"load": t1 - t0, "clear": t2 - t1})
@@ -188,11 +190,8 @@ def designs_show(name: Annotated[str, typer.Argument(help="preset or .toml path"
     from market.design import load_design
     from market.skeleton import skeleton_text
 
-    try:
+    with _exit_on_error():
         d = load_design(name)
-    except FlexmarketError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(EXIT_INVALID) from exc
     console.print(f"[bold]{d.title}[/] ({d.name}) — report section {d.report_section}")
     if d.description:
         console.print(d.description)
@@ -211,16 +210,9 @@ def settle(
     """Settle a clearing run against meter data; versioned statements into the store."""
     from settlement import settle as do_settle
 
-    try:
-        with _progress() as prog:
-            prog.add_task("settling", total=None)
-            r = do_settle(run, meter, config, db=db, out=out)
-    except (StoreConflictError, StoreUnavailableError) as exc:  # the inputs were fine
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(EXIT_FAILED) from exc
-    except FlexmarketError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(EXIT_INVALID) from exc
+    with _exit_on_error(failed=(StoreConflictError, StoreUnavailableError)), _progress() as prog:
+        prog.add_task("settling", total=None)
+        r = do_settle(run, meter, config, db=db, out=out)
     console.print(statements_rich(r))
     console.print(f"{len(r.new_versions)} new statement version(s); "
                   f"{len(r.findings)} finding(s); written to [bold]{out}[/]")
@@ -287,14 +279,11 @@ def sweep(
     from market.sweep import load_grid, run_sweep, sweep_figure
 
     b = _load(batch)
-    try:
+    with _exit_on_error():
         points = load_grid(grid)
         with _progress() as prog:
             prog.add_task(f"{len(points)} grid points x designs on Dask", total=None)
             results = run_sweep(b, _design_list(designs), points, pricing, scheduler)
-    except FlexmarketError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(EXIT_INVALID) from exc
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "manifest.json", output_manifest(
         "sweep", {**_batch_inputs(b), "grid": sha256_file(grid)},
@@ -364,11 +353,8 @@ def compare(
 ) -> None:
     """Clear the same batch under several designs; write comparison.parquet and report.html."""
     b = _load(batch)
-    try:
+    with _exit_on_error(EXIT_FAILED):
         results = run_compare(b, _design_list(designs), pricing, out, scheduler)
-    except FlexmarketError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(EXIT_FAILED) from exc
     console.print(comparison_rich(results))
     console.print(f"report: [bold]{out / 'report.html'}[/]")
 

@@ -158,3 +158,5 @@ def test_designs_cli():
     assert "[        dso] --dispatch" in show.output or "dso" in show.output
     assert "--dispatch (tso-from-forwarded)--> [dso]" in show.output
     assert runner.invoke(app, ["designs", "show", "nope"]).exit_code == 2
+    bracketed = runner.invoke(app, ["designs", "show", "[red]nope"])  # no rich markup in errors
+    assert bracketed.exit_code == 2 and "'[red]nope'" in " ".join(bracketed.output.split())
