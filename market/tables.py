@@ -87,7 +87,7 @@ def read_step(inp: StepInput, model: LinearModel, index: StepIndex, sol: Solutio
     # The batch position of each bid (the step may hold a subset of the batch).
     awards["pos"] = bids["pos_batch"].to_numpy()[awards["pos"].to_numpy(dtype=int)]
 
-    needs = _need_results(inp, index, sol, priced, lam)
+    needs = _need_results(inp, sol, priced, lam)
     node_prices = _node_prices(inp, index, marg, lam, stats.step)
     liquidity = pd.DataFrame({
         "buyer_id": ["tso"] * int(bids["tso_eff"].sum()) + list(
@@ -133,8 +133,8 @@ def _tso_need_ids(tso_needs: pd.DataFrame, bids: pd.DataFrame) -> np.ndarray:
     return key.reindex(idx).to_numpy()
 
 
-def _need_results(inp: StepInput, index: StepIndex, sol: Solution, priced: Solution,
-                  lam: np.ndarray) -> pd.DataFrame:
+def _need_results(inp: StepInput, sol: Solution, priced: Solution, lam: np.ndarray
+                  ) -> pd.DataFrame:
     frames = []
     for fam, needs, rows in (("w_tso", inp.tso_needs, "balance"), ("w_dso", inp.dso_needs,
                                                                    "dso_need")):
@@ -145,8 +145,7 @@ def _need_results(inp: StepInput, index: StepIndex, sol: Solution, priced: Solut
         mm = nd["max_price_eur_mwh"].isna().to_numpy()
         served = np.where(mm, nd["quantity_mw"].to_numpy() - w, w)
         t = nd["t"].to_numpy()
-        bal = np.isin(t, index.balance_t)
-        energy = np.where(bal, nd["sign"].to_numpy() * lam[t], 0.0)
+        energy = nd["sign"].to_numpy() * lam[t]  # lam is zero where the step has no balance row
         congestion = priced.marginals.get("dso_need", np.zeros(len(nd))) if rows == "dso_need" else np.zeros(len(nd))
         frames.append(pd.DataFrame({
             "need_id": nd["need_id"], "served_mw": served, "unmet_mw": np.where(mm, w, 0.0),
