@@ -76,8 +76,10 @@ def grid_parts(dso: str, code: str):  # type: ignore[no-untyped-def]
     feeder_of: dict[int, str] = {}
     heads = []
     for k, comp in enumerate(sorted(nx.connected_components(g), key=min)):
-        lines = net.line[(net.line["from_bus"] == busbar) & net.line["to_bus"].isin(comp) |
-                         (net.line["to_bus"] == busbar) & net.line["from_bus"].isin(comp)]
+        lines = net.line[
+            (net.line["from_bus"] == busbar) & net.line["to_bus"].isin(comp)
+            | (net.line["to_bus"] == busbar) & net.line["from_bus"].isin(comp)
+        ]
         lines = lines[lines["in_service"]]
         if lines.empty:
             continue
@@ -119,19 +121,37 @@ def build() -> None:
         limits = [(f"head-{fid}", fid, rating) for fid, rating in heads]
         limits.append((f"trafo-{dso}", substation, trafo_mva))
         for cid, area_id, rating in limits:
-            members = fed_buses if area_id == substation else [
-                b for b in fed_buses if feeder_of[int(b)] == area_id]
+            members = fed_buses if area_id == substation else [b for b in fed_buses if feeder_of[int(b)] == area_id]
             base = bus_net[members].sum(axis=1)[in_day.to_numpy()].to_numpy()
             for i, ts in enumerate(t_day):
-                cons.append((cid, dso, ts, round(float(base[i]), 4), round(rating, 4),
-                             round(-rating, 4)))
+                cons.append((cid, dso, ts, round(float(base[i]), 4), round(rating, 4), round(-rating, 4)))
                 over, under = base[i] - rating, -rating - base[i]
                 if over > 0:
-                    needs.append((f"{cid}-{i:02d}", dso, "dso_congestion", area_id, ts, "up",
-                                  round(float(over) * 1.05 + 0.01, 4), np.nan))
+                    needs.append(
+                        (
+                            f"{cid}-{i:02d}",
+                            dso,
+                            "dso_congestion",
+                            area_id,
+                            ts,
+                            "up",
+                            round(float(over) * 1.05 + 0.01, 4),
+                            np.nan,
+                        )
+                    )
                 elif under > 0:
-                    needs.append((f"{cid}-{i:02d}", dso, "dso_congestion", area_id, ts, "down",
-                                  round(float(under) * 1.05 + 0.01, 4), np.nan))
+                    needs.append(
+                        (
+                            f"{cid}-{i:02d}",
+                            dso,
+                            "dso_congestion",
+                            area_id,
+                            ts,
+                            "down",
+                            round(float(under) * 1.05 + 0.01, 4),
+                            np.nan,
+                        )
+                    )
                 if area_id != substation:
                     ratio = base[i] / rating
                     state = "red" if abs(ratio) > 1 else "amber" if abs(ratio) > 0.8 else "green"
@@ -142,8 +162,9 @@ def build() -> None:
         # DER: the largest loads and PV in-feeds that sit on a feeder.
         loads = net.load[net.load["bus"].isin([int(b) for b in fed_buses])]
         loads = loads.sort_values(["p_mw", "name"], ascending=[False, True]).head(N_LOADS)
-        pv = net.sgen[net.sgen["bus"].isin([int(b) for b in fed_buses]) &
-                      net.sgen["type"].isin(["lv_RES", "PV_MV", "Wind_MV"])]
+        pv = net.sgen[
+            net.sgen["bus"].isin([int(b) for b in fed_buses]) & net.sgen["type"].isin(["lv_RES", "PV_MV", "Wind_MV"])
+        ]
         pv = pv.sort_values(["p_mw", "name"], ascending=[False, True]).head(N_PV)
         for k, (idx, row) in enumerate(loads.iterrows()):
             der = f"{dso}-load{idx:03d}"
@@ -160,12 +181,41 @@ def build() -> None:
                 q_dn = round(float(0.12 * p_day[i]), 4)
                 bid_block = f"{der}-h{i // 4:02d}" if block and 68 <= i < 84 else None
                 if q_up >= 0.001:
-                    bids.append((f"{der}-up-{i:02d}", agg, der, dso, node(dso, int(row["bus"])),
-                                 ts, "up", q_up, q_up if lumpy else 0.0, up_price, bid_block,
-                                 None, None))
+                    bids.append(
+                        (
+                            f"{der}-up-{i:02d}",
+                            agg,
+                            der,
+                            dso,
+                            node(dso, int(row["bus"])),
+                            ts,
+                            "up",
+                            q_up,
+                            q_up if lumpy else 0.0,
+                            up_price,
+                            bid_block,
+                            None,
+                            None,
+                        )
+                    )
                 if q_dn >= 0.001 and not block:
-                    bids.append((f"{der}-dn-{i:02d}", agg, der, dso, node(dso, int(row["bus"])),
-                                 ts, "down", q_dn, 0.0, down_price, None, None, None))
+                    bids.append(
+                        (
+                            f"{der}-dn-{i:02d}",
+                            agg,
+                            der,
+                            dso,
+                            node(dso, int(row["bus"])),
+                            ts,
+                            "down",
+                            q_dn,
+                            0.0,
+                            down_price,
+                            None,
+                            None,
+                            None,
+                        )
+                    )
         for k, (idx, row) in enumerate(pv.iterrows()):
             der = f"{dso}-pv{idx:03d}"
             series = -sgen_p[idx]
@@ -176,8 +226,23 @@ def build() -> None:
             for i, ts in enumerate(t_day):
                 q = round(float(0.8 * g_day[i]), 4)
                 if q >= 0.001:
-                    bids.append((f"{der}-dn-{i:02d}", agg, der, dso, node(dso, int(row["bus"])),
-                                 ts, "down", q, 0.0, price, None, None, None))
+                    bids.append(
+                        (
+                            f"{der}-dn-{i:02d}",
+                            agg,
+                            der,
+                            dso,
+                            node(dso, int(row["bus"])),
+                            ts,
+                            "down",
+                            q,
+                            0.0,
+                            price,
+                            None,
+                            None,
+                            None,
+                        )
+                    )
     # TSO balancing: intra-hour deviation of the aggregate net load from its hourly mean.
     assert net_total is not None
     in_day = (times >= day) & (times < day + pd.Timedelta(days=1))
@@ -192,24 +257,53 @@ def build() -> None:
         elastic = 150.0 if i % 5 == 2 else np.nan
         needs.append((f"tso-{i:02d}", "tso", "tso_balancing", "system", ts, direction, q, elastic))
 
-    cfg = BatchConfig(name=f"simbench-2mv-{SAMPLE_DAY}", start=day,
-                      end=day + pd.Timedelta(days=1), interval_minutes=15, voll_eur_mwh=10000.0)
+    cfg = BatchConfig(
+        name=f"simbench-2mv-{SAMPLE_DAY}",
+        start=day,
+        end=day + pd.Timedelta(days=1),
+        interval_minutes=15,
+        voll_eur_mwh=10000.0,
+    )
     frames = {
-        "bids": pd.DataFrame(bids, columns=[
-            "bid_id", "aggregator_id", "der_id", "dso_id", "node_id", "interval_start",
-            "direction", "quantity_mw", "min_quantity_mw", "price_eur_mwh", "block_id",
-            "exclusive_group", "services"]),
-        "needs": pd.DataFrame(needs, columns=[
-            "need_id", "buyer_id", "service", "area_id", "interval_start", "direction",
-            "quantity_mw", "max_price_eur_mwh"]),
+        "bids": pd.DataFrame(
+            bids,
+            columns=[
+                "bid_id",
+                "aggregator_id",
+                "der_id",
+                "dso_id",
+                "node_id",
+                "interval_start",
+                "direction",
+                "quantity_mw",
+                "min_quantity_mw",
+                "price_eur_mwh",
+                "block_id",
+                "exclusive_group",
+                "services",
+            ],
+        ),
+        "needs": pd.DataFrame(
+            needs,
+            columns=[
+                "need_id",
+                "buyer_id",
+                "service",
+                "area_id",
+                "interval_start",
+                "direction",
+                "quantity_mw",
+                "max_price_eur_mwh",
+            ],
+        ),
         "node_areas": pd.DataFrame(areas, columns=["area_id", "node_id", "dso_id"]),
-        "constraints": pd.DataFrame(cons, columns=[
-            "constraint_id", "owner_id", "interval_start", "base_flow_mw", "max_flow_mw",
-            "min_flow_mw"]),
+        "constraints": pd.DataFrame(
+            cons, columns=["constraint_id", "owner_id", "interval_start", "base_flow_mw", "max_flow_mw", "min_flow_mw"]
+        ),
         "sensitivities": pd.DataFrame(sens, columns=["constraint_id", "node_id", "factor"]),
-        "signals": pd.DataFrame(sigs, columns=[
-            "dso_id", "area_id", "interval_start", "state", "headroom_up_mw",
-            "headroom_down_mw"]),
+        "signals": pd.DataFrame(
+            sigs, columns=["dso_id", "area_id", "interval_start", "state", "headroom_up_mw", "headroom_down_mw"]
+        ),
     }
     batch = batch_from_frames(cfg, **frames)
     out = HERE / "sample"
@@ -219,8 +313,9 @@ def build() -> None:
     batch = load_batch(out)
     run = clear(batch, "single", "pay-as-clear")
     write_meter(der_series, day, run.awards)
-    print(f"sample: {len(batch.bids)} bids, {len(batch.needs)} needs, "
-          f"{batch.signals['state'].value_counts().to_dict()}")
+    print(
+        f"sample: {len(batch.bids)} bids, {len(batch.needs)} needs, {batch.signals['state'].value_counts().to_dict()}"
+    )
 
 
 def write_meter(der_series, day: pd.Timestamp, awards: pd.DataFrame) -> None:  # type: ignore[no-untyped-def]
@@ -229,15 +324,21 @@ def write_meter(der_series, day: pd.Timestamp, awards: pd.DataFrame) -> None:  #
     frames = []
     for der, times, mw in der_series:
         sel = (times >= first) & (times < day + pd.Timedelta(days=1))
-        frames.append(pd.DataFrame({"der_id": der, "interval_start": times[sel].to_numpy(),
-                                    "consumption_kwh": mw[sel.to_numpy()] * 1000 * INTERVAL_H}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "der_id": der,
+                    "interval_start": times[sel].to_numpy(),
+                    "consumption_kwh": mw[sel.to_numpy()] * 1000 * INTERVAL_H,
+                }
+            )
+        )
     meter = pd.concat(frames, ignore_index=True)
-    signed = np.where(awards["direction"] == "up", -1.0, 1.0) * awards["quantity_mw"] * 1000 * (
-        INTERVAL_H)
-    delivered = (awards.assign(kwh=signed).groupby(["der_id", "interval_start"])["kwh"].sum()
-                 .rename("delta_kwh").reset_index())
-    meter = meter.merge(delivered, on=["der_id", "interval_start"], how="left",
-                        validate="one_to_one")
+    signed = np.where(awards["direction"] == "up", -1.0, 1.0) * awards["quantity_mw"] * 1000 * (INTERVAL_H)
+    delivered = (
+        awards.assign(kwh=signed).groupby(["der_id", "interval_start"])["kwh"].sum().rename("delta_kwh").reset_index()
+    )
+    meter = meter.merge(delivered, on=["der_id", "interval_start"], how="left", validate="one_to_one")
     meter["consumption_kwh"] = (meter["consumption_kwh"] + meter["delta_kwh"].fillna(0.0)).round(3)
     meter = meter.drop(columns="delta_kwh").sort_values(["der_id", "interval_start"])
     meter["interval_start"] = pd.to_datetime(meter["interval_start"], utc=True)

@@ -22,7 +22,19 @@ from market.errors import (
 from market.results import ClearingResult, ClearingStatus
 
 __all__ = [
-    "Batch", "BatchConfig", "load_batch", "clear", "Design", "Step", "load_design",
-    "BatchError", "BatchValidationError", "DesignError", "Finding", "FlexmarketError",
-    "SolverError", "ClearingResult", "ClearingStatus",
+    "Batch",
+    "BatchConfig",
+    "load_batch",
+    "clear",
+    "Design",
+    "Step",
+    "load_design",
+    "BatchError",
+    "BatchValidationError",
+    "DesignError",
+    "Finding",
+    "FlexmarketError",
+    "SolverError",
+    "ClearingResult",
+    "ClearingStatus",
 ]

@@ -129,22 +129,32 @@ def read_config(folder: Path) -> BatchConfig:
     start, end = ts("start"), ts("end")
     minutes = raw.get("interval_minutes", 15)
     if not isinstance(minutes, int) or minutes <= 0 or 1440 % minutes:
-        findings.append(Finding("batch.toml", None, None, "interval_minutes", str(minutes),
-                                "must be a positive whole number of minutes dividing a day"))
+        findings.append(
+            Finding(
+                "batch.toml",
+                None,
+                None,
+                "interval_minutes",
+                str(minutes),
+                "must be a positive whole number of minutes dividing a day",
+            )
+        )
         minutes = 15
     voll = raw.get("voll_eur_mwh", DEFAULT_VOLL_EUR_MWH)
     if not isinstance(voll, int | float) or not np.isfinite(voll) or voll <= 0:
         findings.append(Finding("batch.toml", None, None, "voll_eur_mwh", str(voll), "must be > 0"))
         voll = DEFAULT_VOLL_EUR_MWH
     if raw.get("currency", "EUR") != "EUR":
-        findings.append(Finding("batch.toml", None, None, "currency", str(raw.get("currency")),
-                                "only EUR is supported"))
+        findings.append(
+            Finding("batch.toml", None, None, "currency", str(raw.get("currency")), "only EUR is supported")
+        )
     if start is not pd.NaT and end is not pd.NaT:
         if end <= start:
             findings.append(Finding("batch.toml", None, None, "end", str(end), "must be after start"))
         elif (end - start) % pd.Timedelta(minutes=minutes):
-            findings.append(Finding("batch.toml", None, None, "end", str(end),
-                                    "horizon is not a whole number of intervals"))
+            findings.append(
+                Finding("batch.toml", None, None, "end", str(end), "horizon is not a whole number of intervals")
+            )
     hops = dict(DEFAULT_HOP_LATENCY_S)
     hops.update({str(k): float(v) for k, v in raw.get("hop_latency_s", {}).items()})
     if findings:
@@ -199,16 +209,14 @@ def coerce_table(spec: TableSpec, raw: pd.DataFrame) -> tuple[pd.DataFrame | Non
             df[col.name] = _as_str(series)
         elif col.kind == "float":
             df[col.name], bad = _as_float(series)
-            nan_text = bad & np.asarray(series.astype(str).str.strip().str.lower().isin(
-                ["nan", "-nan", "+nan"]))
-            findings += _cell_findings(spec, series, nan_text, ids, col.name,
-                                       "must be a finite number, not NaN")
-            findings += _cell_findings(spec, series, bad & ~nan_text, ids, col.name,
-                                       "not a number")
+            nan_text = bad & np.asarray(series.astype(str).str.strip().str.lower().isin(["nan", "-nan", "+nan"]))
+            findings += _cell_findings(spec, series, nan_text, ids, col.name, "must be a finite number, not NaN")
+            findings += _cell_findings(spec, series, bad & ~nan_text, ids, col.name, "not a number")
         else:
             df[col.name], naive, unreadable = _as_utc(series)
-            findings += _cell_findings(spec, series, naive, ids, col.name,
-                                       "timestamp has no timezone (naive); give UTC offset")
+            findings += _cell_findings(
+                spec, series, naive, ids, col.name, "timestamp has no timezone (naive); give UTC offset"
+            )
             findings += _cell_findings(spec, series, unreadable, ids, col.name, "not a timestamp")
     return df, findings
 
@@ -222,11 +230,13 @@ def _row_ids(spec: TableSpec, df: pd.DataFrame) -> pd.Series:
     return pd.Series([None] * len(df), index=df.index, dtype=object)
 
 
-def _cell_findings(spec: TableSpec, series: pd.Series, bad: np.ndarray, ids: pd.Series,
-                   column: str, reason: str) -> list[Finding]:
+def _cell_findings(
+    spec: TableSpec, series: pd.Series, bad: np.ndarray, ids: pd.Series, column: str, reason: str
+) -> list[Finding]:
     rows = np.flatnonzero(bad)
-    return [Finding(spec.name, int(i), _id_label(spec, ids.iloc[i]), column,
-                    repr(series.iloc[i]), reason) for i in rows]
+    return [
+        Finding(spec.name, int(i), _id_label(spec, ids.iloc[i]), column, repr(series.iloc[i]), reason) for i in rows
+    ]
 
 
 def _id_label(spec: TableSpec, value: object) -> str | None:
@@ -306,8 +316,9 @@ def load_batch(folder: str | Path) -> Batch:
         path = find_table_file(folder, spec.name)
         if path is None:
             if spec.required_table:
-                findings.append(Finding(spec.name, None, None, None, None,
-                                        f"missing table ({spec.name}.parquet or .csv)"))
+                findings.append(
+                    Finding(spec.name, None, None, None, None, f"missing table ({spec.name}.parquet or .csv)")
+                )
                 tables[spec.name] = None
             else:
                 tables[spec.name] = empty_table(spec)
@@ -332,8 +343,9 @@ def load_meter_table(path: str | Path) -> pd.DataFrame:
     df, findings = coerce_table(METER, read_raw_table(path))
     if df is not None:
         seen = {(f.row, f.column) for f in findings}
-        findings += [f for f in schema_findings(METER, df) if (f.row, f.column) not in seen
-                     and "duplicate" not in f.reason]
+        findings += [
+            f for f in schema_findings(METER, df) if (f.row, f.column) not in seen and "duplicate" not in f.reason
+        ]
     if findings:
         raise BatchValidationError(findings)
     assert df is not None
@@ -383,7 +395,6 @@ def write_batch(batch: Batch, folder: str | Path, fmt: str = "parquet") -> Path:
             out = df.copy()
             for col in spec.columns:
                 if col.kind == "ts":
-                    out[col.name] = out[col.name].map(
-                        lambda t: "" if pd.isna(t) else t.isoformat())
+                    out[col.name] = out[col.name].map(lambda t: "" if pd.isna(t) else t.isoformat())
             out.to_csv(folder / f"{spec.name}.csv", index=False)
     return folder

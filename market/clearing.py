@@ -98,10 +98,16 @@ class StepOutcome:
     stats: ModelStats
 
 
-def clear(batch: Batch, design: str | Design = "single", pricing: str = "pay-as-bid", *,
-          scheduler: str | None = None, raise_on_failure: bool = True,
-          solver_options: dict[str, Any] | None = None,
-          progress: Progress | None = None) -> ClearingResult:
+def clear(
+    batch: Batch,
+    design: str | Design = "single",
+    pricing: str = "pay-as-bid",
+    *,
+    scheduler: str | None = None,
+    raise_on_failure: bool = True,
+    solver_options: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> ClearingResult:
     """Clear ``batch`` under ``design`` (preset name, TOML path or :class:`Design`).
 
     ``pricing``: ``pay-as-bid`` or ``pay-as-clear``. ``scheduler``: a Dask scheduler
@@ -134,16 +140,28 @@ def clear(batch: Batch, design: str | Design = "single", pricing: str = "pay-as-
     return assemble(batch, prep, design, pricing, outcomes)
 
 
-def _failed(design: Design, pricing: str, message: str, outcomes: list[StepOutcome]
-            ) -> ClearingResult:
+def _failed(design: Design, pricing: str, message: str, outcomes: list[StepOutcome]) -> ClearingResult:
     empty = pd.DataFrame()
-    return ClearingResult(design, pricing, ClearingStatus.FAILED, empty, empty, empty, empty,
-                          empty, empty, empty, empty, tuple(o.stats for o in outcomes),
-                          message=message)
+    return ClearingResult(
+        design,
+        pricing,
+        ClearingStatus.FAILED,
+        empty,
+        empty,
+        empty,
+        empty,
+        empty,
+        empty,
+        empty,
+        empty,
+        tuple(o.stats for o in outcomes),
+        message=message,
+    )
 
 
-def _solve_all(inputs: list[StepInput], scheduler: str | None,
-               solver_options: dict[str, Any] | None) -> list[StepOutcome]:
+def _solve_all(
+    inputs: list[StepInput], scheduler: str | None, solver_options: dict[str, Any] | None
+) -> list[StepOutcome]:
     if len(inputs) <= 1:
         return [solve_step(i, solver_options) for i in inputs]
     import dask
@@ -180,8 +198,19 @@ def step_inputs(batch: Batch, prep: Prepared, step: Step, taken: np.ndarray) -> 
     cfg = batch.config
 
     def one(name: str, b: pd.DataFrame, dn: pd.DataFrame, net: pd.DataFrame) -> StepInput:
-        return StepInput(name, b, tso_needs, dn, na, net, sens, signals, net_prior,
-                         cfg.voll_eur_mwh, VIOLATION_FACTOR * cfg.voll_eur_mwh)
+        return StepInput(
+            name,
+            b,
+            tso_needs,
+            dn,
+            na,
+            net,
+            sens,
+            signals,
+            net_prior,
+            cfg.voll_eur_mwh,
+            VIOLATION_FACTOR * cfg.voll_eur_mwh,
+        )
 
     if not step.per_dso:
         return [one(step.name, bids, dso_needs, network)]
@@ -194,14 +223,15 @@ def step_inputs(batch: Batch, prep: Prepared, step: Step, taken: np.ndarray) -> 
     return out
 
 
-def _bids_for_dso(bids: pd.DataFrame, needs: pd.DataFrame, na: pd.DataFrame, dso: str
-                  ) -> pd.DataFrame:
+def _bids_for_dso(bids: pd.DataFrame, needs: pd.DataFrame, na: pd.DataFrame, dso: str) -> pd.DataFrame:
     """Bids of ``dso`` that sit in one of its need areas at the need's interval and direction,
     plus the other bids of their blocks (a block is accepted whole or at one fraction)."""
     mine = bids[bids["dso_id"] == dso]
-    hit = mine[["pos", "node_id", "t", "direction"]].merge(na[["node_id", "area_id"]],
-                                                           on="node_id").merge(
-        needs[["area_id", "t", "direction"]], on=["area_id", "t", "direction"])
+    hit = (
+        mine[["pos", "node_id", "t", "direction"]]
+        .merge(na[["node_id", "area_id"]], on="node_id")
+        .merge(needs[["area_id", "t", "direction"]], on=["area_id", "t", "direction"])
+    )
     keep = mine["pos"].isin(hit["pos"])
     blocks = mine.loc[keep, "block_id"].dropna().unique()
     keep |= mine["block_id"].isin(blocks)
@@ -238,16 +268,18 @@ def prequalified_cap(bids: pd.DataFrame, network: pd.DataFrame, prep: Prepared) 
     keep = dist[a.row]
     rows, cols, val = a.row[keep], a.col[keep], a.data[keep]
     base = network["base_mw"].to_numpy()[rows]
-    head = np.where(val > 0, (network["max_flow_mw"].to_numpy()[rows] - base) / val,
-                    (base - network["min_flow_mw"].to_numpy()[rows]) / -val)
+    head = np.where(
+        val > 0,
+        (network["max_flow_mw"].to_numpy()[rows] - base) / val,
+        (base - network["min_flow_mw"].to_numpy()[rows]) / -val,
+    )
     head = np.clip(head, 0.0, None)
     limit = np.full(len(cap), np.inf)
     np.minimum.at(limit, cols, head)
     return np.minimum(cap, limit)
 
 
-def step_model(batch: Batch, design: str | Design = "single", step: int = 0
-               ) -> LinearModel:
+def step_model(batch: Batch, design: str | Design = "single", step: int = 0) -> LinearModel:
     """The model of one (non-fan-out) step of a design, as the first step sees it: for
     reference solvers, the differential test and benchmarks."""
     design = design if isinstance(design, Design) else load_design(design)
@@ -266,10 +298,17 @@ def solve_step(inp: StepInput, solver_options: dict[str, Any] | None = None) -> 
     if model.n_integer:
         fixed = model.fixed_integers(sol.values)
         priced = _solve_checked(fixed, solver_options)
-    stats = ModelStats(step, part, model.n_variables, model.n_constraints, model.n_integer,
-                       sol.build_seconds + (priced.build_seconds if priced is not sol else 0.0),
-                       sol.solve_seconds + (priced.solve_seconds if priced is not sol else 0.0),
-                       sol.status.value, sol.objective)
+    stats = ModelStats(
+        step,
+        part,
+        model.n_variables,
+        model.n_constraints,
+        model.n_integer,
+        sol.build_seconds + (priced.build_seconds if priced is not sol else 0.0),
+        sol.solve_seconds + (priced.solve_seconds if priced is not sol else 0.0),
+        sol.status.value,
+        sol.objective,
+    )
     from market.tables import read_step
 
     return read_step(inp, model, index, sol, priced, stats)

@@ -23,8 +23,9 @@ from market.errors import (
 )
 from market.runio import output_manifest, write_json
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Clear and settle distribution-level flexibility markets.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Clear and settle distribution-level flexibility markets."
+)
 designs_app = typer.Typer(no_args_is_help=True, help="List and show coordination designs.")
 app.add_typer(designs_app, name="designs")
 baselines_app = typer.Typer(no_args_is_help=True, help="M&V baseline methods.")
@@ -38,8 +39,7 @@ EXIT_FAILED = 1
 
 
 @contextlib.contextmanager
-def _exit_on_error(code: int = EXIT_INVALID,
-                   failed: tuple[type[FlexmarketError], ...] = ()) -> Iterator[None]:
+def _exit_on_error(code: int = EXIT_INVALID, failed: tuple[type[FlexmarketError], ...] = ()) -> Iterator[None]:
     """Report a flexmarket error as one red message (no traceback) and exit with ``code``,
     or with EXIT_FAILED for the ``failed`` kinds (the inputs were fine, the job was not)."""
     try:
@@ -57,8 +57,10 @@ def _load(folder: Path) -> Batch:
 def summary_tables(batch: Batch) -> list[Table]:
     cfg = batch.config
     head = Table(title=f"batch {cfg.name}", show_header=False)
-    head.add_row("horizon", f"{cfg.start.isoformat()} to {cfg.end.isoformat()} "
-                 f"({len(cfg.intervals)} x {cfg.interval_minutes} min)")
+    head.add_row(
+        "horizon",
+        f"{cfg.start.isoformat()} to {cfg.end.isoformat()} ({len(cfg.intervals)} x {cfg.interval_minutes} min)",
+    )
     head.add_row("DSOs", ", ".join(batch.dsos))
     head.add_row("areas", str(batch.node_areas["area_id"].nunique()))
     for name in ("bids", "needs", "node_areas", "constraints", "sensitivities", "signals"):
@@ -67,8 +69,9 @@ def summary_tables(batch: Batch) -> list[Table]:
     offered.add_column("DSO")
     offered.add_column("up MW", justify="right")
     offered.add_column("down MW", justify="right")
-    pivot = batch.bids.pivot_table(index="dso_id", columns="direction", values="quantity_mw",
-                                   aggfunc="sum", fill_value=0.0)
+    pivot = batch.bids.pivot_table(
+        index="dso_id", columns="direction", values="quantity_mw", aggfunc="sum", fill_value=0.0
+    )
     for dso, row in pivot.iterrows():
         offered.add_row(str(dso), f"{row.get('up', 0.0):.3f}", f"{row.get('down', 0.0):.3f}")
     needs = Table(title="needs per buyer")
@@ -98,10 +101,12 @@ def validate(
         with _exit_on_error():
             m = load_meter_table(meter)
         dup = int(m.duplicated(["der_id", "interval_start"]).sum())
-        console.print(f"meter: {len(m):,} rows, {m['der_id'].nunique()} DER, "
-                      f"{m['interval_start'].min().isoformat()} to "
-                      f"{m['interval_start'].max().isoformat()}; {dup} duplicate readings "
-                      "(settled as findings)")
+        console.print(
+            f"meter: {len(m):,} rows, {m['der_id'].nunique()} DER, "
+            f"{m['interval_start'].min().isoformat()} to "
+            f"{m['interval_start'].max().isoformat()}; {dup} duplicate readings "
+            "(settled as findings)"
+        )
     console.print("[green]valid[/]")
 
 
@@ -123,11 +128,11 @@ def clear(
     with _progress() as prog:
         task = prog.add_task("clearing", total=None)
         with _exit_on_error(EXIT_FAILED):
-            result = do_clear(b, design, pricing, scheduler=scheduler,
-                              progress=lambda s: prog.update(task, description=s))
+            result = do_clear(
+                b, design, pricing, scheduler=scheduler, progress=lambda s: prog.update(task, description=s)
+            )
     t2 = time.perf_counter()
-    write_run(out, b, result, {"design": design, "pricing": pricing},
-              {"load": t1 - t0, "clear": t2 - t1})
+    write_run(out, b, result, {"design": design, "pricing": pricing}, {"load": t1 - t0, "clear": t2 - t1})
     console.print(metrics_table(result.design.name, result.metrics))
     console.print(f"run written to [bold]{out}[/]")
 
@@ -138,8 +143,7 @@ def metrics_table(name: str, metrics: dict) -> Table:  # type: ignore[type-arg]
     t.add_column("value", justify="right")
     for k, v in metrics.items():
         if isinstance(v, dict):
-            v = ", ".join(f"{a}={b:.3f}" if isinstance(b, float) else f"{a}={b}"
-                          for a, b in v.items())
+            v = ", ".join(f"{a}={b:.3f}" if isinstance(b, float) else f"{a}={b}" for a, b in v.items())
         elif isinstance(v, float):
             v = f"{v:,.3f}"
         t.add_row(k, str(v))
@@ -147,8 +151,7 @@ def metrics_table(name: str, metrics: dict) -> Table:  # type: ignore[type-arg]
 
 
 def _progress() -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                    console=err, transient=True)
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True)
 
 
 @app.command()
@@ -164,8 +167,7 @@ def synth(
     """Write a deterministic synthetic batch of any size."""
     from market.synth import SynthSpec, synth_batch
 
-    b = synth_batch(SynthSpec(bids=bids, intervals=intervals, dsos=dsos, seed=seed,
-                              integer_share=integer_share))
+    b = synth_batch(SynthSpec(bids=bids, intervals=intervals, dsos=dsos, seed=seed, integer_share=integer_share))
     write_batch(b, out, fmt)
     console.print(f"wrote {len(b.bids)} bids, {len(b.needs)} needs to {out}")
 
@@ -204,8 +206,7 @@ def settle(
     meter: Annotated[Path, typer.Option(help="meter data Parquet")],
     out: Annotated[Path, typer.Option(help="output folder")],
     config: Annotated[Path | None, typer.Option(help="settle.toml")] = None,
-    db: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the store "
-                                           "(default: DuckDB file in OUT)")] = None,
+    db: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the store (default: DuckDB file in OUT)")] = None,
 ) -> None:
     """Settle a clearing run against meter data; versioned statements into the store."""
     from settlement import settle as do_settle
@@ -214,20 +215,41 @@ def settle(
         prog.add_task("settling", total=None)
         r = do_settle(run, meter, config, db=db, out=out)
     console.print(statements_rich(r))
-    console.print(f"{len(r.new_versions)} new statement version(s); "
-                  f"{len(r.findings)} finding(s); written to [bold]{out}[/]")
+    console.print(
+        f"{len(r.new_versions)} new statement version(s); {len(r.findings)} finding(s); written to [bold]{out}[/]"
+    )
 
 
 def statements_rich(r) -> Table:  # type: ignore[no-untyped-def]
     t = Table(title=f"statements {r.period}")
-    for c in ("aggregator", "buyer", "lines", "unverifiable", "awarded MWh", "allocated MWh",
-              "shortfall MWh", "payment EUR", "make-whole EUR", "penalty EUR", "net EUR"):
+    for c in (
+        "aggregator",
+        "buyer",
+        "lines",
+        "unverifiable",
+        "awarded MWh",
+        "allocated MWh",
+        "shortfall MWh",
+        "payment EUR",
+        "make-whole EUR",
+        "penalty EUR",
+        "net EUR",
+    ):
         t.add_column(c, justify="right")
     for s in r.statements.itertuples():
-        t.add_row(s.aggregator_id, s.buyer_id, str(s.lines), str(s.unverifiable_lines),
-                  f"{s.awarded_mwh:.3f}", f"{s.allocated_mwh:.3f}", f"{s.shortfall_mwh:.3f}",
-                  f"{s.payment_eur:,.2f}", f"{s.make_whole_eur:,.2f}", f"{s.penalty_eur:,.2f}",
-                  f"{s.net_eur:,.2f}")
+        t.add_row(
+            s.aggregator_id,
+            s.buyer_id,
+            str(s.lines),
+            str(s.unverifiable_lines),
+            f"{s.awarded_mwh:.3f}",
+            f"{s.allocated_mwh:.3f}",
+            f"{s.shortfall_mwh:.3f}",
+            f"{s.payment_eur:,.2f}",
+            f"{s.make_whole_eur:,.2f}",
+            f"{s.penalty_eur:,.2f}",
+            f"{s.net_eur:,.2f}",
+        )
     return t
 
 
@@ -236,8 +258,7 @@ def baselines_evaluate(
     meter: Annotated[Path, typer.Option(help="meter data Parquet")],
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/baselines"),
     config: Annotated[Path | None, typer.Option(help="settle.toml (holidays, timezone)")] = None,
-    window: Annotated[str, typer.Option(help="placebo event window, local HH:MM-HH:MM")] = (
-        "17:00-20:00"),
+    window: Annotated[str, typer.Option(help="placebo event window, local HH:MM-HH:MM")] = ("17:00-20:00"),
     days: Annotated[int, typer.Option(help="placebo days per DER")] = 20,
 ) -> None:
     """Score every baseline method on placebo days: bias, NMAE, RRMSE; table and plot."""
@@ -249,8 +270,12 @@ def baselines_evaluate(
     scores, summary = evaluate(meter, cfg, window=(lo, hi), placebo_days=days)
     out.mkdir(parents=True, exist_ok=True)
     inputs = {"meter": sha256_file(meter), **({"config": sha256_file(config)} if config else {})}
-    write_json(out / "manifest.json", output_manifest("baseline-evaluation", inputs, {
-        "window": window, "placebo_days": days, "settle_config": cfg.as_dict()}))
+    write_json(
+        out / "manifest.json",
+        output_manifest(
+            "baseline-evaluation", inputs, {"window": window, "placebo_days": days, "settle_config": cfg.as_dict()}
+        ),
+    )
     scores.to_parquet(out / "baseline_scores.parquet", index=False)
     summary.to_parquet(out / "baseline_summary.parquet", index=False)
     accuracy_figure(scores).write_html(out / "baseline_accuracy.html", include_plotlyjs="inline")
@@ -258,8 +283,14 @@ def baselines_evaluate(
     for c in ("method", "DER", "bias", "NMAE", "RRMSE", "share within 20% RRMSE"):
         t.add_column(c, justify="right")
     for s in summary.itertuples():
-        t.add_row(s.method, str(s.der), f"{s.median_bias:+.3f}", f"{s.median_nmae:.3f}",
-                  f"{s.median_rrmse:.3f}", f"{s.within_20pct:.0%}")
+        t.add_row(
+            s.method,
+            str(s.der),
+            f"{s.median_bias:+.3f}",
+            f"{s.median_nmae:.3f}",
+            f"{s.median_rrmse:.3f}",
+            f"{s.within_20pct:.0%}",
+        )
     console.print(t)
     console.print(f"scores and plot in [bold]{out}[/]")
 
@@ -268,12 +299,12 @@ def baselines_evaluate(
 def sweep(
     batch: Annotated[Path, typer.Argument(help="batch folder")],
     grid: Annotated[Path, typer.Option(help="sweep.toml with a [grid] table")],
-    designs: Annotated[str, typer.Option(help="comma-separated designs, or 'all'")] = (
-        "single,dso-led,tso-only"),
+    designs: Annotated[str, typer.Option(help="comma-separated designs, or 'all'")] = ("single,dso-led,tso-only"),
     pricing: Annotated[str, typer.Option()] = "pay-as-clear",
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/sweep"),
-    scheduler: Annotated[str | None, typer.Option(
-        help="Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a local cluster)")] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a local cluster)")
+    ] = None,
 ) -> None:
     """Run designs over a grid of parameters, fanned out with Dask; one table, one report."""
     from market.sweep import load_grid, run_sweep, sweep_figure
@@ -285,13 +316,17 @@ def sweep(
             prog.add_task(f"{len(points)} grid points x designs on Dask", total=None)
             results = run_sweep(b, _design_list(designs), points, pricing, scheduler)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "manifest.json", output_manifest(
-        "sweep", {**_batch_inputs(b), "grid": sha256_file(grid)},
-        {"designs": designs, "pricing": pricing, "points": len(points)}))
+    write_json(
+        out / "manifest.json",
+        output_manifest(
+            "sweep",
+            {**_batch_inputs(b), "grid": sha256_file(grid)},
+            {"designs": designs, "pricing": pricing, "points": len(points)},
+        ),
+    )
     results.to_parquet(out / "sweep.parquet", index=False)
     sweep_figure(results).write_html(out / "report.html", include_plotlyjs="inline")
-    wide = results[results["metric"] == "system_cost_eur"].pivot_table(
-        index="point", columns="design", values="value")
+    wide = results[results["metric"] == "system_cost_eur"].pivot_table(index="point", columns="design", values="value")
     t = Table(title="system cost (EUR) per grid point and design")
     t.add_column("point")
     for d in wide.columns:
@@ -316,8 +351,7 @@ def _design_list(designs: str) -> list[str]:
     return preset_names() if names == ["all"] else names
 
 
-def run_compare(b: Batch, designs: list[str], pricing: str, out: Path,
-                scheduler: str | None) -> list:  # type: ignore[type-arg]
+def run_compare(b: Batch, designs: list[str], pricing: str, out: Path, scheduler: str | None) -> list:  # type: ignore[type-arg]
     """Clear every design, write each run folder, comparison.parquet and report.html."""
     from market.comparison import clear_designs, comparison_table
     from market.report import render_report
@@ -326,16 +360,20 @@ def run_compare(b: Batch, designs: list[str], pricing: str, out: Path,
     t0 = time.perf_counter()
     with _progress() as prog:
         task = prog.add_task(f"clearing {len(designs)} designs", total=None)
-        results = clear_designs(b, designs, pricing, scheduler,
-                                progress=lambda s: prog.update(task, description=s))
+        results = clear_designs(b, designs, pricing, scheduler, progress=lambda s: prog.update(task, description=s))
     t1 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     for r in results:
-        write_run(out / "runs" / r.design.name, b, r, {"design": r.design.name,
-                                                       "pricing": pricing},
-                  {"clear_all_designs": t1 - t0})
-    write_json(out / "manifest.json", output_manifest(
-        "comparison", _batch_inputs(b), {"designs": designs, "pricing": pricing}))
+        write_run(
+            out / "runs" / r.design.name,
+            b,
+            r,
+            {"design": r.design.name, "pricing": pricing},
+            {"clear_all_designs": t1 - t0},
+        )
+    write_json(
+        out / "manifest.json", output_manifest("comparison", _batch_inputs(b), {"designs": designs, "pricing": pricing})
+    )
     table = comparison_table(results)
     table.to_parquet(out / "comparison.parquet", index=False)
     (out / "report.html").write_text(render_report(b, results))
@@ -345,8 +383,9 @@ def run_compare(b: Batch, designs: list[str], pricing: str, out: Path,
 @app.command()
 def compare(
     batch: Annotated[Path, typer.Argument(help="batch folder")],
-    designs: Annotated[str, typer.Option(help="comma-separated presets or .toml paths; "
-                                         "'all' for every preset")] = CORE_DESIGNS,
+    designs: Annotated[
+        str, typer.Option(help="comma-separated presets or .toml paths; 'all' for every preset")
+    ] = CORE_DESIGNS,
     pricing: Annotated[str, typer.Option(help="pay-as-bid or pay-as-clear")] = "pay-as-clear",
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/compare"),
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address")] = None,
@@ -359,11 +398,17 @@ def compare(
     console.print(f"report: [bold]{out / 'report.html'}[/]")
 
 
-SHORT = [("system_cost_eur", "system cost EUR"), ("unmet_mwh", "unmet MWh"),
-         ("distribution_violation_mwh", "viol. MWh"), ("imbalance_mwh", "imbal. MWh"),
-         ("tier_bypassing_count", "bypass"), ("hidden_coupling_der_intervals", "coupling"),
-         ("observability_min", "observ."), ("latency_s_max", "latency s"),
-         ("cyber_exposure_parties", "cyber")]
+SHORT = [
+    ("system_cost_eur", "system cost EUR"),
+    ("unmet_mwh", "unmet MWh"),
+    ("distribution_violation_mwh", "viol. MWh"),
+    ("imbalance_mwh", "imbal. MWh"),
+    ("tier_bypassing_count", "bypass"),
+    ("hidden_coupling_der_intervals", "coupling"),
+    ("observability_min", "observ."),
+    ("latency_s_max", "latency s"),
+    ("cyber_exposure_parties", "cyber"),
+]
 
 
 def comparison_rich(results: list) -> Table:  # type: ignore[type-arg]
@@ -382,8 +427,7 @@ def _short(v: float) -> str:
 
 @app.command()
 def demo(
-    data: Annotated[Path, typer.Option(help="folder with sample/ and meter.parquet")] = Path(
-        "data"),
+    data: Annotated[Path, typer.Option(help="folder with sample/ and meter.parquet")] = Path("data"),
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/sample"),
 ) -> None:
     """The main job on the sample: validate, clear every preset design, compare, settle."""
@@ -396,11 +440,12 @@ def demo(
     console.print(f"report: [bold]{out / 'report.html'}[/]")
     from settlement import settle as do_settle
 
-    r = do_settle(out / "runs" / "single", data / "meter.parquet", data / "settle.toml",
-                  out=out / "settlement")
+    r = do_settle(out / "runs" / "single", data / "meter.parquet", data / "settle.toml", out=out / "settlement")
     console.print(statements_rich(r))
-    console.print(f"settlement of the single run: {len(r.new_versions)} new statement "
-                  f"version(s), {len(r.findings)} finding(s) -> {out / 'settlement'}")
+    console.print(
+        f"settlement of the single run: {len(r.new_versions)} new statement "
+        f"version(s), {len(r.findings)} finding(s) -> {out / 'settlement'}"
+    )
 
 
 def main() -> None:  # pragma: no cover

@@ -13,16 +13,40 @@ from market.design import Design, load_design
 from market.errors import DesignError
 from market.results import ClearingResult
 
-UNITS = (("_mwh", "MWh"), ("_mw", "MW"), ("_eur", "EUR"), ("_s", "s"), ("_count", "count"),
-         ("_parties", "count"), ("_variables", "count"), ("_constraints", "count"),
-         ("_integer", "count"), ("_models", "count"), ("_intervals", "count"),
-         ("_tiers_max", "tiers"), ("_tiers_mean", "tiers"), ("_min", "share"),
-         ("_by_dso", "share"))
+UNITS = (
+    ("_mwh", "MWh"),
+    ("_mw", "MW"),
+    ("_eur", "EUR"),
+    ("_s", "s"),
+    ("_count", "count"),
+    ("_parties", "count"),
+    ("_variables", "count"),
+    ("_constraints", "count"),
+    ("_integer", "count"),
+    ("_models", "count"),
+    ("_intervals", "count"),
+    ("_tiers_max", "tiers"),
+    ("_tiers_mean", "tiers"),
+    ("_min", "share"),
+    ("_by_dso", "share"),
+)
 
 # Which way is better, for colouring the report: -1 lower is better, +1 higher is better.
-BETTER = {"tier_bypassing": -1, "hidden_coupling": -1, "violation": -1, "observability": 1,
-          "latency": -1, "scalability": -1, "cyber": -1, "cost": -1, "unmet": -1,
-          "imbalance": -1, "welfare": 1, "liquidity": 1, "make_whole": -1}
+BETTER = {
+    "tier_bypassing": -1,
+    "hidden_coupling": -1,
+    "violation": -1,
+    "observability": 1,
+    "latency": -1,
+    "scalability": -1,
+    "cyber": -1,
+    "cost": -1,
+    "unmet": -1,
+    "imbalance": -1,
+    "welfare": 1,
+    "liquidity": 1,
+    "make_whole": -1,
+}
 
 
 def unit_of(metric: str) -> str:
@@ -49,14 +73,25 @@ def comparison_table(results: Sequence[ClearingResult]) -> pd.DataFrame:
     rows = []
     for r in results:
         for metric, value in flatten(r.metrics).items():
-            rows.append({"design": r.design.name, "metric": metric, "value": value,
-                         "unit": unit_of(metric), "pricing": r.pricing})
+            rows.append(
+                {
+                    "design": r.design.name,
+                    "metric": metric,
+                    "value": value,
+                    "unit": unit_of(metric),
+                    "pricing": r.pricing,
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def clear_designs(batch: Batch, designs: Sequence[str | Design], pricing: str = "pay-as-bid",
-                  scheduler: str | None = None,
-                  progress: Callable[[str], None] | None = None) -> list[ClearingResult]:
+def clear_designs(
+    batch: Batch,
+    designs: Sequence[str | Design],
+    pricing: str = "pay-as-bid",
+    scheduler: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[ClearingResult]:
     """Clear each design on the same batch, concurrently (Dask: threads, or a cluster)."""
     import dask
 
@@ -73,4 +108,3 @@ def clear_designs(batch: Batch, designs: Sequence[str | Design], pricing: str = 
         with Client(scheduler) as client:
             return list(client.gather(client.compute(tasks)))
     return list(dask.compute(*tasks, scheduler="threads", num_workers=2))
-

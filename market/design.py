@@ -77,8 +77,7 @@ class Design:
             "models": list(self.models),
             "data_links": list(self.data_links),
             "steps": [
-                {**s.__dict__, "buyers": list(s.buyers),
-                 "dispatch": {k: list(v) for k, v in s.dispatch.items()}}
+                {**s.__dict__, "buyers": list(s.buyers), "dispatch": {k: list(v) for k, v in s.dispatch.items()}}
                 for s in self.steps
             ],
         }
@@ -117,13 +116,18 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
             if path[0] != buyer or path[-1] != "der":
                 raise _fail(w, f"dispatch.{buyer} must start at '{buyer}' and end at 'der'")
             dispatch[buyer] = tuple(path)
-        steps.append(Step(
-            name=str(s.get("name", f"step{i + 1}")), buyers=buyers,
-            per_dso=bool(s.get("per_dso", False)),
-            prequalify=bool(s.get("prequalify", False)),
-            constraints=s.get("constraints", "all"), signals=s.get("signals", "full"),
-            dispatch=dispatch, observed_by_dso=bool(s.get("observed_by_dso", True)),
-        ))
+        steps.append(
+            Step(
+                name=str(s.get("name", f"step{i + 1}")),
+                buyers=buyers,
+                per_dso=bool(s.get("per_dso", False)),
+                prequalify=bool(s.get("prequalify", False)),
+                constraints=s.get("constraints", "all"),
+                signals=s.get("signals", "full"),
+                dispatch=dispatch,
+                observed_by_dso=bool(s.get("observed_by_dso", True)),
+            )
+        )
     cleared = [b for st in steps for b in st.buyers]
     for b in BUYERS:
         if cleared.count(b) > 1:
@@ -132,16 +136,19 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
     if any(t not in TIERS for t in links):
         raise _fail(where, f"data_links must name tiers {TIERS}")
     return Design(
-        name=str(raw["name"]), title=str(raw.get("title", raw["name"])), steps=tuple(steps),
+        name=str(raw["name"]),
+        title=str(raw.get("title", raw["name"])),
+        steps=tuple(steps),
         description=str(raw.get("description", "")).strip(),
         report_section=str(raw.get("report_section", "")),
-        models=tuple(raw.get("models", ())), data_links=links, source=where,
+        models=tuple(raw.get("models", ())),
+        data_links=links,
+        source=where,
     )
 
 
 def preset_names() -> list[str]:
-    return sorted(p.name[:-5] for p in resources.files("market.designs").iterdir()
-                  if p.name.endswith(".toml"))
+    return sorted(p.name[:-5] for p in resources.files("market.designs").iterdir() if p.name.endswith(".toml"))
 
 
 def load_design(name_or_path: str | Path) -> Design:
@@ -152,8 +159,9 @@ def load_design(name_or_path: str | Path) -> Design:
     else:
         res = resources.files("market.designs") / f"{name_or_path}.toml"
         if not res.is_file():
-            raise DesignError(f"unknown design {name_or_path!r}; presets: "
-                              f"{', '.join(preset_names())}, or give a .toml path")
+            raise DesignError(
+                f"unknown design {name_or_path!r}; presets: {', '.join(preset_names())}, or give a .toml path"
+            )
         text, where = res.read_text(), f"preset {name_or_path}"
     try:
         raw = tomllib.loads(text)

@@ -60,15 +60,15 @@ class LinearModel:
     variables: dict[str, VarFamily] = field(default_factory=dict)
     constraints: dict[str, ConFamily] = field(default_factory=dict)
 
-    def add_variable(self, name: str, lower: np.ndarray, upper: np.ndarray, cost: np.ndarray,
-                     integer: bool = False) -> None:
+    def add_variable(
+        self, name: str, lower: np.ndarray, upper: np.ndarray, cost: np.ndarray, integer: bool = False
+    ) -> None:
         lower, upper, cost = (np.asarray(a, dtype=float) for a in (lower, upper, cost))
         if not (len(lower) == len(upper) == len(cost)):
             raise ValueError(f"variable family {name}: bounds and cost differ in length")
         self.variables[name] = VarFamily(name, lower, upper, cost, integer)
 
-    def add_constraint(self, name: str, blocks: dict[str, sp.spmatrix], sense: Sense,
-                       rhs: np.ndarray) -> None:
+    def add_constraint(self, name: str, blocks: dict[str, sp.spmatrix], sense: Sense, rhs: np.ndarray) -> None:
         rhs = np.asarray(rhs, dtype=float)
         if len(rhs) == 0:
             return
@@ -107,8 +107,7 @@ class LinearModel:
         worst: dict[str, float] = {}
         for name, fam in self.variables.items():
             x = values[name]
-            worst[f"bounds:{name}"] = float(
-                max(np.max(fam.lower - x, initial=0.0), np.max(x - fam.upper, initial=0.0)))
+            worst[f"bounds:{name}"] = float(max(np.max(fam.lower - x, initial=0.0), np.max(x - fam.upper, initial=0.0)))
         for name, con in self.constraints.items():
             lhs = self.row_activity(con, values)
             diff = lhs - con.rhs
@@ -164,7 +163,8 @@ def to_cvxpy(model: LinearModel):  # type: ignore[no-untyped-def]
 
     cvars = {
         name: cp.Variable(fam.size, name=name, bounds=[fam.lower, fam.upper], integer=fam.integer)
-        for name, fam in model.variables.items() if fam.size
+        for name, fam in model.variables.items()
+        if fam.size
     }
     constraints = {}
     for name, con in model.constraints.items():
@@ -196,8 +196,7 @@ def solve_cvxpy(model: LinearModel, options: dict[str, object] | None = None) ->
     try:
         problem.solve(solver="HIGHS", canon_backend="SCIPY", **opts)
     except cp.error.SolverError as exc:
-        return Solution(SolveStatus.FAILED, np.nan, {}, {}, t1 - t0,
-                        time.perf_counter() - t1, "HIGHS", str(exc))
+        return Solution(SolveStatus.FAILED, np.nan, {}, {}, t1 - t0, time.perf_counter() - t1, "HIGHS", str(exc))
     t2 = time.perf_counter()
     status = {
         cp.OPTIMAL: SolveStatus.OPTIMAL,
@@ -209,8 +208,10 @@ def solve_cvxpy(model: LinearModel, options: dict[str, object] | None = None) ->
     }.get(problem.status, SolveStatus.FAILED)
     if status is not SolveStatus.OPTIMAL:
         return Solution(status, np.nan, {}, {}, t1 - t0, t2 - t1, "HIGHS", str(problem.status))
-    values = {name: _snap(np.asarray(cvars[name].value, dtype=float).reshape(-1))
-              if name in cvars else np.zeros(0) for name in model.variables}
+    values = {
+        name: _snap(np.asarray(cvars[name].value, dtype=float).reshape(-1)) if name in cvars else np.zeros(0)
+        for name in model.variables
+    }
     marginals = {}
     if model.n_integer == 0:
         for name, con in model.constraints.items():
@@ -219,8 +220,7 @@ def solve_cvxpy(model: LinearModel, options: dict[str, object] | None = None) ->
                 continue
             dual = np.asarray(constraints[name].dual_value, dtype=float).reshape(-1)
             marginals[name] = dual if con.sense == ">=" else -dual
-    return Solution(status, float(problem.value), values, marginals, t1 - t0, t2 - t1, "HIGHS",
-                    str(problem.status))
+    return Solution(status, float(problem.value), values, marginals, t1 - t0, t2 - t1, "HIGHS", str(problem.status))
 
 
 def _snap(x: np.ndarray) -> np.ndarray:
@@ -229,8 +229,7 @@ def _snap(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def stacked(model: LinearModel) -> tuple[sp.csc_matrix, np.ndarray, np.ndarray, dict[str, slice],
-                                         dict[str, slice]]:
+def stacked(model: LinearModel) -> tuple[sp.csc_matrix, np.ndarray, np.ndarray, dict[str, slice], dict[str, slice]]:
     """The whole model as one CSC matrix with row bounds (for highspy)."""
     col: dict[str, slice] = {}
     start = 0
@@ -247,8 +246,7 @@ def stacked(model: LinearModel) -> tuple[sp.csc_matrix, np.ndarray, np.ndarray, 
         blocks = []
         for var, mat in con.blocks:
             m = sp.coo_matrix(mat)
-            blocks.append(sp.coo_matrix((m.data, (m.row, m.col + col[var].start)),
-                                        shape=(con.size, n_cols)))
+            blocks.append(sp.coo_matrix((m.data, (m.row, m.col + col[var].start)), shape=(con.size, n_cols)))
         parts.append(_coo_sum(blocks, (con.size, n_cols)))
         lo.append(con.rhs if con.sense in ("==", ">=") else np.full(con.size, -np.inf))
         hi.append(con.rhs if con.sense in ("==", "<=") else np.full(con.size, np.inf))
@@ -264,9 +262,13 @@ def _coo_sum(blocks: list[sp.coo_matrix], shape: tuple[int, int]) -> sp.coo_matr
     """Blocks of one row family over disjoint column ranges, as one COO matrix."""
     if not blocks:
         return sp.coo_matrix(shape)
-    return sp.coo_matrix((np.concatenate([b.data for b in blocks]),
-                          (np.concatenate([b.row for b in blocks]),
-                           np.concatenate([b.col for b in blocks]))), shape=shape)
+    return sp.coo_matrix(
+        (
+            np.concatenate([b.data for b in blocks]),
+            (np.concatenate([b.row for b in blocks]), np.concatenate([b.col for b in blocks])),
+        ),
+        shape=shape,
+    )
 
 
 def solve_highspy(model: LinearModel, options: dict[str, object] | None = None) -> Solution:
@@ -301,8 +303,7 @@ def solve_highspy(model: LinearModel, options: dict[str, object] | None = None) 
     t2 = time.perf_counter()
     ms = h.getModelStatus()
     if ms != highspy.HighsModelStatus.kOptimal:
-        status = SolveStatus.INFEASIBLE if ms == highspy.HighsModelStatus.kInfeasible else (
-            SolveStatus.FAILED)
+        status = SolveStatus.INFEASIBLE if ms == highspy.HighsModelStatus.kInfeasible else (SolveStatus.FAILED)
         return Solution(status, np.nan, {}, {}, t1 - t0, t2 - t1, "highspy", str(ms))
     sol = h.getSolution()
     x = np.asarray(sol.col_value)
@@ -311,8 +312,16 @@ def solve_highspy(model: LinearModel, options: dict[str, object] | None = None) 
     if not model.n_integer:
         duals = np.asarray(sol.row_dual)
         marginals = {name: duals[s] for name, s in rows.items()}
-    return Solution(SolveStatus.OPTIMAL, h.getInfo().objective_function_value, values, marginals,
-                    t1 - t0, t2 - t1, "highspy", str(ms))
+    return Solution(
+        SolveStatus.OPTIMAL,
+        h.getInfo().objective_function_value,
+        values,
+        marginals,
+        t1 - t0,
+        t2 - t1,
+        "highspy",
+        str(ms),
+    )
 
 
 def verify(model: LinearModel, solution: Solution, tol: float = 1e-6) -> None:
@@ -321,8 +330,7 @@ def verify(model: LinearModel, solution: Solution, tol: float = 1e-6) -> None:
     bad = {k: v for k, v in worst.items() if v > tol}
     if bad:
         detail = ", ".join(f"{k} by {v:.3g}" for k, v in sorted(bad.items()))
-        raise SolverError(f"{model.name}: solver returned {solution.detail!r} but the solution "
-                          f"breaks {detail}")
+        raise SolverError(f"{model.name}: solver returned {solution.detail!r} but the solution breaks {detail}")
     ints = [n for n, f in model.variables.items() if f.integer]
     for n in ints:
         v = solution.values[n]

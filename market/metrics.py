@@ -21,14 +21,21 @@ def _path_properties(batch: Batch, result: ClearingResult) -> pd.DataFrame:
     """Per award row: its instruction path's properties, looked up once per (step, buyer
     kind) of the design and joined to the awards (no per-award Python)."""
     hop = batch.config.hop_latency_s
-    rows = [{"step": s.name, "kind": k, "passes_dso": "dso" in s.path_for(k),
-             "tiers": len(s.path_for(k)), "next_tier": s.path_for(k)[1],
-             "latency_s": sum(hop.get(t, 0.0) for t in s.path_for(k)[:-1])}
-            for s in result.design.steps for k in ("tso", "dso")]
+    rows = [
+        {
+            "step": s.name,
+            "kind": k,
+            "passes_dso": "dso" in s.path_for(k),
+            "tiers": len(s.path_for(k)),
+            "next_tier": s.path_for(k)[1],
+            "latency_s": sum(hop.get(t, 0.0) for t in s.path_for(k)[:-1]),
+        }
+        for s in result.design.steps
+        for k in ("tso", "dso")
+    ]
     table = pd.DataFrame(rows)
     aw = result.awards
-    keys = pd.DataFrame({"step": aw["step"].to_numpy(),
-                         "kind": np.where(aw["buyer_id"] == TSO_ID, "tso", "dso")})
+    keys = pd.DataFrame({"step": aw["step"].to_numpy(), "kind": np.where(aw["buyer_id"] == TSO_ID, "tso", "dso")})
     return keys.merge(table, on=["step", "kind"], how="left", validate="many_to_one")
 
 
@@ -56,8 +63,7 @@ def compute_metrics(batch: Batch, result: ClearingResult) -> dict[str, Any]:
     metrics["latency_path_tiers_max"] = int(tiers.max()) if len(tiers) else 0
     metrics["latency_path_tiers_mean"] = float(tiers.mean()) if len(tiers) else 0.0
     metrics["latency_s_max"] = float(latency.max()) if len(latency) else 0.0
-    metrics["latency_s_mean_mw_weighted"] = (
-        float(np.average(latency, weights=aw["quantity_mw"])) if len(aw) else 0.0)
+    metrics["latency_s_mean_mw_weighted"] = float(np.average(latency, weights=aw["quantity_mw"])) if len(aw) else 0.0
     largest = max(result.stats, key=lambda s: (s.n_variables, s.n_constraints), default=None)
     metrics["scalability_largest_variables"] = largest.n_variables if largest else 0
     metrics["scalability_largest_constraints"] = largest.n_constraints if largest else 0
@@ -70,25 +76,25 @@ def compute_metrics(batch: Batch, result: ClearingResult) -> dict[str, Any]:
     metrics["cost_by_buyer_eur"] = {k: float(v) for k, v in cost.items()}
     metrics["total_cost_eur"] = float(cost.sum())  # energy payments + make-whole
     metrics["make_whole_eur"] = float(aw["make_whole_eur"].sum())
-    metrics["make_whole_bids_count"] = int(aw.loc[aw["make_whole_eur"] > 0,
-                                                        "bid_id"].nunique())
+    metrics["make_whole_bids_count"] = int(aw.loc[aw["make_whole_eur"] > 0, "bid_id"].nunique())
     needs = result.needs
     unmet = needs.groupby("buyer_id")["unmet_mw"].sum() * h
     metrics["unmet_by_buyer_mwh"] = {k: float(v) for k, v in unmet.items()}
     metrics["unmet_mwh"] = float(unmet.sum())
     metrics["imbalance_mwh"] = float(np.abs(result.imbalance["imbalance_mw"]).sum() * h)
     elastic = needs["max_price_eur_mwh"].notna()
-    value = float((needs.loc[elastic, "served_mw"] * needs.loc[elastic, "max_price_eur_mwh"]).sum()
-                  * h)
+    value = float((needs.loc[elastic, "served_mw"] * needs.loc[elastic, "max_price_eur_mwh"]).sum() * h)
     bid_cost = float((aw["quantity_mw"] * aw["bid_price_eur_mwh"]).sum() * h)
     voll = batch.config.voll_eur_mwh
     metrics["bid_cost_eur"] = bid_cost
     metrics["welfare_eur"] = value - bid_cost - voll * metrics["unmet_mwh"]
-    metrics["system_cost_eur"] = (bid_cost - value + voll * metrics["unmet_mwh"]
-                                  + (voll + IMBALANCE_PREMIUM_EUR_MWH) * metrics["imbalance_mwh"]
-                                  + VIOLATION_FACTOR * voll * (
-                                      metrics["distribution_violation_mwh"]
-                                            + metrics["transmission_violation_mwh"]))
+    metrics["system_cost_eur"] = (
+        bid_cost
+        - value
+        + voll * metrics["unmet_mwh"]
+        + (voll + IMBALANCE_PREMIUM_EUR_MWH) * metrics["imbalance_mwh"]
+        + VIOLATION_FACTOR * voll * (metrics["distribution_violation_mwh"] + metrics["transmission_violation_mwh"])
+    )
     liq = result.liquidity.groupby("buyer_id")["offered_mw"].sum()
     metrics["liquidity_by_buyer_mw"] = {k: float(v) for k, v in liq.items()}
     metrics["activated_mwh"] = float(aw["energy_mwh"].sum())
@@ -98,15 +104,19 @@ def compute_metrics(batch: Batch, result: ClearingResult) -> dict[str, Any]:
 def _hidden_coupling(aw: pd.DataFrame) -> dict[str, Any]:
     """DER-intervals activated by two or more buyers; MW in opposite directions among them."""
     if not len(aw):
-        return {"hidden_coupling_der_intervals": 0, "hidden_coupling_opposite_mw": 0.0,
-                "hidden_coupling_opposite_der_intervals": 0}
+        return {
+            "hidden_coupling_der_intervals": 0,
+            "hidden_coupling_opposite_mw": 0.0,
+            "hidden_coupling_opposite_der_intervals": 0,
+        }
     g = aw.groupby(["der_id", "interval_start"])
     buyers = g["buyer_id"].nunique()
     coupled = buyers[buyers > 1].index
-    sub = aw.set_index(["der_id", "interval_start"]).loc[coupled].reset_index() if len(
-        coupled) else aw.iloc[:0]
-    signed = sub.assign(up=np.where(sub["direction"] == "up", sub["quantity_mw"], 0.0),
-                        down=np.where(sub["direction"] == "down", sub["quantity_mw"], 0.0))
+    sub = aw.set_index(["der_id", "interval_start"]).loc[coupled].reset_index() if len(coupled) else aw.iloc[:0]
+    signed = sub.assign(
+        up=np.where(sub["direction"] == "up", sub["quantity_mw"], 0.0),
+        down=np.where(sub["direction"] == "down", sub["quantity_mw"], 0.0),
+    )
     per = signed.groupby(["der_id", "interval_start"])[["up", "down"]].sum()
     opposite = np.minimum(per["up"], per["down"])
     return {

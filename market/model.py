@@ -72,8 +72,7 @@ class StepIndex:
     units: pd.DataFrame  # integer units: anchor pos, unit id
 
 
-def _sparse(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray | float, shape: tuple[int, int]
-            ) -> sp.csr_matrix:
+def _sparse(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray | float, shape: tuple[int, int]) -> sp.csr_matrix:
     vals = np.broadcast_to(np.asarray(vals, dtype=float), rows.shape)
     return sp.csr_matrix((vals, (rows, cols)), shape=shape)
 
@@ -105,25 +104,28 @@ def build_step_model(inp: StepInput) -> tuple[LinearModel, StepIndex]:
     return m, index
 
 
-def _signal_sets(bids: pd.DataFrame, inp: StepInput
-                 ) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+def _signal_sets(bids: pd.DataFrame, inp: StepInput) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
     """Red flag per bid; amber rows (area, t, direction, headroom) and their bids."""
     n = len(bids)
     empty = pd.DataFrame({"area_id": [], "t": [], "direction": [], "headroom_mw": [], "row": []})
     sig = inp.signals
     if not len(sig) or not n:
         return np.zeros(n, bool), empty, pd.DataFrame({"row": [], "pos": []}, dtype=int)
-    at = bids[["pos", "node_id", "t", "direction"]].merge(
-        inp.node_areas[["node_id", "area_id"]], on="node_id").merge(
-        sig, on=["area_id", "t"])
+    at = (
+        bids[["pos", "node_id", "t", "direction"]]
+        .merge(inp.node_areas[["node_id", "area_id"]], on="node_id")
+        .merge(sig, on=["area_id", "t"])
+    )
     red = np.zeros(n, bool)
     red[at.loc[at["state"] == "red", "pos"].to_numpy()] = True
     amb = at[at["state"] == "amber"].copy()
-    amb["headroom_mw"] = np.where(amb["direction"] == "up", amb["headroom_up_mw"],
-                                  amb["headroom_down_mw"])
-    rows = (amb[["area_id", "t", "direction", "headroom_mw"]].drop_duplicates(
-        ["area_id", "t", "direction"]).sort_values(["area_id", "t", "direction"])
-        .reset_index(drop=True))
+    amb["headroom_mw"] = np.where(amb["direction"] == "up", amb["headroom_up_mw"], amb["headroom_down_mw"])
+    rows = (
+        amb[["area_id", "t", "direction", "headroom_mw"]]
+        .drop_duplicates(["area_id", "t", "direction"])
+        .sort_values(["area_id", "t", "direction"])
+        .reset_index(drop=True)
+    )
     rows["row"] = np.arange(len(rows))
     amb = amb.merge(rows[["area_id", "t", "direction", "row"]], on=["area_id", "t", "direction"])
     return red, rows, amb[["row", "pos"]].astype(int)
@@ -138,8 +140,8 @@ def _dso_pairs(bids: pd.DataFrame, inp: StepInput) -> pd.DataFrame:
     nr["r"] = np.arange(len(needs))
     cand = bids.loc[bids["dso_ok"], ["pos", "node_id", "t", "direction", "dso_id"]]
     pairs = cand.merge(inp.node_areas[["node_id", "area_id"]], on="node_id").merge(
-        nr, left_on=["area_id", "t", "direction", "dso_id"],
-        right_on=["area_id", "t", "direction", "buyer_id"])
+        nr, left_on=["area_id", "t", "direction", "dso_id"], right_on=["area_id", "t", "direction", "buyer_id"]
+    )
     return pairs[["pos", "r"]].sort_values(["pos", "r"]).reset_index(drop=True)
 
 
@@ -148,8 +150,7 @@ def define_bid_variables(m: LinearModel, bids: pd.DataFrame, members: np.ndarray
     usable = bids["tso_eff"].to_numpy() | bids["member"].to_numpy()
     cap = np.where(usable, bids["cap_mw"].to_numpy(), 0.0)
     m.add_variable("x", np.zeros(len(bids)), cap, bids["cost"].to_numpy())
-    m.add_variable("yd", np.zeros(len(members)), bids["cap_mw"].to_numpy()[members],
-                   np.zeros(len(members)))
+    m.add_variable("yd", np.zeros(len(members)), bids["cap_mw"].to_numpy()[members], np.zeros(len(members)))
 
 
 def define_dso_share(m: LinearModel, bids: pd.DataFrame, members: np.ndarray) -> None:
@@ -159,10 +160,15 @@ def define_dso_share(m: LinearModel, bids: pd.DataFrame, members: np.ndarray) ->
     for name, mask, sense in (("dso_share", tso, "<="), ("dso_only", ~tso, "==")):
         j = np.flatnonzero(mask)
         rows = np.arange(len(j))
-        m.add_constraint(name, {
-            "yd": _sparse(rows, j, 1.0, (len(j), k)),
-            "x": _sparse(rows, members[j], -1.0, (len(j), n)),
-        }, sense, np.zeros(len(j)))  # type: ignore[arg-type]
+        m.add_constraint(
+            name,
+            {
+                "yd": _sparse(rows, j, 1.0, (len(j), k)),
+                "x": _sparse(rows, members[j], -1.0, (len(j), n)),
+            },
+            sense,
+            np.zeros(len(j)),
+        )  # type: ignore[arg-type]
 
 
 def _need_terms(needs: pd.DataFrame, voll: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -173,8 +179,7 @@ def _need_terms(needs: pd.DataFrame, voll: float) -> tuple[np.ndarray, np.ndarra
     return mm, cost, coef
 
 
-def define_tso_balance(m: LinearModel, bids: pd.DataFrame, inp: StepInput,
-                       balance_t: np.ndarray) -> None:
+def define_tso_balance(m: LinearModel, bids: pd.DataFrame, inp: StepInput, balance_t: np.ndarray) -> None:
     """Per interval with a TSO need: net of all activations + unmet - served = need.
 
     ``sum_b sign_b x_b + sum_mm sign_r w_r - sum_el sign_r w_r + e_up - e_dn
@@ -198,12 +203,17 @@ def define_tso_balance(m: LinearModel, bids: pd.DataFrame, inp: StepInput,
     rhs = np.bincount(rows_r, weights=sign_r * needs["quantity_mw"].to_numpy() * mm, minlength=k)
     rhs = rhs - inp.prior_net_mw[balance_t]
     eye = sp.identity(k, format="csr")
-    m.add_constraint("balance", {
-        "x": _sparse(bt[on], np.flatnonzero(on), bids["sign"].to_numpy()[on], (k, len(bids))),
-        "w_tso": _sparse(rows_r, np.arange(len(needs)), sign_r * coef, (k, len(needs))),
-        "e_up": eye,
-        "e_dn": -eye,
-    }, "==", rhs)
+    m.add_constraint(
+        "balance",
+        {
+            "x": _sparse(bt[on], np.flatnonzero(on), bids["sign"].to_numpy()[on], (k, len(bids))),
+            "w_tso": _sparse(rows_r, np.arange(len(needs)), sign_r * coef, (k, len(needs))),
+            "e_up": eye,
+            "e_dn": -eye,
+        },
+        "==",
+        rhs,
+    )
 
 
 def define_dso_needs(m: LinearModel, inp: StepInput, pairs: pd.DataFrame, n_yd: int) -> None:
@@ -212,38 +222,47 @@ def define_dso_needs(m: LinearModel, inp: StepInput, pairs: pd.DataFrame, n_yd: 
     mm, cost, coef = _need_terms(needs, inp.voll_eur_mwh)
     m.add_variable("w_dso", np.zeros(len(needs)), needs["quantity_mw"].to_numpy(), cost)
     k = len(needs)
-    m.add_constraint("dso_need", {
-        "yd": _sparse(pairs["r"].to_numpy(), pairs["j"].to_numpy(), 1.0, (k, n_yd)),
-        "w_dso": sp.diags(coef, format="csr") if k else sp.csr_matrix((0, 0)),
-    }, "==", needs["quantity_mw"].to_numpy() * mm)
+    m.add_constraint(
+        "dso_need",
+        {
+            "yd": _sparse(pairs["r"].to_numpy(), pairs["j"].to_numpy(), 1.0, (k, n_yd)),
+            "w_dso": sp.diags(coef, format="csr") if k else sp.csr_matrix((0, 0)),
+        },
+        "==",
+        needs["quantity_mw"].to_numpy() * mm,
+    )
 
 
-def define_amber_caps(m: LinearModel, bids: pd.DataFrame, members: np.ndarray,
-                      amber: pd.DataFrame, amber_pairs: pd.DataFrame) -> None:
+def define_amber_caps(
+    m: LinearModel, bids: pd.DataFrame, members: np.ndarray, amber: pd.DataFrame, amber_pairs: pd.DataFrame
+) -> None:
     """Amber: the TSO's activations (``x - yd``) per area, direction and interval <= headroom."""
     k, n = len(amber), len(bids)
     if not k:
         return
     rows, pos = amber_pairs["row"].to_numpy(), amber_pairs["pos"].to_numpy()
     is_member = np.isin(pos, members)
-    m.add_constraint("amber", {
-        "x": _sparse(rows, pos, 1.0, (k, n)),
-        "yd": _sparse(rows[is_member], np.searchsorted(members, pos[is_member]), -1.0,
-                      (k, len(members))),
-    }, "<=", amber["headroom_mw"].to_numpy())
+    m.add_constraint(
+        "amber",
+        {
+            "x": _sparse(rows, pos, 1.0, (k, n)),
+            "yd": _sparse(rows[is_member], np.searchsorted(members, pos[is_member]), -1.0, (k, len(members))),
+        },
+        "<=",
+        amber["headroom_mw"].to_numpy(),
+    )
 
 
-def network_matrix(bids: pd.DataFrame, network: pd.DataFrame, sens: pd.DataFrame
-                   ) -> sp.csr_matrix:
+def network_matrix(bids: pd.DataFrame, network: pd.DataFrame, sens: pd.DataFrame) -> sp.csr_matrix:
     """Rows = network rows, columns = bids: flow change per MW accepted (factor * sign)."""
     if not len(network) or not len(bids):
         return sp.csr_matrix((len(network), len(bids)))
     rows = network[["constraint_id", "t"]].reset_index(drop=True)
     rows["row"] = np.arange(len(rows))
-    b = bids[["pos", "node_id", "t", "sign"]].merge(sens, on="node_id").merge(
-        rows, on=["constraint_id", "t"])
-    return _sparse(b["row"].to_numpy(), b["pos"].to_numpy(),
-                   (b["factor"] * b["sign"]).to_numpy(), (len(rows), len(bids)))
+    b = bids[["pos", "node_id", "t", "sign"]].merge(sens, on="node_id").merge(rows, on=["constraint_id", "t"])
+    return _sparse(
+        b["row"].to_numpy(), b["pos"].to_numpy(), (b["factor"] * b["sign"]).to_numpy(), (len(rows), len(bids))
+    )
 
 
 def define_network(m: LinearModel, bids: pd.DataFrame, inp: StepInput) -> None:
@@ -279,10 +298,19 @@ def define_blocks(m: LinearModel, bids: pd.DataFrame) -> None:
     pos, anc = pos[~dead], anc[~dead]
     rows = np.arange(len(pos))
     n = len(bids)
-    m.add_constraint("block", {
-        "x": _sparse(np.concatenate([rows, rows]), np.concatenate([pos, anc]),
-                     np.concatenate([np.ones(len(pos)), -cap[pos] / cap[anc]]), (len(pos), n)),
-    }, "==", np.zeros(len(pos)))
+    m.add_constraint(
+        "block",
+        {
+            "x": _sparse(
+                np.concatenate([rows, rows]),
+                np.concatenate([pos, anc]),
+                np.concatenate([np.ones(len(pos)), -cap[pos] / cap[anc]]),
+                (len(pos), n),
+            ),
+        },
+        "==",
+        np.zeros(len(pos)),
+    )
 
 
 def define_integer_units(m: LinearModel, bids: pd.DataFrame) -> pd.DataFrame:
@@ -290,18 +318,25 @@ def define_integer_units(m: LinearModel, bids: pd.DataFrame) -> pd.DataFrame:
     unit = bids["block_id"].where(bids["block_id"].notna(), "bid:" + bids["bid_id"])
     cap = bids["cap_mw"].to_numpy()
     ratio = np.divide(bids["min_mw"].to_numpy(), cap, out=np.zeros(len(bids)), where=cap > 0)
-    frame = pd.DataFrame({"unit": unit, "pos": bids["pos"], "ratio": ratio,
-                          "group": bids["exclusive_group"],
-                          "ub": m.variables["x"].upper})
+    frame = pd.DataFrame(
+        {
+            "unit": unit,
+            "pos": bids["pos"],
+            "ratio": ratio,
+            "group": bids["exclusive_group"],
+            "ub": m.variables["x"].upper,
+        }
+    )
     g = frame.groupby("unit", sort=True)
-    units = pd.DataFrame({
-        "anchor": g["pos"].min(),
-        "ratio": g["ratio"].max(),
-        "group": g["group"].first(),
-        "live": g["ub"].min() > 0,
-    }).reset_index()
-    units = units[((units["ratio"] > 0) | units["group"].notna()) & units["live"]].reset_index(
-        drop=True)
+    units = pd.DataFrame(
+        {
+            "anchor": g["pos"].min(),
+            "ratio": g["ratio"].max(),
+            "group": g["group"].first(),
+            "live": g["ub"].min() > 0,
+        }
+    ).reset_index()
+    units = units[((units["ratio"] > 0) | units["group"].notna()) & units["live"]].reset_index(drop=True)
     k, n = len(units), len(bids)
     if not k:
         return units
@@ -309,23 +344,36 @@ def define_integer_units(m: LinearModel, bids: pd.DataFrame) -> pd.DataFrame:
     anc = units["anchor"].to_numpy()
     r = units["ratio"].to_numpy()
     whole = r >= 1.0 - 1e-12  # all-or-nothing: x = cap * z, one tight row instead of two
-    for name, sel, sense, coef in (("unit_whole", whole, "==", 1.0),
-                                   ("unit_max", ~whole, "<=", 1.0)):
+    for name, sel, sense, coef in (("unit_whole", whole, "==", 1.0), ("unit_max", ~whole, "<=", 1.0)):
         rows = np.flatnonzero(sel)
-        m.add_constraint(name, {
-            "x": _sparse(np.arange(len(rows)), anc[rows], 1.0, (len(rows), n)),
-            "z": _sparse(np.arange(len(rows)), rows, -coef * cap[anc[rows]], (len(rows), k)),
-        }, sense, np.zeros(len(rows)))  # type: ignore[arg-type]
+        m.add_constraint(
+            name,
+            {
+                "x": _sparse(np.arange(len(rows)), anc[rows], 1.0, (len(rows), n)),
+                "z": _sparse(np.arange(len(rows)), rows, -coef * cap[anc[rows]], (len(rows), k)),
+            },
+            sense,
+            np.zeros(len(rows)),
+        )  # type: ignore[arg-type]
     has_min = np.flatnonzero((r > 0) & ~whole)
-    m.add_constraint("unit_min", {
-        "x": _sparse(np.arange(len(has_min)), anc[has_min], 1.0, (len(has_min), n)),
-        "z": _sparse(np.arange(len(has_min)), has_min, -(r * cap[anc])[has_min],
-                     (len(has_min), k)),
-    }, ">=", np.zeros(len(has_min)))
+    m.add_constraint(
+        "unit_min",
+        {
+            "x": _sparse(np.arange(len(has_min)), anc[has_min], 1.0, (len(has_min), n)),
+            "z": _sparse(np.arange(len(has_min)), has_min, -(r * cap[anc])[has_min], (len(has_min), k)),
+        },
+        ">=",
+        np.zeros(len(has_min)),
+    )
     grouped = units[units["group"].notna()]
     if len(grouped):
         codes, _ = pd.factorize(grouped["group"], sort=True)
-        m.add_constraint("exclusive", {
-            "z": _sparse(codes, grouped.index.to_numpy(), 1.0, (int(codes.max()) + 1, k)),
-        }, "<=", np.ones(int(codes.max()) + 1))
+        m.add_constraint(
+            "exclusive",
+            {
+                "z": _sparse(codes, grouped.index.to_numpy(), 1.0, (int(codes.max()) + 1, k)),
+            },
+            "<=",
+            np.ones(int(codes.max()) + 1),
+        )
     return units

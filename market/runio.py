@@ -19,8 +19,7 @@ import pandas as pd
 from market.batch import Batch
 from market.results import ClearingResult
 
-VERSIONED = ("flexmarket", "cvxpy", "highspy", "pandas", "pyarrow", "numpy", "scipy", "pandera",
-             "duckdb", "dask")
+VERSIONED = ("flexmarket", "cvxpy", "highspy", "pandas", "pyarrow", "numpy", "scipy", "pandera", "duckdb", "dask")
 
 
 def package_versions() -> dict[str, str]:
@@ -34,8 +33,9 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def manifest(batch: Batch, result: ClearingResult, options: dict[str, Any],
-             timings: dict[str, float]) -> dict[str, Any]:
+def manifest(
+    batch: Batch, result: ClearingResult, options: dict[str, Any], timings: dict[str, float]
+) -> dict[str, Any]:
     return {
         "kind": "clearing-run",
         "batch": batch.config.as_dict(),
@@ -57,20 +57,24 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def output_manifest(kind: str, input_sha256: dict[str, str], options: dict[str, Any]
-                    ) -> dict[str, Any]:
+def output_manifest(kind: str, input_sha256: dict[str, str], options: dict[str, Any]) -> dict[str, Any]:
     """The manifest of a job's output folder (sweep, comparison, baseline evaluation):
     what it read (SHA-256 per input file), how it was asked, and the package versions."""
-    return {"kind": kind, "input_sha256": dict(sorted(input_sha256.items())),
-            "options": options, "versions": package_versions()}
+    return {
+        "kind": kind,
+        "input_sha256": dict(sorted(input_sha256.items())),
+        "options": options,
+        "versions": package_versions(),
+    }
 
 
 def write_table(df: pd.DataFrame, path: Path) -> None:
     df.to_parquet(path, index=False)
 
 
-def write_run(out: str | Path, batch: Batch, result: ClearingResult, options: dict[str, Any],
-              timings: dict[str, float]) -> Path:
+def write_run(
+    out: str | Path, batch: Batch, result: ClearingResult, options: dict[str, Any], timings: dict[str, float]
+) -> Path:
     """Write the run folder atomically (replace ``out`` only once all files are written)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

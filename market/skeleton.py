@@ -20,9 +20,7 @@ def skeleton_edges(design: Design) -> list[tuple[str, str, str]]:
 
 
 def skeleton_text(design: Design) -> str:
-    lines = ["tiers: " + "  ".join(t for t in TIERS if any(
-        t in (a, b) for a, b, _ in skeleton_edges(design)))]
+    lines = ["tiers: " + "  ".join(t for t in TIERS if any(t in (a, b) for a, b, _ in skeleton_edges(design)))]
     for a, b, kind in skeleton_edges(design):
-        lines.append(f"  [{a:>11}] --{kind}--> [{b}]" if kind != "data" else
-                     f"  [{a:>11}] ..data..> [{b}]")
+        lines.append(f"  [{a:>11}] --{kind}--> [{b}]" if kind != "data" else f"  [{a:>11}] ..data..> [{b}]")
     return "\n".join(lines)

@@ -49,15 +49,15 @@ def load_grid(path: str | Path) -> list[GridPoint]:
         raise FlexmarketError(f"{path}: needs a [grid] table with lists of values")
     unknown = set(grid) - set(PARAMETERS)
     if unknown:
-        raise FlexmarketError(f"{path}: unknown grid parameter(s) {sorted(unknown)}; "
-                              f"known: {', '.join(PARAMETERS)}")
+        raise FlexmarketError(f"{path}: unknown grid parameter(s) {sorted(unknown)}; known: {', '.join(PARAMETERS)}")
     for k, v in grid.items():
-        if not isinstance(v, list) or not v or not all(
-                isinstance(x, int | float) and x > 0 for x in v):
+        if not isinstance(v, list) or not v or not all(isinstance(x, int | float) and x > 0 for x in v):
             raise FlexmarketError(f"{path}: grid.{k} must be a non-empty list of numbers > 0")
     keys = sorted(grid)
-    return [GridPoint(**{k: float(v) for k, v in zip(keys, combo, strict=True)})
-            for combo in itertools.product(*(grid[k] for k in keys))]
+    return [
+        GridPoint(**{k: float(v) for k, v in zip(keys, combo, strict=True)})
+        for combo in itertools.product(*(grid[k] for k in keys))
+    ]
 
 
 def apply_point(batch: Batch, p: GridPoint) -> Batch:
@@ -78,13 +78,21 @@ def apply_point(batch: Batch, p: GridPoint) -> Batch:
 
 def _run_point(batch: Batch, point: GridPoint, design: Design, pricing: str) -> pd.DataFrame:
     r = clear(apply_point(batch, point), design, pricing)
-    return comparison_table([r]).drop(columns="pricing").assign(
-        **{k: getattr(point, k) for k in PARAMETERS}, point=point.label())
+    return (
+        comparison_table([r])
+        .drop(columns="pricing")
+        .assign(**{k: getattr(point, k) for k in PARAMETERS}, point=point.label())
+    )
 
 
-def run_sweep(batch: Batch, designs: Sequence[str | Design], grid: Sequence[GridPoint],
-              pricing: str = "pay-as-clear", scheduler: str | None = None,
-              n_workers: int = 2) -> pd.DataFrame:
+def run_sweep(
+    batch: Batch,
+    designs: Sequence[str | Design],
+    grid: Sequence[GridPoint],
+    pricing: str = "pay-as-clear",
+    scheduler: str | None = None,
+    n_workers: int = 2,
+) -> pd.DataFrame:
     from distributed import Client, LocalCluster
 
     loaded = [d if isinstance(d, Design) else load_design(d) for d in designs]
@@ -92,35 +100,43 @@ def run_sweep(batch: Batch, designs: Sequence[str | Design], grid: Sequence[Grid
     if scheduler:
         client = Client(scheduler)
     else:
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     try:
         shared = client.scatter(batch, broadcast=True)
-        futures = [client.submit(_run_point, shared, p, d, pricing, pure=False)
-                   for p in grid for d in loaded]
+        futures = [client.submit(_run_point, shared, p, d, pricing, pure=False) for p in grid for d in loaded]
         parts = client.gather(futures)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
     columns = [*PARAMETERS, "design", "point", "metric", "value", "unit"]
-    return pd.concat(parts, ignore_index=True)[columns].sort_values(
-        ["point", "design", "metric"]).reset_index(drop=True)
+    return (
+        pd.concat(parts, ignore_index=True)[columns].sort_values(["point", "design", "metric"]).reset_index(drop=True)
+    )
 
 
-def sweep_figure(results: pd.DataFrame, metrics: Sequence[str] = (
-        "system_cost_eur", "unmet_mwh", "distribution_violation_mwh", "tier_bypassing_count")):
+def sweep_figure(
+    results: pd.DataFrame,
+    metrics: Sequence[str] = ("system_cost_eur", "unmet_mwh", "distribution_violation_mwh", "tier_bypassing_count"),
+):
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=list(metrics))
     for k, metric in enumerate(metrics, start=1):
         sub = results[results["metric"] == metric]
         for i, (design, g) in enumerate(sub.groupby("design")):
-            fig.add_scatter(x=g["point"], y=g["value"], mode="markers+lines", name=str(design),
-                            legendgroup=str(design), showlegend=k == 1, row=1, col=k,
-                            marker_color=f"hsl({(i * 47) % 360},60%,45%)")
-    fig.update_layout(title="Sweep: metrics per grid point and design", template="plotly_white",
-                      height=520)
+            fig.add_scatter(
+                x=g["point"],
+                y=g["value"],
+                mode="markers+lines",
+                name=str(design),
+                legendgroup=str(design),
+                showlegend=k == 1,
+                row=1,
+                col=k,
+                marker_color=f"hsl({(i * 47) % 360},60%,45%)",
+            )
+    fig.update_layout(title="Sweep: metrics per grid point and design", template="plotly_white", height=520)
     fig.update_xaxes(tickangle=45)
     return fig

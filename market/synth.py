@@ -40,9 +40,12 @@ def synth_batch(spec: SynthSpec) -> Batch:
     n_feed = min(spec.feeders or max(2 * spec.dsos, n_der // 50), n_der)
     start = pd.Timestamp(spec.start).tz_convert("UTC")
     times = pd.date_range(start, periods=n_t, freq=pd.Timedelta(minutes=spec.interval_minutes))
-    cfg = BatchConfig(name=f"synth-b{n_der}-t{n_t}-d{spec.dsos}-s{spec.seed}", start=start,
-                      end=start + n_t * pd.Timedelta(minutes=spec.interval_minutes),
-                      interval_minutes=spec.interval_minutes)
+    cfg = BatchConfig(
+        name=f"synth-b{n_der}-t{n_t}-d{spec.dsos}-s{spec.seed}",
+        start=start,
+        end=start + n_t * pd.Timedelta(minutes=spec.interval_minutes),
+        interval_minutes=spec.interval_minutes,
+    )
 
     feeder_dso = np.arange(n_feed) % spec.dsos
     feeder_ids = np.array([f"d{d}-f{f:04d}" for f, d in zip(range(n_feed), feeder_dso, strict=True)])
@@ -61,32 +64,37 @@ def synth_batch(spec: SynthSpec) -> Batch:
     shape = 0.8 + 0.4 * np.sin(2 * np.pi * t_idx / max(n_t, 1))
     q = np.round(der_q[d_idx] * shape, 3)
     integer = der_integer[d_idx]
-    block_names = np.char.add("blk-", np.char.add(der_node[d_idx], np.char.add(
-        "-", (t_idx // 4).astype(str)))).astype(object)
+    block_names = np.char.add("blk-", np.char.add(der_node[d_idx], np.char.add("-", (t_idx // 4).astype(str)))).astype(
+        object
+    )
     block = pd.Series(block_names).where(integer & (d_idx % 2 == 0), None)
     excl_names = np.char.add("ex-", (d_idx // 4).astype(str)).astype(object)
     excl = pd.Series(excl_names).where(integer & (d_idx % 2 == 1), None)
-    bids = pd.DataFrame({
-        "bid_id": np.char.add(np.char.add("b", d_idx.astype(str)), np.char.add("-", t_idx.astype(str))),
-        "aggregator_id": np.char.add("agg", (d_idx % 7).astype(str)),
-        "der_id": np.char.add("der", d_idx.astype(str)),
-        "dso_id": dso_ids[feeder_dso[der_feeder[d_idx]]],
-        "node_id": der_node[d_idx],
-        "interval_start": times[t_idx],
-        "direction": np.where(der_up[d_idx], "up", "down"),
-        "quantity_mw": q,
-        "min_quantity_mw": np.where(integer, q, 0.0),
-        "price_eur_mwh": np.round(der_price[d_idx] + rng.normal(0, 2, len(d_idx)), 2),
-        "block_id": block,
-        "exclusive_group": excl,
-        "services": None,
-    })
+    bids = pd.DataFrame(
+        {
+            "bid_id": np.char.add(np.char.add("b", d_idx.astype(str)), np.char.add("-", t_idx.astype(str))),
+            "aggregator_id": np.char.add("agg", (d_idx % 7).astype(str)),
+            "der_id": np.char.add("der", d_idx.astype(str)),
+            "dso_id": dso_ids[feeder_dso[der_feeder[d_idx]]],
+            "node_id": der_node[d_idx],
+            "interval_start": times[t_idx],
+            "direction": np.where(der_up[d_idx], "up", "down"),
+            "quantity_mw": q,
+            "min_quantity_mw": np.where(integer, q, 0.0),
+            "price_eur_mwh": np.round(der_price[d_idx] + rng.normal(0, 2, len(d_idx)), 2),
+            "block_id": block,
+            "exclusive_group": excl,
+            "services": None,
+        }
+    )
 
-    node_areas = pd.DataFrame({
-        "area_id": feeder_ids[der_feeder],
-        "node_id": der_node,
-        "dso_id": dso_ids[feeder_dso[der_feeder]],
-    })
+    node_areas = pd.DataFrame(
+        {
+            "area_id": feeder_ids[der_feeder],
+            "node_id": der_node,
+            "dso_id": dso_ids[feeder_dso[der_feeder]],
+        }
+    )
 
     # Feeder loading: rating from the DER under it; base import follows a daily shape.
     up_cap = np.bincount(der_feeder, weights=der_q * der_up, minlength=n_feed)
@@ -96,44 +104,51 @@ def synth_batch(spec: SynthSpec) -> Batch:
     load_shape = 0.75 + 0.35 * np.sin(2 * np.pi * (ft_idx / max(n_t, 1) - 0.25))
     hot = rng.random(n_feed) < 0.25
     base = np.round(rating[f_idx] * load_shape * np.where(hot[f_idx], 1.15, 0.85), 3)
-    constraints = pd.DataFrame({
-        "constraint_id": np.char.add("head-", feeder_ids[f_idx]),
-        "owner_id": dso_ids[feeder_dso[f_idx]],
-        "interval_start": times[ft_idx],
-        "base_flow_mw": base,
-        "max_flow_mw": rating[f_idx],
-        "min_flow_mw": -rating[f_idx],
-    })
-    sensitivities = pd.DataFrame({
-        "constraint_id": np.char.add("head-", feeder_ids[der_feeder]),
-        "node_id": der_node,
-        "factor": -1.0,
-    })
+    constraints = pd.DataFrame(
+        {
+            "constraint_id": np.char.add("head-", feeder_ids[f_idx]),
+            "owner_id": dso_ids[feeder_dso[f_idx]],
+            "interval_start": times[ft_idx],
+            "base_flow_mw": base,
+            "max_flow_mw": rating[f_idx],
+            "min_flow_mw": -rating[f_idx],
+        }
+    )
+    sensitivities = pd.DataFrame(
+        {
+            "constraint_id": np.char.add("head-", feeder_ids[der_feeder]),
+            "node_id": der_node,
+            "factor": -1.0,
+        }
+    )
 
     ratio = base / rating[f_idx]
     state = np.select([ratio > 1.0, ratio > 0.85], ["red", "amber"], "green")
-    signals = pd.DataFrame({
-        "dso_id": dso_ids[feeder_dso[f_idx]],
-        "area_id": feeder_ids[f_idx],
-        "interval_start": times[ft_idx],
-        "state": state,
-        "headroom_up_mw": np.where(state == "amber", np.round(0.5 * up_cap[f_idx], 3), np.nan),
-        "headroom_down_mw": np.where(state == "amber",
-                                     np.round(np.maximum(rating[f_idx] - base, 0), 3), np.nan),
-    })
+    signals = pd.DataFrame(
+        {
+            "dso_id": dso_ids[feeder_dso[f_idx]],
+            "area_id": feeder_ids[f_idx],
+            "interval_start": times[ft_idx],
+            "state": state,
+            "headroom_up_mw": np.where(state == "amber", np.round(0.5 * up_cap[f_idx], 3), np.nan),
+            "headroom_down_mw": np.where(state == "amber", np.round(np.maximum(rating[f_idx] - base, 0), 3), np.nan),
+        }
+    )
 
     overload = np.maximum(base - rating[f_idx], 0)
     cong = overload > 0
-    dso_needs = pd.DataFrame({
-        "need_id": np.char.add("dso-", np.char.add(feeder_ids[f_idx], np.char.add("-", ft_idx.astype(str))))[cong],
-        "buyer_id": dso_ids[feeder_dso[f_idx]][cong],
-        "service": "dso_congestion",
-        "area_id": feeder_ids[f_idx][cong],
-        "interval_start": times[ft_idx][cong],
-        "direction": "up",
-        "quantity_mw": np.round(overload[cong] + 0.01, 3),
-        "max_price_eur_mwh": np.nan,
-    })
+    dso_needs = pd.DataFrame(
+        {
+            "need_id": np.char.add("dso-", np.char.add(feeder_ids[f_idx], np.char.add("-", ft_idx.astype(str))))[cong],
+            "buyer_id": dso_ids[feeder_dso[f_idx]][cong],
+            "service": "dso_congestion",
+            "area_id": feeder_ids[f_idx][cong],
+            "interval_start": times[ft_idx][cong],
+            "direction": "up",
+            "quantity_mw": np.round(overload[cong] + 0.01, 3),
+            "max_price_eur_mwh": np.nan,
+        }
+    )
 
     up_total = np.bincount(t_idx, weights=q * der_up[d_idx], minlength=n_t)
     down_total = np.bincount(t_idx, weights=q * ~der_up[d_idx], minlength=n_t)
@@ -142,16 +157,25 @@ def synth_batch(spec: SynthSpec) -> Batch:
     scarce = rng.random(n_t) < 0.05
     need_q = np.round(np.where(scarce, 1.1, rng.uniform(0.1, 0.35, n_t)) * avail, 3)
     elastic = ~scarce & (rng.random(n_t) < 0.3)
-    tso_needs = pd.DataFrame({
-        "need_id": np.char.add("tso-", np.arange(n_t).astype(str)),
-        "buyer_id": "tso",
-        "service": "tso_balancing",
-        "area_id": "system",
-        "interval_start": times,
-        "direction": np.where(sign > 0, "up", "down"),
-        "quantity_mw": np.maximum(need_q, 0.001),
-        "max_price_eur_mwh": np.where(elastic, 120.0, np.nan),
-    })
+    tso_needs = pd.DataFrame(
+        {
+            "need_id": np.char.add("tso-", np.arange(n_t).astype(str)),
+            "buyer_id": "tso",
+            "service": "tso_balancing",
+            "area_id": "system",
+            "interval_start": times,
+            "direction": np.where(sign > 0, "up", "down"),
+            "quantity_mw": np.maximum(need_q, 0.001),
+            "max_price_eur_mwh": np.where(elastic, 120.0, np.nan),
+        }
+    )
     needs = pd.concat([tso_needs, dso_needs], ignore_index=True)
-    return batch_from_frames(cfg, bids=bids, needs=needs, node_areas=node_areas,
-                             constraints=constraints, sensitivities=sensitivities, signals=signals)
+    return batch_from_frames(
+        cfg,
+        bids=bids,
+        needs=needs,
+        node_areas=node_areas,
+        constraints=constraints,
+        sensitivities=sensitivities,
+        signals=signals,
+    )

@@ -29,8 +29,14 @@ from market.schemas import (
 Tables = dict[str, pd.DataFrame | None]
 
 
-def validate_tables(config, tables: Tables, findings: list[Finding], *,  # type: ignore[no-untyped-def]
-                    source: Path | None = None, file_hashes: dict[str, str] | None = None):
+def validate_tables(
+    config,
+    tables: Tables,
+    findings: list[Finding],
+    *,  # type: ignore[no-untyped-def]
+    source: Path | None = None,
+    file_hashes: dict[str, str] | None = None,
+):
     """Run every check; raise :class:`BatchValidationError` or return the :class:`Batch`."""
     from market.batch import Batch
 
@@ -53,10 +59,8 @@ def _normalise(spec: TableSpec, df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     if spec.name == "bids":
         out["services"] = out["services"].map(_canonical_services)
-    cols = [c.name for c in spec.columns] + [c for c in out.columns if c not in
-                                             {c.name for c in spec.columns}]
-    return out[cols].sort_values(list(spec.key), kind="stable", na_position="first").reset_index(
-        drop=True)
+    cols = [c.name for c in spec.columns] + [c for c in out.columns if c not in {c.name for c in spec.columns}]
+    return out[cols].sort_values(list(spec.key), kind="stable", na_position="first").reset_index(drop=True)
 
 
 def _canonical_services(v: object) -> str:
@@ -74,8 +78,13 @@ def _ids(spec: TableSpec, df: pd.DataFrame) -> list[str | None]:
     return [f"{label}={'/'.join(map(str, row))}" for row in df[key].itertuples(index=False)]
 
 
-def _rows(spec: TableSpec, df: pd.DataFrame, mask: np.ndarray | pd.Series, column: str | None,
-          reason: str | Callable[[int], str]) -> list[Finding]:
+def _rows(
+    spec: TableSpec,
+    df: pd.DataFrame,
+    mask: np.ndarray | pd.Series,
+    column: str | None,
+    reason: str | Callable[[int], str],
+) -> list[Finding]:
     """Findings for each row where ``mask`` holds (vectorised mask, one finding per row)."""
     idx = np.flatnonzero(np.asarray(mask, dtype=bool))
     if not len(idx):
@@ -120,8 +129,7 @@ def _from_failure_cases(spec: TableSpec, df: pd.DataFrame, cases: pd.DataFrame) 
         elif check == "not_nullable":
             column = str(case.column)
             kind = spec.column(column).kind if column in {c.name for c in spec.columns} else ""
-            reason = "must be a finite number (empty or NaN)" if kind == "float" else (
-                "must not be empty")
+            reason = "must be a finite number (empty or NaN)" if kind == "float" else ("must not be empty")
         elif check.startswith("column_in_dataframe"):
             reason, column = "missing required column", str(case.failure_case)
             row = None
@@ -140,13 +148,23 @@ def grid_findings(spec: TableSpec, df: pd.DataFrame, config) -> list[Finding]:  
     for col in (c for c in spec.columns if c.kind == "ts"):
         ts = df[col.name]
         ok = ts.notna()
-        offset = (ts - config.start)
+        offset = ts - config.start
         off_grid = ok & (offset % config.interval != pd.Timedelta(0))
         outside = ok & ~off_grid & ((ts < config.start) | (ts >= config.end))
-        out += _rows(spec, df, off_grid, col.name,
-                     f"not on the {config.interval_minutes}-minute grid from {config.start.isoformat()}")
-        out += _rows(spec, df, outside, col.name,
-                     f"outside the batch horizon [{config.start.isoformat()}, {config.end.isoformat()})")
+        out += _rows(
+            spec,
+            df,
+            off_grid,
+            col.name,
+            f"not on the {config.interval_minutes}-minute grid from {config.start.isoformat()}",
+        )
+        out += _rows(
+            spec,
+            df,
+            outside,
+            col.name,
+            f"outside the batch horizon [{config.start.isoformat()}, {config.end.isoformat()})",
+        )
     return out
 
 
@@ -161,8 +179,7 @@ def foreign_key_findings(tables: Tables) -> list[Finding]:
             known = pd.MultiIndex.from_frame(ref[list(fk.ref_columns)].astype(object))
             mine = pd.MultiIndex.from_frame(df[list(fk.columns)].astype(object))
             missing = ~mine.isin(known) & df[list(fk.columns)].notna().all(axis=1).to_numpy()
-            out += _rows(spec, df, missing, fk.columns[-1],
-                         f"unknown {'/'.join(fk.columns)}: not in {fk.ref_table}")
+            out += _rows(spec, df, missing, fk.columns[-1], f"unknown {'/'.join(fk.columns)}: not in {fk.ref_table}")
     return out
 
 
@@ -186,16 +203,20 @@ def _node_area_rules(na: pd.DataFrame) -> list[Finding]:
     spec = TABLES["node_areas"]
     dsos_per_area = na.groupby("area_id")["dso_id"].transform("nunique")
     out = _rows(spec, na, dsos_per_area > 1, "dso_id", "area belongs to more than one DSO")
-    out += _rows(spec, na, na["area_id"] == SYSTEM_AREA, "area_id",
-                 f"'{SYSTEM_AREA}' is reserved for TSO balancing")
+    out += _rows(spec, na, na["area_id"] == SYSTEM_AREA, "area_id", f"'{SYSTEM_AREA}' is reserved for TSO balancing")
     out += _rows(spec, na, na["dso_id"] == TSO_ID, "dso_id", f"'{TSO_ID}' is reserved for the TSO")
     return out
 
 
 def _bid_rules(bids: pd.DataFrame, na: pd.DataFrame | None) -> list[Finding]:
     spec = TABLES["bids"]
-    out = _rows(spec, bids, bids["min_quantity_mw"] > bids["quantity_mw"], "min_quantity_mw",
-                "min_quantity_mw exceeds quantity_mw")
+    out = _rows(
+        spec,
+        bids,
+        bids["min_quantity_mw"] > bids["quantity_mw"],
+        "min_quantity_mw",
+        "min_quantity_mw exceeds quantity_mw",
+    )
     blocks = bids[bids["block_id"].notna()]
     if len(blocks):
         spans = blocks.groupby("block_id")["dso_id"].transform("nunique") > 1
@@ -205,13 +226,13 @@ def _bid_rules(bids: pd.DataFrame, na: pd.DataFrame | None) -> list[Finding]:
     if na is not None and len(bids):
         node_dso = na[["node_id", "dso_id"]].drop_duplicates()
         known_dso = bids["dso_id"].isin(na["dso_id"])
-        out += _rows(spec, bids, ~known_dso & bids["dso_id"].notna(), "dso_id",
-                     "unknown DSO: not in node_areas")
+        out += _rows(spec, bids, ~known_dso & bids["dso_id"].notna(), "dso_id", "unknown DSO: not in node_areas")
         pair = pd.MultiIndex.from_frame(bids[["node_id", "dso_id"]].astype(object))
         ok_pair = pair.isin(pd.MultiIndex.from_frame(node_dso.astype(object)))
         known_node = bids["node_id"].isin(na["node_id"])
-        out += _rows(spec, bids, known_node & known_dso & ~ok_pair, "dso_id",
-                     "node is not in this DSO's areas (node_areas)")
+        out += _rows(
+            spec, bids, known_node & known_dso & ~ok_pair, "dso_id", "node is not in this DSO's areas (node_areas)"
+        )
     return out
 
 
@@ -219,38 +240,54 @@ def _need_rules(needs: pd.DataFrame, na: pd.DataFrame | None) -> list[Finding]:
     spec = TABLES["needs"]
     tso = needs["service"] == "tso_balancing"
     dso = needs["service"] == "dso_congestion"
-    out = _rows(spec, needs, tso & (needs["buyer_id"] != TSO_ID), "buyer_id",
-                f"tso_balancing needs are bought by '{TSO_ID}'")
-    out += _rows(spec, needs, tso & (needs["area_id"] != SYSTEM_AREA), "area_id",
-                 f"tso_balancing needs use area '{SYSTEM_AREA}'")
+    out = _rows(
+        spec, needs, tso & (needs["buyer_id"] != TSO_ID), "buyer_id", f"tso_balancing needs are bought by '{TSO_ID}'"
+    )
+    out += _rows(
+        spec, needs, tso & (needs["area_id"] != SYSTEM_AREA), "area_id", f"tso_balancing needs use area '{SYSTEM_AREA}'"
+    )
     if na is not None:
         areas = na[["area_id", "dso_id"]].drop_duplicates()
         known_area = needs["area_id"].isin(areas["area_id"])
         out += _rows(spec, needs, dso & ~known_area, "area_id", "unknown area: not in node_areas")
         pair = pd.MultiIndex.from_frame(needs[["area_id", "buyer_id"]].astype(object))
         ok = pair.isin(pd.MultiIndex.from_frame(areas.astype(object)))
-        out += _rows(spec, needs, dso & known_area & ~ok, "buyer_id",
-                     "dso_congestion need must be bought by the DSO owning the area")
+        out += _rows(
+            spec,
+            needs,
+            dso & known_area & ~ok,
+            "buyer_id",
+            "dso_congestion need must be bought by the DSO owning the area",
+        )
     key = ["buyer_id", "service", "area_id", "interval_start", "direction"]
     dup = needs.duplicated(key, keep=False) & needs[key].notna().all(axis=1)
-    out += _rows(spec, needs, dup, "need_id",
-                 "another need has the same buyer, area, interval and direction; merge them")
+    out += _rows(
+        spec, needs, dup, "need_id", "another need has the same buyer, area, interval and direction; merge them"
+    )
     return out
 
 
 def _constraint_rules(cons: pd.DataFrame, na: pd.DataFrame | None) -> list[Finding]:
     spec = TABLES["constraints"]
-    out = _rows(spec, cons, cons["min_flow_mw"] > cons["max_flow_mw"], "min_flow_mw",
-                "min_flow_mw exceeds max_flow_mw")
+    out = _rows(spec, cons, cons["min_flow_mw"] > cons["max_flow_mw"], "min_flow_mw", "min_flow_mw exceeds max_flow_mw")
     if na is not None:
         owners = set(na["dso_id"]) | {TSO_ID}
-        out += _rows(spec, cons, ~cons["owner_id"].isin(owners) & cons["owner_id"].notna(),
-                     "owner_id", "unknown owner: must be 'tso' or a DSO in node_areas")
+        out += _rows(
+            spec,
+            cons,
+            ~cons["owner_id"].isin(owners) & cons["owner_id"].notna(),
+            "owner_id",
+            "unknown owner: must be 'tso' or a DSO in node_areas",
+        )
     every = cons["interval_start"].isna()
-    mixed = cons.groupby("constraint_id")["interval_start"].transform(
-        lambda s: s.isna().any() and s.notna().any())
-    out += _rows(spec, cons, mixed.astype(bool) & ~every, "interval_start",
-                 "constraint has both an every-interval row and per-interval rows")
+    mixed = cons.groupby("constraint_id")["interval_start"].transform(lambda s: s.isna().any() and s.notna().any())
+    out += _rows(
+        spec,
+        cons,
+        mixed.astype(bool) & ~every,
+        "interval_start",
+        "constraint has both an every-interval row and per-interval rows",
+    )
     owners_per = cons.groupby("constraint_id")["owner_id"].transform("nunique") > 1
     out += _rows(spec, cons, owners_per, "owner_id", "constraint has more than one owner")
     return out
@@ -259,8 +296,8 @@ def _constraint_rules(cons: pd.DataFrame, na: pd.DataFrame | None) -> list[Findi
 def _signal_rules(sig: pd.DataFrame) -> list[Finding]:
     spec = TABLES["signals"]
     amber = sig["state"] == "amber"
-    out = _rows(spec, sig, amber & sig["headroom_up_mw"].isna(), "headroom_up_mw",
-                "amber signal needs headroom_up_mw")
-    out += _rows(spec, sig, amber & sig["headroom_down_mw"].isna(), "headroom_down_mw",
-                 "amber signal needs headroom_down_mw")
+    out = _rows(spec, sig, amber & sig["headroom_up_mw"].isna(), "headroom_up_mw", "amber signal needs headroom_up_mw")
+    out += _rows(
+        spec, sig, amber & sig["headroom_down_mw"].isna(), "headroom_down_mw", "amber signal needs headroom_down_mw"
+    )
     return out

@@ -59,17 +59,22 @@ def _run_info(run: Path) -> tuple[Path, int, dict[str, Any]]:
     awards_path = run / "awards.parquet"
     manifest_path = run / "manifest.json"
     if not awards_path.is_file() or not manifest_path.is_file():
-        raise SettlementInputError(f"{run}: not a clearing run (needs awards.parquet and "
-                                   "manifest.json)")
+        raise SettlementInputError(f"{run}: not a clearing run (needs awards.parquet and manifest.json)")
     manifest = json.loads(manifest_path.read_text())
     minutes = int(manifest["batch"]["interval_minutes"])
     return awards_path, minutes, manifest
 
 
-def settle(run: str | Path, meter: str | Path, config: SettleConfig | str | Path | None = None,
-           db: str | None = None, out: str | Path | None = None,
-           fail_hook: Callable[[str], None] | None = None,
-           wait_seconds: float = 60.0, memory_limit: str | None = "3GB") -> SettlementResult:
+def settle(
+    run: str | Path,
+    meter: str | Path,
+    config: SettleConfig | str | Path | None = None,
+    db: str | None = None,
+    out: str | Path | None = None,
+    fail_hook: Callable[[str], None] | None = None,
+    wait_seconds: float = 60.0,
+    memory_limit: str | None = "3GB",
+) -> SettlementResult:
     """Settle ``run`` against ``meter``; store statements (new versions only) and write ``out``.
 
     ``db``: SQLAlchemy URL (default: a DuckDB file ``store.duckdb`` in ``out``). When another
@@ -81,40 +86,49 @@ def settle(run: str | Path, meter: str | Path, config: SettleConfig | str | Path
         raise SettlementInputError(f"{meter}: meter file not found")
     cfg = config if isinstance(config, SettleConfig) else load_config(config)
     out_path = Path(out) if out else None
-    url = resolve_url(_parse_store_url(db)) if db else (
-        f"duckdb:///{(out_path or Path('.')).resolve() / 'store.duckdb'}")
+    url = (
+        resolve_url(_parse_store_url(db)) if db else (f"duckdb:///{(out_path or Path('.')).resolve() / 'store.duckdb'}")
+    )
     awards_path, minutes, run_manifest = _run_info(run)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flexmarket-settle") as pool:
         # Bookkeeping that needs no DuckDB result runs while DuckDB computes: hashing the
         # inputs, reading package versions, importing the store's database driver.
         background = pool.submit(_bookkeeping, url, awards_path, meter)
-        lines, stmts, findings, period = _compute(awards_path, meter, cfg, minutes,
-                                                  memory_limit)
+        lines, stmts, findings, period = _compute(awards_path, meter, cfg, minutes, memory_limit)
         input_hashes, versions, driver_error = background.result()
     if driver_error is not None:
-        raise StoreUnavailableError(f"store {_shown(url)}: no usable database driver "
-                                    f"({driver_error})") from driver_error
+        raise StoreUnavailableError(
+            f"store {_shown(url)}: no usable database driver ({driver_error})"
+        ) from driver_error
     inputs = {**input_hashes, "config": cfg.as_dict()}
     inputs_sha = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
-    run_id = hashlib.sha256(f"{inputs_sha}|{pd.Timestamp.now('UTC').isoformat()}".encode()
-                            ).hexdigest()[:32]
-    manifest = {"kind": "settlement-run", "run_id": run_id, "period": period,
-                "clearing_run": str(run), "clearing_design": run_manifest.get("design", {}).get(
-                    "name"), "pricing": run_manifest.get("pricing"), "inputs": inputs,
-                "versions": versions}
+    run_id = hashlib.sha256(f"{inputs_sha}|{pd.Timestamp.now('UTC').isoformat()}".encode()).hexdigest()[:32]
+    manifest = {
+        "kind": "settlement-run",
+        "run_id": run_id,
+        "period": period,
+        "clearing_run": str(run),
+        "clearing_design": run_manifest.get("design", {}).get("name"),
+        "pricing": run_manifest.get("pricing"),
+        "inputs": inputs,
+        "versions": versions,
+    }
     if out_path and db is None:  # the default store lives in OUT
         out_path.mkdir(parents=True, exist_ok=True)
-    new = _store_with_wait(url, lambda engine: save_run(
-        engine, run_id, period, inputs_sha, lines, stmts, findings, manifest, fail_hook),
-        wait_seconds)
+    new = _store_with_wait(
+        url,
+        lambda engine: save_run(engine, run_id, period, inputs_sha, lines, stmts, findings, manifest, fail_hook),
+        wait_seconds,
+    )
     if out_path:
         out_path.mkdir(parents=True, exist_ok=True)
         _write_outputs(out_path, lines, stmts, findings, new, manifest)
     return SettlementResult(run_id, period, lines, stmts, findings, new)
 
 
-def _compute(awards_path: Path, meter: Path, cfg: SettleConfig, minutes: int,
-             memory_limit: str | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
+def _compute(
+    awards_path: Path, meter: Path, cfg: SettleConfig, minutes: int, memory_limit: str | None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
     """Lines, statements, findings and period label, computed in one DuckDB connection."""
     con = open_duckdb(memory_limit=memory_limit)
     try:
@@ -124,12 +138,10 @@ def _compute(awards_path: Path, meter: Path, cfg: SettleConfig, minutes: int,
             lines = pd.DataFrame({c: pd.Series(dtype=object) for c in LINE_COLUMNS})
             findings = pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
             return lines, statements(lines, "empty"), findings, "empty"
-        span = (awarded[0] - dt.timedelta(days=LOOKBACK_MARGIN_DAYS),
-                awarded[1] + dt.timedelta(days=2))
+        span = (awarded[0] - dt.timedelta(days=LOOKBACK_MARGIN_DAYS), awarded[1] + dt.timedelta(days=2))
         connect(cfg, minutes, span=span, con=con)
         load_awards(con, awards_path, cfg, minutes / 60.0)
-        methods = [r[0] for r in con.execute(
-            "SELECT DISTINCT method FROM awards_t ORDER BY method").fetchall()]
+        methods = [r[0] for r in con.execute("SELECT DISTINCT method FROM awards_t ORDER BY method").fetchall()]
         lookback = max(METHODS[m].lookback_days for m in methods) if methods else 45
         load_meter(con, meter, cfg, minutes, lookback)
         event_targets(con)
@@ -143,8 +155,7 @@ def _compute(awards_path: Path, meter: Path, cfg: SettleConfig, minutes: int,
     return lines, statements(lines, period), findings, period
 
 
-def _bookkeeping(url: str, awards_path: Path, meter: Path
-                 ) -> tuple[dict[str, str], dict[str, str], Exception | None]:
+def _bookkeeping(url: str, awards_path: Path, meter: Path) -> tuple[dict[str, str], dict[str, str], Exception | None]:
     """Input file hashes and package versions for the manifest; also imports the store's
     SQLAlchemy dialect (its first import takes about 0.1 s) and returns what failed there."""
     driver_error: Exception | None = None
@@ -152,17 +163,16 @@ def _bookkeeping(url: str, awards_path: Path, meter: Path
         sa.engine.make_url(url).get_dialect()
     except Exception as exc:  # any import or plugin failure: reported once settled
         driver_error = exc
-    return ({"awards.parquet": sha256_file(awards_path), "meter": sha256_file(meter)},
-            package_versions(), driver_error)
+    return ({"awards.parquet": sha256_file(awards_path), "meter": sha256_file(meter)}, package_versions(), driver_error)
 
 
 def _parse_store_url(db: str) -> str:
     try:
         sa.engine.make_url(db)
     except sa.exc.ArgumentError as exc:
-        raise StoreUnavailableError(f"store URL {db!r} is not a SQLAlchemy URL "
-                                    "(e.g. duckdb:///store.duckdb or "
-                                    "postgresql://user@host/db)") from exc
+        raise StoreUnavailableError(
+            f"store URL {db!r} is not a SQLAlchemy URL (e.g. duckdb:///store.duckdb or postgresql://user@host/db)"
+        ) from exc
     return db
 
 
@@ -176,8 +186,7 @@ def _is_lock_error(exc: BaseException) -> bool:
     return "could not set lock" in text or "conflicting lock" in text
 
 
-def _store_with_wait(url: str, work: Callable[[Any], pd.DataFrame], wait_seconds: float
-                     ) -> pd.DataFrame:
+def _store_with_wait(url: str, work: Callable[[Any], pd.DataFrame], wait_seconds: float) -> pd.DataFrame:
     deadline = time.monotonic() + wait_seconds
     delay = 0.05
     while True:
@@ -190,17 +199,25 @@ def _store_with_wait(url: str, work: Callable[[Any], pd.DataFrame], wait_seconds
         except (OperationalError, StoreConflictError) as exc:
             if not _is_lock_error(exc) and not isinstance(exc, StoreConflictError):
                 reason = getattr(exc, "orig", exc)
-                raise StoreUnavailableError(f"store {_shown(url)} cannot be reached or "
-                                            f"written: {reason}".strip()) from exc
+                raise StoreUnavailableError(
+                    f"store {_shown(url)} cannot be reached or written: {reason}".strip()
+                ) from exc
             if time.monotonic() > deadline:
-                raise StoreConflictError(f"store {_shown(url)} is held by another settlement run "
-                                         f"(waited {wait_seconds:.0f} s)") from exc
+                raise StoreConflictError(
+                    f"store {_shown(url)} is held by another settlement run (waited {wait_seconds:.0f} s)"
+                ) from exc
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
 
 
-def _write_outputs(out: Path, lines: pd.DataFrame, stmts: pd.DataFrame, findings: pd.DataFrame,
-                   new: pd.DataFrame, manifest: dict[str, Any]) -> None:
+def _write_outputs(
+    out: Path,
+    lines: pd.DataFrame,
+    stmts: pd.DataFrame,
+    findings: pd.DataFrame,
+    new: pd.DataFrame,
+    manifest: dict[str, Any],
+) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=".settle-", dir=out))
     try:
         lines.to_parquet(tmp / "lines.parquet", index=False)

@@ -51,48 +51,79 @@ class Method:
 
     def pool_size_sql(self, day_type: str = "day_type") -> str:
         """The pool size (days wanted) for the day type held in column ``day_type``."""
-        return (f"CASE WHEN {day_type} = 'weekday' THEN {self.weekday_pool} "
-                f"ELSE {self.weekend_pool} END")
+        return f"CASE WHEN {day_type} = 'weekday' THEN {self.weekday_pool} ELSE {self.weekend_pool} END"
 
 
-METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("caiso-10-in-10",
-           "CAISO Business Practice Manual for Demand Response (Load Impact Protocols), "
-           "'10-in-10 with day-of adjustment'; weekend/holiday 4-in-4",
-           "Weekdays: mean of the 10 most recent eligible weekdays within 45 days. Weekends and "
-           "holidays: 4 most recent eligible weekend days. Multiplicative same-day adjustment "
-           "actual/baseline over the 3 hours ending 1 hour before the first award, capped to "
-           "[0.8, 1.2].",
-           adjustment="mult", cap=(0.8, 1.2)),
-    Method("nyiso-high-5-of-10",
-           "NYISO Emergency Demand Response Program Manual, Customer Baseline Load (CBL)",
-           "Of the 10 most recent eligible weekdays, drop days whose event-window energy is "
-           "under 25 % of the ten-day mean, then keep the 5 highest by event-window energy. "
-           "Weekends: the 2 highest of the 3 most recent weekend days.",
-           weekday_keep="high", weekday_keep_n=5, weekend_pool=3, weekend_keep="high",
-           weekend_keep_n=2, low_filter=0.25),
-    Method("pjm-high-4-of-5",
-           "PJM Manual 11 (Energy & Ancillary Services Market Operations), section 10, "
-           "Customer Baseline Load with symmetric additive adjustment",
-           "Of the 5 most recent eligible weekdays keep the 4 highest by event-window energy "
-           "(weekends: 2 highest of 3). Symmetric additive adjustment: mean(actual - baseline) "
-           "over the 3 hours starting 4 hours before the first award.",
-           weekday_pool=5, weekday_keep="high", weekday_keep_n=4, weekend_pool=3,
-           weekend_keep="high", weekend_keep_n=2, adjustment="add"),
-    Method("mid-8-of-10",
-           "ERCOT Emergency Response Service baseline methodologies ('middle 8 of 10')",
-           "Of the 10 most recent like days drop the highest and the lowest by event-window "
-           "energy and average the middle 8 (weekends: middle 2 of 4).",
-           weekday_keep="mid", weekday_keep_n=8, weekend_keep="mid", weekend_keep_n=2),
-    Method("meter-before-meter-after",
-           "ENTSO-E / ACER balancing practice for fast reserves ('meter before, meter after')",
-           "The last metered interval before the DER's first activation of the day, held flat.",
-           kind="meter-before", weekday_pool=0, weekend_pool=0),
-    Method("nominated",
-           "USEF Flexibility Value Chain (settle phase): baseline nominated by the aggregator",
-           "The baseline the aggregator nominated with the bid (nominated_baseline_mw).",
-           kind="nominated", weekday_pool=0, weekend_pool=0),
-)}
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method(
+            "caiso-10-in-10",
+            "CAISO Business Practice Manual for Demand Response (Load Impact Protocols), "
+            "'10-in-10 with day-of adjustment'; weekend/holiday 4-in-4",
+            "Weekdays: mean of the 10 most recent eligible weekdays within 45 days. Weekends and "
+            "holidays: 4 most recent eligible weekend days. Multiplicative same-day adjustment "
+            "actual/baseline over the 3 hours ending 1 hour before the first award, capped to "
+            "[0.8, 1.2].",
+            adjustment="mult",
+            cap=(0.8, 1.2),
+        ),
+        Method(
+            "nyiso-high-5-of-10",
+            "NYISO Emergency Demand Response Program Manual, Customer Baseline Load (CBL)",
+            "Of the 10 most recent eligible weekdays, drop days whose event-window energy is "
+            "under 25 % of the ten-day mean, then keep the 5 highest by event-window energy. "
+            "Weekends: the 2 highest of the 3 most recent weekend days.",
+            weekday_keep="high",
+            weekday_keep_n=5,
+            weekend_pool=3,
+            weekend_keep="high",
+            weekend_keep_n=2,
+            low_filter=0.25,
+        ),
+        Method(
+            "pjm-high-4-of-5",
+            "PJM Manual 11 (Energy & Ancillary Services Market Operations), section 10, "
+            "Customer Baseline Load with symmetric additive adjustment",
+            "Of the 5 most recent eligible weekdays keep the 4 highest by event-window energy "
+            "(weekends: 2 highest of 3). Symmetric additive adjustment: mean(actual - baseline) "
+            "over the 3 hours starting 4 hours before the first award.",
+            weekday_pool=5,
+            weekday_keep="high",
+            weekday_keep_n=4,
+            weekend_pool=3,
+            weekend_keep="high",
+            weekend_keep_n=2,
+            adjustment="add",
+        ),
+        Method(
+            "mid-8-of-10",
+            "ERCOT Emergency Response Service baseline methodologies ('middle 8 of 10')",
+            "Of the 10 most recent like days drop the highest and the lowest by event-window "
+            "energy and average the middle 8 (weekends: middle 2 of 4).",
+            weekday_keep="mid",
+            weekday_keep_n=8,
+            weekend_keep="mid",
+            weekend_keep_n=2,
+        ),
+        Method(
+            "meter-before-meter-after",
+            "ENTSO-E / ACER balancing practice for fast reserves ('meter before, meter after')",
+            "The last metered interval before the DER's first activation of the day, held flat.",
+            kind="meter-before",
+            weekday_pool=0,
+            weekend_pool=0,
+        ),
+        Method(
+            "nominated",
+            "USEF Flexibility Value Chain (settle phase): baseline nominated by the aggregator",
+            "The baseline the aggregator nominated with the bid (nominated_baseline_mw).",
+            kind="nominated",
+            weekday_pool=0,
+            weekend_pool=0,
+        ),
+    )
+}
 
 
 def _keep_clause(keep: str, n: int) -> str:
@@ -170,10 +201,12 @@ def adjusted_sql(m: Method, raw: str) -> str:
     """Apply the method's same-day adjustment to the raw baseline relation ``raw``."""
     if m.adjustment is None:
         return f"SELECT *, 1.0 AS adj_factor, 0.0 AS adj_add_kwh FROM ({raw})"
-    lo, hi = (m.cap if m.cap else (None, None))
-    factor = ("CASE WHEN w.base_sum > 0 THEN "
-              f"least(greatest(w.act_sum / w.base_sum, {lo}), {hi}) ELSE 1.0 END"
-              if m.adjustment == "mult" else "1.0")
+    lo, hi = m.cap if m.cap else (None, None)
+    factor = (
+        f"CASE WHEN w.base_sum > 0 THEN least(greatest(w.act_sum / w.base_sum, {lo}), {hi}) ELSE 1.0 END"
+        if m.adjustment == "mult"
+        else "1.0"
+    )
     add = "coalesce(w.diff_mean, 0.0)" if m.adjustment == "add" else "0.0"
     return f"""
 WITH raw AS MATERIALIZED ({raw}),  -- read twice: window sums and the result

@@ -42,10 +42,15 @@ class SettleConfig:
         return self.baseline_by.get(buyer_id, self.baseline_by.get(service, self.baseline))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"baseline": self.baseline, "baseline_by": dict(sorted(self.baseline_by.items())),
-                "priority": list(self.priority), "penalty_eur_mwh": self.penalty_eur_mwh,
-                "penalty_factor": self.penalty_factor,
-                "holidays": [d.isoformat() for d in self.holidays], "timezone": self.timezone}
+        return {
+            "baseline": self.baseline,
+            "baseline_by": dict(sorted(self.baseline_by.items())),
+            "priority": list(self.priority),
+            "penalty_eur_mwh": self.penalty_eur_mwh,
+            "penalty_factor": self.penalty_factor,
+            "holidays": [d.isoformat() for d in self.holidays],
+            "timezone": self.timezone,
+        }
 
 
 def load_config(path: str | Path | None) -> SettleConfig:
@@ -62,8 +67,7 @@ def load_config(path: str | Path | None) -> SettleConfig:
 def parse_config(raw: dict[str, Any], where: str = "settle.toml") -> SettleConfig:
     from settlement.baselines import METHODS
 
-    unknown = set(raw) - {"baseline", "priority", "penalty_eur_mwh", "penalty_factor",
-                          "holidays", "timezone"}
+    unknown = set(raw) - {"baseline", "priority", "penalty_eur_mwh", "penalty_factor", "holidays", "timezone"}
     if unknown:
         raise SettlementConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
     base = raw.get("baseline", DEFAULT_METHOD)
@@ -73,8 +77,7 @@ def parse_config(raw: dict[str, Any], where: str = "settle.toml") -> SettleConfi
         base = by.pop("default", DEFAULT_METHOD)
     for key, method in [("baseline", base), *by.items()]:
         if method not in METHODS:
-            raise SettlementConfigError(f"{where}: baseline {key} = {method!r} is not one of "
-                                        f"{', '.join(METHODS)}")
+            raise SettlementConfigError(f"{where}: baseline {key} = {method!r} is not one of {', '.join(METHODS)}")
     priority = tuple(raw.get("priority", ("dso_congestion", "tso_balancing")))
     if sorted(priority) != sorted(SERVICES):
         raise SettlementConfigError(f"{where}: priority must order exactly {SERVICES}")
@@ -95,8 +98,12 @@ def parse_config(raw: dict[str, Any], where: str = "settle.toml") -> SettleConfi
         zoneinfo.ZoneInfo(tz)
     except Exception as exc:
         raise SettlementConfigError(f"{where}: unknown timezone {tz!r}") from exc
-    return SettleConfig(baseline=str(base), baseline_by=by, priority=priority,
-                        penalty_eur_mwh=None if pen is None else float(pen),
-                        penalty_factor=(None if pen is not None else float(fac if fac is not None
-                                                                              else 1.0)),
-                        holidays=holidays, timezone=tz)
+    return SettleConfig(
+        baseline=str(base),
+        baseline_by=by,
+        priority=priority,
+        penalty_eur_mwh=None if pen is None else float(pen),
+        penalty_factor=(None if pen is not None else float(fac if fac is not None else 1.0)),
+        holidays=holidays,
+        timezone=tz,
+    )

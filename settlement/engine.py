@@ -22,10 +22,28 @@ from settlement.config import SettleConfig
 from settlement.errors import SettlementInputError
 
 LINE_COLUMNS = [
-    "bid_id", "der_id", "aggregator_id", "buyer_id", "service", "need_id", "interval_start",
-    "direction", "quantity_mw", "price_eur_mwh", "method", "baseline_kwh", "metered_kwh",
-    "delivered_up_mwh", "awarded_mwh", "allocated_mwh", "shortfall_mwh", "payment_eur",
-    "make_whole_eur", "penalty_eur", "net_eur", "status",
+    "bid_id",
+    "der_id",
+    "aggregator_id",
+    "buyer_id",
+    "service",
+    "need_id",
+    "interval_start",
+    "direction",
+    "quantity_mw",
+    "price_eur_mwh",
+    "method",
+    "baseline_kwh",
+    "metered_kwh",
+    "delivered_up_mwh",
+    "awarded_mwh",
+    "allocated_mwh",
+    "shortfall_mwh",
+    "payment_eur",
+    "make_whole_eur",
+    "penalty_eur",
+    "net_eur",
+    "status",
 ]
 FINDING_COLUMNS = ["kind", "severity", "der_id", "day", "interval_start", "detail"]
 
@@ -68,10 +86,14 @@ def open_duckdb(threads: int = 2, memory_limit: str | None = None) -> duckdb.Duc
     return con
 
 
-def connect(cfg: SettleConfig, interval_minutes: int, threads: int = 2,
-            span: tuple[dt.datetime, dt.datetime] | None = None,
-            memory_limit: str | None = None,
-            con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    cfg: SettleConfig,
+    interval_minutes: int,
+    threads: int = 2,
+    span: tuple[dt.datetime, dt.datetime] | None = None,
+    memory_limit: str | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection (``con``, or a new one) with the calendar macros of ``cfg.timezone``.
 
     ``span``: the UTC range the data cover; within it local days and slots are computed
@@ -82,48 +104,60 @@ def connect(cfg: SettleConfig, interval_minutes: int, threads: int = 2,
     if span is not None:
         off = utc_offset_sql(cfg.timezone, *span)
         con.execute(f"CREATE MACRO local_epoch(t) AS epoch_ns(t) // 1000000000 + {off}")
-        con.execute("CREATE MACRO local_day(t) AS CAST(DATE '1970-01-01' + "
-                    "CAST(local_epoch(t) // 86400 AS INTEGER) AS DATE)")
-        con.execute(f"CREATE MACRO local_tod(t) AS CAST((local_epoch(t) % 86400) // "
-                    f"{60 * interval_minutes} AS INTEGER)")
+        con.execute(
+            "CREATE MACRO local_day(t) AS CAST(DATE '1970-01-01' + CAST(local_epoch(t) // 86400 AS INTEGER) AS DATE)"
+        )
+        con.execute(
+            f"CREATE MACRO local_tod(t) AS CAST((local_epoch(t) % 86400) // {60 * interval_minutes} AS INTEGER)"
+        )
     else:
         con.execute(f"CREATE MACRO local_day(t) AS CAST(timezone('{cfg.timezone}', t) AS DATE)")
-        con.execute(f"CREATE MACRO local_tod(t) AS (hour(timezone('{cfg.timezone}', t)) * 60 + "
-                    f"minute(timezone('{cfg.timezone}', t))) // {interval_minutes}")
-    con.execute(f"CREATE MACRO day_slots(d) AS CAST((epoch(timezone('{cfg.timezone}', "
-                f"CAST(d + INTERVAL 1 DAY AS TIMESTAMP))) - epoch(timezone('{cfg.timezone}', "
-                f"CAST(d AS TIMESTAMP)))) / 60 / {interval_minutes} AS INTEGER)")
+        con.execute(
+            f"CREATE MACRO local_tod(t) AS (hour(timezone('{cfg.timezone}', t)) * 60 + "
+            f"minute(timezone('{cfg.timezone}', t))) // {interval_minutes}"
+        )
+    con.execute(
+        f"CREATE MACRO day_slots(d) AS CAST((epoch(timezone('{cfg.timezone}', "
+        f"CAST(d + INTERVAL 1 DAY AS TIMESTAMP))) - epoch(timezone('{cfg.timezone}', "
+        f"CAST(d AS TIMESTAMP)))) / 60 / {interval_minutes} AS INTEGER)"
+    )
     return con
 
 
-AWARD_COLUMNS = ("bid_id", "der_id", "aggregator_id", "buyer_id", "service", "interval_start",
-                 "direction", "quantity_mw", "price_eur_mwh")
+AWARD_COLUMNS = (
+    "bid_id",
+    "der_id",
+    "aggregator_id",
+    "buyer_id",
+    "service",
+    "interval_start",
+    "direction",
+    "quantity_mw",
+    "price_eur_mwh",
+)
 
 
-def award_span(con: duckdb.DuckDBPyConnection, awards_path: Path
-               ) -> tuple[dt.datetime, dt.datetime] | None:
+def award_span(con: duckdb.DuckDBPyConnection, awards_path: Path) -> tuple[dt.datetime, dt.datetime] | None:
     """First and last awarded interval start (UTC), or None for a run without awards."""
-    row = con.execute("SELECT min(interval_start), max(interval_start) FROM "
-                      f"read_parquet({_q(awards_path)})").fetchone()
+    row = con.execute(
+        f"SELECT min(interval_start), max(interval_start) FROM read_parquet({_q(awards_path)})"
+    ).fetchone()
     if not row or row[0] is None:
         return None
     return row[0], row[1]
 
 
-def load_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, cfg: SettleConfig,
-                hours: float) -> None:
+def load_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, cfg: SettleConfig, hours: float) -> None:
     """``awards_t``: the run's awards (quantity > 0) with local day and slot, awarded energy
     (MWh), nominated baseline energy (kWh), the baseline method of their (buyer, service)
     and the allocation rank of their service (``cfg.priority``), read straight from Parquet.
     Only the contract's columns are read (other columns of the file are ignored); the
     optional ``nominated_baseline_mw``, ``need_id`` and ``make_whole_eur`` default to none."""
-    columns = {r[0] for r in con.execute(
-        f"DESCRIBE SELECT * FROM read_parquet({_q(awards_path)})").fetchall()}
+    columns = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({_q(awards_path)})").fetchall()}
     missing = set(AWARD_COLUMNS) - columns
     if missing:
         raise SettlementInputError(f"awards: missing column(s) {sorted(missing)}")
-    pairs = con.execute(f"SELECT DISTINCT buyer_id, service FROM read_parquet({_q(awards_path)}) "
-                        "ORDER BY ALL").df()
+    pairs = con.execute(f"SELECT DISTINCT buyer_id, service FROM read_parquet({_q(awards_path)}) ORDER BY ALL").df()
     pairs["method"] = [cfg.method_for(b, s) for b, s in pairs.itertuples(index=False)]
     ranks = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(cfg.priority))
     nominated = "a.nominated_baseline_mw" if "nominated_baseline_mw" in columns else "NULL"
@@ -132,7 +166,7 @@ def load_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, cfg: SettleCo
     con.register("method_pairs", pairs)
     con.execute(f"""
         CREATE TABLE awards_t AS
-        SELECT {', '.join(f"a.{c}" for c in AWARD_COLUMNS if c != "interval_start")},
+        SELECT {", ".join(f"a.{c}" for c in AWARD_COLUMNS if c != "interval_start")},
                CAST(a.interval_start AS TIMESTAMPTZ) AS interval_start,
                CAST({nominated} AS DOUBLE) AS nominated_baseline_mw,
                CAST({need_id} AS VARCHAR) AS need_id,
@@ -148,8 +182,9 @@ def load_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, cfg: SettleCo
     con.unregister("method_pairs")
 
 
-def load_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, cfg: SettleConfig,
-               minutes: int, lookback_days: int) -> None:
+def load_meter(
+    con: duckdb.DuckDBPyConnection, meter_path: Path, cfg: SettleConfig, minutes: int, lookback_days: int
+) -> None:
     """Meter rows of awarded DER over the look-back window, duplicates collapsed or voided.
 
     Tables made: ``meter`` (the window), ``day_info`` (every local day of the window),
@@ -200,8 +235,7 @@ def count_days(con: duckdb.DuckDBPyConnection, minutes: int) -> None:
     readings) is corrected for days with repeated readings there.
     """
     slots_per_day = 24 * 60 // minutes  # local time-of-day slots 0..n-1
-    seen = ("bit_count(bit_or(CAST(1 AS HUGEINT) << m.ltod))" if slots_per_day <= 127
-            else "count(DISTINCT m.ts)")
+    seen = "bit_count(bit_or(CAST(1 AS HUGEINT) << m.ltod))" if slots_per_day <= 127 else "count(DISTINCT m.ts)"
     con.execute(f"""
         CREATE TABLE day_counts AS
         SELECT c.*, d.slots
@@ -224,8 +258,7 @@ def resolve_duplicates(con: duckdb.DuckDBPyConnection) -> None:
              ON f.der_id = m.der_id AND f.lday = m.lday
         GROUP BY m.der_id, m.ts HAVING count(*) > 1""")
     if con.execute("SELECT count(*) FROM dupes").fetchone()[0]:  # type: ignore[index]
-        con.execute("DELETE FROM meter USING dupes d WHERE meter.der_id = d.der_id "
-                    "AND meter.ts = d.ts")
+        con.execute("DELETE FROM meter USING dupes d WHERE meter.der_id = d.der_id AND meter.ts = d.ts")
         con.execute("""
             INSERT INTO meter
             SELECT der_id, ts, CASE WHEN kwh_min = kwh_max THEN kwh_min END, lday, local_tod(ts)
@@ -239,8 +272,7 @@ def resolve_duplicates(con: duckdb.DuckDBPyConnection) -> None:
             WHERE day_counts.der_id = r.der_id AND day_counts.lday = r.lday""")
 
 
-def validate_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, minutes: int,
-                   max_listed: int = 50) -> None:
+def validate_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, minutes: int, max_listed: int = 50) -> None:
     """Refuse meter data that cannot be read as the contract says, naming every bad row.
 
     Columns: ``der_id`` (text), ``interval_start`` (timezone-aware timestamp on the run's
@@ -249,26 +281,39 @@ def validate_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, minutes: in
     """
     from market.errors import Finding
 
-    desc = {r[0]: r[1] for r in con.execute(
-        f"DESCRIBE SELECT * FROM read_parquet({_q(meter_path)})").fetchall()}
-    problems = [Finding("meter", None, None, c, None, "missing required column")
-                for c in ("der_id", "interval_start", "consumption_kwh") if c not in desc]
+    desc = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({_q(meter_path)})").fetchall()}
+    problems = [
+        Finding("meter", None, None, c, None, "missing required column")
+        for c in ("der_id", "interval_start", "consumption_kwh")
+        if c not in desc
+    ]
     if not problems:
         ts_type = desc["interval_start"]
         if not (ts_type.startswith("TIMESTAMPTZ") or ts_type == "TIMESTAMP WITH TIME ZONE"):
-            problems.append(Finding("meter", None, None, "interval_start", desc["interval_start"],
-                                    "timestamps must be timezone-aware (UTC)"))
-        if desc["consumption_kwh"] not in ("DOUBLE", "FLOAT", "DECIMAL", "BIGINT", "INTEGER") \
-                and not desc["consumption_kwh"].startswith("DECIMAL"):
-            problems.append(Finding("meter", None, None, "consumption_kwh",
-                                    desc["consumption_kwh"], "must be a number column"))
+            problems.append(
+                Finding(
+                    "meter",
+                    None,
+                    None,
+                    "interval_start",
+                    desc["interval_start"],
+                    "timestamps must be timezone-aware (UTC)",
+                )
+            )
+        if desc["consumption_kwh"] not in ("DOUBLE", "FLOAT", "DECIMAL", "BIGINT", "INTEGER") and not desc[
+            "consumption_kwh"
+        ].startswith("DECIMAL"):
+            problems.append(
+                Finding("meter", None, None, "consumption_kwh", desc["consumption_kwh"], "must be a number column")
+            )
     grid = f"epoch_ns(interval_start) % {60_000_000_000 * minutes} <> 0"
-    bad = (f"der_id IS NULL OR interval_start IS NULL OR {grid} "
-           "OR consumption_kwh IS NULL OR NOT isfinite(consumption_kwh)")
+    bad = (
+        f"der_id IS NULL OR interval_start IS NULL OR {grid} "
+        "OR consumption_kwh IS NULL OR NOT isfinite(consumption_kwh)"
+    )
     n_bad = 0
     if not problems:  # count first (one plain scan); name the rows only when there are any
-        n_bad = con.execute(f"SELECT count(*) FROM read_parquet({_q(meter_path)}) "
-                            f"WHERE {bad}").fetchone()[0]  # type: ignore[index]
+        n_bad = con.execute(f"SELECT count(*) FROM read_parquet({_q(meter_path)}) WHERE {bad}").fetchone()[0]  # type: ignore[index]
     if n_bad:
         rows = con.execute(f"""
             SELECT file_row_number, der_id, interval_start, consumption_kwh,
@@ -281,8 +326,10 @@ def validate_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, minutes: in
             FROM read_parquet({_q(meter_path)}, file_row_number = true)
             WHERE {bad}
             ORDER BY file_row_number LIMIT {max_listed}""").fetchall()
-        problems += [Finding("meter", int(r[0]), f"der_id={r[1]}", r[4],
-                             repr(r[2] if r[4] == "interval_start" else r[3]), r[5]) for r in rows]
+        problems += [
+            Finding("meter", int(r[0]), f"der_id={r[1]}", r[4], repr(r[2] if r[4] == "interval_start" else r[3]), r[5])
+            for r in rows
+        ]
     if problems:
         lines = "\n  ".join(str(p) for p in problems[:max_listed])
         more = f" ({n_bad:,} bad rows, first {max_listed} listed)" if n_bad > max_listed else ""
@@ -299,8 +346,7 @@ def event_targets(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def compute_baselines(con: duckdb.DuckDBPyConnection, methods: list[str]) -> None:
-    parts = [f"SELECT '{name}' AS method, * FROM ({baseline_sql(METHODS[name])})"
-             for name in methods]
+    parts = [f"SELECT '{name}' AS method, * FROM ({baseline_sql(METHODS[name])})" for name in methods]
     con.execute("CREATE OR REPLACE TABLE baselines AS " + " UNION ALL ".join(parts))
 
 
@@ -359,7 +405,8 @@ def settlement_lines(con: duckdb.DuckDBPyConnection, cfg: SettleConfig) -> pd.Da
     allocated / awarded energy. ``net = payment + make_whole - penalty`` (EUR).
     """
     rate = f"{cfg.penalty_eur_mwh}" if cfg.penalty_eur_mwh is not None else f"{cfg.penalty_factor} * abs(price_eur_mwh)"
-    return con.execute(f"""
+    return (
+        con.execute(f"""
         WITH ranked AS (
             SELECT a.*, row_number() OVER (PARTITION BY der_id, interval_start
                    ORDER BY service_rank, buyer_id, bid_id) AS prio
@@ -406,26 +453,36 @@ def settlement_lines(con: duckdb.DuckDBPyConnection, cfg: SettleConfig) -> pd.Da
                CASE WHEN delivered_up_mwh IS NULL THEN 'unverifiable' ELSE 'settled' END
                    AS status
         FROM money
-        ORDER BY interval_start, der_id, prio""").df().assign(
-        net_eur=lambda d: d["payment_eur"] + d["make_whole_eur"] - d["penalty_eur"])[LINE_COLUMNS]
+        ORDER BY interval_start, der_id, prio""")
+        .df()
+        .assign(net_eur=lambda d: d["payment_eur"] + d["make_whole_eur"] - d["penalty_eur"])[LINE_COLUMNS]
+    )
 
 
 def statements(lines: pd.DataFrame, period: str) -> pd.DataFrame:
     """Totals per aggregator and buyer for the period (unverifiable lines counted apart)."""
     settled = lines["status"] == "settled"
-    g = lines.assign(
-        settled=settled,
-        allocated=lines["allocated_mwh"].where(settled, 0.0),
-        shortfall=lines["shortfall_mwh"].where(settled, 0.0),
-        pay=lines["payment_eur"].where(settled, 0.0),
-        whole=lines["make_whole_eur"].where(settled, 0.0),
-        pen=lines["penalty_eur"].where(settled, 0.0),
-    ).groupby(["aggregator_id", "buyer_id"], as_index=False).agg(
-        lines=("bid_id", "size"), unverifiable_lines=("settled", lambda s: int((~s).sum())),
-        awarded_mwh=("awarded_mwh", "sum"), allocated_mwh=("allocated", "sum"),
-        shortfall_mwh=("shortfall", "sum"), payment_eur=("pay", "sum"),
-        make_whole_eur=("whole", "sum"),
-        penalty_eur=("pen", "sum"))
+    g = (
+        lines.assign(
+            settled=settled,
+            allocated=lines["allocated_mwh"].where(settled, 0.0),
+            shortfall=lines["shortfall_mwh"].where(settled, 0.0),
+            pay=lines["payment_eur"].where(settled, 0.0),
+            whole=lines["make_whole_eur"].where(settled, 0.0),
+            pen=lines["penalty_eur"].where(settled, 0.0),
+        )
+        .groupby(["aggregator_id", "buyer_id"], as_index=False)
+        .agg(
+            lines=("bid_id", "size"),
+            unverifiable_lines=("settled", lambda s: int((~s).sum())),
+            awarded_mwh=("awarded_mwh", "sum"),
+            allocated_mwh=("allocated", "sum"),
+            shortfall_mwh=("shortfall", "sum"),
+            payment_eur=("pay", "sum"),
+            make_whole_eur=("whole", "sum"),
+            penalty_eur=("pen", "sum"),
+        )
+    )
     g["net_eur"] = g["payment_eur"] + g["make_whole_eur"] - g["penalty_eur"]
     g.insert(2, "period", period)
     return g.round(6)

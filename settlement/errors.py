@@ -11,5 +11,10 @@ class SettlementInputError(SettlementError):
     """The run folder or meter data cannot be settled (missing files, bad columns)."""
 
 
-__all__ = ["SettlementError", "StoreConflictError", "StoreUnavailableError",
-           "SettlementConfigError", "SettlementInputError"]
+__all__ = [
+    "SettlementError",
+    "StoreConflictError",
+    "StoreUnavailableError",
+    "SettlementConfigError",
+    "SettlementInputError",
+]

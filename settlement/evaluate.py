@@ -24,9 +24,14 @@ from settlement.engine import _q, connect
 EVALUATED = [m for m, spec in METHODS.items() if spec.kind != "nominated"]
 
 
-def evaluate(meter: str | Path, cfg: SettleConfig | None = None, interval_minutes: int = 15,
-             window: tuple[str, str] = ("17:00", "20:00"), placebo_days: int = 20,
-             event_days: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def evaluate(
+    meter: str | Path,
+    cfg: SettleConfig | None = None,
+    interval_minutes: int = 15,
+    window: tuple[str, str] = ("17:00", "20:00"),
+    placebo_days: int = 20,
+    event_days: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (per DER and method scores, per method summary)."""
     cfg = cfg or SettleConfig()
     con = connect(cfg, interval_minutes)
@@ -47,8 +52,11 @@ def evaluate(meter: str | Path, cfg: SettleConfig | None = None, interval_minute
     con.execute("""CREATE TABLE complete_days AS
         SELECT m.der_id, m.lday FROM meter m JOIN day_info d USING (lday)
         GROUP BY m.der_id, m.lday, d.slots HAVING count(m.kwh) = d.slots""")
-    ev = event_days if event_days is not None else pd.DataFrame(
-        {"der_id": pd.Series(dtype=str), "lday": pd.Series(dtype="datetime64[ns]")})
+    ev = (
+        event_days
+        if event_days is not None
+        else pd.DataFrame({"der_id": pd.Series(dtype=str), "lday": pd.Series(dtype="datetime64[ns]")})
+    )
     con.register("ev_in", ev)
     con.execute("CREATE TABLE event_days AS SELECT der_id, CAST(lday AS DATE) AS lday FROM ev_in")
     lo, hi = (_slot(t, interval_minutes) for t in window)
@@ -81,9 +89,12 @@ def evaluate(meter: str | Path, cfg: SettleConfig | None = None, interval_minute
         WHERE b.ltod BETWEEN t.win_lo AND t.win_hi
         GROUP BY ALL ORDER BY method, der_id""").df()
     summary = scores.groupby("method", as_index=False).agg(
-        der=("der_id", "size"), median_bias=("bias", "median"), median_nmae=("nmae", "median"),
+        der=("der_id", "size"),
+        median_bias=("bias", "median"),
+        median_nmae=("nmae", "median"),
         median_rrmse=("rrmse", "median"),
-        within_20pct=("rrmse", lambda s: float((s <= 0.2).mean())))
+        within_20pct=("rrmse", lambda s: float((s <= 0.2).mean())),
+    )
     return scores.round(6), summary.round(6)
 
 
@@ -99,6 +110,7 @@ def accuracy_figure(scores: pd.DataFrame):  # type: ignore[no-untyped-def]
     for method, g in scores.groupby("method"):
         fig.add_box(y=g["rrmse"], name=str(method), boxpoints="all", jitter=0.4)
     fig.add_hline(y=0.2, line_dash="dot", annotation_text="20 % RRMSE")
-    fig.update_layout(title="Baseline accuracy on placebo days: RRMSE per DER",
-                      yaxis_title="RRMSE", template="plotly_white")
+    fig.update_layout(
+        title="Baseline accuracy on placebo days: RRMSE per DER", yaxis_title="RRMSE", template="plotly_white"
+    )
     return fig

@@ -30,7 +30,8 @@ from market.errors import StoreConflictError
 metadata = sa.MetaData()
 
 runs = sa.Table(
-    "settlement_runs", metadata,
+    "settlement_runs",
+    metadata,
     sa.Column("run_id", sa.String(64), primary_key=True),
     sa.Column("period", sa.String(64), nullable=False),
     sa.Column("inputs_sha256", sa.String(64), nullable=False),
@@ -39,7 +40,8 @@ runs = sa.Table(
     sa.Column("manifest", sa.Text, nullable=False),
 )
 statements_t = sa.Table(
-    "statements", metadata,
+    "statements",
+    metadata,
     sa.Column("statement_id", sa.String(200), primary_key=True),
     sa.Column("aggregator_id", sa.String(100), nullable=False),
     sa.Column("buyer_id", sa.String(100), nullable=False),
@@ -60,35 +62,57 @@ statements_t = sa.Table(
     sa.UniqueConstraint("aggregator_id", "buyer_id", "period", "version", name="uq_statement"),
 )
 LINE_COLS: list[tuple[str, Any]] = [
-    ("bid_id", sa.String(200)), ("der_id", sa.String(100)), ("need_id", sa.String(200)),
-    ("service", sa.String(32)), ("interval_start", sa.DateTime(timezone=True)),
-    ("direction", sa.String(8)), ("quantity_mw", sa.Float), ("price_eur_mwh", sa.Float),
-    ("method", sa.String(40)), ("baseline_kwh", sa.Float), ("metered_kwh", sa.Float),
-    ("delivered_up_mwh", sa.Float), ("awarded_mwh", sa.Float), ("allocated_mwh", sa.Float),
-    ("shortfall_mwh", sa.Float), ("payment_eur", sa.Float), ("make_whole_eur", sa.Float),
-    ("penalty_eur", sa.Float), ("net_eur", sa.Float), ("status", sa.String(16)),
+    ("bid_id", sa.String(200)),
+    ("der_id", sa.String(100)),
+    ("need_id", sa.String(200)),
+    ("service", sa.String(32)),
+    ("interval_start", sa.DateTime(timezone=True)),
+    ("direction", sa.String(8)),
+    ("quantity_mw", sa.Float),
+    ("price_eur_mwh", sa.Float),
+    ("method", sa.String(40)),
+    ("baseline_kwh", sa.Float),
+    ("metered_kwh", sa.Float),
+    ("delivered_up_mwh", sa.Float),
+    ("awarded_mwh", sa.Float),
+    ("allocated_mwh", sa.Float),
+    ("shortfall_mwh", sa.Float),
+    ("payment_eur", sa.Float),
+    ("make_whole_eur", sa.Float),
+    ("penalty_eur", sa.Float),
+    ("net_eur", sa.Float),
+    ("status", sa.String(16)),
 ]
 lines_t = sa.Table(
-    "statement_lines", metadata,
+    "statement_lines",
+    metadata,
     sa.Column("statement_id", sa.String(200), nullable=False, index=True),
     *[sa.Column(n, t) for n, t in LINE_COLS],
 )
 deltas_t = sa.Table(
-    "statement_deltas", metadata,
+    "statement_deltas",
+    metadata,
     sa.Column("statement_id", sa.String(200), nullable=False, index=True),
     sa.Column("previous_statement_id", sa.String(200), nullable=False),
-    sa.Column("bid_id", sa.String(200)), sa.Column("interval_start", sa.DateTime(timezone=True)),
-    sa.Column("delta_allocated_mwh", sa.Float), sa.Column("delta_shortfall_mwh", sa.Float),
-    sa.Column("delta_payment_eur", sa.Float), sa.Column("delta_make_whole_eur", sa.Float),
+    sa.Column("bid_id", sa.String(200)),
+    sa.Column("interval_start", sa.DateTime(timezone=True)),
+    sa.Column("delta_allocated_mwh", sa.Float),
+    sa.Column("delta_shortfall_mwh", sa.Float),
+    sa.Column("delta_payment_eur", sa.Float),
+    sa.Column("delta_make_whole_eur", sa.Float),
     sa.Column("delta_penalty_eur", sa.Float),
     sa.Column("delta_net_eur", sa.Float),
 )
 findings_t = sa.Table(
-    "findings", metadata,
+    "findings",
+    metadata,
     sa.Column("run_id", sa.String(64), nullable=False, index=True),
-    sa.Column("kind", sa.String(40)), sa.Column("severity", sa.String(10)),
-    sa.Column("der_id", sa.String(100)), sa.Column("day", sa.Date),
-    sa.Column("interval_start", sa.DateTime(timezone=True)), sa.Column("detail", sa.Text),
+    sa.Column("kind", sa.String(40)),
+    sa.Column("severity", sa.String(10)),
+    sa.Column("der_id", sa.String(100)),
+    sa.Column("day", sa.Date),
+    sa.Column("interval_start", sa.DateTime(timezone=True)),
+    sa.Column("detail", sa.Text),
 )
 
 
@@ -103,8 +127,7 @@ def resolve_url(url: str) -> str:
         try:
             import psycopg2  # type: ignore[import-untyped]  # noqa: F401
         except ImportError:
-            return parsed.set(drivername="postgresql+psycopg").render_as_string(
-                hide_password=False)
+            return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     return url
 
 
@@ -128,8 +151,9 @@ def add_missing_columns(conn: sa.Connection, tables: list[sa.Table]) -> None:
         have = set(conn.execute(sa.text(f"SELECT * FROM {table.name} LIMIT 0")).keys())
         for col in table.columns:
             if col.name not in have:
-                conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {col.name} "
-                                     f"{col.type.compile(conn.dialect)}"))
+                conn.execute(
+                    sa.text(f"ALTER TABLE {table.name} ADD COLUMN {col.name} {col.type.compile(conn.dialect)}")
+                )
 
 
 STATEMENT_KEY = ["aggregator_id", "buyer_id"]
@@ -156,11 +180,9 @@ def content_hashes(lines: pd.DataFrame) -> dict[tuple[str, str], str]:
     for c in cols:
         v = lines[c]
         if pd.api.types.is_numeric_dtype(v):
-            encoded.append(np.round(v.to_numpy(dtype="float64", na_value=np.nan)[order], 6)
-                           .astype("<f8"))
+            encoded.append(np.round(v.to_numpy(dtype="float64", na_value=np.nan)[order], 6).astype("<f8"))
         elif pd.api.types.is_datetime64_any_dtype(v):
-            encoded.append(pd.to_datetime(v, utc=True).astype("int64").to_numpy()[order]
-                           .astype("<i8"))
+            encoded.append(pd.to_datetime(v, utc=True).astype("int64").to_numpy()[order].astype("<i8"))
         else:
             text = v.to_numpy(dtype=object)[order]
             missing = pd.isna(text)
@@ -177,8 +199,7 @@ def content_hashes(lines: pd.DataFrame) -> dict[tuple[str, str], str]:
             continue
         h = hashlib.sha256()
         for c, e in zip(cols, encoded, strict=True):
-            if c in OPTIONAL_HASH_COLUMNS and isinstance(e, np.ndarray) and not np.nan_to_num(
-                    e[lo:hi]).any():
+            if c in OPTIONAL_HASH_COLUMNS and isinstance(e, np.ndarray) and not np.nan_to_num(e[lo:hi]).any():
                 continue
             h.update(e[lo:hi].tobytes() if isinstance(e, np.ndarray) else "\x1f".join(e[lo:hi]).encode())
             h.update(b"\x1e")
@@ -207,8 +228,7 @@ def _bulk_insert(conn: sa.Connection, table: sa.Table, df: pd.DataFrame) -> None
     if conn.dialect.name == "duckdb":
         raw.register("_fm_bulk", df)
         try:
-            raw.execute(f"INSERT INTO {table.name} ({', '.join(cols)}) "
-                        f"SELECT {', '.join(cols)} FROM _fm_bulk")
+            raw.execute(f"INSERT INTO {table.name} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM _fm_bulk")
         finally:
             raw.unregister("_fm_bulk")
         return
@@ -216,8 +236,7 @@ def _bulk_insert(conn: sa.Connection, table: sa.Table, df: pd.DataFrame) -> None
         # CSV written by pandas in C: floats in shortest round-trip form, timestamps with
         # their UTC offset, missing values as unquoted empty fields (NULL in CSV COPY)
         text = df.to_csv(index=False, header=False, date_format="%Y-%m-%d %H:%M:%S.%f%z")
-        with raw.cursor() as cur, cur.copy(
-                f"COPY {table.name} ({', '.join(cols)}) FROM STDIN (FORMAT csv)") as copy:
+        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(cols)}) FROM STDIN (FORMAT csv)") as copy:
             copy.write(text)
         return
     conn.execute(table.insert(), _records(df))
@@ -237,16 +256,32 @@ def latest_versions(conn: sa.Connection, period: str) -> pd.DataFrame:
     return df.sort_values("version").groupby(["aggregator_id", "buyer_id"]).tail(1)
 
 
-def save_run(engine: sa.Engine, run_id: str, period: str, inputs_sha: str,
-             lines: pd.DataFrame, statements: pd.DataFrame, findings: pd.DataFrame,
-             manifest: dict[str, Any], fail_hook: Callable[[str], None] | None = None
-             ) -> pd.DataFrame:
+def save_run(
+    engine: sa.Engine,
+    run_id: str,
+    period: str,
+    inputs_sha: str,
+    lines: pd.DataFrame,
+    statements: pd.DataFrame,
+    findings: pd.DataFrame,
+    manifest: dict[str, Any],
+    fail_hook: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
     """Store one run in one transaction; returns the statements written (new versions only)."""
     try:
         with engine.begin() as conn:
             _lock(conn, period)
-            written = _save(conn, run_id, period, inputs_sha, lines, statements, findings,
-                            manifest, fail_hook or (lambda stage: None))
+            written = _save(
+                conn,
+                run_id,
+                period,
+                inputs_sha,
+                lines,
+                statements,
+                findings,
+                manifest,
+                fail_hook or (lambda stage: None),
+            )
     except OperationalError as exc:
         if "could not set lock" in str(exc).lower():
             raise StoreConflictError(f"another settlement run holds the store: {exc}") from exc
@@ -254,12 +289,19 @@ def save_run(engine: sa.Engine, run_id: str, period: str, inputs_sha: str,
     return written
 
 
-def _save(conn: sa.Connection, run_id: str, period: str, inputs_sha: str, lines: pd.DataFrame,
-          statements: pd.DataFrame, findings: pd.DataFrame, manifest: dict[str, Any],
-          fail_hook: Callable[[str], None]) -> pd.DataFrame:
+def _save(
+    conn: sa.Connection,
+    run_id: str,
+    period: str,
+    inputs_sha: str,
+    lines: pd.DataFrame,
+    statements: pd.DataFrame,
+    findings: pd.DataFrame,
+    manifest: dict[str, Any],
+    fail_hook: Callable[[str], None],
+) -> pd.DataFrame:
     latest = latest_versions(conn, period)
-    prev = ({(r["aggregator_id"], r["buyer_id"]): r for r in latest.to_dict("records")}
-            if len(latest) else {})
+    prev = {(r["aggregator_id"], r["buyer_id"]): r for r in latest.to_dict("records")} if len(latest) else {}
     new_rows, all_lines, all_deltas = [], [], []
     run_wide = int(findings["der_id"].isna().sum()) if len(findings) else 0
     digests = content_hashes(lines)
@@ -273,21 +315,48 @@ def _save(conn: sa.Connection, run_id: str, period: str, inputs_sha: str, lines:
             continue
         version = 1 if old is None else int(old["version"]) + 1
         sid = f"{key[0]}|{key[1]}|{period}|v{version}"
-        new_rows.append({**{k: st[k] for k in (
-            "aggregator_id", "buyer_id", "period", "lines", "unverifiable_lines", "awarded_mwh",
-            "allocated_mwh", "shortfall_mwh", "payment_eur", "make_whole_eur", "penalty_eur",
-            "net_eur")},
-            "statement_id": sid, "version": version, "run_id": run_id,
-            "content_sha256": digest,
-            "findings": run_wide + (int(findings["der_id"].isin(mine["der_id"]).sum())
-                                    if len(findings) else 0)})
+        new_rows.append(
+            {
+                **{
+                    k: st[k]
+                    for k in (
+                        "aggregator_id",
+                        "buyer_id",
+                        "period",
+                        "lines",
+                        "unverifiable_lines",
+                        "awarded_mwh",
+                        "allocated_mwh",
+                        "shortfall_mwh",
+                        "payment_eur",
+                        "make_whole_eur",
+                        "penalty_eur",
+                        "net_eur",
+                    )
+                },
+                "statement_id": sid,
+                "version": version,
+                "run_id": run_id,
+                "content_sha256": digest,
+                "findings": run_wide + (int(findings["der_id"].isin(mine["der_id"]).sum()) if len(findings) else 0),
+            }
+        )
         all_lines.append(mine[[n for n, _ in LINE_COLS]].assign(statement_id=sid))
         if old is not None:
             all_deltas.append(_deltas(conn, old["statement_id"], sid, mine))
-    conn.execute(runs.insert(), [{
-        "run_id": run_id, "period": period, "inputs_sha256": inputs_sha,
-        "created_at": dt.datetime.now(dt.UTC), "new_versions": len(new_rows),
-        "manifest": json.dumps(manifest, sort_keys=True, default=str)}])
+    conn.execute(
+        runs.insert(),
+        [
+            {
+                "run_id": run_id,
+                "period": period,
+                "inputs_sha256": inputs_sha,
+                "created_at": dt.datetime.now(dt.UTC),
+                "new_versions": len(new_rows),
+                "manifest": json.dumps(manifest, sort_keys=True, default=str),
+            }
+        ],
+    )
     fail_hook("run")
     if new_rows:
         conn.execute(statements_t.insert(), new_rows)
@@ -305,10 +374,8 @@ def _save(conn: sa.Connection, run_id: str, period: str, inputs_sha: str, lines:
 
 
 def _deltas(conn: sa.Connection, old_id: str, new_id: str, new: pd.DataFrame) -> pd.DataFrame:
-    old = pd.DataFrame(conn.execute(sa.select(lines_t).where(
-        lines_t.c.statement_id == old_id)).mappings().all())
-    cols = ["allocated_mwh", "shortfall_mwh", "payment_eur", "make_whole_eur", "penalty_eur",
-            "net_eur"]
+    old = pd.DataFrame(conn.execute(sa.select(lines_t).where(lines_t.c.statement_id == old_id)).mappings().all())
+    cols = ["allocated_mwh", "shortfall_mwh", "payment_eur", "make_whole_eur", "penalty_eur", "net_eur"]
     key = ["bid_id", "interval_start"]
     new = new.copy()
     new["interval_start"] = pd.to_datetime(new["interval_start"], utc=True)
@@ -316,13 +383,17 @@ def _deltas(conn: sa.Connection, old_id: str, new_id: str, new: pd.DataFrame) ->
         old["interval_start"] = pd.to_datetime(old["interval_start"], utc=True)
     else:
         old = pd.DataFrame(columns=key + cols)
-    both = new[key + cols].merge(old[key + cols], on=key, how="outer", suffixes=("", "_old"),
-                                 indicator=True)
-    out = pd.DataFrame({"statement_id": new_id, "previous_statement_id": old_id,
-                        "bid_id": both["bid_id"], "interval_start": both["interval_start"]})
+    both = new[key + cols].merge(old[key + cols], on=key, how="outer", suffixes=("", "_old"), indicator=True)
+    out = pd.DataFrame(
+        {
+            "statement_id": new_id,
+            "previous_statement_id": old_id,
+            "bid_id": both["bid_id"],
+            "interval_start": both["interval_start"],
+        }
+    )
     for c in cols:
-        out[f"delta_{c}"] = both[c].astype(float).fillna(0.0) - both[f"{c}_old"].astype(
-            float).fillna(0.0)
+        out[f"delta_{c}"] = both[c].astype(float).fillna(0.0) - both[f"{c}_old"].astype(float).fillna(0.0)
     changed = (out[[f"delta_{c}" for c in cols]].abs() > 1e-9).any(axis=1)
     return out[changed].reset_index(drop=True)
 

@@ -13,8 +13,7 @@ settings.register_profile("flexmarket", derandomize=True, database=None)
 settings.load_profile("flexmarket")
 sys.path.insert(0, str(Path(__file__).parent))
 
-PG_BASE = os.environ.get("FLEXMARKET_TEST_PG",
-                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_BASE = os.environ.get("FLEXMARKET_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture(params=["duckdb", "postgres"])

@@ -17,63 +17,145 @@ def ts(i: int = 0, minutes: int = 60) -> pd.Timestamp:
 
 def config(n_intervals: int = 1, minutes: int = 60, voll: float = 1000.0) -> BatchConfig:
     start = pd.Timestamp(START)
-    return BatchConfig(name="test", start=start, end=start + pd.Timedelta(minutes=minutes) *
-                       n_intervals, interval_minutes=minutes, voll_eur_mwh=voll)
+    return BatchConfig(
+        name="test",
+        start=start,
+        end=start + pd.Timedelta(minutes=minutes) * n_intervals,
+        interval_minutes=minutes,
+        voll_eur_mwh=voll,
+    )
 
 
-def bid(bid_id: str, price: float, q: float, *, node: str = "n1", dso: str = "dso1",
-        direction: str = "up", t: int = 0, minq: float = 0.0, der: str | None = None,
-        agg: str = "agg1", block: str | None = None, excl: str | None = None,
-        services: str | None = None, minutes: int = 60) -> dict[str, Any]:
-    return {"bid_id": bid_id, "aggregator_id": agg, "der_id": der or f"der-{bid_id}",
-            "dso_id": dso, "node_id": node, "interval_start": ts(t, minutes),
-            "direction": direction, "quantity_mw": q, "min_quantity_mw": minq,
-            "price_eur_mwh": price, "block_id": block, "exclusive_group": excl,
-            "services": services}
+def bid(
+    bid_id: str,
+    price: float,
+    q: float,
+    *,
+    node: str = "n1",
+    dso: str = "dso1",
+    direction: str = "up",
+    t: int = 0,
+    minq: float = 0.0,
+    der: str | None = None,
+    agg: str = "agg1",
+    block: str | None = None,
+    excl: str | None = None,
+    services: str | None = None,
+    minutes: int = 60,
+) -> dict[str, Any]:
+    return {
+        "bid_id": bid_id,
+        "aggregator_id": agg,
+        "der_id": der or f"der-{bid_id}",
+        "dso_id": dso,
+        "node_id": node,
+        "interval_start": ts(t, minutes),
+        "direction": direction,
+        "quantity_mw": q,
+        "min_quantity_mw": minq,
+        "price_eur_mwh": price,
+        "block_id": block,
+        "exclusive_group": excl,
+        "services": services,
+    }
 
 
-def tso_need(need_id: str, q: float, direction: str = "up", t: int = 0,
-             max_price: float | None = None, minutes: int = 60) -> dict[str, Any]:
-    return {"need_id": need_id, "buyer_id": "tso", "service": "tso_balancing",
-            "area_id": "system", "interval_start": ts(t, minutes), "direction": direction,
-            "quantity_mw": q, "max_price_eur_mwh": max_price}
+def tso_need(
+    need_id: str, q: float, direction: str = "up", t: int = 0, max_price: float | None = None, minutes: int = 60
+) -> dict[str, Any]:
+    return {
+        "need_id": need_id,
+        "buyer_id": "tso",
+        "service": "tso_balancing",
+        "area_id": "system",
+        "interval_start": ts(t, minutes),
+        "direction": direction,
+        "quantity_mw": q,
+        "max_price_eur_mwh": max_price,
+    }
 
 
-def dso_need(need_id: str, area: str, q: float, direction: str = "up", t: int = 0,
-             dso: str = "dso1", max_price: float | None = None, minutes: int = 60
-             ) -> dict[str, Any]:
-    return {"need_id": need_id, "buyer_id": dso, "service": "dso_congestion", "area_id": area,
-            "interval_start": ts(t, minutes), "direction": direction, "quantity_mw": q,
-            "max_price_eur_mwh": max_price}
+def dso_need(
+    need_id: str,
+    area: str,
+    q: float,
+    direction: str = "up",
+    t: int = 0,
+    dso: str = "dso1",
+    max_price: float | None = None,
+    minutes: int = 60,
+) -> dict[str, Any]:
+    return {
+        "need_id": need_id,
+        "buyer_id": dso,
+        "service": "dso_congestion",
+        "area_id": area,
+        "interval_start": ts(t, minutes),
+        "direction": direction,
+        "quantity_mw": q,
+        "max_price_eur_mwh": max_price,
+    }
 
 
 def area(area_id: str, node: str, dso: str = "dso1") -> dict[str, Any]:
     return {"area_id": area_id, "node_id": node, "dso_id": dso}
 
 
-def constraint(cid: str, base: float, max_mw: float, min_mw: float | None = None,
-               owner: str = "dso1", t: int | None = None, minutes: int = 60) -> dict[str, Any]:
-    return {"constraint_id": cid, "owner_id": owner,
-            "interval_start": None if t is None else ts(t, minutes), "base_flow_mw": base,
-            "max_flow_mw": max_mw, "min_flow_mw": -max_mw if min_mw is None else min_mw}
+def constraint(
+    cid: str,
+    base: float,
+    max_mw: float,
+    min_mw: float | None = None,
+    owner: str = "dso1",
+    t: int | None = None,
+    minutes: int = 60,
+) -> dict[str, Any]:
+    return {
+        "constraint_id": cid,
+        "owner_id": owner,
+        "interval_start": None if t is None else ts(t, minutes),
+        "base_flow_mw": base,
+        "max_flow_mw": max_mw,
+        "min_flow_mw": -max_mw if min_mw is None else min_mw,
+    }
 
 
-def signal(area_id: str, state: str, t: int = 0, up: float | None = None,
-           down: float | None = None, dso: str = "dso1", minutes: int = 60) -> dict[str, Any]:
-    return {"dso_id": dso, "area_id": area_id, "interval_start": ts(t, minutes), "state": state,
-            "headroom_up_mw": up, "headroom_down_mw": down}
+def signal(
+    area_id: str,
+    state: str,
+    t: int = 0,
+    up: float | None = None,
+    down: float | None = None,
+    dso: str = "dso1",
+    minutes: int = 60,
+) -> dict[str, Any]:
+    return {
+        "dso_id": dso,
+        "area_id": area_id,
+        "interval_start": ts(t, minutes),
+        "state": state,
+        "headroom_up_mw": up,
+        "headroom_down_mw": down,
+    }
 
 
-def make_batch(bids: list[dict], needs: list[dict], areas: list[dict] | None = None,  # type: ignore[type-arg]
-               constraints: list[dict] | None = None, sens: list[dict] | None = None,  # type: ignore[type-arg]
-               signals: list[dict] | None = None, n_intervals: int = 1, minutes: int = 60,  # type: ignore[type-arg]
-               voll: float = 1000.0) -> Batch:
+def make_batch(
+    bids: list[dict],
+    needs: list[dict],
+    areas: list[dict] | None = None,  # type: ignore[type-arg]
+    constraints: list[dict] | None = None,
+    sens: list[dict] | None = None,  # type: ignore[type-arg]
+    signals: list[dict] | None = None,
+    n_intervals: int = 1,
+    minutes: int = 60,  # type: ignore[type-arg]
+    voll: float = 1000.0,
+) -> Batch:
     nodes = sorted({b["node_id"] for b in bids})
     if areas is None:
-        areas = [area(f"a-{n}", n, next(b["dso_id"] for b in bids if b["node_id"] == n))
-                 for n in nodes]
+        areas = [area(f"a-{n}", n, next(b["dso_id"] for b in bids if b["node_id"] == n)) for n in nodes]
     frames: dict[str, pd.DataFrame] = {
-        "bids": pd.DataFrame(bids), "needs": pd.DataFrame(needs),
+        "bids": pd.DataFrame(bids),
+        "needs": pd.DataFrame(needs),
         "node_areas": pd.DataFrame(areas),
     }
     if constraints:

@@ -12,5 +12,6 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 python3 -m ruff check market settlement tests data
+python3 -m ruff format --check market settlement tests data
 python3 -m mypy
 python3 -m pytest "$@"

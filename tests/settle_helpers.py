@@ -16,38 +16,57 @@ def make_run(folder: Path, awards: list[dict], minutes: int = 15) -> Path:  # ty
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for a in awards:
-        rows.append({"bid_id": a.get("bid_id", "b1"), "der_id": a.get("der_id", "D1"),
-                     "aggregator_id": a.get("aggregator_id", "agg"),
-                     "dso_id": "dso1", "node_id": "n1",
-                     "buyer_id": a.get("buyer_id", "tso"),
-                     "service": a.get("service", "tso_balancing"),
-                     "need_id": a.get("need_id"), "area_id": "system",
-                     "interval_start": pd.Timestamp(a["t"]),
-                     "direction": a.get("direction", "up"), "quantity_mw": a["q"],
-                     "bid_price_eur_mwh": a["price"], "price_eur_mwh": a["price"],
-                     "nominated_baseline_mw": a.get("nominated"), "pricing": "pay-as-bid"})
+        rows.append(
+            {
+                "bid_id": a.get("bid_id", "b1"),
+                "der_id": a.get("der_id", "D1"),
+                "aggregator_id": a.get("aggregator_id", "agg"),
+                "dso_id": "dso1",
+                "node_id": "n1",
+                "buyer_id": a.get("buyer_id", "tso"),
+                "service": a.get("service", "tso_balancing"),
+                "need_id": a.get("need_id"),
+                "area_id": "system",
+                "interval_start": pd.Timestamp(a["t"]),
+                "direction": a.get("direction", "up"),
+                "quantity_mw": a["q"],
+                "bid_price_eur_mwh": a["price"],
+                "price_eur_mwh": a["price"],
+                "nominated_baseline_mw": a.get("nominated"),
+                "pricing": "pay-as-bid",
+            }
+        )
     df = pd.DataFrame(rows)
     if any("make_whole" in a for a in awards):  # runs made before make-whole lack the column
         df["make_whole_eur"] = [float(a.get("make_whole", 0.0)) for a in awards]
     df["interval_start"] = pd.to_datetime(df["interval_start"], utc=True)
     df["nominated_baseline_mw"] = df["nominated_baseline_mw"].astype(float)
     df.to_parquet(folder / "awards.parquet", index=False)
-    (folder / "manifest.json").write_text(json.dumps({
-        "batch": {"interval_minutes": minutes}, "design": {"name": "test"},
-        "pricing": "pay-as-bid"}))
+    (folder / "manifest.json").write_text(
+        json.dumps({"batch": {"interval_minutes": minutes}, "design": {"name": "test"}, "pricing": "pay-as-bid"})
+    )
     return folder
 
 
-def daily_meter(der: str, start: str, days: int, value_of_day, minutes: int = 15  # type: ignore[no-untyped-def]
-                ) -> pd.DataFrame:
+def daily_meter(
+    der: str,
+    start: str,
+    days: int,
+    value_of_day,
+    minutes: int = 15,  # type: ignore[no-untyped-def]
+) -> pd.DataFrame:
     """Meter rows where every interval of day k (0-based) reads ``value_of_day(k, slot)``."""
     per_day = 1440 // minutes
-    ts = pd.date_range(pd.Timestamp(start, tz="UTC"), periods=days * per_day,
-                       freq=f"{minutes}min")
+    ts = pd.date_range(pd.Timestamp(start, tz="UTC"), periods=days * per_day, freq=f"{minutes}min")
     k = np.arange(len(ts)) // per_day
     slot = np.arange(len(ts)) % per_day
-    return pd.DataFrame({"der_id": der, "interval_start": ts,
-                         "consumption_kwh": [float(value_of_day(a, b)) for a, b in zip(k, slot, strict=True)]})
+    return pd.DataFrame(
+        {
+            "der_id": der,
+            "interval_start": ts,
+            "consumption_kwh": [float(value_of_day(a, b)) for a, b in zip(k, slot, strict=True)],
+        }
+    )
 
 
 def write_meter(df: pd.DataFrame, path: Path) -> Path:

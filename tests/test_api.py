@@ -20,9 +20,10 @@ def batch():  # type: ignore[no-untyped-def]
 
 
 def test_clear_never_mutates_its_inputs(batch):
-    before = {n: batch.table(n).copy(deep=True) for n in ("bids", "needs", "node_areas",
-                                                          "constraints", "sensitivities",
-                                                          "signals")}
+    before = {
+        n: batch.table(n).copy(deep=True)
+        for n in ("bids", "needs", "node_areas", "constraints", "sensitivities", "signals")
+    }
     for design in ("single", "dso-led", "tso-only"):
         r = clear(batch, design, "pay-as-clear")
         assert r.status is ClearingStatus.OPTIMAL and r.ok
@@ -50,6 +51,7 @@ def test_verify_catches_a_solution_that_breaks_the_model():
     m = LinearModel("toy")
     m.add_variable("x", np.zeros(2), np.full(2, 5.0), np.array([1.0, 2.0]))
     import scipy.sparse as sp
+
     m.add_constraint("need", {"x": sp.csr_matrix(np.ones((1, 2)))}, "==", np.array([3.0]))
     sol = solve_cvxpy(m)
     verify(m, sol)  # the honest answer passes
@@ -61,7 +63,16 @@ def test_verify_catches_a_solution_that_breaks_the_model():
 def test_metrics_and_stats_reported(batch):
     r = clear(batch, "dso-led")
     assert len(r.stats) >= 2 and all(s.n_variables > 0 for s in r.stats)
-    for key in ("tier_bypassing_mw", "hidden_coupling_der_intervals", "observability_by_dso",
-                "latency_s_max", "scalability_largest_variables", "cyber_exposure_parties",
-                "cost_by_buyer_eur", "unmet_mwh", "welfare_eur", "liquidity_by_buyer_mw"):
+    for key in (
+        "tier_bypassing_mw",
+        "hidden_coupling_der_intervals",
+        "observability_by_dso",
+        "latency_s_max",
+        "scalability_largest_variables",
+        "cyber_exposure_parties",
+        "cost_by_buyer_eur",
+        "unmet_mwh",
+        "welfare_eur",
+        "liquidity_by_buyer_mw",
+    ):
         assert key in r.metrics

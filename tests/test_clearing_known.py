@@ -34,16 +34,21 @@ def test_plain_merit_order(design):
 
 def test_down_merit_order_price_sign():
     """Down need: the TSO pays down bids; cheapest first, price = marginal down bid."""
-    b = make_batch([bid("d1", 5, 4, direction="down"), bid("d2", 12, 4, direction="down"),
-                    bid("d3", -3, 1, direction="down")], [tso_need("N", 6, "down")])
+    b = make_batch(
+        [bid("d1", 5, 4, direction="down"), bid("d2", 12, 4, direction="down"), bid("d3", -3, 1, direction="down")],
+        [tso_need("N", 6, "down")],
+    )
     r = clear(b, "single", "pay-as-clear")
     assert award_mw(r, "d3") == 1 and award_mw(r, "d1") == 4 and award_mw(r, "d2") == 1
     assert price_of(r, "N") == pytest.approx(12)
 
 
 def test_red_area_is_skipped_by_tso():
-    b = make_batch([bid("cheap", 5, 10, node="n1"), bid("dear", 50, 10, node="n2")],
-                   [tso_need("N", 4)], signals=[signal("a-n1", "red")])
+    b = make_batch(
+        [bid("cheap", 5, 10, node="n1"), bid("dear", 50, 10, node="n2")],
+        [tso_need("N", 4)],
+        signals=[signal("a-n1", "red")],
+    )
     for design in DESIGNS:
         r = clear(b, design, "pay-as-clear")
         assert award_mw(r, "cheap") == 0, design
@@ -52,8 +57,11 @@ def test_red_area_is_skipped_by_tso():
 
 
 def test_amber_caps_tso_at_headroom():
-    b = make_batch([bid("cheap", 5, 10, node="n1"), bid("dear", 50, 10, node="n2")],
-                   [tso_need("N", 4)], signals=[signal("a-n1", "amber", up=1.5, down=0)])
+    b = make_batch(
+        [bid("cheap", 5, 10, node="n1"), bid("dear", 50, 10, node="n2")],
+        [tso_need("N", 4)],
+        signals=[signal("a-n1", "amber", up=1.5, down=0)],
+    )
     r = clear(b, "single", "pay-as-clear")
     assert award_mw(r, "cheap") == pytest.approx(1.5)
     assert award_mw(r, "dear") == pytest.approx(2.5)
@@ -66,8 +74,11 @@ def test_amber_caps_tso_at_headroom():
 
 
 def test_dso_may_use_own_red_area_for_own_need():
-    b = make_batch([bid("local", 30, 5, node="n1"), bid("far", 10, 5, node="n2")],
-                   [dso_need("D", "a-n1", 2)], signals=[signal("a-n1", "red")])
+    b = make_batch(
+        [bid("local", 30, 5, node="n1"), bid("far", 10, 5, node="n2")],
+        [dso_need("D", "a-n1", 2)],
+        signals=[signal("a-n1", "red")],
+    )
     for design in DESIGNS:
         r = clear(b, design, "pay-as-clear")
         assert award_mw(r, "local", "dso1") == pytest.approx(2), design
@@ -82,8 +93,9 @@ def test_tso_and_dso_compete_for_one_bid():
     system price is 40 and the DSO's need costs 40 - 40 = 0 over energy (its congestion
     price is the premium of the area over the system, zero here).
     """
-    b = make_batch([bid("cheap", 10, 5, node="n1"), bid("dear", 40, 10, node="n2")],
-                   [tso_need("T", 6), dso_need("D", "a-n1", 3)])
+    b = make_batch(
+        [bid("cheap", 10, 5, node="n1"), bid("dear", 40, 10, node="n2")], [tso_need("T", 6), dso_need("D", "a-n1", 3)]
+    )
     r = clear(b, "single", "pay-as-clear")
     assert award_mw(r, "cheap", "dso1") == pytest.approx(3)
     assert award_mw(r, "cheap", "tso") == pytest.approx(2)
@@ -112,8 +124,12 @@ def test_dso_need_forces_activation_and_the_tso_counters_it():
     of DSO need costs a 25 EUR area MW plus a 5 EUR down MW (need dual +30), so the DSO's
     price is -5 + 30 = 25, the marginal area bid.
     """
-    bids = [bid("cheap", 10, 3, node="n1"), bid("mid", 25, 3, node="n1"),
-            bid("dn", 5, 10, node="n2", direction="down"), bid("dear", 40, 10, node="n2")]
+    bids = [
+        bid("cheap", 10, 3, node="n1"),
+        bid("mid", 25, 3, node="n1"),
+        bid("dn", 5, 10, node="n2", direction="down"),
+        bid("dear", 40, 10, node="n2"),
+    ]
     b = make_batch(bids, [tso_need("T", 2), dso_need("D", "a-n1", 4)])
     r = clear(b, "single", "pay-as-clear")
     assert award_mw(r, "cheap", "dso1") == pytest.approx(3)
@@ -132,8 +148,7 @@ def test_dso_need_forces_activation_and_the_tso_counters_it():
 
 def test_binding_feeder_changes_merit_order():
     """Feeder head import limit 2 MW: down activations (more load) below it are capped."""
-    bids = [bid("f1", 5, 5, node="n1", direction="down"),
-            bid("f2", 15, 5, node="n2", direction="down")]
+    bids = [bid("f1", 5, 5, node="n1", direction="down"), bid("f2", 15, 5, node="n2", direction="down")]
     cons = [constraint("head", base=1.0, max_mw=2.0)]
     sens = [{"constraint_id": "head", "node_id": "n1", "factor": -1.0}]
     b = make_batch(bids, [tso_need("N", 4, "down")], constraints=cons, sens=sens)
@@ -193,8 +208,7 @@ def test_min_quantity_bid_all_or_nothing_prices_from_fixed_lp():
 
 
 def test_exclusive_group_takes_at_most_one():
-    b = make_batch([bid("e1", 10, 5, excl="g"), bid("e2", 12, 5, excl="g"), bid("o", 50, 10)],
-                   [tso_need("N", 8)])
+    b = make_batch([bid("e1", 10, 5, excl="g"), bid("e2", 12, 5, excl="g"), bid("o", 50, 10)], [tso_need("N", 8)])
     r = clear(b, "single", "pay-as-clear")
     assert award_mw(r, "e1") == pytest.approx(5)
     assert award_mw(r, "e2") == 0
@@ -203,8 +217,12 @@ def test_exclusive_group_takes_at_most_one():
 
 
 def test_block_accepted_at_one_fraction_across_intervals():
-    bids = [bid("k0", 20, 4, t=0, block="K"), bid("k1", 20, 2, t=1, block="K"),
-            bid("s0", 40, 10, t=0), bid("s1", 40, 10, t=1)]
+    bids = [
+        bid("k0", 20, 4, t=0, block="K"),
+        bid("k1", 20, 2, t=1, block="K"),
+        bid("s0", 40, 10, t=0),
+        bid("s1", 40, 10, t=1),
+    ]
     b = make_batch(bids, [tso_need("N0", 2, t=0), tso_need("N1", 2, t=1)], n_intervals=2)
     r = clear(b, "single", "pay-as-clear")
     # block fraction f: k0 = 4f <= 2 -> f = 0.5, k1 = 1 MW; s1 covers the other 1 MW
@@ -215,8 +233,7 @@ def test_block_accepted_at_one_fraction_across_intervals():
 
 
 def test_services_restrict_buyers():
-    b = make_batch([bid("dso_only", 5, 5, services="dso_congestion"), bid("any", 20, 5)],
-                   [tso_need("N", 3)])
+    b = make_batch([bid("dso_only", 5, 5, services="dso_congestion"), bid("any", 20, 5)], [tso_need("N", 3)])
     r = clear(b, "single", "pay-as-clear")
     assert award_mw(r, "dso_only") == 0
     assert award_mw(r, "any") == pytest.approx(3)
@@ -224,14 +241,21 @@ def test_services_restrict_buyers():
 
 def test_three_bus_negative_prices():
     """DESIGN.md 7: costs 10/20/100, equal reactances, line 1-3 at 10 MW, 100 MW at bus 3."""
-    bids = [bid("g1", 10, 1000, node="1"), bid("g2", 20, 1000, node="2"),
-            bid("g3", 100, 1000, node="3")]
+    bids = [bid("g1", 10, 1000, node="1"), bid("g2", 20, 1000, node="2"), bid("g3", 100, 1000, node="3")]
     # PTDF with bus 3 as reference: line 1-3 sees 2/3 of an injection at 1, 1/3 at 2.
     cons = [constraint("l13", base=0.0, max_mw=10.0, owner="tso")]
-    sens = [{"constraint_id": "l13", "node_id": "1", "factor": 2 / 3},
-            {"constraint_id": "l13", "node_id": "2", "factor": 1 / 3}]
-    b = make_batch(bids, [tso_need("L", 100)], constraints=cons, sens=sens,
-                   areas=[area("a1", "1"), area("a2", "2"), area("a3", "3")], voll=10000)
+    sens = [
+        {"constraint_id": "l13", "node_id": "1", "factor": 2 / 3},
+        {"constraint_id": "l13", "node_id": "2", "factor": 1 / 3},
+    ]
+    b = make_batch(
+        bids,
+        [tso_need("L", 100)],
+        constraints=cons,
+        sens=sens,
+        areas=[area("a1", "1"), area("a2", "2"), area("a3", "3")],
+        voll=10000,
+    )
     r = clear(b, "single", "pay-as-clear")
     assert [award_mw(r, g) for g in ("g1", "g2", "g3")] == pytest.approx([0, 30, 70], abs=1e-6)
     lmp = r.node_prices.set_index("node_id")["price_up_eur_mwh"]
@@ -246,8 +270,7 @@ def test_pjm_five_bus():
     r = clear(pjm5_batch(), "single", "pay-as-clear")
     assert r.metrics["bid_cost_eur"] == pytest.approx(17479.897, abs=1e-3)
     lmp = r.node_prices.set_index("node_id")["price_up_eur_mwh"]
-    assert [lmp[n] for n in "ABCDE"] == pytest.approx([16.977, 26.384, 30.0, 39.943, 10.0],
-                                                      abs=1e-3)
+    assert [lmp[n] for n in "ABCDE"] == pytest.approx([16.977, 26.384, 30.0, 39.943, 10.0], abs=1e-3)
     flows = r.flows.set_index("constraint_id")
     binding = flows[(flows["flow_mw"].abs() - flows["max_flow_mw"]).abs() < 1e-6]
     assert list(binding.index) == ["l4-5"]
@@ -259,8 +282,9 @@ def _bichler_batch(demand_mw: tuple[float, ...], min_a: float, min_b: float):  #
     tests/test_clearing_paper_examples.py: two block demands worth 100 EUR/MWh (summed
     here into one TSO need per hour), supplier A 15 MW at 5 and supplier B 20 MW at 3 in
     each of three hours, with minimum acceptance (MW) per hour."""
-    bids = ([bid(f"A{t}", 5, 15, t=t, minq=min_a, der="A") for t in range(3)]
-            + [bid(f"B{t}", 3, 20, t=t, minq=min_b, der="B") for t in range(3)])
+    bids = [bid(f"A{t}", 5, 15, t=t, minq=min_a, der="A") for t in range(3)] + [
+        bid(f"B{t}", 3, 20, t=t, minq=min_b, der="B") for t in range(3)
+    ]
     needs = [tso_need(f"N{t}", q, t=t, max_price=100) for t, q in enumerate(demand_mw)]
     return make_batch(bids, needs, n_intervals=3)
 
@@ -309,8 +333,12 @@ def test_paradoxically_accepted_unit_is_made_whole(design):
 
 def test_block_is_made_whole_over_its_intervals_not_per_interval():
     """A divisible block loses in one interval and gains in the other: no make-whole."""
-    bids = [bid("k0", 20, 4, t=0, block="K"), bid("k1", 20, 2, t=1, block="K"),
-            bid("s0", 40, 10, t=0), bid("s1", 40, 10, t=1)]
+    bids = [
+        bid("k0", 20, 4, t=0, block="K"),
+        bid("k1", 20, 2, t=1, block="K"),
+        bid("s0", 40, 10, t=0),
+        bid("s1", 40, 10, t=1),
+    ]
     b = make_batch(bids, [tso_need("N0", 2, t=0), tso_need("N1", 2, t=1)], n_intervals=2)
     r = clear(b, "single", "pay-as-clear")
     # fraction 0.5: k0 earns 10 < 20 on 2 MW, k1 earns 40 > 20 on 1 MW; nets to zero

@@ -15,8 +15,14 @@ from market.errors import DesignError
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 REPORT_MODELS = {
-    "single", "eu-dso-traffic-light", "tso-only", "dso-led", "hybrid-dso", "nyiso-alt2",
-    "aemo-three-way-idso", "japan-tdso-coordinator",
+    "single",
+    "eu-dso-traffic-light",
+    "tso-only",
+    "dso-led",
+    "hybrid-dso",
+    "nyiso-alt2",
+    "aemo-three-way-idso",
+    "japan-tdso-coordinator",
 }
 
 
@@ -45,8 +51,7 @@ def test_every_preset_clears_the_sample(sample, name):
 
 def feeder_case():  # type: ignore[no-untyped-def]
     """A cheap down bid under a feeder with 1 MW headroom; a dear one elsewhere."""
-    bids = [bid("under", 5, 4, node="n1", direction="down"),
-            bid("elsewhere", 30, 4, node="n2", direction="down")]
+    bids = [bid("under", 5, 4, node="n1", direction="down"), bid("elsewhere", 30, 4, node="n2", direction="down")]
     cons = [constraint("head", base=1.0, max_mw=2.0)]
     sens = [{"constraint_id": "head", "node_id": "n1", "factor": -1.0}]
     return make_batch(bids, [tso_need("N", 3, "down")], constraints=cons, sens=sens)
@@ -67,21 +72,23 @@ def test_tso_only_bypasses_and_violates_where_others_do_not():
 
 def test_hidden_coupling_exactly_when_two_buyers_activate_one_der():
     # one DER, one bid: the DSO needs 1 MW of it, the TSO 2 MW more: two buyers, one DER
-    b = make_batch([bid("b", 10, 5, node="n1", der="D1"), bid("o", 50, 5, node="n2")],
-                   [tso_need("T", 3), dso_need("X", "a-n1", 1)])
+    b = make_batch(
+        [bid("b", 10, 5, node="n1", der="D1"), bid("o", 50, 5, node="n2")], [tso_need("T", 3), dso_need("X", "a-n1", 1)]
+    )
     r = clear(b, "single")
     assert r.metrics["hidden_coupling_der_intervals"] == 1
     assert r.metrics["hidden_coupling_opposite_mw"] == 0
     # without the DSO need, only the TSO buys: no coupling
-    b2 = make_batch([bid("b", 10, 5, node="n1", der="D1"), bid("o", 50, 5, node="n2")],
-                    [tso_need("T", 3)])
+    b2 = make_batch([bid("b", 10, 5, node="n1", der="D1"), bid("o", 50, 5, node="n2")], [tso_need("T", 3)])
     assert clear(b2, "single").metrics["hidden_coupling_der_intervals"] == 0
 
 
 def test_opposite_direction_coupling_in_tso_only():
     """The TSO buys a DER's down bid; the DSO later buys the same DER's up bid."""
-    bids = [bid("dn", 5, 2, node="n1", der="D1", direction="down"),
-            bid("up", 20, 2, node="n1", der="D1", direction="up")]
+    bids = [
+        bid("dn", 5, 2, node="n1", der="D1", direction="down"),
+        bid("up", 20, 2, node="n1", der="D1", direction="up"),
+    ]
     b = make_batch(bids, [tso_need("T", 2, "down"), dso_need("X", "a-n1", 1, "up")])
     r = clear(b, "tso-only")
     assert r.metrics["hidden_coupling_der_intervals"] == 1
@@ -90,8 +97,9 @@ def test_opposite_direction_coupling_in_tso_only():
 
 
 def test_red_signal_respected_by_eu_traffic_light():
-    b = make_batch([bid("red", 5, 5, node="n1"), bid("ok", 50, 5, node="n2")],
-                   [tso_need("T", 2)], signals=[signal("a-n1", "red")])
+    b = make_batch(
+        [bid("red", 5, 5, node="n1"), bid("ok", 50, 5, node="n2")], [tso_need("T", 2)], signals=[signal("a-n1", "red")]
+    )
     r = clear(b, "eu-dso-traffic-light")
     assert r.awards.set_index("bid_id").loc["ok", "quantity_mw"] == pytest.approx(2)
     assert r.metrics["tier_bypassing_count"] == 0
@@ -126,20 +134,24 @@ per_dso = true
 constraints = "own"
 signals = "none"
 """)
-    b = make_batch([bid("red", 5, 5, node="n1"), bid("ok", 50, 5, node="n2")],
-                   [tso_need("T", 2)], signals=[signal("a-n1", "red")])
+    b = make_batch(
+        [bid("red", 5, 5, node="n1"), bid("ok", 50, 5, node="n2")], [tso_need("T", 2)], signals=[signal("a-n1", "red")]
+    )
     r = clear(b, str(path))
     assert r.design.name == "tso-first-with-signals"
     assert r.awards.set_index("bid_id").loc["ok", "quantity_mw"] == pytest.approx(2)
 
 
-@pytest.mark.parametrize(("text", "msg"), [
-    ('name="x"\n', "at least one"),
-    ('name="x"\n[[steps]]\nbuyers=["nobody"]\n', "buyers"),
-    ('name="x"\n[[steps]]\nbuyers=["tso"]\nsignals="purple"\n', "signals"),
-    ('name="x"\n[[steps]]\nbuyers=["tso"]\nfoo=1\n', "unknown field"),
-    ('name="x"\n[[steps]]\nbuyers=["tso"]\n[[steps]]\nbuyers=["tso"]\n', "more than one step"),
-])
+@pytest.mark.parametrize(
+    ("text", "msg"),
+    [
+        ('name="x"\n', "at least one"),
+        ('name="x"\n[[steps]]\nbuyers=["nobody"]\n', "buyers"),
+        ('name="x"\n[[steps]]\nbuyers=["tso"]\nsignals="purple"\n', "signals"),
+        ('name="x"\n[[steps]]\nbuyers=["tso"]\nfoo=1\n', "unknown field"),
+        ('name="x"\n[[steps]]\nbuyers=["tso"]\n[[steps]]\nbuyers=["tso"]\n', "more than one step"),
+    ],
+)
 def test_bad_design_files_name_the_problem(tmp_path, text, msg):
     path = tmp_path / "bad.toml"
     path.write_text(text)

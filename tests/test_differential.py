@@ -11,8 +11,7 @@ from market.synth import SynthSpec, synth_batch
 @pytest.mark.parametrize("integer_share", [0.0, 0.2])
 @pytest.mark.parametrize("seed", [1, 2])
 def test_cvxpy_and_highspy_agree(seed, integer_share):
-    batch = synth_batch(SynthSpec(bids=80, intervals=6, dsos=2, seed=seed,
-                                  integer_share=integer_share))
+    batch = synth_batch(SynthSpec(bids=80, intervals=6, dsos=2, seed=seed, integer_share=integer_share))
     model = step_model(batch, "single")
     a, b = solve_cvxpy(model), solve_highspy(model)
     assert a.objective == pytest.approx(b.objective, rel=1e-7, abs=1e-6)

@@ -20,8 +20,9 @@ specs = st.builds(
     seed=st.integers(0, 10_000),
     integer_share=st.sampled_from([0.0, 0.0, 0.2]),
 )
-SETTINGS = settings(max_examples=12, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 
 
 @SETTINGS
@@ -39,8 +40,7 @@ def test_generated_batches_validate_idempotently(spec, tmp_path_factory):
 
 
 def _bid_areas(batch, awards):  # type: ignore[no-untyped-def]
-    return awards.merge(batch.node_areas[["node_id", "area_id"]].rename(
-        columns={"area_id": "in_area"}), on="node_id")
+    return awards.merge(batch.node_areas[["node_id", "area_id"]].rename(columns={"area_id": "in_area"}), on="node_id")
 
 
 def check_invariants(batch, r):  # type: ignore[no-untyped-def]
@@ -66,18 +66,20 @@ def test_design_invariants(spec):
             continue
         amber = with_sig[with_sig["state"] == "amber"]
         used = amber.groupby(["in_area", "interval_start", "direction"]).agg(
-            mw=("quantity_mw", "sum"), up=("headroom_up_mw", "first"),
-            down=("headroom_down_mw", "first"))
+            mw=("quantity_mw", "sum"), up=("headroom_up_mw", "first"), down=("headroom_down_mw", "first")
+        )
         cap = np.where(used.index.get_level_values("direction") == "up", used["up"], used["down"])
         assert (used["mw"].to_numpy() <= cap + 1e-6).all(), f"{design}: amber cap broken"
         f = r.flows
         base_over = np.maximum(f["base_flow_mw"] - f["max_flow_mw"], 0)
         base_under = np.maximum(f["min_flow_mw"] - f["base_flow_mw"], 0)
         assert (f["violation_mw"] <= np.maximum(base_over, base_under) + 1e-6).all(), (
-            f"{design}: dispatch made a network limit worse")
+            f"{design}: dispatch made a network limit worse"
+        )
     single, dso_led = results["single"].metrics, results["dso-led"].metrics
-    assert single["system_cost_eur"] <= dso_led["system_cost_eur"] + 1e-3 * (
-        1 + abs(dso_led["system_cost_eur"])), "single must cost no more than dso-led"
+    assert single["system_cost_eur"] <= dso_led["system_cost_eur"] + 1e-3 * (1 + abs(dso_led["system_cost_eur"])), (
+        "single must cost no more than dso-led"
+    )
 
 
 @settings(max_examples=6, deadline=None)
@@ -85,9 +87,10 @@ def test_design_invariants(spec):
 def test_results_do_not_depend_on_row_order(spec, shuffle_seed):
     batch = synth_batch(spec)
     rng = np.random.default_rng(shuffle_seed)
-    frames = {name: batch.table(name).sample(frac=1.0, random_state=rng.integers(1 << 31))
-              for name in ("bids", "needs", "node_areas", "constraints", "sensitivities",
-                           "signals")}
+    frames = {
+        name: batch.table(name).sample(frac=1.0, random_state=rng.integers(1 << 31))
+        for name in ("bids", "needs", "node_areas", "constraints", "sensitivities", "signals")
+    }
     shuffled = batch_from_frames(batch.config, **frames)
     for design in ("single", "dso-led"):
         a = clear(batch, design, "pay-as-clear")
@@ -106,8 +109,19 @@ def test_same_inputs_same_files(tmp_path, design):
     write_batch(batch, tmp_path / "batch")
     runner = CliRunner()
     for run in ("r1", "r2"):
-        res = runner.invoke(app, ["clear", str(tmp_path / "batch"), "--design", design,
-                                  "--pricing", "pay-as-clear", "--out", str(tmp_path / run)])
+        res = runner.invoke(
+            app,
+            [
+                "clear",
+                str(tmp_path / "batch"),
+                "--design",
+                design,
+                "--pricing",
+                "pay-as-clear",
+                "--out",
+                str(tmp_path / run),
+            ],
+        )
         assert res.exit_code == 0, res.output
     for name in ("awards", "prices", "unmet", "flows", "node_prices", "imbalance"):
         one = (tmp_path / "r1" / f"{name}.parquet").read_bytes()
@@ -126,13 +140,21 @@ def test_pay_as_clear_makes_every_commitment_whole(spec):
         aw = clear(batch, design, "pay-as-clear").awards
         if not len(aw):
             continue
-        unit = bids.loc[aw["bid_id"], "block_id"].fillna(pd.Series(
-            aw["bid_id"].to_numpy(), index=bids.loc[aw["bid_id"]].index)).to_numpy()
-        money = aw.assign(unit=unit, bid_cost=aw["bid_price_eur_mwh"] * aw["energy_mwh"],
-                          paid=aw["cost_eur"] + aw["make_whole_eur"]).groupby("unit")[
-            ["bid_cost", "paid", "make_whole_eur"]].sum()
+        unit = (
+            bids.loc[aw["bid_id"], "block_id"]
+            .fillna(pd.Series(aw["bid_id"].to_numpy(), index=bids.loc[aw["bid_id"]].index))
+            .to_numpy()
+        )
+        money = (
+            aw.assign(
+                unit=unit,
+                bid_cost=aw["bid_price_eur_mwh"] * aw["energy_mwh"],
+                paid=aw["cost_eur"] + aw["make_whole_eur"],
+            )
+            .groupby("unit")[["bid_cost", "paid", "make_whole_eur"]]
+            .sum()
+        )
         assert (money["paid"] >= money["bid_cost"] - 1e-3 * (1 + money["bid_cost"].abs())).all()
-        integer = (bids["min_quantity_mw"] > 0) | bids["block_id"].notna() | bids[
-            "exclusive_group"].notna()
+        integer = (bids["min_quantity_mw"] > 0) | bids["block_id"].notna() | bids["exclusive_group"].notna()
         divisible = aw["bid_id"].map(~integer).to_numpy(dtype=bool)
         assert (aw.loc[divisible, "make_whole_eur"] == 0).all(), design

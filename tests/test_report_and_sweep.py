@@ -24,15 +24,21 @@ from market.synth import SynthSpec, synth_batch
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROME_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):  # type: ignore[no-untyped-def]
     out = tmp_path_factory.mktemp("compare")
-    res = CliRunner().invoke(app, ["compare", str(ROOT / "data" / "sample"), "--designs", "all",
-                                   "--out", str(out)])
+    res = CliRunner().invoke(app, ["compare", str(ROOT / "data" / "sample"), "--designs", "all", "--out", str(out)])
     assert res.exit_code == 0, res.output
     return out
 
@@ -40,16 +46,19 @@ def compared(tmp_path_factory):  # type: ignore[no-untyped-def]
 def test_comparison_table_has_every_design_metric_and_unit(compared):
     table = pd.read_parquet(compared / "comparison.parquet")
     assert set(table["design"]) == set(preset_names())
-    for metric, unit in [("tier_bypassing_mw", "MW"), ("distribution_violation_mwh", "MWh"),
-                         ("total_cost_eur", "EUR"), ("scalability_max_solve_s", "s"),
-                         ("cyber_exposure_parties", "count")]:
+    for metric, unit in [
+        ("tier_bypassing_mw", "MW"),
+        ("distribution_violation_mwh", "MWh"),
+        ("total_cost_eur", "EUR"),
+        ("scalability_max_solve_s", "s"),
+        ("cyber_exposure_parties", "count"),
+    ]:
         assert set(table.loc[table["metric"] == metric, "unit"]) == {unit}, metric
     for name in preset_names():
         assert (compared / "runs" / name / "awards.parquet").is_file()
     manifest = json.loads((compared / "manifest.json").read_text())
     assert manifest["kind"] == "comparison" and "duckdb" in manifest["versions"]
-    assert manifest["input_sha256"]["batch/bids.parquet"] == sha256_file(
-        ROOT / "data" / "sample" / "bids.parquet")
+    assert manifest["input_sha256"]["batch/bids.parquet"] == sha256_file(ROOT / "data" / "sample" / "bids.parquet")
 
 
 @pytest.mark.browser
@@ -63,13 +72,15 @@ def test_report_renders_in_headless_chromium(compared):
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.route("**/*", lambda route: route.abort() if not route.request.url.startswith(
-            "file:") else route.continue_())  # prove it needs no network
+        page.route(
+            "**/*", lambda route: route.abort() if not route.request.url.startswith("file:") else route.continue_()
+        )  # prove it needs no network
         page.goto((compared / "report.html").as_uri())
         page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length > 0")
         rendered = page.evaluate(
             "Array.from(document.querySelectorAll('.plotly-graph-div'))"
-            ".map(d => [d.id, d.querySelectorAll('.main-svg').length])")
+            ".map(d => [d.id, d.querySelectorAll('.main-svg').length])"
+        )
         text = page.inner_text("body")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
@@ -110,15 +121,19 @@ def _free_port() -> int:
 def test_sweep_on_real_scheduler_and_worker(tmp_path):
     port = _free_port()
     bindir = Path(sys.executable).parent
-    sched = subprocess.Popen([str(bindir / "dask"), "scheduler", "--host", "127.0.0.1",
-                              "--port", str(port), "--no-dashboard"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sched = subprocess.Popen(
+        [str(bindir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     worker = None
     try:
         address = f"tcp://127.0.0.1:{port}"
-        worker = subprocess.Popen([str(bindir / "dask"), "worker", address, "--nworkers", "1",
-                                   "--nthreads", "1", "--no-dashboard"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        worker = subprocess.Popen(
+            [str(bindir / "dask"), "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         from distributed import Client
 
         deadline = time.monotonic() + 60
@@ -135,18 +150,32 @@ def test_sweep_on_real_scheduler_and_worker(tmp_path):
         folder = write_batch(batch, tmp_path / "b")
         grid = tmp_path / "sweep.toml"
         grid.write_text("[grid]\nneed_scale = [1.0, 2.0]\n")
-        res = CliRunner().invoke(app, ["sweep", str(folder), "--grid", str(grid), "--designs",
-                                       "single,dso-led", "--out", str(tmp_path / "out"),
-                                       "--scheduler", address])
+        res = CliRunner().invoke(
+            app,
+            [
+                "sweep",
+                str(folder),
+                "--grid",
+                str(grid),
+                "--designs",
+                "single,dso-led",
+                "--out",
+                str(tmp_path / "out"),
+                "--scheduler",
+                address,
+            ],
+        )
         assert res.exit_code == 0, res.output
         remote = pd.read_parquet(tmp_path / "out" / "sweep.parquet")
-        local = run_sweep(load_batch(folder), ["single", "dso-led"],
-                          [GridPoint(need_scale=1.0), GridPoint(need_scale=2.0)])
+        local = run_sweep(
+            load_batch(folder), ["single", "dso-led"], [GridPoint(need_scale=1.0), GridPoint(need_scale=2.0)]
+        )
         keep = ~remote["metric"].str.startswith("scalability_max_solve")
-        pd.testing.assert_frame_equal(remote[keep].reset_index(drop=True),
-                                      local[~local["metric"].str.startswith(
-                                          "scalability_max_solve")].reset_index(drop=True),
-                                      check_dtype=False)
+        pd.testing.assert_frame_equal(
+            remote[keep].reset_index(drop=True),
+            local[~local["metric"].str.startswith("scalability_max_solve")].reset_index(drop=True),
+            check_dtype=False,
+        )
         assert (tmp_path / "out" / "report.html").is_file()
         manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
         assert manifest["kind"] == "sweep" and manifest["input_sha256"]["grid"] == sha256_file(grid)

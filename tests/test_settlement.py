@@ -27,12 +27,10 @@ def k(day: str) -> int:
     return (dt.date.fromisoformat(day) - START).days
 
 
-@pytest.mark.parametrize(("metered_mw", "net_eur"), [(7, 14), (8, 14), (9, -4), (10, -22),
-                                                     (11, -33)])
+@pytest.mark.parametrize(("metered_mw", "net_eur"), [(7, 14), (8, 14), (9, -4), (10, -22), (11, -33)])
 def test_usef_worked_example(tmp_path, metered_mw, net_eur):
     """Baseline 10 MW, 2 MW up bought at 7 EUR/MWh, penalty 11 EUR/MWh, one hour."""
-    run = make_run(tmp_path / "run", [{"t": "2026-01-15T17:00Z", "q": 2.0, "price": 7.0}],
-                   minutes=60)
+    run = make_run(tmp_path / "run", [{"t": "2026-01-15T17:00Z", "q": 2.0, "price": 7.0}], minutes=60)
     event = pd.Timestamp("2026-01-15T17:00Z")
     meter = daily_meter("D1", "2025-11-03", 80, lambda d, s: 10_000.0, minutes=60)
     meter.loc[meter["interval_start"] == event, "consumption_kwh"] = metered_mw * 1000.0
@@ -45,23 +43,21 @@ def test_usef_worked_example(tmp_path, metered_mw, net_eur):
     assert r.statements["net_eur"].iloc[0] == pytest.approx(net_eur)
 
 
-
 @pytest.mark.parametrize(("metered_mw", "make_whole_eur"), [(8, 20.0), (9, 10.0), (10, 0.0)])
 def test_make_whole_paid_in_proportion_to_delivery(tmp_path, metered_mw, make_whole_eur):
     """The USEF case with a clearing make-whole of 20 EUR on the award: paid in full for full
     delivery, half for half, none for none; net = payment + make-whole - penalty."""
-    run = make_run(tmp_path / "run", [{"t": "2026-01-15T17:00Z", "q": 2.0, "price": 7.0,
-                                       "make_whole": 20.0}], minutes=60)
+    run = make_run(
+        tmp_path / "run", [{"t": "2026-01-15T17:00Z", "q": 2.0, "price": 7.0, "make_whole": 20.0}], minutes=60
+    )
     event = pd.Timestamp("2026-01-15T17:00Z")
     meter = daily_meter("D1", "2025-11-03", 80, lambda d, s: 10_000.0, minutes=60)
     meter.loc[meter["interval_start"] == event, "consumption_kwh"] = metered_mw * 1000.0
     cfg = SettleConfig(penalty_eur_mwh=11.0, penalty_factor=None)
-    r = settle(run, write_meter(meter, tmp_path / "meter.parquet"), cfg,
-               db=f"duckdb:///{tmp_path / 's.duckdb'}")
+    r = settle(run, write_meter(meter, tmp_path / "meter.parquet"), cfg, db=f"duckdb:///{tmp_path / 's.duckdb'}")
     line, st = r.lines.iloc[0], r.statements.iloc[0]
     assert line["make_whole_eur"] == pytest.approx(make_whole_eur)
-    assert line["net_eur"] == pytest.approx(
-        line["payment_eur"] + make_whole_eur - line["penalty_eur"])
+    assert line["net_eur"] == pytest.approx(line["payment_eur"] + make_whole_eur - line["penalty_eur"])
     assert st["make_whole_eur"] == pytest.approx(make_whole_eur)
     assert st["net_eur"] == pytest.approx(line["net_eur"])
 
@@ -76,9 +72,15 @@ def test_store_from_before_make_whole_is_migrated(tmp_path, store_url):
     added = {"make_whole_eur", "delta_make_whole_eur"}
     earlier = sa.MetaData()
     for t in metadata.sorted_tables:
-        sa.Table(t.name, earlier, *[sa.Column(c.name, c.type, nullable=c.nullable,
-                                              primary_key=c.primary_key)
-                                    for c in t.columns if c.name not in added])
+        sa.Table(
+            t.name,
+            earlier,
+            *[
+                sa.Column(c.name, c.type, nullable=c.nullable, primary_key=c.primary_key)
+                for c in t.columns
+                if c.name not in added
+            ],
+        )
     engine = sa.create_engine(store_url)
     with engine.begin() as conn:
         earlier.create_all(conn)
@@ -97,17 +99,32 @@ def test_statement_hash_unchanged_where_there_is_no_make_whole():
     old store's period writes no spurious version."""
     from settlement.store import content_hashes
 
-    lines = pd.DataFrame({
-        "bid_id": ["b2", "b1"], "der_id": ["D1", "D1"], "need_id": [None, "n1"],
-        "service": ["tso_balancing"] * 2,
-        "interval_start": pd.to_datetime(["2026-01-15T17:15Z", "2026-01-15T17:00Z"], utc=True),
-        "direction": ["up", "down"], "quantity_mw": [2.0, 1.5], "price_eur_mwh": [7.0, 9.5],
-        "method": ["caiso-10-in-10"] * 2, "baseline_kwh": [10000.0, None],
-        "metered_kwh": [8000.0, None], "delivered_up_mwh": [0.5, None],
-        "awarded_mwh": [0.5, 0.375], "allocated_mwh": [0.5, None], "shortfall_mwh": [0.0, None],
-        "payment_eur": [3.5, None], "make_whole_eur": [0.0, None], "penalty_eur": [0.0, None],
-        "net_eur": [3.5, None], "status": ["settled", "unverifiable"], "aggregator_id": ["A", "A"],
-        "buyer_id": ["tso", "tso"]})
+    lines = pd.DataFrame(
+        {
+            "bid_id": ["b2", "b1"],
+            "der_id": ["D1", "D1"],
+            "need_id": [None, "n1"],
+            "service": ["tso_balancing"] * 2,
+            "interval_start": pd.to_datetime(["2026-01-15T17:15Z", "2026-01-15T17:00Z"], utc=True),
+            "direction": ["up", "down"],
+            "quantity_mw": [2.0, 1.5],
+            "price_eur_mwh": [7.0, 9.5],
+            "method": ["caiso-10-in-10"] * 2,
+            "baseline_kwh": [10000.0, None],
+            "metered_kwh": [8000.0, None],
+            "delivered_up_mwh": [0.5, None],
+            "awarded_mwh": [0.5, 0.375],
+            "allocated_mwh": [0.5, None],
+            "shortfall_mwh": [0.0, None],
+            "payment_eur": [3.5, None],
+            "make_whole_eur": [0.0, None],
+            "penalty_eur": [0.0, None],
+            "net_eur": [3.5, None],
+            "status": ["settled", "unverifiable"],
+            "aggregator_id": ["A", "A"],
+            "buyer_id": ["tso", "tso"],
+        }
+    )
     pinned = "442e19052be31c5fc5fbc2d70a8f50aafaa60cd5f2ec39987bad8458de2b0217"
     assert content_hashes(lines) == {("A", "tso"): pinned}
     paid = content_hashes(lines.assign(make_whole_eur=[1.0, None]))
@@ -117,8 +134,18 @@ def test_statement_hash_unchanged_where_there_is_no_make_whole():
 HOLIDAYS = ("2025-12-25", "2026-01-01")
 # The 10 most recent eligible weekdays before Thu 2026-01-08, skipping the event day
 # 2026-01-07 and the holidays 2025-12-25 and 2026-01-01:
-TEN = ["2026-01-06", "2026-01-05", "2026-01-02", "2025-12-31", "2025-12-30", "2025-12-29",
-       "2025-12-26", "2025-12-24", "2025-12-23", "2025-12-22"]
+TEN = [
+    "2026-01-06",
+    "2026-01-05",
+    "2026-01-02",
+    "2025-12-31",
+    "2025-12-30",
+    "2025-12-29",
+    "2025-12-26",
+    "2025-12-24",
+    "2025-12-23",
+    "2025-12-22",
+]
 TARGET = "2026-01-08"
 
 
@@ -204,9 +231,15 @@ def test_known_delivery_recovered_on_real_profile(tmp_path):
         return float(shape[s]) * (1.0 + 0.002 * ((d * 7) % 5 - 2))  # like days, +-0.4 %
 
     event_slots = range(17 * 4, 19 * 4)
-    awards = [{"bid_id": f"e{s}", "t": (pd.Timestamp(f"{TARGET}T00:00Z") +
-                                      pd.Timedelta(minutes=15 * s)).isoformat(),
-               "q": 0.2 * shape[s] / 250.0, "price": 80.0} for s in event_slots]
+    awards = [
+        {
+            "bid_id": f"e{s}",
+            "t": (pd.Timestamp(f"{TARGET}T00:00Z") + pd.Timedelta(minutes=15 * s)).isoformat(),
+            "q": 0.2 * shape[s] / 250.0,
+            "price": 80.0,
+        }
+        for s in event_slots
+    ]
     meter = daily_meter("D1", START.isoformat(), 70, value)
     cut = meter["interval_start"].isin([pd.Timestamp(a["t"]) for a in awards])
     delivered_kwh = 0.2 * meter.loc[cut, "consumption_kwh"].to_numpy()
@@ -223,17 +256,20 @@ def test_known_delivery_recovered_on_real_profile(tmp_path):
 
 
 def test_findings_gaps_duplicates_dst_and_missing(tmp_path):
-    run = make_run(tmp_path / "run", [
-        {"bid_id": "a", "der_id": "D1", "t": "2026-01-08T18:00Z", "q": 0.01, "price": 50.0},
-        {"bid_id": "b", "der_id": "NOMETER", "t": "2026-01-08T18:00Z", "q": 0.01, "price": 50.0},
-        {"bid_id": "c", "der_id": "D1", "t": "2026-01-08T18:15Z", "q": 0.01, "price": 50.0},
-    ])
+    run = make_run(
+        tmp_path / "run",
+        [
+            {"bid_id": "a", "der_id": "D1", "t": "2026-01-08T18:00Z", "q": 0.01, "price": 50.0},
+            {"bid_id": "b", "der_id": "NOMETER", "t": "2026-01-08T18:00Z", "q": 0.01, "price": 50.0},
+            {"bid_id": "c", "der_id": "D1", "t": "2026-01-08T18:15Z", "q": 0.01, "price": 50.0},
+        ],
+    )
     meter = daily_meter("D1", START.isoformat(), 70, weekday_value)
-    gap = meter["interval_start"].between(pd.Timestamp("2025-12-10T05:00Z"),
-                                          pd.Timestamp("2025-12-10T06:00Z"))
+    gap = meter["interval_start"].between(pd.Timestamp("2025-12-10T05:00Z"), pd.Timestamp("2025-12-10T06:00Z"))
     meter = meter[~gap]
     dup = meter[meter["interval_start"] == pd.Timestamp("2026-01-08T18:15Z")].assign(
-        consumption_kwh=1.0)  # a conflicting second reading of an awarded interval
+        consumption_kwh=1.0
+    )  # a conflicting second reading of an awarded interval
     meter = pd.concat([meter, dup])
     path = write_meter(meter, tmp_path / "m.parquet")
     cfg = parse_config({"timezone": "Europe/Berlin"})
@@ -249,8 +285,9 @@ def test_findings_gaps_duplicates_dst_and_missing(tmp_path):
 
 def test_dst_day_is_a_finding(tmp_path):
     run = make_run(tmp_path / "run", [{"t": "2025-11-06T18:00Z", "q": 0.01, "price": 50.0}])
-    meter = write_meter(daily_meter("D1", "2025-09-15", 60, lambda d, s: 10.0),
-                        tmp_path / "m.parquet")  # spans the clock change of 2025-10-26
+    meter = write_meter(
+        daily_meter("D1", "2025-09-15", 60, lambda d, s: 10.0), tmp_path / "m.parquet"
+    )  # spans the clock change of 2025-10-26
     r = settle(run, meter, parse_config({"timezone": "Europe/Berlin"}), db="duckdb:///:memory:")
     dst = r.findings[r.findings["kind"] == "dst_day"]
     assert "100 intervals" in dst["detail"].iloc[0]
@@ -273,8 +310,7 @@ def test_repeated_reading_inside_the_repeated_clock_hour_is_found(tmp_path):
 
 def test_too_little_history_is_a_finding_not_zero(tmp_path):
     run = make_run(tmp_path / "run", [{"t": "2026-01-08T18:00Z", "q": 0.01, "price": 50.0}])
-    meter = write_meter(daily_meter("D1", "2026-01-05", 4, lambda d, s: 10.0),
-                        tmp_path / "m.parquet")
+    meter = write_meter(daily_meter("D1", "2026-01-05", 4, lambda d, s: 10.0), tmp_path / "m.parquet")
     r = settle(run, meter, SettleConfig(), db="duckdb:///:memory:")
     f = r.findings[r.findings["kind"] == "insufficient_history"]
     assert len(f) == 1 and "3 eligible day(s), 10 wanted" in f["detail"].iloc[0]
@@ -291,15 +327,28 @@ def test_bad_config_is_named():
 
 def test_priority_dso_first_never_paid_twice(tmp_path):
     awards = [
-        {"bid_id": "t", "buyer_id": "tso", "service": "tso_balancing", "t": "2026-01-15T17:00Z",
-         "q": 2.0, "price": 10.0},
-        {"bid_id": "d", "buyer_id": "dso1", "service": "dso_congestion",
-         "t": "2026-01-15T17:00Z", "q": 2.0, "price": 30.0},
+        {
+            "bid_id": "t",
+            "buyer_id": "tso",
+            "service": "tso_balancing",
+            "t": "2026-01-15T17:00Z",
+            "q": 2.0,
+            "price": 10.0,
+        },
+        {
+            "bid_id": "d",
+            "buyer_id": "dso1",
+            "service": "dso_congestion",
+            "t": "2026-01-15T17:00Z",
+            "q": 2.0,
+            "price": 30.0,
+        },
     ]
     run = make_run(tmp_path / "run", awards, minutes=60)
     meter = daily_meter("D1", "2025-11-03", 80, lambda d, s: 10_000.0, minutes=60)
-    meter.loc[meter["interval_start"] == pd.Timestamp("2026-01-15T17:00Z"),
-              "consumption_kwh"] = 7_000.0  # 3 MWh delivered of 4 awarded
+    meter.loc[meter["interval_start"] == pd.Timestamp("2026-01-15T17:00Z"), "consumption_kwh"] = (
+        7_000.0  # 3 MWh delivered of 4 awarded
+    )
     path = write_meter(meter, tmp_path / "m.parquet")
     r = settle(run, path, SettleConfig(), db="duckdb:///:memory:")
     lines = r.lines.set_index("bid_id")
@@ -310,13 +359,20 @@ def test_priority_dso_first_never_paid_twice(tmp_path):
 
 
 def _versioned_setup(tmp_path: Path):  # type: ignore[no-untyped-def]
-    run = make_run(tmp_path / "run", [
-        {"bid_id": "x", "aggregator_id": "A", "t": "2026-01-15T17:00Z", "q": 2.0, "price": 7.0},
-        {"bid_id": "y", "aggregator_id": "B", "t": "2026-01-15T17:00Z", "der_id": "D2",
-         "q": 1.0, "price": 9.0},
-    ], minutes=60)
-    m = pd.concat([daily_meter("D1", "2025-11-03", 80, lambda d, s: 10_000.0, minutes=60),
-                   daily_meter("D2", "2025-11-03", 80, lambda d, s: 5_000.0, minutes=60)])
+    run = make_run(
+        tmp_path / "run",
+        [
+            {"bid_id": "x", "aggregator_id": "A", "t": "2026-01-15T17:00Z", "q": 2.0, "price": 7.0},
+            {"bid_id": "y", "aggregator_id": "B", "t": "2026-01-15T17:00Z", "der_id": "D2", "q": 1.0, "price": 9.0},
+        ],
+        minutes=60,
+    )
+    m = pd.concat(
+        [
+            daily_meter("D1", "2025-11-03", 80, lambda d, s: 10_000.0, minutes=60),
+            daily_meter("D2", "2025-11-03", 80, lambda d, s: 5_000.0, minutes=60),
+        ]
+    )
     at = m["interval_start"] == pd.Timestamp("2026-01-15T17:00Z")
     m.loc[at & (m["der_id"] == "D1"), "consumption_kwh"] = 9_000.0
     m.loc[at & (m["der_id"] == "D2"), "consumption_kwh"] = 4_000.0
@@ -332,8 +388,7 @@ def test_rerun_idempotent_and_corrections_make_new_versions(tmp_path, store_url)
     assert len(r2.new_versions) == 0  # same inputs: nothing changes
     corrected = m.copy()
     corrected.loc[at & (corrected["der_id"] == "D1"), "consumption_kwh"] = 8_000.0
-    r3 = settle(run, write_meter(corrected, tmp_path / "m2.parquet"), SettleConfig(),
-                db=store_url)
+    r3 = settle(run, write_meter(corrected, tmp_path / "m2.parquet"), SettleConfig(), db=store_url)
     assert r3.new_versions[["aggregator_id", "version"]].values.tolist() == [["A", 2]]
     engine = make_engine(store_url)
     st = read_table(engine, statements_t).sort_values(["aggregator_id", "version"])
@@ -343,6 +398,7 @@ def test_rerun_idempotent_and_corrections_make_new_versions(tmp_path, store_url)
     import sqlalchemy as sa
 
     from settlement.store import deltas_t
+
     with engine.connect() as conn:
         d = pd.DataFrame(conn.execute(sa.select(deltas_t)).mappings().all())
     engine.dispose()
@@ -363,17 +419,19 @@ def test_crash_mid_run_leaves_previous_state(tmp_path, store_url, stage):
             raise RuntimeError(f"injected failure at {s}")
 
     with pytest.raises(RuntimeError, match="injected"):
-        settle(run, write_meter(corrected, tmp_path / "m2.parquet"), SettleConfig(),
-               db=store_url, fail_hook=boom)
+        settle(run, write_meter(corrected, tmp_path / "m2.parquet"), SettleConfig(), db=store_url, fail_hook=boom)
     after = read_table(engine, statements_t)
     engine.dispose()
-    pd.testing.assert_frame_equal(before.sort_values("statement_id").reset_index(drop=True),
-                                  after.sort_values("statement_id").reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        before.sort_values("statement_id").reset_index(drop=True),
+        after.sort_values("statement_id").reset_index(drop=True),
+    )
 
 
 def _settle_in_process(args):  # type: ignore[no-untyped-def]
     run, meter, url = args
     from market.errors import StoreConflictError
+
     try:
         r = settle(run, meter, SettleConfig(), db=url)
         return ("ok", len(r.new_versions))
@@ -404,12 +462,23 @@ def test_settle_and_evaluate_cli_on_the_sample(tmp_path):
     root = Path(__file__).resolve().parents[1]
     runner = CliRunner()
     run = tmp_path / "run"
-    res = runner.invoke(app, ["clear", str(root / "data" / "sample"), "--design", "single",
-                              "--pricing", "pay-as-clear", "--out", str(run)])
+    res = runner.invoke(
+        app,
+        ["clear", str(root / "data" / "sample"), "--design", "single", "--pricing", "pay-as-clear", "--out", str(run)],
+    )
     assert res.exit_code == 0, res.output
     out = tmp_path / "settle"
-    args = ["settle", "--run", str(run), "--meter", str(root / "data" / "meter.parquet"),
-            "--config", str(root / "data" / "settle.toml"), "--out", str(out)]
+    args = [
+        "settle",
+        "--run",
+        str(run),
+        "--meter",
+        str(root / "data" / "meter.parquet"),
+        "--config",
+        str(root / "data" / "settle.toml"),
+        "--out",
+        str(out),
+    ]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     assert "8 new statement version(s)" in first.output
@@ -419,16 +488,33 @@ def test_settle_and_evaluate_cli_on_the_sample(tmp_path):
         assert (out / f"{name}.parquet").is_file()
     lines = pd.read_parquet(out / "lines.parquet")
     assert (lines["status"] == "settled").all()
-    ev = runner.invoke(app, ["baselines", "evaluate", "--meter", str(root / "data" / "meter.parquet"),
-                             "--config", str(root / "data" / "settle.toml"), "--out",
-                             str(tmp_path / "bl")])
+    ev = runner.invoke(
+        app,
+        [
+            "baselines",
+            "evaluate",
+            "--meter",
+            str(root / "data" / "meter.parquet"),
+            "--config",
+            str(root / "data" / "settle.toml"),
+            "--out",
+            str(tmp_path / "bl"),
+        ],
+    )
     assert ev.exit_code == 0, ev.output
     summary = pd.read_parquet(tmp_path / "bl" / "baseline_summary.parquet")
     manifest = json.loads((tmp_path / "bl" / "manifest.json").read_text())
-    assert manifest["input_sha256"] == {"meter": sha256_file(root / "data" / "meter.parquet"),
-                                        "config": sha256_file(root / "data" / "settle.toml")}
-    assert {"caiso-10-in-10", "pjm-high-4-of-5", "mid-8-of-10", "nyiso-high-5-of-10",
-            "meter-before-meter-after"} <= set(summary["method"])
+    assert manifest["input_sha256"] == {
+        "meter": sha256_file(root / "data" / "meter.parquet"),
+        "config": sha256_file(root / "data" / "settle.toml"),
+    }
+    assert {
+        "caiso-10-in-10",
+        "pjm-high-4-of-5",
+        "mid-8-of-10",
+        "nyiso-high-5-of-10",
+        "meter-before-meter-after",
+    } <= set(summary["method"])
     assert summary["within_20pct"].between(0, 1).all()
     assert (tmp_path / "bl" / "baseline_accuracy.html").is_file()
 
@@ -450,13 +536,11 @@ def test_bad_meter_rows_are_refused_and_named(tmp_path):
     assert not out.exists()  # nothing written
     many = meter.assign(consumption_kwh=meter["consumption_kwh"].where(meter.index >= 60))
     with pytest.raises(SettlementInputError, match=r"60 bad rows, first 50 listed") as info:
-        settle(run, write_meter(many, tmp_path / "many.parquet"), SettleConfig(),
-               db="duckdb:///:memory:")
+        settle(run, write_meter(many, tmp_path / "many.parquet"), SettleConfig(), db="duckdb:///:memory:")
     assert str(info.value).count("\n  meter row ") == 50
     naive = meter.assign(interval_start=meter["interval_start"].dt.tz_localize(None))
     with pytest.raises(SettlementInputError, match="timezone-aware"):
-        settle(run, write_meter(naive, tmp_path / "n.parquet"), SettleConfig(),
-               db="duckdb:///:memory:")
+        settle(run, write_meter(naive, tmp_path / "n.parquet"), SettleConfig(), db="duckdb:///:memory:")
 
 
 def test_run_without_awards_settles_to_empty_outputs(tmp_path):
@@ -466,28 +550,29 @@ def test_run_without_awards_settles_to_empty_outputs(tmp_path):
     awards = pd.read_parquet(run / "awards.parquet")
     awards.iloc[:0].to_parquet(run / "awards.parquet", index=False)
     meter = daily_meter("D1", START.isoformat(), 10, weekday_value)
-    r = settle(run, write_meter(meter, tmp_path / "m.parquet"), SettleConfig(),
-               db=f"duckdb:///{tmp_path / 's.duckdb'}", out=tmp_path / "out")
+    r = settle(
+        run,
+        write_meter(meter, tmp_path / "m.parquet"),
+        SettleConfig(),
+        db=f"duckdb:///{tmp_path / 's.duckdb'}",
+        out=tmp_path / "out",
+    )
     assert r.period == "empty" and len(r.lines) == len(r.statements) == len(r.new_versions) == 0
     assert (tmp_path / "out" / "lines.parquet").is_file()
     bad = meter.assign(consumption_kwh=float("nan"))
     with pytest.raises(SettlementInputError, match="finite"):  # the meter is still checked
-        settle(run, write_meter(bad, tmp_path / "bad.parquet"), SettleConfig(),
-               db="duckdb:///:memory:")
+        settle(run, write_meter(bad, tmp_path / "bad.parquet"), SettleConfig(), db="duckdb:///:memory:")
 
 
 def test_extra_award_columns_are_ignored(tmp_path):
     """Columns outside the contract, even with the names of internal ones, change nothing."""
-    run = make_run(tmp_path / "run", [{"t": "2026-01-15T17:00Z", "q": 2.0, "price": 7.0}],
-                   minutes=60)
+    run = make_run(tmp_path / "run", [{"t": "2026-01-15T17:00Z", "q": 2.0, "price": 7.0}], minutes=60)
     meter = daily_meter("D1", "2025-11-03", 80, lambda d, s: 10_000.0, minutes=60)
-    meter.loc[meter["interval_start"] == pd.Timestamp("2026-01-15T17:00Z"),
-              "consumption_kwh"] = 8_000.0
+    meter.loc[meter["interval_start"] == pd.Timestamp("2026-01-15T17:00Z"), "consumption_kwh"] = 8_000.0
     path = write_meter(meter, tmp_path / "meter.parquet")
     plain = settle(run, path, SettleConfig(), db="duckdb:///:memory:")
     awards = pd.read_parquet(run / "awards.parquet")
-    awards.assign(method="x", s=5, lday="oops", awarded_mwh=-1.0).to_parquet(
-        run / "awards.parquet", index=False)
+    awards.assign(method="x", s=5, lday="oops", awarded_mwh=-1.0).to_parquet(run / "awards.parquet", index=False)
     extra = settle(run, path, SettleConfig(), db="duckdb:///:memory:")
     pd.testing.assert_frame_equal(plain.lines, extra.lines)
 
@@ -497,22 +582,25 @@ def test_store_round_trips_text_numbers_and_times_exactly(store_url):
     NULLs, dates and microsecond UTC instants."""
     from settlement.store import LINE_COLS, findings_t, make_engine, read_table, save_run
 
-    findings = pd.DataFrame({
-        "kind": ["meter_gap", "dst_day"], "severity": ["warning", "info"],
-        "der_id": ["D,1 \"quoted\"", None],
-        "day": [dt.date(2026, 3, 29), dt.date(2026, 10, 25)],
-        "interval_start": pd.to_datetime(["2026-03-29T01:15:00.000001Z", None], utc=True),
-        "detail": ["a, b; c\nnext line", "0.1 + 0.2 = 0.30000000000000004"]})
+    findings = pd.DataFrame(
+        {
+            "kind": ["meter_gap", "dst_day"],
+            "severity": ["warning", "info"],
+            "der_id": ['D,1 "quoted"', None],
+            "day": [dt.date(2026, 3, 29), dt.date(2026, 10, 25)],
+            "interval_start": pd.to_datetime(["2026-03-29T01:15:00.000001Z", None], utc=True),
+            "detail": ["a, b; c\nnext line", "0.1 + 0.2 = 0.30000000000000004"],
+        }
+    )
     engine = make_engine(store_url)
     no_lines = pd.DataFrame(columns=[n for n, _ in LINE_COLS] + ["aggregator_id", "buyer_id"])
     no_lines["interval_start"] = pd.to_datetime(no_lines["interval_start"], utc=True)
     save_run(engine, "r1", "p", "sha", no_lines, pd.DataFrame(), findings, {})
     back = read_table(engine, findings_t).drop(columns="run_id")
     engine.dispose()
-    assert back["der_id"].tolist() == ["D,1 \"quoted\"", None]
+    assert back["der_id"].tolist() == ['D,1 "quoted"', None]
     assert back["detail"].tolist() == findings["detail"].tolist()
-    assert pd.to_datetime(back["interval_start"], utc=True).iloc[0] == findings[
-        "interval_start"].iloc[0]
+    assert pd.to_datetime(back["interval_start"], utc=True).iloc[0] == findings["interval_start"].iloc[0]
     assert pd.isna(back["interval_start"].iloc[1])
     assert [pd.Timestamp(d).date() for d in back["day"]] == findings["day"].tolist()
 
@@ -530,22 +618,23 @@ def test_plain_postgresql_url_uses_the_installed_driver(tmp_path, store_url):
     assert sorted(r.new_versions["version"]) == [1, 1]
 
 
-@pytest.mark.parametrize(("db", "says"), [
-    ("postgresql://someone:secret@127.0.0.1:1/none", "cannot be reached"),
-    ("nosuchdb://x", "no usable database driver"),
-    ("not a url", "is not a SQLAlchemy URL"),
-])
+@pytest.mark.parametrize(
+    ("db", "says"),
+    [
+        ("postgresql://someone:secret@127.0.0.1:1/none", "cannot be reached"),
+        ("nosuchdb://x", "no usable database driver"),
+        ("not a url", "is not a SQLAlchemy URL"),
+    ],
+)
 def test_unusable_store_is_a_clean_error_and_writes_nothing(tmp_path, db, says):
     from typer.testing import CliRunner
 
     from market.cli import app
 
     run = make_run(tmp_path / "run", [{"t": "2026-01-08T18:00Z", "q": 0.01, "price": 50.0}])
-    meter = write_meter(daily_meter("D1", START.isoformat(), 70, weekday_value),
-                        tmp_path / "m.parquet")
+    meter = write_meter(daily_meter("D1", START.isoformat(), 70, weekday_value), tmp_path / "m.parquet")
     out = tmp_path / "out"
-    res = CliRunner().invoke(app, ["settle", "--run", str(run), "--meter", str(meter),
-                                   "--out", str(out), "--db", db])
+    res = CliRunner().invoke(app, ["settle", "--run", str(run), "--meter", str(meter), "--out", str(out), "--db", db])
     assert res.exit_code == 1
     text = " ".join(res.output.split())
     assert says in text and "secret" not in text and "Traceback" not in text

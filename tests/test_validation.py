@@ -49,13 +49,14 @@ def set_cell(table_row: int, column: str, value: str):  # type: ignore[no-untype
     def edit(df: pd.DataFrame) -> pd.DataFrame:
         df.loc[table_row, column] = value
         return df
+
     return edit
 
 
-def assert_names(err: BatchValidationError, table: str, row: int | None, column: str | None,
-                 reason_part: str) -> None:
-    hits = [f for f in err.findings if f.table == table and f.row == row and f.column == column
-            and reason_part in f.reason]
+def assert_names(err: BatchValidationError, table: str, row: int | None, column: str | None, reason_part: str) -> None:
+    hits = [
+        f for f in err.findings if f.table == table and f.row == row and f.column == column and reason_part in f.reason
+    ]
     assert hits, f"no finding {table}/{row}/{column}/{reason_part!r} in:\n{err}"
     text = str(err)
     assert table in text and (column or "") in text
@@ -86,8 +87,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("table", "row", "column", "value", "reason"), CASES,
-                         ids=[f"{c[0]}-{c[2]}-{c[4][:20]}" for c in CASES])
+@pytest.mark.parametrize(
+    ("table", "row", "column", "value", "reason"), CASES, ids=[f"{c[0]}-{c[2]}-{c[4][:20]}" for c in CASES]
+)
 def test_bad_cell_is_named(good, tmp_path, table, row, column, value, reason):
     err = refused(corrupt(good, tmp_path, table, set_cell(row, column, value)))
     assert_names(err, table, row, column, reason)
@@ -97,6 +99,7 @@ def test_duplicate_bid_id(good, tmp_path):
     def edit(df):
         df.loc[1, "bid_id"] = df.loc[0, "bid_id"]
         return df
+
     err = refused(corrupt(good, tmp_path, "bids", edit))
     assert_names(err, "bids", 0, "bid_id", "duplicate")
     assert_names(err, "bids", 1, "bid_id", "duplicate")
@@ -106,6 +109,7 @@ def test_unknown_area_in_dso_need(good, tmp_path):
     def edit(df):
         df.loc[0, ["buyer_id", "service", "area_id"]] = ["dso0", "dso_congestion", "nowhere"]
         return df
+
     err = refused(corrupt(good, tmp_path, "needs", edit))
     assert_names(err, "needs", 0, "area_id", "unknown area")
 
@@ -117,6 +121,7 @@ def test_dso_need_in_other_dsos_area(good, tmp_path):
     def edit(df):
         df.loc[0, ["buyer_id", "service", "area_id"]] = ["dso0", "dso_congestion", other_area]
         return df
+
     err = refused(corrupt(good, tmp_path, "needs", edit))
     assert_names(err, "needs", 0, "buyer_id", "DSO owning the area")
 
@@ -134,6 +139,7 @@ def test_block_spanning_dsos(good, tmp_path):
     def edit(df):
         df.loc[[a, b], "block_id"] = "BLK"
         return df
+
     err = refused(corrupt(good, tmp_path, "bids", edit))
     assert_names(err, "bids", int(a), "block_id", "block spans more than one DSO")
     assert_names(err, "bids", int(b), "block_id", "block spans more than one DSO")
@@ -169,15 +175,16 @@ def test_every_bad_row_reported_at_once(good, tmp_path):
         df.loc[1, "price_eur_mwh"] = "abc"
         df.loc[2, "node_id"] = "ghost"
         return df
+
     err = refused(corrupt(good, tmp_path, "bids", edit))
-    assert {(f.row, f.column) for f in err.findings} >= {
-        (0, "quantity_mw"), (1, "price_eur_mwh"), (2, "node_id")}
+    assert {(f.row, f.column) for f in err.findings} >= {(0, "quantity_mw"), (1, "price_eur_mwh"), (2, "node_id")}
 
 
 def test_amber_without_headroom(good, tmp_path):
     def edit(df):
         df.loc[0, ["state", "headroom_up_mw"]] = ["amber", ""]
         return df
+
     err = refused(corrupt(good, tmp_path, "signals", edit))
     assert_names(err, "signals", 0, "headroom_up_mw", "amber signal needs headroom_up_mw")
 
@@ -213,20 +220,35 @@ def test_loader_keeps_timestamps_utc(good):
 
 
 def test_meter_schema_names_bad_rows(good, tmp_path):
-    meter = pd.DataFrame({
-        "der_id": ["d1", "d1", "", "d2"],
-        "interval_start": ["2016-10-03T00:00:00+00:00", "2016-10-03T00:15:00",
-                           "2016-10-03T00:30:00+00:00", "2016-10-03T00:45:00+00:00"],
-        "consumption_kwh": ["1.5", "2", "3", "lots"],
-    })
+    meter = pd.DataFrame(
+        {
+            "der_id": ["d1", "d1", "", "d2"],
+            "interval_start": [
+                "2016-10-03T00:00:00+00:00",
+                "2016-10-03T00:15:00",
+                "2016-10-03T00:30:00+00:00",
+                "2016-10-03T00:45:00+00:00",
+            ],
+            "consumption_kwh": ["1.5", "2", "3", "lots"],
+        }
+    )
     path = tmp_path / "meter.csv"
     meter.to_csv(path, index=False)
     result = runner.invoke(app, ["validate", str(good), "--meter", str(path)])
     assert result.exit_code == 2
-    for part in ("meter row 1", "interval_start", "naive", "meter row 2", "der_id",
-                 "meter row 3", "consumption_kwh", "not a number"):
+    for part in (
+        "meter row 1",
+        "interval_start",
+        "naive",
+        "meter row 2",
+        "der_id",
+        "meter row 3",
+        "consumption_kwh",
+        "not a number",
+    ):
         assert part in result.output, part
-    ok = runner.invoke(app, ["validate", str(good), "--meter",
-                             str(Path(__file__).resolve().parents[1] / "data" / "meter.parquet")])
+    ok = runner.invoke(
+        app, ["validate", str(good), "--meter", str(Path(__file__).resolve().parents[1] / "data" / "meter.parquet")]
+    )
     assert ok.exit_code == 0, ok.output
     assert "68 DER" in ok.output

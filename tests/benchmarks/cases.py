@@ -20,7 +20,8 @@ class Case:
 
 
 CLEARING_CASES = {
-    c.name: c for c in (
+    c.name: c
+    for c in (
         Case("1e4", SynthSpec(bids=104, intervals=96, dsos=4, seed=0)),
         Case("1e5", SynthSpec(bids=1040, intervals=96, dsos=4, seed=0)),
         Case("1e5-milp10", SynthSpec(bids=1040, intervals=96, dsos=4, seed=0, integer_share=0.1)),
@@ -41,8 +42,9 @@ def make_settle_case(n_der: int, folder: str | Path) -> Path:
 
     folder = Path(folder)
     (folder / "run").mkdir(parents=True, exist_ok=True)
-    (folder / "run" / "manifest.json").write_text(json.dumps(
-        {"batch": {"interval_minutes": 15}, "design": {"name": "bench"}, "pricing": "pay-as-bid"}))
+    (folder / "run" / "manifest.json").write_text(
+        json.dumps({"batch": {"interval_minutes": 15}, "design": {"name": "bench"}, "pricing": "pay-as-bid"})
+    )
     con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
     con.execute("SET enable_progress_bar = false")

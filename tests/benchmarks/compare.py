@@ -43,25 +43,28 @@ print(json.dumps({"case": case, "path": path, "model_s": t1 - t0,
 
 
 def run(case: str, path: str) -> dict:  # type: ignore[type-arg]
-    out = subprocess.run([sys.executable, "-c", CHILD, case, path], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", CHILD, case, path], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(cases: list[str]) -> None:
-    print("| case | bid-intervals | vars | rows | path | model build s | solve s (incl. "
-          "canonicalisation) | total s | ratio | peak MiB | ratio |")
+    print(
+        "| case | bid-intervals | vars | rows | path | model build s | solve s (incl. "
+        "canonicalisation) | total s | ratio | peak MiB | ratio |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for case in cases:
         ref = run(case, "highspy")
         cvx = run(case, "cvxpy")
         assert abs(ref["objective"] - cvx["objective"]) <= 1e-6 * (1 + abs(ref["objective"]))
         for r in (ref, cvx):
-            print(f"| {case} | {CLEARING_CASES[case].bid_intervals:,} "
-                  f"| {r['variables']:,} | {r['constraints']:,} | {r['path']} "
-                  f"| {r['model_s']:.2f} | {r['pass_s'] + r['solve_s']:.2f} | {r['total_s']:.2f} "
-                  f"| {r['total_s'] / ref['total_s']:.2f} | {r['peak_mib']:.0f} "
-                  f"| {r['peak_mib'] / ref['peak_mib']:.2f} |")
+            print(
+                f"| {case} | {CLEARING_CASES[case].bid_intervals:,} "
+                f"| {r['variables']:,} | {r['constraints']:,} | {r['path']} "
+                f"| {r['model_s']:.2f} | {r['pass_s'] + r['solve_s']:.2f} | {r['total_s']:.2f} "
+                f"| {r['total_s'] / ref['total_s']:.2f} | {r['peak_mib']:.0f} "
+                f"| {r['peak_mib'] / ref['peak_mib']:.2f} |"
+            )
         sys.stdout.flush()
 
 

@@ -42,8 +42,10 @@ peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"path": path, "seconds": t1 - t0, "peak_mib": peak, "lines": rows,
                   "net_eur": total}))
 """
-MAKE = "import sys; sys.path.insert(0, sys.argv[3]); from tests.benchmarks.cases import " \
-       "make_settle_case; make_settle_case(int(sys.argv[1]), sys.argv[2])"
+MAKE = (
+    "import sys; sys.path.insert(0, sys.argv[3]); from tests.benchmarks.cases import "
+    "make_settle_case; make_settle_case(int(sys.argv[1]), sys.argv[2])"
+)
 
 
 def main(sizes: list[int]) -> None:
@@ -54,17 +56,19 @@ def main(sizes: list[int]) -> None:
             subprocess.run([sys.executable, "-c", MAKE, str(n), folder, str(ROOT)], check=True)
             res = {}
             for path in (*REFERENCES, "flexmarket"):
-                out = subprocess.run([sys.executable, "-c", CHILD, folder, path, str(ROOT)],
-                                     capture_output=True, text=True, check=True)
+                out = subprocess.run(
+                    [sys.executable, "-c", CHILD, folder, path, str(ROOT)], capture_output=True, text=True, check=True
+                )
                 res[path] = json.loads(out.stdout.strip().splitlines()[-1])
             rows = n * 5760
             fastest = min(res[r]["seconds"] for r in REFERENCES)
             for path, r in res.items():
-                assert abs(r["net_eur"] - res["flexmarket"]["net_eur"]) < 1e-6 * (
-                    1 + abs(r["net_eur"])), res
-                print(f"| {n:,} | {rows:,} | {path} | {r['seconds']:.2f} | "
-                      f"{rows / r['seconds']:,.0f} | {r['peak_mib']:.0f} | "
-                      f"{r['seconds'] / fastest:.2f} |")
+                assert abs(r["net_eur"] - res["flexmarket"]["net_eur"]) < 1e-6 * (1 + abs(r["net_eur"])), res
+                print(
+                    f"| {n:,} | {rows:,} | {path} | {r['seconds']:.2f} | "
+                    f"{rows / r['seconds']:,.0f} | {r['peak_mib']:.0f} | "
+                    f"{r['seconds'] / fastest:.2f} |"
+                )
             sys.stdout.flush()
 
 

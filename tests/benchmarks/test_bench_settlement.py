@@ -32,7 +32,10 @@ def test_settle(benchmark, settle_case):
     stores = (f"duckdb:///{folder}/store-{i}.duckdb" for i in itertools.count())
     result = benchmark.pedantic(
         lambda: settle(folder / "run", folder / "meter.parquet", SettleConfig(), db=next(stores)),
-        rounds=3, iterations=1, warmup_rounds=1)
+        rounds=3,
+        iterations=1,
+        warmup_rounds=1,
+    )
     assert len(result.lines) == ref_lines
     assert result.lines["net_eur"].sum() == pytest.approx(ref_net_eur, rel=1e-9)
 
@@ -41,6 +44,7 @@ def test_settle(benchmark, settle_case):
 def test_reference_query(benchmark, settle_case, reference):
     name, folder, (ref_net_eur, ref_lines) = settle_case
     benchmark.group = f"settle {name}"
-    net_eur, lines = benchmark.pedantic(reference_settlement, args=(folder, reference), rounds=3,
-                                        iterations=1, warmup_rounds=1)
+    net_eur, lines = benchmark.pedantic(
+        reference_settlement, args=(folder, reference), rounds=3, iterations=1, warmup_rounds=1
+    )
     assert (net_eur, lines) == (pytest.approx(ref_net_eur, rel=1e-12), ref_lines)
