@@ -46,8 +46,10 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from market.batch import BatchConfig, batch_from_frames, load_batch, write_batch  # noqa: E402
-from market.clearing import clear  # noqa: E402
+from market.clearing.run import clear  # noqa: E402
+from market.io.batch import BatchConfig  # noqa: E402
+from market.io.read import batch_from_frames, load_batch  # noqa: E402
+from market.io.write import write_batch  # noqa: E402
 
 GRIDS = {"dso-rural": "1-MV-rural--0-sw", "dso-semiurb": "1-MV-semiurb--0-sw"}
 SAMPLE_DAY = "2016-12-01"  # a Thursday with import and reverse-flow overloads (see below)

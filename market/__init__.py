@@ -8,9 +8,9 @@ Public API::
     result.awards, result.prices, result.metrics
 """
 
-from market.batch import Batch, BatchConfig, load_batch
-from market.clearing import clear
-from market.design import Design, Step, load_design
+from market.clearing.results import ClearingResult, ClearingStatus
+from market.clearing.run import clear
+from market.design.spec import Design, Step, load_design
 from market.errors import (
     BatchError,
     BatchValidationError,
@@ -19,7 +19,8 @@ from market.errors import (
     FlexmarketError,
     SolverError,
 )
-from market.results import ClearingResult, ClearingStatus
+from market.io.batch import Batch, BatchConfig
+from market.io.read import load_batch
 
 __all__ = [
     "Batch",

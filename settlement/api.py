@@ -18,9 +18,9 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
-from market.batch import sha256_file
 from market.errors import StoreConflictError, StoreUnavailableError
-from market.runio import package_versions, write_json
+from market.io.read import sha256_file
+from market.io.write import package_versions, write_json
 from settlement.baselines import METHODS
 from settlement.config import SettleConfig, load_config
 from settlement.engine import (

@@ -6,7 +6,8 @@ from typing import Any
 
 import pandas as pd
 
-from market.batch import Batch, BatchConfig, batch_from_frames
+from market.io.batch import Batch, BatchConfig
+from market.io.read import batch_from_frames
 
 START = "2026-01-05T00:00:00+00:00"
 

@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 
 from market import ClearingStatus, SolverError, clear
+from market.clearing.ir import LinearModel
+from market.clearing.solvers import solve_cvxpy
+from market.clearing.verify import verify
 from market.errors import FlexmarketError
-from market.lp import LinearModel, solve_cvxpy, verify
-from market.synth import SynthSpec, synth_batch
+from market.io.synth import SynthSpec, synth_batch
 
 
 @pytest.fixture(scope="module")

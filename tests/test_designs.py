@@ -9,8 +9,8 @@ from helpers import bid, constraint, dso_need, make_batch, signal, tso_need
 from typer.testing import CliRunner
 
 from market import clear, load_batch
-from market.cli import app
-from market.design import load_design, preset_names
+from market.cli.app import app
+from market.design.spec import load_design, preset_names
 from market.errors import DesignError
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"

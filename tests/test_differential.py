@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from market.clearing import step_model
-from market.lp import solve_cvxpy, solve_highspy
-from market.synth import SynthSpec, synth_batch
+from market.clearing.run import step_model
+from market.clearing.solvers import solve_cvxpy, solve_highspy
+from market.io.synth import SynthSpec, synth_batch
 
 
 @pytest.mark.parametrize("integer_share", [0.0, 0.2])

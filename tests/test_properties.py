@@ -9,8 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from market import clear
-from market.batch import batch_from_frames, load_batch, write_batch
-from market.synth import SynthSpec, synth_batch
+from market.io.read import batch_from_frames, load_batch
+from market.io.synth import SynthSpec, synth_batch
+from market.io.write import write_batch
 
 specs = st.builds(
     SynthSpec,
@@ -103,7 +104,7 @@ def test_results_do_not_depend_on_row_order(spec, shuffle_seed):
 def test_same_inputs_same_files(tmp_path, design):
     from typer.testing import CliRunner
 
-    from market.cli import app
+    from market.cli.app import app
 
     batch = synth_batch(SynthSpec(bids=30, intervals=6, dsos=2, seed=5, integer_share=0.2))
     write_batch(batch, tmp_path / "batch")

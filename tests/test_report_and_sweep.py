@@ -15,11 +15,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from market.batch import load_batch, sha256_file, write_batch
-from market.cli import app
-from market.design import preset_names
-from market.sweep import GridPoint, apply_point, run_sweep
-from market.synth import SynthSpec, synth_batch
+from market.analysis.sweep import GridPoint, apply_point, run_sweep
+from market.cli.app import app
+from market.design.spec import preset_names
+from market.io.read import load_batch, sha256_file
+from market.io.synth import SynthSpec, synth_batch
+from market.io.write import write_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"

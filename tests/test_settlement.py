@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from settle_helpers import daily_meter, make_run, write_meter
 
-from market.batch import sha256_file
+from market.io.read import sha256_file
 from settlement import settle
 from settlement.baselines import METHODS
 from settlement.config import SettleConfig, parse_config
@@ -457,7 +457,7 @@ def test_two_runs_at_once_nothing_lost_or_doubled(tmp_path, store_url):
 def test_settle_and_evaluate_cli_on_the_sample(tmp_path):
     from typer.testing import CliRunner
 
-    from market.cli import app
+    from market.cli.app import app
 
     root = Path(__file__).resolve().parents[1]
     runner = CliRunner()
@@ -629,7 +629,7 @@ def test_plain_postgresql_url_uses_the_installed_driver(tmp_path, store_url):
 def test_unusable_store_is_a_clean_error_and_writes_nothing(tmp_path, db, says):
     from typer.testing import CliRunner
 
-    from market.cli import app
+    from market.cli.app import app
 
     run = make_run(tmp_path / "run", [{"t": "2026-01-08T18:00Z", "q": 0.01, "price": 50.0}])
     meter = write_meter(daily_meter("D1", START.isoformat(), 70, weekday_value), tmp_path / "m.parquet")

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from market.batch import load_batch, write_batch
-from market.cli import app
+from market.cli.app import app
 from market.errors import BatchValidationError
-from market.synth import SynthSpec, synth_batch
+from market.io.read import load_batch
+from market.io.synth import SynthSpec, synth_batch
+from market.io.write import write_batch
 
 runner = CliRunner()
 

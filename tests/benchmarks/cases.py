@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from market.synth import SynthSpec
+from market.io.synth import SynthSpec
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ import json, resource, sys, time
 import numpy as np
 sys.path.insert(0, ".")
 from tests.benchmarks.cases import CLEARING_CASES
-from market.synth import synth_batch
-from market.clearing import step_model
-from market.lp import solve_cvxpy, solve_highspy
+from market.io.synth import synth_batch
+from market.clearing.run import step_model
+from market.clearing.solvers import solve_cvxpy, solve_highspy
 import cvxpy, highspy  # both libraries loaded before timing starts
 case, path = sys.argv[1], sys.argv[2]
 batch = synth_batch(CLEARING_CASES[case].spec)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from market import clear
-from market.clearing import step_model
-from market.lp import solve_cvxpy, solve_highspy
-from market.synth import synth_batch
+from market.clearing.run import step_model
+from market.clearing.solvers import solve_cvxpy, solve_highspy
+from market.io.synth import synth_batch
 
 from .cases import CLEARING_CASES, QUICK
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from market.design import Design
+from market.design.spec import Design
 
 PRICINGS = ("pay-as-bid", "pay-as-clear")
 

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from market.batch import Batch
-from market.clearing import clear
-from market.comparison import comparison_table
-from market.design import Design, load_design
+from market.analysis.comparison import comparison_table
+from market.clearing.run import clear
+from market.design.spec import Design, load_design
 from market.errors import FlexmarketError
+from market.io.batch import Batch
 
 PARAMETERS = ("bid_volume_scale", "amber_headroom_scale", "voll_eur_mwh", "need_scale")
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from market.design import TIERS, Design
+from market.design.spec import TIERS, Design
 
 
 def skeleton_edges(design: Design) -> list[tuple[str, str, str]]:

@@ -10,11 +10,11 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from market.batch import Batch
-from market.comparison import BETTER, comparison_table
-from market.design import TIERS, Design
-from market.results import ClearingResult
-from market.skeleton import skeleton_edges
+from market.analysis.comparison import BETTER, comparison_table
+from market.clearing.results import ClearingResult
+from market.design.skeleton import skeleton_edges
+from market.design.spec import TIERS, Design
+from market.io.batch import Batch
 
 HEADLINE = [
     ("system_cost_eur", "System cost (bids + VoLL x unmet + penalties)"),

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from market.batch import Batch
-from market.model import IMBALANCE_PREMIUM_EUR_MWH, VIOLATION_FACTOR
-from market.results import ClearingResult
-from market.schemas import TSO_ID
+from market.clearing.formulation import IMBALANCE_PREMIUM_EUR_MWH, VIOLATION_FACTOR
+from market.clearing.results import ClearingResult
+from market.io.batch import Batch
+from market.io.schemas import TSO_ID
 
 
 def _path_properties(batch: Batch, result: ClearingResult) -> pd.DataFrame:

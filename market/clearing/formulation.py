@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from market.lp import LinearModel
+from market.clearing.ir import LinearModel
 
 IMBALANCE_PREMIUM_EUR_MWH = 1.0  # imbalance beyond the stated TSO need costs VoLL + this
 VIOLATION_FACTOR = 2.0  # a network overload costs this x VoLL: security before balance

@@ -4,7 +4,7 @@ A design is an ordered list of clearing *steps*. A step says who buys (the TSO,
 the DSOs, or both in one joint optimisation), whether each DSO clears alone
 (fan-out), which bids it may use (all, or what earlier steps left), which network
 constraints and traffic-light signals it enforces, and along which tiers its
-dispatch instructions travel. Presets live in ``market/designs/*.toml``; a user
+dispatch instructions travel. Presets live in ``market/design/presets/*.toml``; a user
 passes a path to any other TOML file of the same form.
 
 Step fields (TOML ``[[steps]]``):
@@ -148,7 +148,7 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
 
 
 def preset_names() -> list[str]:
-    return sorted(p.name[:-5] for p in resources.files("market.designs").iterdir() if p.name.endswith(".toml"))
+    return sorted(p.name[:-5] for p in resources.files("market.design.presets").iterdir() if p.name.endswith(".toml"))
 
 
 def load_design(name_or_path: str | Path) -> Design:
@@ -157,7 +157,7 @@ def load_design(name_or_path: str | Path) -> Design:
     if path.suffix == ".toml" and path.is_file():
         text, where = path.read_text(), str(path)
     else:
-        res = resources.files("market.designs") / f"{name_or_path}.toml"
+        res = resources.files("market.design.presets") / f"{name_or_path}.toml"
         if not res.is_file():
             raise DesignError(
                 f"unknown design {name_or_path!r}; presets: {', '.join(preset_names())}, or give a .toml path"

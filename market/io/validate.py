@@ -16,15 +16,8 @@ import pandas as pd
 import pandera.pandas as pa
 
 from market.errors import BatchValidationError, Finding
-from market.schemas import (
-    BATCH_TABLES,
-    SERVICES,
-    SYSTEM_AREA,
-    TABLES,
-    TSO_ID,
-    TableSpec,
-    pandera_schema,
-)
+from market.io.batch import Batch
+from market.io.schemas import BATCH_TABLES, SERVICES, SYSTEM_AREA, TABLES, TSO_ID, TableSpec, pandera_schema
 
 Tables = dict[str, pd.DataFrame | None]
 
@@ -38,8 +31,6 @@ def validate_tables(
     file_hashes: dict[str, str] | None = None,
 ):
     """Run every check; raise :class:`BatchValidationError` or return the :class:`Batch`."""
-    from market.batch import Batch
-
     findings = list(findings)
     already = {(f.table, f.row, f.column) for f in findings}
     for spec in BATCH_TABLES:

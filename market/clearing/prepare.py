@@ -1,38 +1,21 @@
-"""Running a design on a batch: steps in order, DSO steps fanned out, prices from duals.
-
-``clear(batch, design, pricing)`` is the public entry point. Each step builds one
-model (or one per DSO), solves it with HiGHS through cvxpy, checks the returned
-values against every constraint family, fixes integer decisions and re-solves
-the LP for prices, and passes on what it awarded: later steps see only the
-remaining capacity, the flows and the net activation it caused.
-"""
+"""What each step sees: batch-wide arrays built once, then one model input per step
+(or per DSO when the step fans out) with the capacity, flows and net activation that
+earlier steps left."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from market.batch import Batch
-from market.design import Design, Step, load_design
-from market.errors import FlexmarketError, SolverError
-from market.lp import LinearModel, Solution, SolveStatus, solve_cvxpy, verify
-from market.model import (
-    VIOLATION_FACTOR,
-    StepIndex,
-    StepInput,
-    build_step_model,
-    network_matrix,
-)
-from market.results import PRICINGS, ClearingResult, ClearingStatus, ModelStats
-from market.schemas import TSO_ID
+from market.clearing.formulation import VIOLATION_FACTOR, StepInput, network_matrix
+from market.design.spec import Step
+from market.io.batch import Batch
+from market.io.schemas import TSO_ID
 
 TIE_BREAK_EUR_MWH = 4e-4  # largest cost nudge that orders equal-priced bids by bid_id
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -85,94 +68,6 @@ def expand_constraints(batch: Batch, n_t: int) -> pd.DataFrame:
     out["interval_start"] = cfg.start + out["t"].astype(int) * cfg.interval
     out = out.rename(columns={"base_flow_mw": "base_mw"})
     return out.sort_values(["constraint_id", "t"]).reset_index(drop=True)
-
-
-@dataclass
-class StepOutcome:
-    """What one solved model contributes: awarded MW, per-need results, prices."""
-
-    awards: pd.DataFrame
-    needs: pd.DataFrame
-    node_prices: pd.DataFrame
-    liquidity: pd.DataFrame
-    stats: ModelStats
-
-
-def clear(
-    batch: Batch,
-    design: str | Design = "single",
-    pricing: str = "pay-as-bid",
-    *,
-    scheduler: str | None = None,
-    raise_on_failure: bool = True,
-    solver_options: dict[str, Any] | None = None,
-    progress: Progress | None = None,
-) -> ClearingResult:
-    """Clear ``batch`` under ``design`` (preset name, TOML path or :class:`Design`).
-
-    ``pricing``: ``pay-as-bid`` or ``pay-as-clear``. ``scheduler``: a Dask scheduler
-    address for the per-DSO fan-out (default: local threads). Raises
-    :class:`~market.errors.SolverError` on failure unless ``raise_on_failure=False``,
-    in which case the result carries ``status=FAILED`` and the message.
-    """
-    if pricing not in PRICINGS:
-        raise FlexmarketError(f"unknown pricing {pricing!r}; choose {', '.join(PRICINGS)}")
-    design = design if isinstance(design, Design) else load_design(design)
-    prep = prepare(batch)
-    taken = np.zeros(len(prep.bids))
-    outcomes: list[StepOutcome] = []
-    try:
-        for step in design.steps:
-            if progress:
-                progress(f"{design.name}: {step.name}")
-            inputs = step_inputs(batch, prep, step, taken)
-            results = _solve_all(inputs, scheduler, solver_options)
-            for out in results:
-                outcomes.append(out)
-                if len(out.awards):
-                    np.add.at(taken, out.awards["pos"].to_numpy(), out.awards["quantity_mw"].to_numpy())
-    except SolverError as exc:
-        if raise_on_failure:
-            raise
-        return _failed(design, pricing, str(exc), outcomes)
-    from market.tables import assemble
-
-    return assemble(batch, prep, design, pricing, outcomes)
-
-
-def _failed(design: Design, pricing: str, message: str, outcomes: list[StepOutcome]) -> ClearingResult:
-    empty = pd.DataFrame()
-    return ClearingResult(
-        design,
-        pricing,
-        ClearingStatus.FAILED,
-        empty,
-        empty,
-        empty,
-        empty,
-        empty,
-        empty,
-        empty,
-        empty,
-        tuple(o.stats for o in outcomes),
-        message=message,
-    )
-
-
-def _solve_all(
-    inputs: list[StepInput], scheduler: str | None, solver_options: dict[str, Any] | None
-) -> list[StepOutcome]:
-    if len(inputs) <= 1:
-        return [solve_step(i, solver_options) for i in inputs]
-    import dask
-
-    tasks = [dask.delayed(solve_step)(i, solver_options) for i in inputs]
-    if scheduler:
-        from distributed import Client
-
-        with Client(scheduler) as client:
-            return list(client.compute(tasks, sync=True))
-    return list(dask.compute(*tasks, scheduler="threads", num_workers=2))
 
 
 def step_inputs(batch: Batch, prep: Prepared, step: Step, taken: np.ndarray) -> list[StepInput]:
@@ -277,49 +172,3 @@ def prequalified_cap(bids: pd.DataFrame, network: pd.DataFrame, prep: Prepared) 
     limit = np.full(len(cap), np.inf)
     np.minimum.at(limit, cols, head)
     return np.minimum(cap, limit)
-
-
-def step_model(batch: Batch, design: str | Design = "single", step: int = 0) -> LinearModel:
-    """The model of one (non-fan-out) step of a design, as the first step sees it: for
-    reference solvers, the differential test and benchmarks."""
-    design = design if isinstance(design, Design) else load_design(design)
-    prep = prepare(batch)
-    (inp,) = step_inputs(batch, prep, design.steps[step], np.zeros(len(prep.bids)))
-    return build_step_model(inp)[0]
-
-
-def solve_step(inp: StepInput, solver_options: dict[str, Any] | None = None) -> StepOutcome:
-    """Build, solve, verify, price (LP with integers fixed) and read back one model."""
-    part = inp.name.split(":", 1)[1] if ":" in inp.name else "all"
-    step = inp.name.split(":", 1)[0]
-    model, index = build_step_model(inp)
-    sol = _solve_checked(model, solver_options)
-    priced = sol
-    if model.n_integer:
-        fixed = model.fixed_integers(sol.values)
-        priced = _solve_checked(fixed, solver_options)
-    stats = ModelStats(
-        step,
-        part,
-        model.n_variables,
-        model.n_constraints,
-        model.n_integer,
-        sol.build_seconds + (priced.build_seconds if priced is not sol else 0.0),
-        sol.solve_seconds + (priced.solve_seconds if priced is not sol else 0.0),
-        sol.status.value,
-        sol.objective,
-    )
-    from market.tables import read_step
-
-    return read_step(inp, model, index, sol, priced, stats)
-
-
-def _solve_checked(model: LinearModel, options: dict[str, Any] | None) -> Solution:
-    sol = solve_cvxpy(model, options)
-    if sol.status is not SolveStatus.OPTIMAL:
-        raise SolverError(f"{model.name}: HiGHS returned {sol.status.value} ({sol.detail})")
-    verify(model, sol)
-    return sol
-
-
-__all__ = ["clear", "prepare", "solve_step", "step_inputs", "step_model", "StepIndex"]

@@ -7,11 +7,11 @@ from typing import Any
 
 import pandas as pd
 
-from market.batch import Batch
-from market.clearing import clear
-from market.design import Design, load_design
+from market.clearing.results import ClearingResult
+from market.clearing.run import clear
+from market.design.spec import Design, load_design
 from market.errors import DesignError
-from market.results import ClearingResult
+from market.io.batch import Batch
 
 UNITS = (
     ("_mwh", "MWh"),

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from market.batch import Batch, BatchConfig, batch_from_frames
+from market.io.batch import Batch, BatchConfig
+from market.io.read import batch_from_frames
 
 
 @dataclass(frozen=True)

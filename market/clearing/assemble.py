@@ -5,197 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from market.batch import Batch
-from market.design import Design
-from market.lp import LinearModel, Solution
-from market.model import StepIndex, StepInput
-from market.results import ClearingResult, ClearingStatus, ModelStats
-from market.schemas import SYSTEM_AREA, TSO_ID
+from market.clearing.metrics import compute_metrics
+from market.clearing.results import ClearingResult, ClearingStatus
+from market.design.spec import Design
+from market.io.batch import Batch
+from market.io.schemas import TSO_ID
 
 PRICE_DECIMALS = 3
 MW_DECIMALS = 6
-
-
-def _col_value(model: LinearModel, marg: dict[str, np.ndarray], var: str, families: tuple[str, ...]) -> np.ndarray:
-    """``sum_f A_f[:, var]^T m_f``: what one more unit of each column is worth to those rows."""
-    out = np.zeros(model.variables[var].size)
-    for name in families:
-        con = model.constraints.get(name)
-        if con is None:
-            continue
-        for v, mat in con.blocks:
-            if v == var:
-                out += mat.T @ marg[name]
-    return out
-
-
-def read_step(inp: StepInput, model: LinearModel, index: StepIndex, sol: Solution, priced: Solution, stats: ModelStats):  # type: ignore[no-untyped-def]
-    from market.clearing import StepOutcome
-
-    bids = index.bids
-    x = sol.values["x"]
-    yd = np.zeros(len(bids))
-    yd[index.members] = sol.values["yd"]
-    yd = np.minimum(yd, x)
-    tso_q = np.where(bids["tso_eff"], x - yd, 0.0)
-    tso_q[np.abs(tso_q) < 1e-9] = 0.0
-    marg = priced.marginals
-    lam = np.zeros(len(inp.prior_net_mw))  # balance dual per interval of the batch
-    if "balance" in marg:
-        lam[index.balance_t] = marg["balance"]
-    t = bids["t"].to_numpy()
-    sign = bids["sign"].to_numpy()
-    energy = sign * lam[t]  # zero where the step has no balance row
-    congestion = _col_value(model, marg, "x", ("flow_max", "flow_min"))
-    amber_rent = _col_value(model, marg, "x", ("amber",))
-    dso_value = np.zeros(len(bids))
-    dso_value[index.members] = _col_value(model, marg, "yd", ("dso_need",))
-    need_of = index.pairs.groupby("pos")["r"].min()
-    dso_needs = inp.dso_needs.reset_index(drop=True)
-
-    rows = []
-    tso_pos = np.flatnonzero(tso_q > 0)
-    if len(tso_pos):
-        tso_need = _tso_need_ids(inp.tso_needs, bids.iloc[tso_pos])
-        rows.append(
-            pd.DataFrame(
-                {
-                    "pos": tso_pos,
-                    "bid_id": bids["bid_id"].to_numpy()[tso_pos],
-                    "buyer_id": TSO_ID,
-                    "service": "tso_balancing",
-                    "need_id": tso_need,
-                    "area_id": SYSTEM_AREA,
-                    "quantity_mw": tso_q[tso_pos],
-                    "clearing_price_eur_mwh": (energy + congestion + amber_rent)[tso_pos],
-                    "step": stats.step,
-                }
-            )
-        )
-    dso_pos = np.flatnonzero(yd > 0)
-    if len(dso_pos):
-        r = need_of.reindex(dso_pos).to_numpy().astype(int)
-        rows.append(
-            pd.DataFrame(
-                {
-                    "pos": dso_pos,
-                    "bid_id": bids["bid_id"].to_numpy()[dso_pos],
-                    "buyer_id": dso_needs["buyer_id"].to_numpy()[r],
-                    "service": "dso_congestion",
-                    "need_id": dso_needs["need_id"].to_numpy()[r],
-                    "area_id": dso_needs["area_id"].to_numpy()[r],
-                    "quantity_mw": yd[dso_pos],
-                    "clearing_price_eur_mwh": (energy + congestion + dso_value)[dso_pos],
-                    "step": stats.step,
-                }
-            )
-        )
-    awards = (
-        pd.concat(rows, ignore_index=True)
-        if rows
-        else pd.DataFrame(
-            columns=[
-                "pos",
-                "bid_id",
-                "buyer_id",
-                "service",
-                "need_id",
-                "area_id",
-                "quantity_mw",
-                "clearing_price_eur_mwh",
-                "step",
-            ]
-        )
-    )
-    # The batch position of each bid (the step may hold a subset of the batch).
-    awards["pos"] = bids["pos_batch"].to_numpy()[awards["pos"].to_numpy(dtype=int)]
-
-    needs = _need_results(inp, sol, priced, lam)
-    node_prices = _node_prices(inp, index, marg, lam, stats.step)
-    liquidity = (
-        pd.DataFrame(
-            {
-                "buyer_id": ["tso"] * int(bids["tso_eff"].sum())
-                + list(dso_needs["buyer_id"].to_numpy()[need_of.to_numpy().astype(int)]),
-                "quantity_mw": np.concatenate(
-                    [
-                        bids.loc[bids["tso_eff"], "cap_mw"].to_numpy(),
-                        bids["cap_mw"].to_numpy()[need_of.index.to_numpy()],
-                    ]
-                ),
-            }
-        )
-        .groupby("buyer_id", as_index=False)
-        .agg(bids=("quantity_mw", "size"), offered_mw=("quantity_mw", "sum"))
-    )
-    liquidity["step"] = stats.step
-    return StepOutcome(awards, needs, node_prices, liquidity, stats)
-
-
-def _node_prices(
-    inp: StepInput, index: StepIndex, marg: dict[str, np.ndarray], lam: np.ndarray, step: str
-) -> pd.DataFrame:
-    """Up-price per node and balance interval: energy (balance dual) + congestion.
-
-    ``congestion(n, t) = sum_c (m_max + m_min)(c, t) * factor(c, n)``: the value of one MW of
-    up activation at ``n`` through the network rows (DC-OPF locational price).
-    """
-    if not len(index.balance_t):
-        return pd.DataFrame()
-    nodes = np.unique(inp.node_areas["node_id"].to_numpy().astype(str))
-    grid = pd.DataFrame({"node_id": np.repeat(nodes, len(index.balance_t)), "t": np.tile(index.balance_t, len(nodes))})
-    net = inp.network.reset_index(drop=True)
-    if len(net) and "flow_max" in marg:
-        rows = net[["constraint_id", "t"]].assign(m=marg["flow_max"] + marg["flow_min"])
-        cong = rows.merge(inp.sens, on="constraint_id")
-        cong = (
-            cong.assign(v=cong["m"] * cong["factor"])
-            .groupby(["node_id", "t"])["v"]
-            .sum()
-            .rename("congestion_eur_mwh")
-            .reset_index()
-        )
-        grid = grid.merge(cong, on=["node_id", "t"], how="left")
-    else:
-        grid["congestion_eur_mwh"] = 0.0
-    grid["congestion_eur_mwh"] = grid["congestion_eur_mwh"].fillna(0.0)
-    grid["energy_eur_mwh"] = lam[grid["t"].to_numpy()]
-    grid["step"] = step
-    return grid
-
-
-def _tso_need_ids(tso_needs: pd.DataFrame, bids: pd.DataFrame) -> np.ndarray:
-    key = tso_needs.drop_duplicates(["t", "direction"]).set_index(["t", "direction"])["need_id"]
-    idx = pd.MultiIndex.from_arrays([bids["t"], bids["direction"]])
-    return key.reindex(idx).to_numpy()
-
-
-def _need_results(inp: StepInput, sol: Solution, priced: Solution, lam: np.ndarray) -> pd.DataFrame:
-    frames = []
-    for fam, needs, rows in (("w_tso", inp.tso_needs, "balance"), ("w_dso", inp.dso_needs, "dso_need")):
-        if not len(needs):
-            continue
-        nd = needs.reset_index(drop=True)
-        w = sol.values[fam]
-        mm = nd["max_price_eur_mwh"].isna().to_numpy()
-        served = np.where(mm, nd["quantity_mw"].to_numpy() - w, w)
-        t = nd["t"].to_numpy()
-        energy = nd["sign"].to_numpy() * lam[t]  # lam is zero where the step has no balance row
-        congestion = priced.marginals.get("dso_need", np.zeros(len(nd))) if rows == "dso_need" else np.zeros(len(nd))
-        frames.append(
-            pd.DataFrame(
-                {
-                    "need_id": nd["need_id"],
-                    "served_mw": served,
-                    "unmet_mw": np.where(mm, w, 0.0),
-                    "energy_eur_mwh": energy,
-                    "congestion_eur_mwh": congestion,
-                }
-            )
-        )
-    if not frames:
-        return pd.DataFrame(columns=["need_id", "served_mw", "unmet_mw", "energy_eur_mwh", "congestion_eur_mwh"])
-    return pd.concat(frames, ignore_index=True)
 
 
 def make_whole_eur(commitment: np.ndarray, shortfall_eur: np.ndarray, energy_mwh: np.ndarray) -> np.ndarray:
@@ -220,8 +37,6 @@ def make_whole_eur(commitment: np.ndarray, shortfall_eur: np.ndarray, energy_mwh
 
 
 def assemble(batch: Batch, prep, design: Design, pricing: str, outcomes: list) -> ClearingResult:  # type: ignore[no-untyped-def]
-    from market.metrics import compute_metrics
-
     cfg = batch.config
     h = cfg.interval_hours
     bids = prep.bids

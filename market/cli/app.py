@@ -15,13 +15,14 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from market.batch import Batch, load_batch, sha256_file, write_batch
 from market.errors import (
     FlexmarketError,
     StoreConflictError,
     StoreUnavailableError,
 )
-from market.runio import output_manifest, write_json
+from market.io.batch import Batch
+from market.io.read import load_batch, sha256_file
+from market.io.write import output_manifest, write_batch, write_json
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Clear and settle distribution-level flexibility markets."
@@ -92,7 +93,7 @@ def validate(
     meter: Annotated[Path | None, typer.Option(help="also check a meter data file")] = None,
 ) -> None:
     """Check a batch (and meter data); print a summary, or every bad row (exit 2)."""
-    from market.batch import load_meter_table
+    from market.io.read import load_meter_table
 
     b = _load(batch)
     for t in summary_tables(b):
@@ -119,8 +120,8 @@ def clear(
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address")] = None,
 ) -> None:
     """Clear a batch under one design and write the run folder."""
-    from market.clearing import clear as do_clear
-    from market.runio import write_run
+    from market.clearing.run import clear as do_clear
+    from market.clearing.runfolder import write_run
 
     t0 = time.perf_counter()
     b = _load(batch)
@@ -165,7 +166,7 @@ def synth(
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
 ) -> None:
     """Write a deterministic synthetic batch of any size."""
-    from market.synth import SynthSpec, synth_batch
+    from market.io.synth import SynthSpec, synth_batch
 
     b = synth_batch(SynthSpec(bids=bids, intervals=intervals, dsos=dsos, seed=seed, integer_share=integer_share))
     write_batch(b, out, fmt)
@@ -175,7 +176,7 @@ def synth(
 @designs_app.command("list")
 def designs_list() -> None:
     """The preset designs with the report sections they come from."""
-    from market.design import load_design, preset_names
+    from market.design.spec import load_design, preset_names
 
     t = Table(title="designs")
     for c in ("name", "title", "steps", "report section"):
@@ -189,8 +190,8 @@ def designs_list() -> None:
 @designs_app.command("show")
 def designs_show(name: Annotated[str, typer.Argument(help="preset or .toml path")]) -> None:
     """A design's steps and its coordination skeleton (who instructs whom)."""
-    from market.design import load_design
-    from market.skeleton import skeleton_text
+    from market.design.skeleton import skeleton_text
+    from market.design.spec import load_design
 
     with _exit_on_error():
         d = load_design(name)
@@ -307,7 +308,7 @@ def sweep(
     ] = None,
 ) -> None:
     """Run designs over a grid of parameters, fanned out with Dask; one table, one report."""
-    from market.sweep import load_grid, run_sweep, sweep_figure
+    from market.analysis.sweep import load_grid, run_sweep, sweep_figure
 
     b = _load(batch)
     with _exit_on_error():
@@ -345,7 +346,7 @@ def _batch_inputs(b: Batch) -> dict[str, str]:
 
 
 def _design_list(designs: str) -> list[str]:
-    from market.design import preset_names
+    from market.design.spec import preset_names
 
     names = [d.strip() for d in designs.split(",") if d.strip()]
     return preset_names() if names == ["all"] else names
@@ -353,9 +354,9 @@ def _design_list(designs: str) -> list[str]:
 
 def run_compare(b: Batch, designs: list[str], pricing: str, out: Path, scheduler: str | None) -> list:  # type: ignore[type-arg]
     """Clear every design, write each run folder, comparison.parquet and report.html."""
-    from market.comparison import clear_designs, comparison_table
-    from market.report import render_report
-    from market.runio import write_run
+    from market.analysis.comparison import clear_designs, comparison_table
+    from market.analysis.report import render_report
+    from market.clearing.runfolder import write_run
 
     t0 = time.perf_counter()
     with _progress() as prog:

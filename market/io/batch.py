@@ -1,0 +1,93 @@
+"""Reading a batch folder (``batch.toml`` + one Parquet or CSV file per table).
+
+:func:`load_batch` is the single entry point: it reads, coerces kinds, validates
+(see :mod:`market.validate`) and returns a frozen :class:`Batch`, or raises
+:class:`~market.errors.BatchValidationError` listing every bad row.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from market.io.schemas import BATCH_TABLES
+
+DEFAULT_VOLL_EUR_MWH = 10_000.0
+DEFAULT_HOP_LATENCY_S = {"tso": 4.0, "dso": 2.0, "idso": 1.0, "aggregator": 1.0, "coordinator": 1.0}
+TZ_SUFFIX = re.compile(r"(Z|z|[+-]\d{2}(:?\d{2})?)$")
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """The ``batch.toml`` of a batch: horizon ``[start, end)`` in UTC and interval length."""
+
+    name: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    interval_minutes: int = 15
+    currency: str = "EUR"
+    voll_eur_mwh: float = DEFAULT_VOLL_EUR_MWH
+    hop_latency_s: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_HOP_LATENCY_S))
+
+    @property
+    def interval(self) -> pd.Timedelta:
+        return pd.Timedelta(minutes=self.interval_minutes)
+
+    @property
+    def interval_hours(self) -> float:
+        return self.interval_minutes / 60.0
+
+    @property
+    def intervals(self) -> pd.DatetimeIndex:
+        return pd.date_range(self.start, self.end, freq=self.interval, inclusive="left")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "interval_minutes": self.interval_minutes,
+            "currency": self.currency,
+            "voll_eur_mwh": self.voll_eur_mwh,
+            "hop_latency_s": dict(self.hop_latency_s),
+        }
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A validated batch. Tables are sorted by their natural key; never mutate them."""
+
+    config: BatchConfig
+    bids: pd.DataFrame
+    needs: pd.DataFrame
+    node_areas: pd.DataFrame
+    constraints: pd.DataFrame
+    sensitivities: pd.DataFrame
+    signals: pd.DataFrame
+    source: Path | None = None
+    file_hashes: dict[str, str] = field(default_factory=dict)
+
+    def table(self, name: str) -> pd.DataFrame:
+        return getattr(self, name)  # type: ignore[no-any-return]
+
+    @property
+    def dsos(self) -> list[str]:
+        return sorted(self.node_areas["dso_id"].unique())
+
+    def replace(self, **tables: pd.DataFrame) -> Batch:
+        """A copy with some tables replaced (used by sweeps); the original is untouched."""
+        values = {name: getattr(self, name) for name in _TABLE_NAMES}
+        values.update(tables)
+        return Batch(self.config, **values, source=self.source, file_hashes=self.file_hashes)
+
+    def with_config(self, **changes: Any) -> Batch:
+        cfg = BatchConfig(**{**self.config.__dict__, **changes})
+        values = {name: getattr(self, name) for name in _TABLE_NAMES}
+        return Batch(cfg, **values, source=self.source, file_hashes=self.file_hashes)
+
+
+_TABLE_NAMES = tuple(t.name for t in BATCH_TABLES)

@@ -1,0 +1,134 @@
+"""Reading raw cells as the contract's kinds (text, number, UTC timestamp), vectorised.
+
+Each bad cell becomes a :class:`~market.errors.Finding` with its row, id and reason;
+nothing is repaired or clamped.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from market.errors import Finding
+from market.io.schemas import TableSpec
+
+TZ_SUFFIX = re.compile(r"(Z|z|[+-]\d{2}(:?\d{2})?)$")
+
+
+def coerce_table(spec: TableSpec, raw: pd.DataFrame) -> tuple[pd.DataFrame | None, list[Finding]]:
+    """Give each column its kind; report cells that cannot be read as that kind.
+
+    Returns ``None`` for the frame when a required column is missing (nothing else
+    of that table can be checked meaningfully).
+    """
+    findings: list[Finding] = []
+    missing = [c.name for c in spec.columns if c.required and c.name not in raw.columns]
+    for name in missing:
+        findings.append(Finding(spec.name, None, None, name, None, "missing required column"))
+    if missing:
+        return None, findings
+    df = raw.reset_index(drop=True).copy()
+    ids = _row_ids(spec, df)
+    for col in spec.columns:
+        if col.name not in df.columns:
+            df[col.name] = col.default if col.default is not None else None
+            if col.kind == "float":
+                df[col.name] = df[col.name].astype(float)
+            continue
+        series = df[col.name]
+        if col.kind == "str":
+            df[col.name] = _as_str(series)
+        elif col.kind == "float":
+            df[col.name], bad = _as_float(series)
+            nan_text = bad & np.asarray(series.astype(str).str.strip().str.lower().isin(["nan", "-nan", "+nan"]))
+            findings += _cell_findings(spec, series, nan_text, ids, col.name, "must be a finite number, not NaN")
+            findings += _cell_findings(spec, series, bad & ~nan_text, ids, col.name, "not a number")
+        else:
+            df[col.name], naive, unreadable = _as_utc(series)
+            findings += _cell_findings(
+                spec, series, naive, ids, col.name, "timestamp has no timezone (naive); give UTC offset"
+            )
+            findings += _cell_findings(spec, series, unreadable, ids, col.name, "not a timestamp")
+    return df, findings
+
+
+def _row_ids(spec: TableSpec, df: pd.DataFrame) -> pd.Series:
+    if spec.id_column and spec.id_column in df.columns:
+        return df[spec.id_column].astype(str)
+    key = [k for k in spec.key if k in df.columns]
+    if key:
+        return df[key].astype(str).agg("/".join, axis=1)
+    return pd.Series([None] * len(df), index=df.index, dtype=object)
+
+
+def _cell_findings(
+    spec: TableSpec, series: pd.Series, bad: np.ndarray, ids: pd.Series, column: str, reason: str
+) -> list[Finding]:
+    rows = np.flatnonzero(bad)
+    return [
+        Finding(spec.name, int(i), _id_label(spec, ids.iloc[i]), column, repr(series.iloc[i]), reason) for i in rows
+    ]
+
+
+def _id_label(spec: TableSpec, value: object) -> str | None:
+    if value is None:
+        return None
+    label = spec.id_column or "/".join(spec.key)
+    return f"{label}={value}"
+
+
+def _is_blank(series: pd.Series) -> np.ndarray:
+    s = series.astype(object)
+    return np.asarray(s.isna() | s.map(lambda v: isinstance(v, str) and v.strip() == ""))
+
+
+def _as_str(series: pd.Series) -> pd.Series:
+    blank = _is_blank(series)
+    out = series.astype(object).map(_str_value)
+    out[blank] = None
+    return out
+
+
+def _str_value(v: object) -> object:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return v if isinstance(v, str) else str(v)
+
+
+def _as_float(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    blank = _is_blank(series)
+    if pd.api.types.is_bool_dtype(series):
+        return pd.Series(np.nan, index=series.index), ~blank
+    values = pd.to_numeric(series.where(~blank, None), errors="coerce").astype(float)
+    bad = np.asarray(values.isna()) & ~blank
+    return values, bad
+
+
+def _as_utc(series: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    n = len(series)
+    no = np.zeros(n, dtype=bool)
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        return series.dt.tz_convert("UTC"), no, no
+    if pd.api.types.is_datetime64_dtype(series.dtype):
+        naive = np.asarray(series.notna())
+        return pd.Series(pd.NaT, index=series.index, dtype="datetime64[ns, UTC]"), naive, no
+    blank = _is_blank(series)
+    text = series.astype(object).where(~blank, None)
+    has_tz = np.asarray(text.map(lambda v: isinstance(v, str) and bool(TZ_SUFFIX.search(v.strip()))))
+    looks_like_ts = np.asarray(text.map(_parses_naive))
+    naive = ~blank & ~has_tz & looks_like_ts
+    parsed = pd.to_datetime(text.where(has_tz, None), utc=True, format="ISO8601", errors="coerce")
+    unreadable = ~blank & ~naive & np.asarray(parsed.isna())
+    return parsed.astype("datetime64[ns, UTC]"), naive, unreadable
+
+
+def _parses_naive(v: object) -> bool:
+    if not isinstance(v, str):
+        return False
+    try:
+        pd.Timestamp(v)
+    except (ValueError, TypeError):
+        return False
+    return True

@@ -1,0 +1,174 @@
+"""Reading a batch folder (``batch.toml`` + one file per table) or meter data, validated."""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from market.errors import BatchError, BatchValidationError, Finding
+from market.io.batch import DEFAULT_HOP_LATENCY_S, DEFAULT_VOLL_EUR_MWH, Batch, BatchConfig
+from market.io.coerce import TZ_SUFFIX, coerce_table
+from market.io.schemas import BATCH_TABLES, METER, TableSpec
+from market.io.validate import schema_findings, validate_tables
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_config(folder: Path) -> BatchConfig:
+    path = folder / "batch.toml"
+    if not path.is_file():
+        raise BatchError(f"{folder}: no batch.toml (a batch is a folder with batch.toml)")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise BatchError(f"{path}: not valid TOML: {exc}") from exc
+    findings: list[Finding] = []
+
+    def ts(key: str) -> pd.Timestamp:
+        value = raw.get(key)
+        if value is None:
+            findings.append(Finding("batch.toml", None, None, key, None, "missing"))
+            return pd.NaT
+        text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+        if not TZ_SUFFIX.search(text):
+            findings.append(Finding("batch.toml", None, None, key, text, "timestamp has no timezone"))
+            return pd.NaT
+        return pd.Timestamp(text).tz_convert("UTC")
+
+    start, end = ts("start"), ts("end")
+    minutes = raw.get("interval_minutes", 15)
+    if not isinstance(minutes, int) or minutes <= 0 or 1440 % minutes:
+        findings.append(
+            Finding(
+                "batch.toml",
+                None,
+                None,
+                "interval_minutes",
+                str(minutes),
+                "must be a positive whole number of minutes dividing a day",
+            )
+        )
+        minutes = 15
+    voll = raw.get("voll_eur_mwh", DEFAULT_VOLL_EUR_MWH)
+    if not isinstance(voll, int | float) or not np.isfinite(voll) or voll <= 0:
+        findings.append(Finding("batch.toml", None, None, "voll_eur_mwh", str(voll), "must be > 0"))
+        voll = DEFAULT_VOLL_EUR_MWH
+    if raw.get("currency", "EUR") != "EUR":
+        findings.append(
+            Finding("batch.toml", None, None, "currency", str(raw.get("currency")), "only EUR is supported")
+        )
+    if start is not pd.NaT and end is not pd.NaT:
+        if end <= start:
+            findings.append(Finding("batch.toml", None, None, "end", str(end), "must be after start"))
+        elif (end - start) % pd.Timedelta(minutes=minutes):
+            findings.append(
+                Finding("batch.toml", None, None, "end", str(end), "horizon is not a whole number of intervals")
+            )
+    hops = dict(DEFAULT_HOP_LATENCY_S)
+    hops.update({str(k): float(v) for k, v in raw.get("hop_latency_s", {}).items()})
+    if findings:
+        raise BatchValidationError(findings)
+    return BatchConfig(
+        name=str(raw.get("name", folder.name)),
+        start=start,
+        end=end,
+        interval_minutes=minutes,
+        voll_eur_mwh=float(voll),
+        hop_latency_s=hops,
+    )
+
+
+def find_table_file(folder: Path, table: str) -> Path | None:
+    candidates = [folder / f"{table}.parquet", folder / f"{table}.csv"]
+    present = [p for p in candidates if p.is_file()]
+    if len(present) > 1:
+        raise BatchError(f"{folder}: both {table}.parquet and {table}.csv exist; keep one")
+    return present[0] if present else None
+
+
+def read_raw_table(path: Path) -> pd.DataFrame:
+    """Read one table file without interpreting kinds (CSV cells stay strings)."""
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
+
+
+def load_batch(folder: str | Path) -> Batch:
+    """Read and validate a batch folder; raise listing every bad row, or return the Batch."""
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BatchError(f"{folder}: not a folder")
+    config = read_config(folder)
+    findings: list[Finding] = []
+    tables: dict[str, pd.DataFrame | None] = {}
+    hashes = {"batch.toml": sha256_file(folder / "batch.toml")}
+    for spec in BATCH_TABLES:
+        path = find_table_file(folder, spec.name)
+        if path is None:
+            if spec.required_table:
+                findings.append(
+                    Finding(spec.name, None, None, None, None, f"missing table ({spec.name}.parquet or .csv)")
+                )
+                tables[spec.name] = None
+            else:
+                tables[spec.name] = empty_table(spec)
+            continue
+        hashes[path.name] = sha256_file(path)
+        df, bad = coerce_table(spec, read_raw_table(path))
+        findings += bad
+        tables[spec.name] = df
+    return validate_tables(config, tables, findings, source=folder, file_hashes=hashes)
+
+
+def load_meter_table(path: str | Path) -> pd.DataFrame:
+    """Read and validate meter data (Parquet or CSV) with the ``meter`` schema; raise
+    :class:`BatchValidationError` listing every bad row. For files that fit in memory;
+    settlement checks the same rules in DuckDB at any size."""
+
+    path = Path(path)
+    if not path.is_file():
+        raise BatchError(f"{path}: meter file not found")
+    df, findings = coerce_table(METER, read_raw_table(path))
+    if df is not None:
+        seen = {(f.row, f.column) for f in findings}
+        findings += [
+            f for f in schema_findings(METER, df) if (f.row, f.column) not in seen and "duplicate" not in f.reason
+        ]
+    if findings:
+        raise BatchValidationError(findings)
+    assert df is not None
+    return df
+
+
+def empty_table(spec: TableSpec) -> pd.DataFrame:
+    dtypes = {"str": object, "float": float, "ts": "datetime64[ns, UTC]"}
+    return pd.DataFrame({c.name: pd.Series(dtype=dtypes[c.kind]) for c in spec.columns})
+
+
+def batch_from_frames(config: BatchConfig, **frames: pd.DataFrame) -> Batch:
+    """Build and validate a Batch from in-memory frames (same rules as :func:`load_batch`)."""
+
+    findings: list[Finding] = []
+    tables: dict[str, pd.DataFrame | None] = {}
+    for spec in BATCH_TABLES:
+        raw = frames.get(spec.name)
+        if raw is None:
+            tables[spec.name] = None if spec.required_table else empty_table(spec)
+            if spec.required_table:
+                findings.append(Finding(spec.name, None, None, None, None, "missing table"))
+            continue
+        df, bad = coerce_table(spec, raw)
+        findings += bad
+        tables[spec.name] = df
+    return validate_tables(config, tables, findings)
