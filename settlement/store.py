@@ -125,7 +125,7 @@ def resolve_url(url: str) -> str:
     parsed = sa.engine.make_url(url)
     if parsed.drivername == "postgresql":
         try:
-            import psycopg2  # type: ignore[import-untyped]  # noqa: F401
+            import psycopg2  # noqa: F401
         except ImportError:
             return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     return url

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import pandas as pd
 
+from market.clearing.parallel import parallel_map
 from market.clearing.results import ClearingResult
 from market.clearing.run import clear
 from market.design.spec import Design, load_design
+from market.enums import Pricing
 from market.errors import DesignError
 from market.io.batch import Batch
 
@@ -79,7 +82,7 @@ def comparison_table(results: Sequence[ClearingResult]) -> pd.DataFrame:
                     "metric": metric,
                     "value": value,
                     "unit": unit_of(metric),
-                    "pricing": r.pricing,
+                    "pricing": r.pricing.value,
                 }
             )
     return pd.DataFrame(rows)
@@ -88,23 +91,20 @@ def comparison_table(results: Sequence[ClearingResult]) -> pd.DataFrame:
 def clear_designs(
     batch: Batch,
     designs: Sequence[str | Design],
-    pricing: str = "pay-as-bid",
+    pricing: str | Pricing = Pricing.PAY_AS_BID,
     scheduler: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[ClearingResult]:
     """Clear each design on the same batch, concurrently (Dask: threads, or a cluster)."""
-    import dask
 
     loaded = [d if isinstance(d, Design) else load_design(d) for d in designs]
     names = [d.name for d in loaded]
     if len(set(names)) != len(names):
         raise DesignError(f"design names must be unique: {names}")
-    tasks = [dask.delayed(clear)(batch, d, pricing) for d in loaded]
     if progress:
-        progress(f"clearing {len(tasks)} designs")
-    if scheduler:
-        from distributed import Client
+        progress(f"clearing {len(loaded)} designs")
+    return parallel_map(partial(_clear_one, pricing=Pricing(pricing)), batch, loaded, scheduler=scheduler)
 
-        with Client(scheduler) as client:
-            return list(client.gather(client.compute(tasks)))
-    return list(dask.compute(*tasks, scheduler="threads", num_workers=2))
+
+def _clear_one(batch: Batch, design: Design, pricing: Pricing) -> ClearingResult:
+    return clear(batch, design, pricing)

@@ -326,7 +326,7 @@ def render_report(
 <h1>{html.escape(title)}</h1>
 <p class="sub">{len(batch.bids):,} bids, {len(batch.needs):,} needs, {len(batch.dsos)} DSOs,
 {len(cfg.intervals)} x {cfg.interval_minutes} min from {cfg.start.isoformat()}; pricing
-{html.escape(results[0].pricing if results else "")}. Green = best, red = worst per row.</p>
+{html.escape(results[0].pricing.value if results else "")}. Green = best, red = worst per row.</p>
 {comparison_html(results)}
 {parts[0]}{parts[1]}
 <h2>Coordination skeletons</h2><div class="skeletons">{skel}</div>

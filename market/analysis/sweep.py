@@ -18,13 +18,17 @@ import itertools
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
+import plotly.graph_objects as go
 
 from market.analysis.comparison import comparison_table
+from market.clearing.parallel import parallel_map
 from market.clearing.run import clear
 from market.design.spec import Design, load_design
+from market.enums import Pricing
 from market.errors import FlexmarketError
 from market.io.batch import Batch
 
@@ -76,7 +80,7 @@ def apply_point(batch: Batch, p: GridPoint) -> Batch:
     return out
 
 
-def _run_point(batch: Batch, point: GridPoint, design: Design, pricing: str) -> pd.DataFrame:
+def _run_point(batch: Batch, point: GridPoint, design: Design, pricing: str | Pricing) -> pd.DataFrame:
     r = clear(apply_point(batch, point), design, pricing)
     return (
         comparison_table([r])
@@ -85,31 +89,22 @@ def _run_point(batch: Batch, point: GridPoint, design: Design, pricing: str) -> 
     )
 
 
+def _run_task(batch: Batch, task: tuple[GridPoint, Design], pricing: Pricing) -> pd.DataFrame:
+    return _run_point(batch, task[0], task[1], pricing)
+
+
 def run_sweep(
     batch: Batch,
     designs: Sequence[str | Design],
     grid: Sequence[GridPoint],
-    pricing: str = "pay-as-clear",
+    pricing: str | Pricing = Pricing.PAY_AS_CLEAR,
     scheduler: str | None = None,
     n_workers: int = 2,
 ) -> pd.DataFrame:
-    from distributed import Client, LocalCluster
-
     loaded = [d if isinstance(d, Design) else load_design(d) for d in designs]
-    cluster = None
-    if scheduler:
-        client = Client(scheduler)
-    else:
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(cluster)
-    try:
-        shared = client.scatter(batch, broadcast=True)
-        futures = [client.submit(_run_point, shared, p, d, pricing, pure=False) for p in grid for d in loaded]
-        parts = client.gather(futures)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    tasks = [(p, d) for p in grid for d in loaded]
+    run = partial(_run_task, pricing=Pricing(pricing))
+    parts = parallel_map(run, batch, tasks, scheduler=scheduler, processes=True, workers=n_workers)
     columns = [*PARAMETERS, "design", "point", "metric", "value", "unit"]
     return (
         pd.concat(parts, ignore_index=True)[columns].sort_values(["point", "design", "metric"]).reset_index(drop=True)
@@ -119,7 +114,7 @@ def run_sweep(
 def sweep_figure(
     results: pd.DataFrame,
     metrics: Sequence[str] = ("system_cost_eur", "unmet_mwh", "distribution_violation_mwh", "tier_bypassing_count"),
-):
+) -> go.Figure:
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=list(metrics))

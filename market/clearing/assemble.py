@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 
 from market.clearing.metrics import compute_metrics
+from market.clearing.prepare import Prepared
+from market.clearing.readback import StepOutcome
 from market.clearing.results import ClearingResult, ClearingStatus
 from market.design.spec import Design
-from market.io.batch import Batch
-from market.io.schemas import TSO_ID
+from market.enums import TSO_ID, Pricing
+from market.io.batch import Batch, BatchConfig
 
 PRICE_DECIMALS = 3
 MW_DECIMALS = 6
@@ -36,7 +38,9 @@ def make_whole_eur(commitment: np.ndarray, shortfall_eur: np.ndarray, energy_mwh
     return owed[inverse] * share
 
 
-def assemble(batch: Batch, prep, design: Design, pricing: str, outcomes: list) -> ClearingResult:  # type: ignore[no-untyped-def]
+def assemble(
+    batch: Batch, prep: Prepared, design: Design, pricing: Pricing, outcomes: list[StepOutcome]
+) -> ClearingResult:
     cfg = batch.config
     h = cfg.interval_hours
     bids = prep.bids
@@ -60,7 +64,7 @@ def assemble(batch: Batch, prep, design: Design, pricing: str, outcomes: list) -
     b = bids.iloc[aw["pos"].astype(int).to_numpy()].reset_index(drop=True)
     paid = (
         b["price_eur_mwh"].to_numpy()
-        if pricing == "pay-as-bid"
+        if pricing is Pricing.PAY_AS_BID
         else aw["clearing_price_eur_mwh"].to_numpy().astype(float)
     )
     q = aw["quantity_mw"].to_numpy().astype(float)
@@ -85,7 +89,7 @@ def assemble(batch: Batch, prep, design: Design, pricing: str, outcomes: list) -
                     aw["clearing_price_eur_mwh"].to_numpy().astype(float), PRICE_DECIMALS
                 ),
                 "price_eur_mwh": np.round(paid, PRICE_DECIMALS),
-                "pricing": pricing,
+                "pricing": pricing.value,
                 "energy_mwh": np.round(q * h, MW_DECIMALS),
                 "cost_eur": np.round(np.round(paid, PRICE_DECIMALS) * q * h, 6),
                 "make_whole_eur": np.round(
@@ -96,7 +100,7 @@ def assemble(batch: Batch, prep, design: Design, pricing: str, outcomes: list) -
                     ),
                     6,
                 )
-                if pricing == "pay-as-clear"
+                if pricing is Pricing.PAY_AS_CLEAR
                 else 0.0,
                 "step": aw["step"].to_numpy(),
             }
@@ -179,7 +183,7 @@ def assemble(batch: Batch, prep, design: Design, pricing: str, outcomes: list) -
     return ClearingResult(**{**result.__dict__, "metrics": metrics})
 
 
-def _flows(prep, taken: np.ndarray, cfg) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+def _flows(prep: Prepared, taken: np.ndarray, cfg: BatchConfig) -> pd.DataFrame:
     net = prep.network
     flow = net["base_mw"].to_numpy() + prep.net_matrix @ taken
     over = np.maximum(flow - net["max_flow_mw"].to_numpy(), 0)
@@ -201,7 +205,7 @@ def _flows(prep, taken: np.ndarray, cfg) -> pd.DataFrame:  # type: ignore[no-unt
     )
 
 
-def _imbalance(bids: pd.DataFrame, taken: np.ndarray, needs: pd.DataFrame, n_t: int, cfg) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+def _imbalance(bids: pd.DataFrame, taken: np.ndarray, needs: pd.DataFrame, n_t: int, cfg: BatchConfig) -> pd.DataFrame:
     """Net activation minus the TSO need served, per interval (positive = surplus up)."""
     net = np.bincount(bids["t"], weights=bids["sign"] * taken, minlength=n_t)
     tso = needs[needs["buyer_id"] == TSO_ID]

@@ -27,9 +27,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from market.clearing.ir import LinearModel
+from market.clearing.ir import LinearModel, Sense
 
 IMBALANCE_PREMIUM_EUR_MWH = 1.0  # imbalance beyond the stated TSO need costs VoLL + this
+ALL_PARTS = "all"  # the part of a step that is not fanned out
 VIOLATION_FACTOR = 2.0  # a network overload costs this x VoLL: security before balance
 
 
@@ -46,7 +47,8 @@ class StepInput:
     by the step's signal mode). ``prior_net_mw``: net MW activated by earlier steps per t.
     """
 
-    name: str
+    step: str
+    part: str  # the DSO of a fan-out step, or ALL_PARTS
     bids: pd.DataFrame
     tso_needs: pd.DataFrame
     dso_needs: pd.DataFrame
@@ -57,6 +59,11 @@ class StepInput:
     prior_net_mw: np.ndarray
     voll_eur_mwh: float
     violation_eur_mwh: float
+
+    @property
+    def name(self) -> str:
+        """``step`` or ``step:part`` (the model's name in messages)."""
+        return self.step if self.part == ALL_PARTS else f"{self.step}:{self.part}"
 
 
 @dataclass(frozen=True)
@@ -157,7 +164,8 @@ def define_dso_share(m: LinearModel, bids: pd.DataFrame, members: np.ndarray) ->
     """``yd <= x`` where the TSO may take the rest; ``yd == x`` where only the DSO may."""
     n, k = len(bids), len(members)
     tso = bids["tso_eff"].to_numpy()[members]
-    for name, mask, sense in (("dso_share", tso, "<="), ("dso_only", ~tso, "==")):
+    shares: tuple[tuple[str, np.ndarray, Sense], ...] = (("dso_share", tso, "<="), ("dso_only", ~tso, "=="))
+    for name, mask, sense in shares:
         j = np.flatnonzero(mask)
         rows = np.arange(len(j))
         m.add_constraint(
@@ -168,7 +176,7 @@ def define_dso_share(m: LinearModel, bids: pd.DataFrame, members: np.ndarray) ->
             },
             sense,
             np.zeros(len(j)),
-        )  # type: ignore[arg-type]
+        )
 
 
 def _need_terms(needs: pd.DataFrame, voll: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -344,7 +352,11 @@ def define_integer_units(m: LinearModel, bids: pd.DataFrame) -> pd.DataFrame:
     anc = units["anchor"].to_numpy()
     r = units["ratio"].to_numpy()
     whole = r >= 1.0 - 1e-12  # all-or-nothing: x = cap * z, one tight row instead of two
-    for name, sel, sense, coef in (("unit_whole", whole, "==", 1.0), ("unit_max", ~whole, "<=", 1.0)):
+    kinds: tuple[tuple[str, np.ndarray, Sense, float], ...] = (
+        ("unit_whole", whole, "==", 1.0),
+        ("unit_max", ~whole, "<=", 1.0),
+    )
+    for name, sel, sense, coef in kinds:
         rows = np.flatnonzero(sel)
         m.add_constraint(
             name,
@@ -354,7 +366,7 @@ def define_integer_units(m: LinearModel, bids: pd.DataFrame) -> pd.DataFrame:
             },
             sense,
             np.zeros(len(rows)),
-        )  # type: ignore[arg-type]
+        )
     has_min = np.flatnonzero((r > 0) & ~whole)
     m.add_constraint(
         "unit_min",

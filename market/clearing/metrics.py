@@ -13,8 +13,8 @@ import pandas as pd
 
 from market.clearing.formulation import IMBALANCE_PREMIUM_EUR_MWH, VIOLATION_FACTOR
 from market.clearing.results import ClearingResult
+from market.enums import TSO_ID, Buyer, Tier
 from market.io.batch import Batch
-from market.io.schemas import TSO_ID
 
 
 def _path_properties(batch: Batch, result: ClearingResult) -> pd.DataFrame:
@@ -24,18 +24,20 @@ def _path_properties(batch: Batch, result: ClearingResult) -> pd.DataFrame:
     rows = [
         {
             "step": s.name,
-            "kind": k,
-            "passes_dso": "dso" in s.path_for(k),
+            "kind": k.value,
+            "passes_dso": Tier.DSO in s.path_for(k),
             "tiers": len(s.path_for(k)),
-            "next_tier": s.path_for(k)[1],
+            "next_tier": s.path_for(k)[1].value,
             "latency_s": sum(hop.get(t, 0.0) for t in s.path_for(k)[:-1]),
         }
         for s in result.design.steps
-        for k in ("tso", "dso")
+        for k in Buyer
     ]
     table = pd.DataFrame(rows)
     aw = result.awards
-    keys = pd.DataFrame({"step": aw["step"].to_numpy(), "kind": np.where(aw["buyer_id"] == TSO_ID, "tso", "dso")})
+    keys = pd.DataFrame(
+        {"step": aw["step"].to_numpy(), "kind": np.where(aw["buyer_id"] == TSO_ID, Buyer.TSO.value, Buyer.DSO.value)}
+    )
     return keys.merge(table, on=["step", "kind"], how="left", validate="many_to_one")
 
 

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from market.clearing.formulation import VIOLATION_FACTOR, StepInput, network_matrix
+from market.clearing.formulation import ALL_PARTS, VIOLATION_FACTOR, StepInput, network_matrix
 from market.design.spec import Step
+from market.enums import TSO_ID, Buyer, ConstraintScope, Direction, Service, SignalMode, SignalState
 from market.io.batch import Batch
-from market.io.schemas import TSO_ID
 
 TIE_BREAK_EUR_MWH = 4e-4  # largest cost nudge that orders equal-priced bids by bid_id
 
@@ -33,25 +33,24 @@ class Prepared:
 
 def prepare(batch: Batch) -> Prepared:
     cfg = batch.config
-    step = cfg.interval
     bids = batch.bids.copy()
     bids["pos"] = np.arange(len(bids))
-    bids["t"] = ((bids["interval_start"] - cfg.start) // step).astype(int)
-    bids["sign"] = np.where(bids["direction"] == "up", 1.0, -1.0)
+    bids["t"] = cfg.slot_of(bids["interval_start"])
+    bids["sign"] = Direction.signs(bids["direction"])
     rank = bids.groupby("price_eur_mwh", sort=False).cumcount().to_numpy()
     size = bids.groupby("price_eur_mwh", sort=False)["bid_id"].transform("size").to_numpy()
     bids["cost"] = bids["price_eur_mwh"] + TIE_BREAK_EUR_MWH * rank / np.maximum(size, 1)
-    bids["tso_ok"] = bids["services"].str.contains("tso_balancing")
-    bids["dso_ok"] = bids["services"].str.contains("dso_congestion")
+    bids["tso_ok"] = Service.offered(bids["services"], Service.TSO_BALANCING)
+    bids["dso_ok"] = Service.offered(bids["services"], Service.DSO_CONGESTION)
     needs = batch.needs.copy()
-    needs["t"] = ((needs["interval_start"] - cfg.start) // step).astype(int)
-    needs["sign"] = np.where(needs["direction"] == "up", 1.0, -1.0)
+    needs["t"] = cfg.slot_of(needs["interval_start"])
+    needs["sign"] = Direction.signs(needs["direction"])
     n_t = len(cfg.intervals)
     network = expand_constraints(batch, n_t)
     sens = batch.sensitivities[["constraint_id", "node_id", "factor"]]
     net_matrix = network_matrix(bids, network, sens)
     signals = batch.signals.copy()
-    signals["t"] = ((signals["interval_start"] - cfg.start) // step).astype(int)
+    signals["t"] = cfg.slot_of(signals["interval_start"])
     return Prepared(bids, needs, network, net_matrix, sens, signals, n_t)
 
 
@@ -61,7 +60,7 @@ def expand_constraints(batch: Batch, n_t: int) -> pd.DataFrame:
     cons = batch.constraints
     every = cons[cons["interval_start"].isna()]
     some = cons[cons["interval_start"].notna()].copy()
-    some["t"] = ((some["interval_start"] - cfg.start) // cfg.interval).astype(int)
+    some["t"] = cfg.slot_of(some["interval_start"])
     rep = every.loc[every.index.repeat(n_t)].copy()
     rep["t"] = np.tile(np.arange(n_t), len(every))
     out = pd.concat([some, rep], ignore_index=True)
@@ -86,15 +85,16 @@ def step_inputs(batch: Batch, prep: Prepared, step: Step, taken: np.ndarray) -> 
     network = _scope(network, step.constraints)
     signals = _signals_for(prep.signals, step.signals)
     needs = prep.needs
-    tso_needs = needs[needs["buyer_id"] == TSO_ID] if "tso" in step.buyers else needs.iloc[:0]
-    dso_needs = needs[needs["buyer_id"] != TSO_ID] if "dso" in step.buyers else needs.iloc[:0]
+    tso_needs = needs[needs["buyer_id"] == TSO_ID] if Buyer.TSO in step.buyers else needs.iloc[:0]
+    dso_needs = needs[needs["buyer_id"] != TSO_ID] if Buyer.DSO in step.buyers else needs.iloc[:0]
     sens = prep.sens
     na = batch.node_areas
     cfg = batch.config
 
-    def one(name: str, b: pd.DataFrame, dn: pd.DataFrame, net: pd.DataFrame) -> StepInput:
+    def one(part: str, b: pd.DataFrame, dn: pd.DataFrame, net: pd.DataFrame) -> StepInput:
         return StepInput(
-            name,
+            step.name,
+            part,
             b,
             tso_needs,
             dn,
@@ -108,13 +108,13 @@ def step_inputs(batch: Batch, prep: Prepared, step: Step, taken: np.ndarray) -> 
         )
 
     if not step.per_dso:
-        return [one(step.name, bids, dso_needs, network)]
+        return [one(ALL_PARTS, bids, dso_needs, network)]
     out = []
     for dso in sorted(dso_needs["buyer_id"].unique()):
         dn = dso_needs[dso_needs["buyer_id"] == dso]
         b = _bids_for_dso(bids, dn, na, dso)
-        net = network[network["owner_id"] == dso] if step.constraints == "own" else network
-        out.append(one(f"{step.name}:{dso}", b, dn, net))
+        net = network[network["owner_id"] == dso] if step.constraints is ConstraintScope.OWN else network
+        out.append(one(dso, b, dn, net))
     return out
 
 
@@ -133,20 +133,20 @@ def _bids_for_dso(bids: pd.DataFrame, needs: pd.DataFrame, na: pd.DataFrame, dso
     return mine[keep]
 
 
-def _scope(network: pd.DataFrame, scope: str) -> pd.DataFrame:
-    if scope in ("all", "own"):
+def _scope(network: pd.DataFrame, scope: ConstraintScope) -> pd.DataFrame:
+    if scope in (ConstraintScope.ALL, ConstraintScope.OWN):
         return network
-    if scope == "none":
+    if scope is ConstraintScope.NONE:
         return network.iloc[:0]
     tso = network["owner_id"] == TSO_ID
-    return network[tso] if scope == "transmission" else network[~tso]
+    return network[tso] if scope is ConstraintScope.TRANSMISSION else network[~tso]
 
 
-def _signals_for(signals: pd.DataFrame, mode: str) -> pd.DataFrame:
-    if mode == "none":
+def _signals_for(signals: pd.DataFrame, mode: SignalMode) -> pd.DataFrame:
+    if mode is SignalMode.NONE:
         return signals.iloc[:0]
-    if mode == "red":
-        return signals[signals["state"] == "red"]
+    if mode is SignalMode.RED:
+        return signals[signals["state"] == SignalState.RED]
     return signals
 
 

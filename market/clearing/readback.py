@@ -11,7 +11,7 @@ import pandas as pd
 from market.clearing.formulation import StepIndex, StepInput
 from market.clearing.ir import LinearModel, Solution
 from market.clearing.results import ModelStats
-from market.io.schemas import SYSTEM_AREA, TSO_ID
+from market.enums import SYSTEM_AREA, TSO_ID
 
 
 @dataclass
@@ -38,7 +38,11 @@ def _col_value(model: LinearModel, marg: dict[str, np.ndarray], var: str, famili
     return out
 
 
-def read_step(inp: StepInput, model: LinearModel, index: StepIndex, sol: Solution, priced: Solution, stats: ModelStats):  # type: ignore[no-untyped-def]
+def read_step(
+    inp: StepInput, model: LinearModel, index: StepIndex, sol: Solution, priced: Solution, stats: ModelStats
+) -> StepOutcome:
+    """Awards (TSO share and DSO share of each bid), need results, node prices and liquidity
+    of one solved model; prices from the marginals of ``priced`` (the LP with integers fixed)."""
     bids = index.bids
     x = sol.values["x"]
     yd = np.zeros(len(bids))

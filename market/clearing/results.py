@@ -9,8 +9,7 @@ from typing import Any
 import pandas as pd
 
 from market.design.spec import Design
-
-PRICINGS = ("pay-as-bid", "pay-as-clear")
+from market.enums import Pricing
 
 
 class ClearingStatus(StrEnum):
@@ -46,7 +45,7 @@ class ClearingResult:
     """
 
     design: Design
-    pricing: str
+    pricing: Pricing
     status: ClearingStatus
     awards: pd.DataFrame
     prices: pd.DataFrame

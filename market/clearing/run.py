@@ -18,12 +18,14 @@ import pandas as pd
 from market.clearing.assemble import assemble
 from market.clearing.formulation import StepInput, build_step_model
 from market.clearing.ir import LinearModel, Solution, SolveStatus
+from market.clearing.parallel import parallel_map
 from market.clearing.prepare import prepare, step_inputs
 from market.clearing.readback import StepOutcome, read_step
-from market.clearing.results import PRICINGS, ClearingResult, ClearingStatus, ModelStats
+from market.clearing.results import ClearingResult, ClearingStatus, ModelStats
 from market.clearing.solvers import solve_cvxpy
 from market.clearing.verify import verify
 from market.design.spec import Design, load_design
+from market.enums import Pricing
 from market.errors import FlexmarketError, SolverError
 from market.io.batch import Batch
 
@@ -33,7 +35,7 @@ Progress = Callable[[str], None]
 def clear(
     batch: Batch,
     design: str | Design = "single",
-    pricing: str = "pay-as-bid",
+    pricing: str | Pricing = Pricing.PAY_AS_BID,
     *,
     scheduler: str | None = None,
     raise_on_failure: bool = True,
@@ -47,8 +49,7 @@ def clear(
     :class:`~market.errors.SolverError` on failure unless ``raise_on_failure=False``,
     in which case the result carries ``status=FAILED`` and the message.
     """
-    if pricing not in PRICINGS:
-        raise FlexmarketError(f"unknown pricing {pricing!r}; choose {', '.join(PRICINGS)}")
+    pricing = parse_pricing(pricing)
     design = design if isinstance(design, Design) else load_design(design)
     prep = prepare(batch)
     taken = np.zeros(len(prep.bids))
@@ -70,7 +71,16 @@ def clear(
     return assemble(batch, prep, design, pricing, outcomes)
 
 
-def _failed(design: Design, pricing: str, message: str, outcomes: list[StepOutcome]) -> ClearingResult:
+def parse_pricing(pricing: str | Pricing) -> Pricing:
+    """``pricing`` as a :class:`Pricing`, or a :class:`FlexmarketError` naming the choices."""
+    try:
+        return Pricing(pricing)
+    except ValueError:
+        choices = ", ".join(p.value for p in Pricing)
+        raise FlexmarketError(f"unknown pricing {pricing!r}; choose {choices}") from None
+
+
+def _failed(design: Design, pricing: Pricing, message: str, outcomes: list[StepOutcome]) -> ClearingResult:
     empty = pd.DataFrame()
     return ClearingResult(
         design,
@@ -92,17 +102,12 @@ def _failed(design: Design, pricing: str, message: str, outcomes: list[StepOutco
 def _solve_all(
     inputs: list[StepInput], scheduler: str | None, solver_options: dict[str, Any] | None
 ) -> list[StepOutcome]:
-    if len(inputs) <= 1:
-        return [solve_step(i, solver_options) for i in inputs]
-    import dask
+    """Solve a step's model(s): a fan-out step's DSOs in parallel (on ``scheduler`` if given)."""
+    return parallel_map(_solve_with, solver_options, inputs, scheduler=scheduler if len(inputs) > 1 else None)
 
-    tasks = [dask.delayed(solve_step)(i, solver_options) for i in inputs]
-    if scheduler:
-        from distributed import Client
 
-        with Client(scheduler) as client:
-            return list(client.compute(tasks, sync=True))
-    return list(dask.compute(*tasks, scheduler="threads", num_workers=2))
+def _solve_with(solver_options: dict[str, Any] | None, inp: StepInput) -> StepOutcome:
+    return solve_step(inp, solver_options)
 
 
 def step_model(batch: Batch, design: str | Design = "single", step: int = 0) -> LinearModel:
@@ -116,8 +121,6 @@ def step_model(batch: Batch, design: str | Design = "single", step: int = 0) -> 
 
 def solve_step(inp: StepInput, solver_options: dict[str, Any] | None = None) -> StepOutcome:
     """Build, solve, verify, price (LP with integers fixed) and read back one model."""
-    part = inp.name.split(":", 1)[1] if ":" in inp.name else "all"
-    step = inp.name.split(":", 1)[0]
     model, index = build_step_model(inp)
     sol = _solve_checked(model, solver_options)
     priced = sol
@@ -125,8 +128,8 @@ def solve_step(inp: StepInput, solver_options: dict[str, Any] | None = None) -> 
         fixed = model.fixed_integers(sol.values)
         priced = _solve_checked(fixed, solver_options)
     stats = ModelStats(
-        step,
-        part,
+        inp.step,
+        inp.part,
         model.n_variables,
         model.n_constraints,
         model.n_integer,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
+import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
@@ -33,9 +34,8 @@ DEFAULT_HIGHS_OPTIONS: dict[str, Any] = {
 }
 
 
-def to_cvxpy(model: LinearModel):  # type: ignore[no-untyped-def]
+def to_cvxpy(model: LinearModel) -> tuple[cp.Problem, dict[str, cp.Variable], dict[str, cp.Constraint]]:
     """The cvxpy problem of a model: one ``cp.Variable`` per family, bounds as bounds."""
-    import cvxpy as cp
 
     cvars = {
         name: cp.Variable(fam.size, name=name, bounds=[fam.lower, fam.upper], integer=fam.integer)
@@ -61,7 +61,6 @@ def to_cvxpy(model: LinearModel):  # type: ignore[no-untyped-def]
 
 def solve_cvxpy(model: LinearModel, options: dict[str, object] | None = None) -> Solution:
     """Solve with cvxpy + HiGHS; duals (LP only) as marginals d objective / d rhs."""
-    import cvxpy as cp
 
     if "HIGHS" not in cp.installed_solvers():
         raise SolverNotInstalledError("HiGHS is not installed for cvxpy: pip install highspy")
@@ -172,7 +171,7 @@ def solve_highspy(model: LinearModel, options: dict[str, object] | None = None) 
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     for k, v in {**DEFAULT_HIGHS_OPTIONS, **(options or {})}.items():
-        h.setOptionValue(k, v)  # type: ignore[arg-type]
+        h.setOptionValue(k, v)
     h.passModel(lp)
     t1 = time.perf_counter()
     h.run()

@@ -3,24 +3,26 @@
 
 from __future__ import annotations
 
-from market.design.spec import TIERS, Design
+from market.design.spec import Design
+from market.enums import Tier
 
 
-def skeleton_edges(design: Design) -> list[tuple[str, str, str]]:
+def skeleton_edges(design: Design) -> list[tuple[Tier, Tier, str]]:
     """(from tier, to tier, kind) for every instruction hop and data link, deduplicated."""
-    edges: dict[tuple[str, str, str], None] = {}
+    edges: dict[tuple[Tier, Tier, str], None] = {}
     for step in design.steps:
         for buyer in step.buyers:
             path = step.path_for(buyer)
             for a, b in zip(path[:-1], path[1:], strict=True):
                 edges[(a, b, f"dispatch ({step.name})")] = None
     for tier in design.data_links:
-        edges[(tier, "tso", "data")] = None
+        edges[(tier, Tier.TSO, "data")] = None
     return list(edges)
 
 
 def skeleton_text(design: Design) -> str:
-    lines = ["tiers: " + "  ".join(t for t in TIERS if any(t in (a, b) for a, b, _ in skeleton_edges(design)))]
+    """The skeleton as lines of text: the tiers used, then one line per edge."""
+    lines = ["tiers: " + "  ".join(t for t in Tier if any(t in (a, b) for a, b, _ in skeleton_edges(design)))]
     for a, b, kind in skeleton_edges(design):
         lines.append(f"  [{a:>11}] --{kind}--> [{b}]" if kind != "data" else f"  [{a:>11}] ..data..> [{b}]")
     return "\n".join(lines)

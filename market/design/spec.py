@@ -34,39 +34,45 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from market.enums import Buyer, ConstraintScope, SignalMode, Tier
 from market.errors import DesignError
 
-BUYERS = ("tso", "dso")
-CONSTRAINT_SCOPES = ("all", "distribution", "transmission", "own", "none")
-SIGNAL_MODES = ("full", "red", "none")
-TIERS = ("tso", "dso", "idso", "coordinator", "aggregator", "der")
+BUYERS = tuple(b.value for b in Buyer)
+CONSTRAINT_SCOPES = tuple(c.value for c in ConstraintScope)
+SIGNAL_MODES = tuple(m.value for m in SignalMode)
+TIERS = tuple(t.value for t in Tier)
 
 
 @dataclass(frozen=True)
 class Step:
+    """One clearing step of a design (see the module docstring for each field)."""
+
     name: str
-    buyers: tuple[str, ...]
+    buyers: tuple[Buyer, ...]
     per_dso: bool = False
     prequalify: bool = False
-    constraints: str = "all"
-    signals: str = "full"
-    dispatch: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    constraints: ConstraintScope = ConstraintScope.ALL
+    signals: SignalMode = SignalMode.FULL
+    dispatch: dict[Buyer, tuple[Tier, ...]] = field(default_factory=dict)
     observed_by_dso: bool = True
 
-    def path_for(self, buyer: str) -> tuple[str, ...]:
-        default = ("tso", "aggregator", "der") if buyer == "tso" else ("dso", "aggregator", "der")
+    def path_for(self, buyer: Buyer) -> tuple[Tier, ...]:
+        """The tiers an activation bought by ``buyer`` in this step passes, ending at the DER."""
+        default = (Tier(buyer.value), Tier.AGGREGATOR, Tier.DER)
         return self.dispatch.get(buyer, default)
 
 
 @dataclass(frozen=True)
 class Design:
+    """A coordination design: an ordered list of steps plus what the report says of it."""
+
     name: str
     title: str
     steps: tuple[Step, ...]
     description: str = ""
     report_section: str = ""
     models: tuple[str, ...] = ()
-    data_links: tuple[str, ...] = ()
+    data_links: tuple[Tier, ...] = ()
     source: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -75,9 +81,15 @@ class Design:
             "title": self.title,
             "report_section": self.report_section,
             "models": list(self.models),
-            "data_links": list(self.data_links),
+            "data_links": [str(t) for t in self.data_links],
             "steps": [
-                {**s.__dict__, "buyers": list(s.buyers), "dispatch": {k: list(v) for k, v in s.dispatch.items()}}
+                {
+                    **s.__dict__,
+                    "buyers": [str(b) for b in s.buyers],
+                    "constraints": str(s.constraints),
+                    "signals": str(s.signals),
+                    "dispatch": {str(k): [str(t) for t in v] for k, v in s.dispatch.items()},
+                }
                 for s in self.steps
             ],
         }
@@ -100,41 +112,43 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
         unknown = set(s) - {f for f in Step.__dataclass_fields__}
         if unknown:
             raise _fail(w, f"unknown field(s) {sorted(unknown)}")
-        buyers = tuple(s.get("buyers", ()))
-        if not buyers or any(b not in BUYERS for b in buyers):
+        names = tuple(s.get("buyers", ()))
+        if not names or any(b not in BUYERS for b in names):
             raise _fail(w, f"buyers must be a non-empty subset of {BUYERS}")
-        if s.get("per_dso") and buyers != ("dso",):
+        buyers = tuple(Buyer(b) for b in names)
+        if s.get("per_dso") and buyers != (Buyer.DSO,):
             raise _fail(w, "per_dso needs buyers = ['dso']")
         if s.get("constraints", "all") not in CONSTRAINT_SCOPES:
             raise _fail(w, f"constraints must be one of {CONSTRAINT_SCOPES}")
         if s.get("signals", "full") not in SIGNAL_MODES:
             raise _fail(w, f"signals must be one of {SIGNAL_MODES}")
-        dispatch = {}
+        dispatch: dict[Buyer, tuple[Tier, ...]] = {}
         for buyer, path in s.get("dispatch", {}).items():
             if buyer not in BUYERS or not path or any(t not in TIERS for t in path):
                 raise _fail(w, f"dispatch.{buyer} must be a path over tiers {TIERS}")
             if path[0] != buyer or path[-1] != "der":
                 raise _fail(w, f"dispatch.{buyer} must start at '{buyer}' and end at 'der'")
-            dispatch[buyer] = tuple(path)
+            dispatch[Buyer(buyer)] = tuple(Tier(t) for t in path)
         steps.append(
             Step(
                 name=str(s.get("name", f"step{i + 1}")),
                 buyers=buyers,
                 per_dso=bool(s.get("per_dso", False)),
                 prequalify=bool(s.get("prequalify", False)),
-                constraints=s.get("constraints", "all"),
-                signals=s.get("signals", "full"),
+                constraints=ConstraintScope(s.get("constraints", "all")),
+                signals=SignalMode(s.get("signals", "full")),
                 dispatch=dispatch,
                 observed_by_dso=bool(s.get("observed_by_dso", True)),
             )
         )
     cleared = [b for st in steps for b in st.buyers]
-    for b in BUYERS:
+    for b in Buyer:
         if cleared.count(b) > 1:
             raise _fail(where, f"buyer '{b}' is cleared in more than one step")
-    links = tuple(raw.get("data_links", ()))
-    if any(t not in TIERS for t in links):
+    link_names = tuple(raw.get("data_links", ()))
+    if any(t not in TIERS for t in link_names):
         raise _fail(where, f"data_links must name tiers {TIERS}")
+    links = tuple(Tier(t) for t in link_names)
     return Design(
         name=str(raw["name"]),
         title=str(raw.get("title", raw["name"])),

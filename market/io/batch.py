@@ -1,24 +1,23 @@
-"""Reading a batch folder (``batch.toml`` + one Parquet or CSV file per table).
+"""The batch types: :class:`BatchConfig` (``batch.toml``) and the validated :class:`Batch`.
 
-:func:`load_batch` is the single entry point: it reads, coerces kinds, validates
-(see :mod:`market.validate`) and returns a frozen :class:`Batch`, or raises
-:class:`~market.errors.BatchValidationError` listing every bad row.
+A batch is built only by :mod:`market.io.read` (from a folder) or
+:func:`market.io.read.batch_from_frames` (from memory), both through
+:mod:`market.io.validate`, so a :class:`Batch` always satisfies the contract.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from market.io.schemas import BATCH_TABLES
 
 DEFAULT_VOLL_EUR_MWH = 10_000.0
 DEFAULT_HOP_LATENCY_S = {"tso": 4.0, "dso": 2.0, "idso": 1.0, "aggregator": 1.0, "coordinator": 1.0}
-TZ_SUFFIX = re.compile(r"(Z|z|[+-]\d{2}(:?\d{2})?)$")
 
 
 @dataclass(frozen=True)
@@ -44,6 +43,10 @@ class BatchConfig:
     @property
     def intervals(self) -> pd.DatetimeIndex:
         return pd.date_range(self.start, self.end, freq=self.interval, inclusive="left")
+
+    def slot_of(self, timestamps: pd.Series) -> np.ndarray:
+        """0-based interval index of each (on-grid) UTC timestamp within the horizon."""
+        return np.asarray((timestamps - self.start) // self.interval, dtype=int)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -72,7 +75,8 @@ class Batch:
     file_hashes: dict[str, str] = field(default_factory=dict)
 
     def table(self, name: str) -> pd.DataFrame:
-        return getattr(self, name)  # type: ignore[no-any-return]
+        table: pd.DataFrame = getattr(self, name)
+        return table
 
     @property
     def dsos(self) -> list[str]:

@@ -18,13 +18,13 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from market.enums import Direction, Service, SignalState
+
 Kind = Literal["str", "float", "ts"]
 
-DIRECTIONS = ("up", "down")
-SERVICES = ("tso_balancing", "dso_congestion")
-SIGNAL_STATES = ("green", "amber", "red")
-TSO_ID = "tso"
-SYSTEM_AREA = "system"
+DIRECTIONS = tuple(d.value for d in Direction)
+SERVICES = tuple(s.value for s in Service)
+SIGNAL_STATES = tuple(s.value for s in SignalState)
 
 
 @dataclass(frozen=True)

@@ -15,21 +15,22 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from market.enums import SYSTEM_AREA, TSO_ID
 from market.errors import BatchValidationError, Finding
-from market.io.batch import Batch
-from market.io.schemas import BATCH_TABLES, SERVICES, SYSTEM_AREA, TABLES, TSO_ID, TableSpec, pandera_schema
+from market.io.batch import Batch, BatchConfig
+from market.io.schemas import BATCH_TABLES, SERVICES, TABLES, TableSpec, pandera_schema
 
 Tables = dict[str, pd.DataFrame | None]
 
 
 def validate_tables(
-    config,
+    config: BatchConfig,
     tables: Tables,
     findings: list[Finding],
-    *,  # type: ignore[no-untyped-def]
+    *,
     source: Path | None = None,
     file_hashes: dict[str, str] | None = None,
-):
+) -> Batch:
     """Run every check; raise :class:`BatchValidationError` or return the :class:`Batch`."""
     findings = list(findings)
     already = {(f.table, f.row, f.column) for f in findings}
@@ -133,7 +134,7 @@ def _from_failure_cases(spec: TableSpec, df: pd.DataFrame, cases: pd.DataFrame) 
     return out
 
 
-def grid_findings(spec: TableSpec, df: pd.DataFrame, config) -> list[Finding]:  # type: ignore[no-untyped-def]
+def grid_findings(spec: TableSpec, df: pd.DataFrame, config: BatchConfig) -> list[Finding]:
     """Timestamps must lie on the batch's interval grid and inside ``[start, end)``."""
     out: list[Finding] = []
     for col in (c for c in spec.columns if c.kind == "ts"):
@@ -179,14 +180,14 @@ def domain_findings(tables: Tables) -> list[Finding]:
     na = tables.get("node_areas")
     if na is not None:
         out += _node_area_rules(na)
-    if tables.get("bids") is not None:
-        out += _bid_rules(tables["bids"], na)  # type: ignore[arg-type]
-    if tables.get("needs") is not None:
-        out += _need_rules(tables["needs"], na)  # type: ignore[arg-type]
-    if tables.get("constraints") is not None:
-        out += _constraint_rules(tables["constraints"], na)  # type: ignore[arg-type]
-    if tables.get("signals") is not None:
-        out += _signal_rules(tables["signals"])  # type: ignore[arg-type]
+    if (bids := tables.get("bids")) is not None:
+        out += _bid_rules(bids, na)
+    if (needs := tables.get("needs")) is not None:
+        out += _need_rules(needs, na)
+    if (cons := tables.get("constraints")) is not None:
+        out += _constraint_rules(cons, na)
+    if (sig := tables.get("signals")) is not None:
+        out += _signal_rules(sig)
     return out
 
 

@@ -1,0 +1,149 @@
+"""Commands that clear: ``clear``, ``compare``, ``sweep`` and ``designs list/show``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from market.analysis.compare import batch_input_hashes
+from market.clearing.results import ClearingResult
+from market.cli.console import EXIT_FAILED, console, exit_on_error, load_or_exit, spinner
+from market.cli.render import comparison_rich, metrics_table
+from market.io.batch import Batch
+from market.io.read import sha256_file
+from market.io.write import output_manifest, write_json
+
+
+def clear(
+    batch: Annotated[Path, typer.Argument(help="batch folder")],
+    design: Annotated[str, typer.Option(help="preset name or design .toml")] = "single",
+    pricing: Annotated[str, typer.Option(help="pay-as-bid or pay-as-clear")] = "pay-as-bid",
+    out: Annotated[Path, typer.Option(help="run folder to write")] = Path("runs/run"),
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address")] = None,
+) -> None:
+    """Clear a batch under one design and write the run folder."""
+    from market.clearing.run import clear as do_clear
+    from market.clearing.runfolder import write_run
+
+    t0 = time.perf_counter()
+    b = load_or_exit(batch)
+    t1 = time.perf_counter()
+    with spinner() as prog:
+        task = prog.add_task("clearing", total=None)
+        with exit_on_error(EXIT_FAILED):
+            result = do_clear(
+                b, design, pricing, scheduler=scheduler, progress=lambda s: prog.update(task, description=s)
+            )
+    t2 = time.perf_counter()
+    write_run(out, b, result, {"design": design, "pricing": pricing}, {"load": t1 - t0, "clear": t2 - t1})
+    console.print(metrics_table(result.design.name, result.metrics))
+    console.print(f"run written to [bold]{out}[/]")
+
+
+CORE_DESIGNS = "single,dso-led,tso-only"
+
+
+def design_list(designs: str) -> list[str]:
+    from market.design.spec import preset_names
+
+    names = [d.strip() for d in designs.split(",") if d.strip()]
+    return preset_names() if names == ["all"] else names
+
+
+def run_compare(b: Batch, designs: list[str], pricing: str, out: Path, scheduler: str | None) -> list[ClearingResult]:
+    """Clear every design, write each run folder, comparison.parquet and report.html."""
+    from market.analysis.compare import compare as do_compare
+
+    with spinner() as prog:
+        task = prog.add_task(f"clearing {len(designs)} designs", total=None)
+        return do_compare(
+            b, designs, pricing, out=out, scheduler=scheduler, progress=lambda s: prog.update(task, description=s)
+        )
+
+
+def compare(
+    batch: Annotated[Path, typer.Argument(help="batch folder")],
+    designs: Annotated[
+        str, typer.Option(help="comma-separated presets or .toml paths; 'all' for every preset")
+    ] = CORE_DESIGNS,
+    pricing: Annotated[str, typer.Option(help="pay-as-bid or pay-as-clear")] = "pay-as-clear",
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/compare"),
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address")] = None,
+) -> None:
+    """Clear the same batch under several designs; write comparison.parquet and report.html."""
+    b = load_or_exit(batch)
+    with exit_on_error(EXIT_FAILED):
+        results = run_compare(b, design_list(designs), pricing, out, scheduler)
+    console.print(comparison_rich(results))
+    console.print(f"report: [bold]{out / 'report.html'}[/]")
+
+
+def sweep(
+    batch: Annotated[Path, typer.Argument(help="batch folder")],
+    grid: Annotated[Path, typer.Option(help="sweep.toml with a [grid] table")],
+    designs: Annotated[str, typer.Option(help="comma-separated designs, or 'all'")] = ("single,dso-led,tso-only"),
+    pricing: Annotated[str, typer.Option()] = "pay-as-clear",
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/sweep"),
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a local cluster)")
+    ] = None,
+) -> None:
+    """Run designs over a grid of parameters, fanned out with Dask; one table, one report."""
+    from market.analysis.sweep import load_grid, run_sweep, sweep_figure
+
+    b = load_or_exit(batch)
+    with exit_on_error():
+        points = load_grid(grid)
+        with spinner() as prog:
+            prog.add_task(f"{len(points)} grid points x designs on Dask", total=None)
+            results = run_sweep(b, design_list(designs), points, pricing, scheduler)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(
+        out / "manifest.json",
+        output_manifest(
+            "sweep",
+            {**batch_input_hashes(b), "grid": sha256_file(grid)},
+            {"designs": designs, "pricing": pricing, "points": len(points)},
+        ),
+    )
+    results.to_parquet(out / "sweep.parquet", index=False)
+    sweep_figure(results).write_html(out / "report.html", include_plotlyjs="inline")
+    wide = results[results["metric"] == "system_cost_eur"].pivot_table(index="point", columns="design", values="value")
+    t = Table(title="system cost (EUR) per grid point and design")
+    t.add_column("point")
+    for d in wide.columns:
+        t.add_column(str(d), justify="right")
+    for point, row in wide.iterrows():
+        t.add_row(str(point), *[f"{v:,.0f}" for v in row])
+    console.print(t)
+    console.print(f"{len(results)} rows -> [bold]{out / 'sweep.parquet'}[/], report.html")
+
+
+def designs_list() -> None:
+    """The preset designs with the report sections they come from."""
+    from market.design.spec import load_design, preset_names
+
+    t = Table(title="designs")
+    for c in ("name", "title", "steps", "report section"):
+        t.add_column(c)
+    for name in preset_names():
+        d = load_design(name)
+        t.add_row(name, d.title, " -> ".join(s.name for s in d.steps), d.report_section)
+    console.print(t)
+
+
+def designs_show(name: Annotated[str, typer.Argument(help="preset or .toml path")]) -> None:
+    """A design's steps and its coordination skeleton (who instructs whom)."""
+    from market.design.skeleton import skeleton_text
+    from market.design.spec import load_design
+
+    with exit_on_error():
+        d = load_design(name)
+    console.print(f"[bold]{d.title}[/] ({d.name}) — report section {d.report_section}")
+    if d.description:
+        console.print(d.description)
+    console.print(skeleton_text(d), highlight=False, markup=False)

@@ -1,0 +1,119 @@
+"""Rich tables the commands print (data in, a :class:`rich.table.Table` out)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+
+from market.clearing.results import ClearingResult
+from market.io.batch import Batch
+
+if TYPE_CHECKING:
+    from settlement.api import SettlementResult
+
+
+def summary_tables(batch: Batch) -> list[Table]:
+    cfg = batch.config
+    head = Table(title=f"batch {cfg.name}", show_header=False)
+    head.add_row(
+        "horizon",
+        f"{cfg.start.isoformat()} to {cfg.end.isoformat()} ({len(cfg.intervals)} x {cfg.interval_minutes} min)",
+    )
+    head.add_row("DSOs", ", ".join(batch.dsos))
+    head.add_row("areas", str(batch.node_areas["area_id"].nunique()))
+    for name in ("bids", "needs", "node_areas", "constraints", "sensitivities", "signals"):
+        head.add_row(f"rows: {name}", str(len(batch.table(name))))
+    offered = Table(title="MW offered (sum over intervals)")
+    offered.add_column("DSO")
+    offered.add_column("up MW", justify="right")
+    offered.add_column("down MW", justify="right")
+    pivot = batch.bids.pivot_table(
+        index="dso_id", columns="direction", values="quantity_mw", aggfunc="sum", fill_value=0.0
+    )
+    for dso, row in pivot.iterrows():
+        offered.add_row(str(dso), f"{row.get('up', 0.0):.3f}", f"{row.get('down', 0.0):.3f}")
+    needs = Table(title="needs per buyer")
+    for c in ("buyer", "service", "rows", "MW"):
+        needs.add_column(c)
+    g = batch.needs.groupby(["buyer_id", "service"])["quantity_mw"].agg(["size", "sum"])
+    for (buyer, service), row in g.iterrows():
+        needs.add_row(str(buyer), str(service), str(int(row["size"])), f"{row['sum']:.3f}")
+    if len(batch.signals):
+        sig = batch.signals["state"].value_counts()
+        head.add_row("signals", ", ".join(f"{k}: {v}" for k, v in sorted(sig.items())))
+    return [head, offered, needs]
+
+
+def metrics_table(name: str, metrics: dict[str, Any]) -> Table:
+    t = Table(title=f"metrics: {name}")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k, v in metrics.items():
+        if isinstance(v, dict):
+            v = ", ".join(f"{a}={b:.3f}" if isinstance(b, float) else f"{a}={b}" for a, b in v.items())
+        elif isinstance(v, float):
+            v = f"{v:,.3f}"
+        t.add_row(k, str(v))
+    return t
+
+
+def statements_rich(r: SettlementResult) -> Table:
+    t = Table(title=f"statements {r.period}")
+    for c in (
+        "aggregator",
+        "buyer",
+        "lines",
+        "unverifiable",
+        "awarded MWh",
+        "allocated MWh",
+        "shortfall MWh",
+        "payment EUR",
+        "make-whole EUR",
+        "penalty EUR",
+        "net EUR",
+    ):
+        t.add_column(c, justify="right")
+    for s in r.statements.itertuples():
+        t.add_row(
+            s.aggregator_id,
+            s.buyer_id,
+            str(s.lines),
+            str(s.unverifiable_lines),
+            f"{s.awarded_mwh:.3f}",
+            f"{s.allocated_mwh:.3f}",
+            f"{s.shortfall_mwh:.3f}",
+            f"{s.payment_eur:,.2f}",
+            f"{s.make_whole_eur:,.2f}",
+            f"{s.penalty_eur:,.2f}",
+            f"{s.net_eur:,.2f}",
+        )
+    return t
+
+
+SHORT = [
+    ("system_cost_eur", "system cost EUR"),
+    ("unmet_mwh", "unmet MWh"),
+    ("distribution_violation_mwh", "viol. MWh"),
+    ("imbalance_mwh", "imbal. MWh"),
+    ("tier_bypassing_count", "bypass"),
+    ("hidden_coupling_der_intervals", "coupling"),
+    ("observability_min", "observ."),
+    ("latency_s_max", "latency s"),
+    ("cyber_exposure_parties", "cyber"),
+]
+
+
+def comparison_rich(results: Sequence[ClearingResult]) -> Table:
+    t = Table(title="design comparison (details in report.html)")
+    t.add_column("design")
+    for _, label in SHORT:
+        t.add_column(label, justify="right")
+    for r in results:
+        t.add_row(r.design.name, *[_short(r.metrics.get(k, float("nan"))) for k, _ in SHORT])
+    return t
+
+
+def _short(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}".rstrip("0").rstrip(".") or "0"

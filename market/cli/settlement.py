@@ -1,0 +1,76 @@
+"""Commands that settle: ``settle`` and ``baselines evaluate`` (the CLI's only door into
+:mod:`settlement`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from market.cli.console import console, exit_on_error, spinner
+from market.cli.render import statements_rich
+from market.errors import StoreConflictError, StoreUnavailableError
+from market.io.read import sha256_file
+from market.io.write import output_manifest, write_json
+
+
+def settle(
+    run: Annotated[Path, typer.Option(help="clearing run folder")],
+    meter: Annotated[Path, typer.Option(help="meter data Parquet")],
+    out: Annotated[Path, typer.Option(help="output folder")],
+    config: Annotated[Path | None, typer.Option(help="settle.toml")] = None,
+    db: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the store (default: DuckDB file in OUT)")] = None,
+) -> None:
+    """Settle a clearing run against meter data; versioned statements into the store."""
+    from settlement import settle as do_settle
+
+    with exit_on_error(failed=(StoreConflictError, StoreUnavailableError)), spinner() as prog:
+        prog.add_task("settling", total=None)
+        r = do_settle(run, meter, config, db=db, out=out)
+    console.print(statements_rich(r))
+    console.print(
+        f"{len(r.new_versions)} new statement version(s); {len(r.findings)} finding(s); written to [bold]{out}[/]"
+    )
+
+
+def baselines_evaluate(
+    meter: Annotated[Path, typer.Option(help="meter data Parquet")],
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/baselines"),
+    config: Annotated[Path | None, typer.Option(help="settle.toml (holidays, timezone)")] = None,
+    window: Annotated[str, typer.Option(help="placebo event window, local HH:MM-HH:MM")] = ("17:00-20:00"),
+    days: Annotated[int, typer.Option(help="placebo days per DER")] = 20,
+) -> None:
+    """Score every baseline method on placebo days: bias, NMAE, RRMSE; table and plot."""
+    from settlement.config import load_config
+    from settlement.evaluate import accuracy_figure, evaluate
+
+    cfg = load_config(config)
+    lo, hi = window.split("-")
+    scores, summary = evaluate(meter, cfg, window=(lo, hi), placebo_days=days)
+    out.mkdir(parents=True, exist_ok=True)
+    inputs = {"meter": sha256_file(meter), **({"config": sha256_file(config)} if config else {})}
+    write_json(
+        out / "manifest.json",
+        output_manifest(
+            "baseline-evaluation", inputs, {"window": window, "placebo_days": days, "settle_config": cfg.as_dict()}
+        ),
+    )
+    scores.to_parquet(out / "baseline_scores.parquet", index=False)
+    summary.to_parquet(out / "baseline_summary.parquet", index=False)
+    accuracy_figure(scores).write_html(out / "baseline_accuracy.html", include_plotlyjs="inline")
+    t = Table(title="baseline accuracy on placebo days (median over DER)")
+    for c in ("method", "DER", "bias", "NMAE", "RRMSE", "share within 20% RRMSE"):
+        t.add_column(c, justify="right")
+    for s in summary.itertuples():
+        t.add_row(
+            s.method,
+            str(s.der),
+            f"{s.median_bias:+.3f}",
+            f"{s.median_nmae:.3f}",
+            f"{s.median_rrmse:.3f}",
+            f"{s.within_20pct:.0%}",
+        )
+    console.print(t)
+    console.print(f"scores and plot in [bold]{out}[/]")

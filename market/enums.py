@@ -1,0 +1,112 @@
+"""The vocabulary of the data contract as enums: every switch a user or a design sets.
+
+Each is a :class:`~enum.StrEnum`, so a member equals (and serialises as) the text that
+appears in the files (``Direction.UP == "up"``); code compares members, never strings.
+
+Sign convention (everywhere): **up** = more injection into the grid or less consumption
+(sign +1), **down** = the opposite (sign -1).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import numpy as np
+import pandas as pd
+
+TSO_ID = "tso"  # the buyer_id (and owner_id) of the TSO
+SYSTEM_AREA = "system"  # the area_id of TSO balancing needs
+
+
+class Direction(StrEnum):
+    """Direction of an activation, with its sign (+1 up, -1 down)."""
+
+    UP = "up"
+    DOWN = "down"
+
+    @property
+    def sign(self) -> float:
+        return 1.0 if self is Direction.UP else -1.0
+
+    @staticmethod
+    def signs(direction: pd.Series | np.ndarray) -> np.ndarray:
+        """+1.0 where ``direction`` is up, -1.0 where down (vectorised)."""
+        return np.where(np.asarray(direction) == Direction.UP.value, 1.0, -1.0)
+
+
+class Service(StrEnum):
+    """What a need buys (and what a bid may be used for)."""
+
+    TSO_BALANCING = "tso_balancing"
+    DSO_CONGESTION = "dso_congestion"
+
+    @staticmethod
+    def offered(services: pd.Series, service: Service) -> np.ndarray:
+        """Per row of a canonical ``;``-separated ``services`` column: does it list ``service``?"""
+        padded = ";" + services.astype(str) + ";"
+        return padded.str.contains(f";{service.value};", regex=False).to_numpy(dtype=bool)
+
+
+class SignalState(StrEnum):
+    """A DSO traffic light for one area and interval."""
+
+    GREEN = "green"
+    AMBER = "amber"
+    RED = "red"
+
+
+class Pricing(StrEnum):
+    """How awards are paid: the bid's own price, or the marginal value of the buyer's rows."""
+
+    PAY_AS_BID = "pay-as-bid"
+    PAY_AS_CLEAR = "pay-as-clear"
+
+
+class Buyer(StrEnum):
+    """Whose needs a design step clears: the TSO's, the DSOs', or both jointly."""
+
+    TSO = "tso"
+    DSO = "dso"
+
+
+class ConstraintScope(StrEnum):
+    """Which network constraints a step enforces."""
+
+    ALL = "all"
+    DISTRIBUTION = "distribution"  # DSO-owned
+    TRANSMISSION = "transmission"  # TSO-owned
+    OWN = "own"  # the clearing DSO's own (fan-out steps)
+    NONE = "none"
+
+
+class SignalMode(StrEnum):
+    """Which traffic-light signals a step respects for the TSO's activations."""
+
+    FULL = "full"  # green / amber / red
+    RED = "red"  # red only
+    NONE = "none"
+
+
+class Tier(StrEnum):
+    """A tier an instruction passes on its way to a DER."""
+
+    TSO = "tso"
+    DSO = "dso"
+    IDSO = "idso"
+    COORDINATOR = "coordinator"
+    AGGREGATOR = "aggregator"
+    DER = "der"
+
+
+__all__ = [
+    "TSO_ID",
+    "SYSTEM_AREA",
+    "Direction",
+    "Service",
+    "SignalState",
+    "Pricing",
+    "Buyer",
+    "ConstraintScope",
+    "SignalMode",
+    "Tier",
+]
