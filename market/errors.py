@@ -10,8 +10,14 @@ Every error a user can cause or meet derives from :class:`FlexmarketError`::
     │   │                          that break the model's own constraints
     │   └── SolverNotInstalledError
     └── SettlementError            settlement inputs or store state are inconsistent
+        ├── SettlementConfigError  settle.toml is malformed
+        ├── SettlementInputError   the run folder or the meter data cannot be settled
         ├── StoreConflictError     another settlement run holds the same period
         └── StoreUnavailableError  the store URL is unusable or the store cannot be reached
+
+Exit codes of the CLI: a user's bad input (BatchError, DesignError, SettlementConfigError,
+SettlementInputError, ...) exits 2; a job that could not finish with good inputs
+(SolverError, StoreConflictError, StoreUnavailableError) exits 1.
 
 Validation problems are collected as :class:`Finding` objects and raised together,
 never one at a time, so a user fixes a whole file in one pass.
@@ -21,7 +27,30 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
+
+
+class FindingCode(StrEnum):
+    """What kind of problem a :class:`Finding` is (machine-readable; match on this, never
+    on the message text)."""
+
+    MISSING_TABLE = "missing_table"
+    EMPTY_TABLE = "empty_table"
+    MISSING_COLUMN = "missing_column"
+    MISSING_KEY = "missing_key"  # a required key of a TOML file
+    NOT_A_NUMBER = "not_a_number"
+    NOT_FINITE = "not_finite"  # NaN or empty where a finite number is required
+    NOT_A_TIMESTAMP = "not_a_timestamp"
+    NAIVE_TIMESTAMP = "naive_timestamp"
+    WRONG_TYPE = "wrong_type"
+    EMPTY_VALUE = "empty_value"
+    INVALID_VALUE = "invalid_value"  # a value check of the column failed (range, choices)
+    DUPLICATE_KEY = "duplicate_key"
+    OFF_GRID = "off_grid"
+    OUTSIDE_HORIZON = "outside_horizon"
+    UNKNOWN_REFERENCE = "unknown_reference"  # a foreign key not found
+    INCONSISTENT = "inconsistent"  # a rule across columns, rows or tables
 
 
 @dataclass(frozen=True, order=True)
@@ -39,6 +68,7 @@ class Finding:
     column: str | None
     value: str | None
     reason: str
+    code: FindingCode
 
     def __str__(self) -> str:
         where = f"{self.table}"
@@ -60,6 +90,7 @@ class Finding:
             "column": self.column,
             "value": self.value,
             "reason": self.reason,
+            "code": self.code.value,
         }
 
 
@@ -106,6 +137,14 @@ class SolverNotInstalledError(SolverError):
 
 class SettlementError(FlexmarketError):
     """Settlement inputs are inconsistent or the store refused the run."""
+
+
+class SettlementConfigError(SettlementError):
+    """``settle.toml`` is malformed."""
+
+
+class SettlementInputError(SettlementError):
+    """The run folder or meter data cannot be settled (missing files, bad columns)."""
 
 
 class StoreConflictError(SettlementError):

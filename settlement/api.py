@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import shutil
@@ -18,31 +17,13 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
-from market.errors import StoreConflictError, StoreUnavailableError
+from market.errors import SettlementInputError, StoreConflictError, StoreUnavailableError
 from market.io.read import sha256_file
 from market.io.write import package_versions, write_json
-from settlement.baselines import METHODS
 from settlement.config import SettleConfig, load_config
-from settlement.engine import (
-    FINDING_COLUMNS,
-    LINE_COLUMNS,
-    award_span,
-    compute_baselines,
-    connect,
-    event_targets,
-    load_awards,
-    load_meter,
-    open_duckdb,
-    quality_findings,
-    settlement_lines,
-    statements,
-    validate_meter,
-)
-from settlement.errors import SettlementInputError
+from settlement.pipeline import run_stages
+from settlement.statements import statements
 from settlement.store import make_engine, resolve_url, save_run
-
-# The calendar span computed with fast offset arithmetic must cover every method's look-back.
-LOOKBACK_MARGIN_DAYS = max(m.lookback_days for m in METHODS.values()) + 15
 
 
 @dataclass(frozen=True)
@@ -129,29 +110,8 @@ def settle(
 def _compute(
     awards_path: Path, meter: Path, cfg: SettleConfig, minutes: int, memory_limit: str | None
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
-    """Lines, statements, findings and period label, computed in one DuckDB connection."""
-    con = open_duckdb(memory_limit=memory_limit)
-    try:
-        awarded = award_span(con, awards_path)
-        if awarded is None:  # a run without awards: nothing to settle, the meter still checked
-            validate_meter(con, meter, minutes)
-            lines = pd.DataFrame({c: pd.Series(dtype=object) for c in LINE_COLUMNS})
-            findings = pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
-            return lines, statements(lines, "empty"), findings, "empty"
-        span = (awarded[0] - dt.timedelta(days=LOOKBACK_MARGIN_DAYS), awarded[1] + dt.timedelta(days=2))
-        connect(cfg, minutes, span=span, con=con)
-        load_awards(con, awards_path, cfg, minutes / 60.0)
-        methods = [r[0] for r in con.execute("SELECT DISTINCT method FROM awards_t ORDER BY method").fetchall()]
-        lookback = max(METHODS[m].lookback_days for m in methods) if methods else 45
-        load_meter(con, meter, cfg, minutes, lookback)
-        event_targets(con)
-        compute_baselines(con, methods)
-        lines = settlement_lines(con, cfg)
-        findings = quality_findings(con)
-        days = con.execute("SELECT min(lday), max(lday) FROM awards_t").fetchone()
-    finally:
-        con.close()
-    period = f"{days[0]}..{days[1]}" if days and days[0] else "empty"
+    """Lines, statements, findings and period label (the stages of :mod:`settlement.pipeline`)."""
+    lines, findings, period = run_stages(awards_path, meter, cfg, minutes, memory_limit)
     return lines, statements(lines, period), findings, period
 
 

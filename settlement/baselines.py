@@ -18,7 +18,7 @@ Sums and means are rounded to 1e-6 kWh where they are formed, so the parallel ag
 order of DuckDB cannot change a result's last bits (meter data have 1e-3 kWh resolution):
 the same inputs give identical baselines, lines and statement hashes.
 
-Views the SQL expects (made by :mod:`settlement.engine`): ``meter(der_id, ts, kwh, lday,
+Tables the SQL expects (made by :mod:`settlement.inputs` and :func:`event_targets`): ``meter(der_id, ts, kwh, lday,
 ltod)``, ``event_meter`` (the same columns, target days only), ``day_info(lday, day_type,
 holiday)``, ``complete_days(der_id, lday)``, ``event_days(der_id, lday)``,
 ``targets(der_id, lday, day_type, first_ts, win_lo, win_hi)``.
@@ -27,23 +27,51 @@ holiday)``, ``complete_days(der_id, lday)``, ``event_days(der_id, lday)``,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+import duckdb
+
+
+class BaselineKind(StrEnum):
+    """How a method forms its baseline."""
+
+    DAY_MATCHING = "day-matching"  # "X of Y" earlier like days
+    METER_BEFORE = "meter-before"  # last reading before the activation, held flat
+    NOMINATED = "nominated"  # the aggregator's nominated baseline
+
+
+class DayKeep(StrEnum):
+    """Which of the pool days a day-matching method keeps."""
+
+    ALL = "all"
+    HIGH = "high"  # the n highest by event-window energy
+    MID = "mid"  # without the highest and the lowest
+
+
+class Adjustment(StrEnum):
+    """Same-day adjustment from the target day's readings before the event."""
+
+    MULTIPLICATIVE = "mult"
+    ADDITIVE = "add"
 
 
 @dataclass(frozen=True)
 class Method:
+    """One baseline method: its rules as parameters, its source and its rules in words."""
+
     name: str
     source: str
     rules: str
-    kind: str = "day-matching"  # or "meter-before" / "nominated"
+    kind: BaselineKind = BaselineKind.DAY_MATCHING
     weekday_pool: int = 10
-    weekday_keep: str = "all"  # all | high | mid
+    weekday_keep: DayKeep = DayKeep.ALL
     weekday_keep_n: int = 10
     weekend_pool: int = 4
-    weekend_keep: str = "all"
+    weekend_keep: DayKeep = DayKeep.ALL
     weekend_keep_n: int = 4
     lookback_days: int = 45
     low_filter: float = 0.0  # drop pool days under this share of the pool mean
-    adjustment: str | None = None  # "mult" | "add" | None
+    adjustment: Adjustment | None = None
     cap: tuple[float, float] | None = None
     # relative error of recovered delivered energy where the method's assumptions hold
     # (like days look alike); tested on a real profile in tests/test_settlement.py
@@ -65,7 +93,7 @@ METHODS: dict[str, Method] = {
             "holidays: 4 most recent eligible weekend days. Multiplicative same-day adjustment "
             "actual/baseline over the 3 hours ending 1 hour before the first award, capped to "
             "[0.8, 1.2].",
-            adjustment="mult",
+            adjustment=Adjustment.MULTIPLICATIVE,
             cap=(0.8, 1.2),
         ),
         Method(
@@ -74,10 +102,10 @@ METHODS: dict[str, Method] = {
             "Of the 10 most recent eligible weekdays, drop days whose event-window energy is "
             "under 25 % of the ten-day mean, then keep the 5 highest by event-window energy. "
             "Weekends: the 2 highest of the 3 most recent weekend days.",
-            weekday_keep="high",
+            weekday_keep=DayKeep.HIGH,
             weekday_keep_n=5,
             weekend_pool=3,
-            weekend_keep="high",
+            weekend_keep=DayKeep.HIGH,
             weekend_keep_n=2,
             low_filter=0.25,
         ),
@@ -89,28 +117,28 @@ METHODS: dict[str, Method] = {
             "(weekends: 2 highest of 3). Symmetric additive adjustment: mean(actual - baseline) "
             "over the 3 hours starting 4 hours before the first award.",
             weekday_pool=5,
-            weekday_keep="high",
+            weekday_keep=DayKeep.HIGH,
             weekday_keep_n=4,
             weekend_pool=3,
-            weekend_keep="high",
+            weekend_keep=DayKeep.HIGH,
             weekend_keep_n=2,
-            adjustment="add",
+            adjustment=Adjustment.ADDITIVE,
         ),
         Method(
             "mid-8-of-10",
             "ERCOT Emergency Response Service baseline methodologies ('middle 8 of 10')",
             "Of the 10 most recent like days drop the highest and the lowest by event-window "
             "energy and average the middle 8 (weekends: middle 2 of 4).",
-            weekday_keep="mid",
+            weekday_keep=DayKeep.MID,
             weekday_keep_n=8,
-            weekend_keep="mid",
+            weekend_keep=DayKeep.MID,
             weekend_keep_n=2,
         ),
         Method(
             "meter-before-meter-after",
             "ENTSO-E / ACER balancing practice for fast reserves ('meter before, meter after')",
             "The last metered interval before the DER's first activation of the day, held flat.",
-            kind="meter-before",
+            kind=BaselineKind.METER_BEFORE,
             weekday_pool=0,
             weekend_pool=0,
         ),
@@ -118,7 +146,7 @@ METHODS: dict[str, Method] = {
             "nominated",
             "USEF Flexibility Value Chain (settle phase): baseline nominated by the aggregator",
             "The baseline the aggregator nominated with the bid (nominated_baseline_mw).",
-            kind="nominated",
+            kind=BaselineKind.NOMINATED,
             weekday_pool=0,
             weekend_pool=0,
         ),
@@ -126,17 +154,17 @@ METHODS: dict[str, Method] = {
 }
 
 
-def _keep_clause(keep: str, n: int) -> str:
-    if keep == "high":
+def _keep_clause(keep: DayKeep, n: int) -> str:
+    if keep is DayKeep.HIGH:
         return f"hi_rank <= {n}"
-    if keep == "mid":
+    if keep is DayKeep.MID:
         return "hi_rank > 1 AND lo_rank > 1"
     return "TRUE"
 
 
 def _ranks_days(m: Method) -> bool:
     """Whether the method ranks or filters pool days by event-window energy."""
-    return m.low_filter > 0 or m.weekday_keep != "all" or m.weekend_keep != "all"
+    return m.low_filter > 0 or m.weekday_keep is not DayKeep.ALL or m.weekend_keep is not DayKeep.ALL
 
 
 def _ranking_sql(m: Method) -> str:
@@ -204,10 +232,10 @@ def adjusted_sql(m: Method, raw: str) -> str:
     lo, hi = m.cap if m.cap else (None, None)
     factor = (
         f"CASE WHEN w.base_sum > 0 THEN least(greatest(w.act_sum / w.base_sum, {lo}), {hi}) ELSE 1.0 END"
-        if m.adjustment == "mult"
+        if m.adjustment is Adjustment.MULTIPLICATIVE
         else "1.0"
     )
-    add = "coalesce(w.diff_mean, 0.0)" if m.adjustment == "add" else "0.0"
+    add = "coalesce(w.diff_mean, 0.0)" if m.adjustment is Adjustment.ADDITIVE else "0.0"
     return f"""
 WITH raw AS MATERIALIZED ({raw}),  -- read twice: window sums and the result
 before AS (  -- the target day's readings in the adjustment window, selected first
@@ -231,7 +259,7 @@ FROM raw r LEFT JOIN win w ON w.der_id = r.der_id AND w.lday = r.lday
 
 def baseline_sql(m: Method) -> str:
     """``(der_id, lday, ltod, base_kwh, n_days, adj_factor, adj_add_kwh)`` per target."""
-    if m.kind == "meter-before":
+    if m.kind is BaselineKind.METER_BEFORE:
         return """
 SELECT t.der_id, t.lday, x2.ltod, x.kwh AS base_kwh, 1 AS n_days,
        1.0 AS adj_factor, 0.0 AS adj_add_kwh
@@ -239,7 +267,7 @@ FROM targets t
 JOIN meter x ON x.der_id = t.der_id AND x.ts = t.first_ts - interval_len()
 JOIN event_meter x2 ON x2.der_id = t.der_id AND x2.lday = t.lday
 """
-    if m.kind == "nominated":
+    if m.kind is BaselineKind.NOMINATED:
         return """
 SELECT a.der_id, a.lday, a.ltod, a.nominated_kwh AS base_kwh, 1 AS n_days,
        1.0 AS adj_factor, 0.0 AS adj_add_kwh
@@ -247,3 +275,17 @@ FROM awards_t a WHERE a.nominated_kwh IS NOT NULL
 GROUP BY ALL
 """
     return adjusted_sql(m, day_matching_sql(m))
+
+
+def event_targets(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("""
+        CREATE OR REPLACE TABLE targets AS
+        SELECT a.der_id, a.lday, d.day_type, min(a.interval_start) AS first_ts,
+               min(a.ltod) AS win_lo, max(a.ltod) AS win_hi
+        FROM awards_t a JOIN day_info d USING (lday)
+        GROUP BY a.der_id, a.lday, d.day_type""")
+
+
+def compute_baselines(con: duckdb.DuckDBPyConnection, methods: list[str]) -> None:
+    parts = [f"SELECT '{name}' AS method, * FROM ({baseline_sql(METHODS[name])})" for name in methods]
+    con.execute("CREATE OR REPLACE TABLE baselines AS " + " UNION ALL ".join(parts))

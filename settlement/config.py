@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from market.errors import SettlementConfigError
 from market.io.schemas import SERVICES
-from settlement.errors import SettlementConfigError
 
 DEFAULT_METHOD = "caiso-10-in-10"
 

@@ -16,12 +16,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import plotly.graph_objects as go
 
-from settlement.baselines import METHODS, baseline_sql
+from settlement.baselines import METHODS, BaselineKind, baseline_sql
 from settlement.config import SettleConfig
-from settlement.engine import _q, connect
+from settlement.connection import connect, sql_path
+from settlement.inputs import create_day_info
 
-EVALUATED = [m for m, spec in METHODS.items() if spec.kind != "nominated"]
+EVALUATED = [m for m, spec in METHODS.items() if spec.kind is not BaselineKind.NOMINATED]
 
 
 def evaluate(
@@ -35,20 +37,14 @@ def evaluate(
     """Return (per DER and method scores, per method summary)."""
     cfg = cfg or SettleConfig()
     con = connect(cfg, interval_minutes)
-    holidays = ", ".join(f"DATE '{d.isoformat()}'" for d in cfg.holidays) or "NULL::DATE"
     con.execute(f"""
         CREATE TABLE meter AS
         SELECT der_id, interval_start AS ts,
                CASE WHEN min(consumption_kwh) = max(consumption_kwh)
                     THEN min(consumption_kwh) END AS kwh,
                local_day(interval_start) AS lday, local_tod(interval_start) AS ltod
-        FROM read_parquet({_q(Path(meter))}) GROUP BY der_id, interval_start""")
-    con.execute(f"""
-        CREATE TABLE day_info AS
-        SELECT lday, coalesce(lday IN ({holidays}), FALSE) AS holiday,
-               CASE WHEN isodow(lday) >= 6 OR coalesce(lday IN ({holidays}), FALSE) THEN 'weekend'
-                    ELSE 'weekday' END AS day_type, day_slots(lday) AS slots
-        FROM (SELECT DISTINCT lday FROM meter)""")
+        FROM read_parquet({sql_path(Path(meter))}) GROUP BY der_id, interval_start""")
+    create_day_info(con, cfg, "SELECT DISTINCT lday FROM meter")
     con.execute("""CREATE TABLE complete_days AS
         SELECT m.der_id, m.lday FROM meter m JOIN day_info d USING (lday)
         GROUP BY m.der_id, m.lday, d.slots HAVING count(m.kwh) = d.slots""")
@@ -103,8 +99,8 @@ def _slot(hhmm: str, minutes: int) -> int:
     return (h * 60 + m) // minutes
 
 
-def accuracy_figure(scores: pd.DataFrame):  # type: ignore[no-untyped-def]
-    import plotly.graph_objects as go
+def accuracy_figure(scores: pd.DataFrame) -> go.Figure:
+    """RRMSE per DER as one box per method, with the 20 % line."""
 
     fig = go.Figure()
     for method, g in scores.groupby("method"):

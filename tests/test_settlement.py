@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 from settle_helpers import daily_meter, make_run, write_meter
 
+from market.errors import SettlementConfigError
 from market.io.read import sha256_file
 from settlement import settle
 from settlement.baselines import METHODS
 from settlement.config import SettleConfig, parse_config
-from settlement.errors import SettlementConfigError
 from settlement.store import make_engine, read_table, statements_t
 
 START = dt.date(2025, 11, 3)  # a Monday; day k of the meter history is START + k
@@ -520,7 +520,7 @@ def test_settle_and_evaluate_cli_on_the_sample(tmp_path):
 
 
 def test_bad_meter_rows_are_refused_and_named(tmp_path):
-    from settlement.errors import SettlementInputError
+    from market.errors import SettlementInputError
 
     run = make_run(tmp_path / "run", [{"t": "2026-01-08T18:00Z", "q": 0.01, "price": 50.0}])
     meter = daily_meter("D1", START.isoformat(), 70, weekday_value)
@@ -544,7 +544,7 @@ def test_bad_meter_rows_are_refused_and_named(tmp_path):
 
 
 def test_run_without_awards_settles_to_empty_outputs(tmp_path):
-    from settlement.errors import SettlementInputError
+    from market.errors import SettlementInputError
 
     run = make_run(tmp_path / "run", [{"t": "2026-01-08T18:00Z", "q": 0.01, "price": 50.0}])
     awards = pd.read_parquet(run / "awards.parquet")

@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from market.errors import Finding
+from market.errors import Finding, FindingCode
 from market.io.schemas import TableSpec
 
 TZ_SUFFIX = re.compile(r"(Z|z|[+-]\d{2}(:?\d{2})?)$")
@@ -26,7 +26,9 @@ def coerce_table(spec: TableSpec, raw: pd.DataFrame) -> tuple[pd.DataFrame | Non
     findings: list[Finding] = []
     missing = [c.name for c in spec.columns if c.required and c.name not in raw.columns]
     for name in missing:
-        findings.append(Finding(spec.name, None, None, name, None, "missing required column"))
+        findings.append(
+            Finding(spec.name, None, None, name, None, "missing required column", FindingCode.MISSING_COLUMN)
+        )
     if missing:
         return None, findings
     df = raw.reset_index(drop=True).copy()
@@ -43,14 +45,26 @@ def coerce_table(spec: TableSpec, raw: pd.DataFrame) -> tuple[pd.DataFrame | Non
         elif col.kind == "float":
             df[col.name], bad = _as_float(series)
             nan_text = bad & np.asarray(series.astype(str).str.strip().str.lower().isin(["nan", "-nan", "+nan"]))
-            findings += _cell_findings(spec, series, nan_text, ids, col.name, "must be a finite number, not NaN")
-            findings += _cell_findings(spec, series, bad & ~nan_text, ids, col.name, "not a number")
+            findings += _cell_findings(
+                spec, series, nan_text, ids, col.name, "must be a finite number, not NaN", FindingCode.NOT_FINITE
+            )
+            findings += _cell_findings(
+                spec, series, bad & ~nan_text, ids, col.name, "not a number", FindingCode.NOT_A_NUMBER
+            )
         else:
             df[col.name], naive, unreadable = _as_utc(series)
             findings += _cell_findings(
-                spec, series, naive, ids, col.name, "timestamp has no timezone (naive); give UTC offset"
+                spec,
+                series,
+                naive,
+                ids,
+                col.name,
+                "timestamp has no timezone (naive); give UTC offset",
+                FindingCode.NAIVE_TIMESTAMP,
             )
-            findings += _cell_findings(spec, series, unreadable, ids, col.name, "not a timestamp")
+            findings += _cell_findings(
+                spec, series, unreadable, ids, col.name, "not a timestamp", FindingCode.NOT_A_TIMESTAMP
+            )
     return df, findings
 
 
@@ -64,11 +78,12 @@ def _row_ids(spec: TableSpec, df: pd.DataFrame) -> pd.Series:
 
 
 def _cell_findings(
-    spec: TableSpec, series: pd.Series, bad: np.ndarray, ids: pd.Series, column: str, reason: str
+    spec: TableSpec, series: pd.Series, bad: np.ndarray, ids: pd.Series, column: str, reason: str, code: FindingCode
 ) -> list[Finding]:
     rows = np.flatnonzero(bad)
     return [
-        Finding(spec.name, int(i), _id_label(spec, ids.iloc[i]), column, repr(series.iloc[i]), reason) for i in rows
+        Finding(spec.name, int(i), _id_label(spec, ids.iloc[i]), column, repr(series.iloc[i]), reason, code)
+        for i in rows
     ]
 
 

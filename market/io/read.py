@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from market.errors import BatchError, BatchValidationError, Finding
+from market.errors import BatchError, BatchValidationError, Finding, FindingCode
 from market.io.batch import DEFAULT_HOP_LATENCY_S, DEFAULT_VOLL_EUR_MWH, Batch, BatchConfig
 from market.io.coerce import TZ_SUFFIX, coerce_table
 from market.io.schemas import BATCH_TABLES, METER, TableSpec
@@ -37,11 +37,13 @@ def read_config(folder: Path) -> BatchConfig:
     def ts(key: str) -> pd.Timestamp:
         value = raw.get(key)
         if value is None:
-            findings.append(Finding("batch.toml", None, None, key, None, "missing"))
+            findings.append(Finding("batch.toml", None, None, key, None, "missing", FindingCode.MISSING_KEY))
             return pd.NaT
         text = value.isoformat() if hasattr(value, "isoformat") else str(value)
         if not TZ_SUFFIX.search(text):
-            findings.append(Finding("batch.toml", None, None, key, text, "timestamp has no timezone"))
+            findings.append(
+                Finding("batch.toml", None, None, key, text, "timestamp has no timezone", FindingCode.NAIVE_TIMESTAMP)
+            )
             return pd.NaT
         return pd.Timestamp(text).tz_convert("UTC")
 
@@ -56,23 +58,44 @@ def read_config(folder: Path) -> BatchConfig:
                 "interval_minutes",
                 str(minutes),
                 "must be a positive whole number of minutes dividing a day",
+                FindingCode.INVALID_VALUE,
             )
         )
         minutes = 15
     voll = raw.get("voll_eur_mwh", DEFAULT_VOLL_EUR_MWH)
     if not isinstance(voll, int | float) or not np.isfinite(voll) or voll <= 0:
-        findings.append(Finding("batch.toml", None, None, "voll_eur_mwh", str(voll), "must be > 0"))
+        findings.append(
+            Finding("batch.toml", None, None, "voll_eur_mwh", str(voll), "must be > 0", FindingCode.INVALID_VALUE)
+        )
         voll = DEFAULT_VOLL_EUR_MWH
     if raw.get("currency", "EUR") != "EUR":
         findings.append(
-            Finding("batch.toml", None, None, "currency", str(raw.get("currency")), "only EUR is supported")
+            Finding(
+                "batch.toml",
+                None,
+                None,
+                "currency",
+                str(raw.get("currency")),
+                "only EUR is supported",
+                FindingCode.INVALID_VALUE,
+            )
         )
     if start is not pd.NaT and end is not pd.NaT:
         if end <= start:
-            findings.append(Finding("batch.toml", None, None, "end", str(end), "must be after start"))
+            findings.append(
+                Finding("batch.toml", None, None, "end", str(end), "must be after start", FindingCode.INCONSISTENT)
+            )
         elif (end - start) % pd.Timedelta(minutes=minutes):
             findings.append(
-                Finding("batch.toml", None, None, "end", str(end), "horizon is not a whole number of intervals")
+                Finding(
+                    "batch.toml",
+                    None,
+                    None,
+                    "end",
+                    str(end),
+                    "horizon is not a whole number of intervals",
+                    FindingCode.INCONSISTENT,
+                )
             )
     hops = dict(DEFAULT_HOP_LATENCY_S)
     hops.update({str(k): float(v) for k, v in raw.get("hop_latency_s", {}).items()})
@@ -118,7 +141,15 @@ def load_batch(folder: str | Path) -> Batch:
         if path is None:
             if spec.required_table:
                 findings.append(
-                    Finding(spec.name, None, None, None, None, f"missing table ({spec.name}.parquet or .csv)")
+                    Finding(
+                        spec.name,
+                        None,
+                        None,
+                        None,
+                        None,
+                        f"missing table ({spec.name}.parquet or .csv)",
+                        FindingCode.MISSING_TABLE,
+                    )
                 )
                 tables[spec.name] = None
             else:
@@ -143,7 +174,9 @@ def load_meter_table(path: str | Path) -> pd.DataFrame:
     if df is not None:
         seen = {(f.row, f.column) for f in findings}
         findings += [
-            f for f in schema_findings(METER, df) if (f.row, f.column) not in seen and "duplicate" not in f.reason
+            f
+            for f in schema_findings(METER, df)
+            if (f.row, f.column) not in seen and f.code is not FindingCode.DUPLICATE_KEY
         ]
     if findings:
         raise BatchValidationError(findings)
@@ -166,7 +199,7 @@ def batch_from_frames(config: BatchConfig, **frames: pd.DataFrame) -> Batch:
         if raw is None:
             tables[spec.name] = None if spec.required_table else empty_table(spec)
             if spec.required_table:
-                findings.append(Finding(spec.name, None, None, None, None, "missing table"))
+                findings.append(Finding(spec.name, None, None, None, None, "missing table", FindingCode.MISSING_TABLE))
             continue
         df, bad = coerce_table(spec, raw)
         findings += bad

@@ -16,7 +16,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from market.enums import SYSTEM_AREA, TSO_ID
-from market.errors import BatchValidationError, Finding
+from market.errors import BatchValidationError, Finding, FindingCode
 from market.io.batch import Batch, BatchConfig
 from market.io.schemas import BATCH_TABLES, SERVICES, TABLES, TableSpec, pandera_schema
 
@@ -76,6 +76,7 @@ def _rows(
     mask: np.ndarray | pd.Series,
     column: str | None,
     reason: str | Callable[[int], str],
+    code: FindingCode,
 ) -> list[Finding]:
     """Findings for each row where ``mask`` holds (vectorised mask, one finding per row)."""
     idx = np.flatnonzero(np.asarray(mask, dtype=bool))
@@ -86,7 +87,7 @@ def _rows(
     for i in (int(j) for j in idx):
         value = None if column is None else repr(_plain(df[column].iloc[i]))
         text = reason(i) if callable(reason) else reason
-        out.append(Finding(spec.name, int(i), ids[int(i)], column, value, text))
+        out.append(Finding(spec.name, int(i), ids[int(i)], column, value, text, code))
     return out
 
 
@@ -101,7 +102,7 @@ def _plain(v: object) -> object:
 def schema_findings(spec: TableSpec, df: pd.DataFrame) -> list[Finding]:
     """Every failing cell of the pandera schema of one table."""
     if spec.name == "bids" and len(df) == 0:
-        return [Finding("bids", None, None, None, None, "bids table is empty")]
+        return [Finding("bids", None, None, None, None, "bids table is empty", FindingCode.EMPTY_TABLE)]
     try:
         pandera_schema(spec).validate(df, lazy=True)
     except pa.errors.SchemaErrors as exc:
@@ -117,20 +118,23 @@ def _from_failure_cases(spec: TableSpec, df: pd.DataFrame, cases: pd.DataFrame) 
         row = None if pd.isna(case.index) else int(case.index)
         if check == "multiple_fields_uniqueness":
             reason = f"duplicate {'/'.join(spec.key)}: another row has the same key"
-            column = spec.key[0]
+            column, code = spec.key[0], FindingCode.DUPLICATE_KEY
         elif check == "not_nullable":
             column = str(case.column)
             kind = spec.column(column).kind if column in {c.name for c in spec.columns} else ""
-            reason = "must be a finite number (empty or NaN)" if kind == "float" else ("must not be empty")
+            if kind == "float":
+                reason, code = "must be a finite number (empty or NaN)", FindingCode.NOT_FINITE
+            else:
+                reason, code = "must not be empty", FindingCode.EMPTY_VALUE
         elif check.startswith("column_in_dataframe"):
-            reason, column = "missing required column", str(case.failure_case)
+            reason, column, code = "missing required column", str(case.failure_case), FindingCode.MISSING_COLUMN
             row = None
         elif check.startswith("dtype"):
-            reason, column = f"wrong type: expected {check}", str(case.column)
+            reason, column, code = f"wrong type: expected {check}", str(case.column), FindingCode.WRONG_TYPE
         else:
-            reason, column = check, str(case.column)
+            reason, column, code = check, str(case.column), FindingCode.INVALID_VALUE
         value = None if row is None or column not in df.columns else repr(_plain(df[column].iloc[row]))
-        out.append(Finding(spec.name, row, None if row is None else ids[row], column, value, reason))
+        out.append(Finding(spec.name, row, None if row is None else ids[row], column, value, reason, code))
     return out
 
 
@@ -149,6 +153,7 @@ def grid_findings(spec: TableSpec, df: pd.DataFrame, config: BatchConfig) -> lis
             off_grid,
             col.name,
             f"not on the {config.interval_minutes}-minute grid from {config.start.isoformat()}",
+            FindingCode.OFF_GRID,
         )
         out += _rows(
             spec,
@@ -156,6 +161,7 @@ def grid_findings(spec: TableSpec, df: pd.DataFrame, config: BatchConfig) -> lis
             outside,
             col.name,
             f"outside the batch horizon [{config.start.isoformat()}, {config.end.isoformat()})",
+            FindingCode.OUTSIDE_HORIZON,
         )
     return out
 
@@ -171,7 +177,14 @@ def foreign_key_findings(tables: Tables) -> list[Finding]:
             known = pd.MultiIndex.from_frame(ref[list(fk.ref_columns)].astype(object))
             mine = pd.MultiIndex.from_frame(df[list(fk.columns)].astype(object))
             missing = ~mine.isin(known) & df[list(fk.columns)].notna().all(axis=1).to_numpy()
-            out += _rows(spec, df, missing, fk.columns[-1], f"unknown {'/'.join(fk.columns)}: not in {fk.ref_table}")
+            out += _rows(
+                spec,
+                df,
+                missing,
+                fk.columns[-1],
+                f"unknown {'/'.join(fk.columns)}: not in {fk.ref_table}",
+                FindingCode.UNKNOWN_REFERENCE,
+            )
     return out
 
 
@@ -194,9 +207,18 @@ def domain_findings(tables: Tables) -> list[Finding]:
 def _node_area_rules(na: pd.DataFrame) -> list[Finding]:
     spec = TABLES["node_areas"]
     dsos_per_area = na.groupby("area_id")["dso_id"].transform("nunique")
-    out = _rows(spec, na, dsos_per_area > 1, "dso_id", "area belongs to more than one DSO")
-    out += _rows(spec, na, na["area_id"] == SYSTEM_AREA, "area_id", f"'{SYSTEM_AREA}' is reserved for TSO balancing")
-    out += _rows(spec, na, na["dso_id"] == TSO_ID, "dso_id", f"'{TSO_ID}' is reserved for the TSO")
+    out = _rows(spec, na, dsos_per_area > 1, "dso_id", "area belongs to more than one DSO", FindingCode.INCONSISTENT)
+    out += _rows(
+        spec,
+        na,
+        na["area_id"] == SYSTEM_AREA,
+        "area_id",
+        f"'{SYSTEM_AREA}' is reserved for TSO balancing",
+        FindingCode.INCONSISTENT,
+    )
+    out += _rows(
+        spec, na, na["dso_id"] == TSO_ID, "dso_id", f"'{TSO_ID}' is reserved for the TSO", FindingCode.INCONSISTENT
+    )
     return out
 
 
@@ -208,22 +230,35 @@ def _bid_rules(bids: pd.DataFrame, na: pd.DataFrame | None) -> list[Finding]:
         bids["min_quantity_mw"] > bids["quantity_mw"],
         "min_quantity_mw",
         "min_quantity_mw exceeds quantity_mw",
+        FindingCode.INCONSISTENT,
     )
     blocks = bids[bids["block_id"].notna()]
     if len(blocks):
         spans = blocks.groupby("block_id")["dso_id"].transform("nunique") > 1
         mask = np.zeros(len(bids), dtype=bool)
         mask[blocks.index[spans.to_numpy()]] = True
-        out += _rows(spec, bids, mask, "block_id", "block spans more than one DSO")
+        out += _rows(spec, bids, mask, "block_id", "block spans more than one DSO", FindingCode.INCONSISTENT)
     if na is not None and len(bids):
         node_dso = na[["node_id", "dso_id"]].drop_duplicates()
         known_dso = bids["dso_id"].isin(na["dso_id"])
-        out += _rows(spec, bids, ~known_dso & bids["dso_id"].notna(), "dso_id", "unknown DSO: not in node_areas")
+        out += _rows(
+            spec,
+            bids,
+            ~known_dso & bids["dso_id"].notna(),
+            "dso_id",
+            "unknown DSO: not in node_areas",
+            FindingCode.UNKNOWN_REFERENCE,
+        )
         pair = pd.MultiIndex.from_frame(bids[["node_id", "dso_id"]].astype(object))
         ok_pair = pair.isin(pd.MultiIndex.from_frame(node_dso.astype(object)))
         known_node = bids["node_id"].isin(na["node_id"])
         out += _rows(
-            spec, bids, known_node & known_dso & ~ok_pair, "dso_id", "node is not in this DSO's areas (node_areas)"
+            spec,
+            bids,
+            known_node & known_dso & ~ok_pair,
+            "dso_id",
+            "node is not in this DSO's areas (node_areas)",
+            FindingCode.INCONSISTENT,
         )
     return out
 
@@ -233,15 +268,27 @@ def _need_rules(needs: pd.DataFrame, na: pd.DataFrame | None) -> list[Finding]:
     tso = needs["service"] == "tso_balancing"
     dso = needs["service"] == "dso_congestion"
     out = _rows(
-        spec, needs, tso & (needs["buyer_id"] != TSO_ID), "buyer_id", f"tso_balancing needs are bought by '{TSO_ID}'"
+        spec,
+        needs,
+        tso & (needs["buyer_id"] != TSO_ID),
+        "buyer_id",
+        f"tso_balancing needs are bought by '{TSO_ID}'",
+        FindingCode.INCONSISTENT,
     )
     out += _rows(
-        spec, needs, tso & (needs["area_id"] != SYSTEM_AREA), "area_id", f"tso_balancing needs use area '{SYSTEM_AREA}'"
+        spec,
+        needs,
+        tso & (needs["area_id"] != SYSTEM_AREA),
+        "area_id",
+        f"tso_balancing needs use area '{SYSTEM_AREA}'",
+        FindingCode.INCONSISTENT,
     )
     if na is not None:
         areas = na[["area_id", "dso_id"]].drop_duplicates()
         known_area = needs["area_id"].isin(areas["area_id"])
-        out += _rows(spec, needs, dso & ~known_area, "area_id", "unknown area: not in node_areas")
+        out += _rows(
+            spec, needs, dso & ~known_area, "area_id", "unknown area: not in node_areas", FindingCode.UNKNOWN_REFERENCE
+        )
         pair = pd.MultiIndex.from_frame(needs[["area_id", "buyer_id"]].astype(object))
         ok = pair.isin(pd.MultiIndex.from_frame(areas.astype(object)))
         out += _rows(
@@ -250,18 +297,31 @@ def _need_rules(needs: pd.DataFrame, na: pd.DataFrame | None) -> list[Finding]:
             dso & known_area & ~ok,
             "buyer_id",
             "dso_congestion need must be bought by the DSO owning the area",
+            FindingCode.INCONSISTENT,
         )
     key = ["buyer_id", "service", "area_id", "interval_start", "direction"]
     dup = needs.duplicated(key, keep=False) & needs[key].notna().all(axis=1)
     out += _rows(
-        spec, needs, dup, "need_id", "another need has the same buyer, area, interval and direction; merge them"
+        spec,
+        needs,
+        dup,
+        "need_id",
+        "another need has the same buyer, area, interval and direction; merge them",
+        FindingCode.INCONSISTENT,
     )
     return out
 
 
 def _constraint_rules(cons: pd.DataFrame, na: pd.DataFrame | None) -> list[Finding]:
     spec = TABLES["constraints"]
-    out = _rows(spec, cons, cons["min_flow_mw"] > cons["max_flow_mw"], "min_flow_mw", "min_flow_mw exceeds max_flow_mw")
+    out = _rows(
+        spec,
+        cons,
+        cons["min_flow_mw"] > cons["max_flow_mw"],
+        "min_flow_mw",
+        "min_flow_mw exceeds max_flow_mw",
+        FindingCode.INCONSISTENT,
+    )
     if na is not None:
         owners = set(na["dso_id"]) | {TSO_ID}
         out += _rows(
@@ -270,6 +330,7 @@ def _constraint_rules(cons: pd.DataFrame, na: pd.DataFrame | None) -> list[Findi
             ~cons["owner_id"].isin(owners) & cons["owner_id"].notna(),
             "owner_id",
             "unknown owner: must be 'tso' or a DSO in node_areas",
+            FindingCode.UNKNOWN_REFERENCE,
         )
     every = cons["interval_start"].isna()
     mixed = cons.groupby("constraint_id")["interval_start"].transform(lambda s: s.isna().any() and s.notna().any())
@@ -279,17 +340,30 @@ def _constraint_rules(cons: pd.DataFrame, na: pd.DataFrame | None) -> list[Findi
         mixed.astype(bool) & ~every,
         "interval_start",
         "constraint has both an every-interval row and per-interval rows",
+        FindingCode.INCONSISTENT,
     )
     owners_per = cons.groupby("constraint_id")["owner_id"].transform("nunique") > 1
-    out += _rows(spec, cons, owners_per, "owner_id", "constraint has more than one owner")
+    out += _rows(spec, cons, owners_per, "owner_id", "constraint has more than one owner", FindingCode.INCONSISTENT)
     return out
 
 
 def _signal_rules(sig: pd.DataFrame) -> list[Finding]:
     spec = TABLES["signals"]
     amber = sig["state"] == "amber"
-    out = _rows(spec, sig, amber & sig["headroom_up_mw"].isna(), "headroom_up_mw", "amber signal needs headroom_up_mw")
+    out = _rows(
+        spec,
+        sig,
+        amber & sig["headroom_up_mw"].isna(),
+        "headroom_up_mw",
+        "amber signal needs headroom_up_mw",
+        FindingCode.INCONSISTENT,
+    )
     out += _rows(
-        spec, sig, amber & sig["headroom_down_mw"].isna(), "headroom_down_mw", "amber signal needs headroom_down_mw"
+        spec,
+        sig,
+        amber & sig["headroom_down_mw"].isna(),
+        "headroom_down_mw",
+        "amber signal needs headroom_down_mw",
+        FindingCode.INCONSISTENT,
     )
     return out

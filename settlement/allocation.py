@@ -1,0 +1,102 @@
+"""Allocation: one settlement line per award, delivered energy shared out by priority.
+
+Sign convention: ``delivered_up_mwh = (baseline - metered)``, positive for up (less
+consumption / more export). A down award is delivered by a negative value.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from settlement.config import SettleConfig
+
+LINE_COLUMNS = [
+    "bid_id",
+    "der_id",
+    "aggregator_id",
+    "buyer_id",
+    "service",
+    "need_id",
+    "interval_start",
+    "direction",
+    "quantity_mw",
+    "price_eur_mwh",
+    "method",
+    "baseline_kwh",
+    "metered_kwh",
+    "delivered_up_mwh",
+    "awarded_mwh",
+    "allocated_mwh",
+    "shortfall_mwh",
+    "payment_eur",
+    "make_whole_eur",
+    "penalty_eur",
+    "net_eur",
+    "status",
+]
+
+
+def settlement_lines(con: duckdb.DuckDBPyConnection, cfg: SettleConfig) -> pd.DataFrame:
+    """One line per award: baseline, metered, delivered, allocation by priority, money.
+
+    Delivered energy of a DER-interval (with the method of its highest-priority award) goes
+    to its awards of the delivered direction in priority order (service, buyer, bid_id),
+    never more than awarded. Delivery in the wrong direction adds to the shortfall of the
+    awards of the other direction, pro rata to their awarded energy. The award's make-whole
+    payment from clearing (paradoxically accepted integer bids) is paid in proportion to
+    allocated / awarded energy. ``net = payment + make_whole - penalty`` (EUR).
+    """
+    rate = f"{cfg.penalty_eur_mwh}" if cfg.penalty_eur_mwh is not None else f"{cfg.penalty_factor} * abs(price_eur_mwh)"
+    return (
+        con.execute(f"""
+        WITH ranked AS (
+            SELECT a.*, row_number() OVER (PARTITION BY der_id, interval_start
+                   ORDER BY service_rank, buyer_id, bid_id) AS prio
+            FROM awards_t a
+        ), lead_method AS (
+            SELECT der_id, interval_start, method AS der_method FROM ranked WHERE prio = 1
+        ), measured AS (
+            SELECT r.*, l.der_method, b.base_kwh AS baseline_kwh, m.kwh AS metered_kwh,
+                   (b.base_kwh - m.kwh) / 1000.0 AS delivered_up_mwh
+            FROM ranked r
+            JOIN lead_method l USING (der_id, interval_start)
+            LEFT JOIN baselines b ON b.der_id = r.der_id AND b.lday = r.lday
+                 AND b.ltod = r.ltod AND b.method = l.der_method
+            LEFT JOIN event_meter m ON m.der_id = r.der_id AND m.ts = r.interval_start
+        ), alloc AS (
+            SELECT *,
+                greatest(s * delivered_up_mwh, 0) AS available_mwh,
+                greatest(-s * delivered_up_mwh, 0) AS wrong_mwh,
+                coalesce(sum(awarded_mwh) OVER (PARTITION BY der_id, interval_start, s
+                    ORDER BY prio ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+                    AS before_mwh,
+                sum(awarded_mwh) OVER (PARTITION BY der_id, interval_start, s) AS side_mwh
+            FROM measured
+        ), money AS (
+            SELECT *,
+                least(awarded_mwh, greatest(available_mwh - before_mwh, 0)) AS allocated_mwh
+            FROM alloc
+        )
+        SELECT bid_id, der_id, aggregator_id, buyer_id, service, need_id, interval_start,
+               direction, quantity_mw, price_eur_mwh, der_method AS method, baseline_kwh,
+               metered_kwh, delivered_up_mwh, awarded_mwh,
+               CASE WHEN delivered_up_mwh IS NULL THEN NULL ELSE allocated_mwh END
+                   AS allocated_mwh,
+               CASE WHEN delivered_up_mwh IS NULL THEN NULL
+                    ELSE awarded_mwh - allocated_mwh + wrong_mwh * awarded_mwh / side_mwh
+                    END AS shortfall_mwh,
+               CASE WHEN delivered_up_mwh IS NULL THEN NULL
+                    ELSE allocated_mwh * price_eur_mwh END AS payment_eur,
+               CASE WHEN delivered_up_mwh IS NULL THEN NULL
+                    ELSE award_make_whole_eur * allocated_mwh / awarded_mwh END AS make_whole_eur,
+               CASE WHEN delivered_up_mwh IS NULL THEN NULL
+                    ELSE (awarded_mwh - allocated_mwh + wrong_mwh * awarded_mwh / side_mwh)
+                         * {rate} END AS penalty_eur,
+               CASE WHEN delivered_up_mwh IS NULL THEN 'unverifiable' ELSE 'settled' END
+                   AS status
+        FROM money
+        ORDER BY interval_start, der_id, prio""")
+        .df()
+        .assign(net_eur=lambda d: d["payment_eur"] + d["make_whole_eur"] - d["penalty_eur"])[LINE_COLUMNS]
+    )

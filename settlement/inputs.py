@@ -1,0 +1,256 @@
+"""Input stages: the run's awards and the meter data of the awarded DER, read straight
+from Parquet into DuckDB tables, with the meter checked against its contract first.
+
+Tables made: ``awards_t``; ``meter``, ``day_info``, ``day_counts``, ``dupes``,
+``complete_days``, ``event_days`` and ``event_meter`` (see each function).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+
+from market.errors import Finding, FindingCode, SettlementInputError
+from settlement.config import SettleConfig
+from settlement.connection import sql_path
+
+AWARD_COLUMNS = (
+    "bid_id",
+    "der_id",
+    "aggregator_id",
+    "buyer_id",
+    "service",
+    "interval_start",
+    "direction",
+    "quantity_mw",
+    "price_eur_mwh",
+)
+
+
+def award_span(con: duckdb.DuckDBPyConnection, awards_path: Path) -> tuple[dt.datetime, dt.datetime] | None:
+    """First and last awarded interval start (UTC), or None for a run without awards."""
+    row = con.execute(
+        f"SELECT min(interval_start), max(interval_start) FROM read_parquet({sql_path(awards_path)})"
+    ).fetchone()
+    if not row or row[0] is None:
+        return None
+    return row[0], row[1]
+
+
+def load_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, cfg: SettleConfig, hours: float) -> None:
+    """``awards_t``: the run's awards (quantity > 0) with local day and slot, awarded energy
+    (MWh), nominated baseline energy (kWh), the baseline method of their (buyer, service)
+    and the allocation rank of their service (``cfg.priority``), read straight from Parquet.
+    Only the contract's columns are read (other columns of the file are ignored); the
+    optional ``nominated_baseline_mw``, ``need_id`` and ``make_whole_eur`` default to none."""
+    columns = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_path(awards_path)})").fetchall()}
+    missing = set(AWARD_COLUMNS) - columns
+    if missing:
+        raise SettlementInputError(f"awards: missing column(s) {sorted(missing)}")
+    pairs = con.execute(
+        f"SELECT DISTINCT buyer_id, service FROM read_parquet({sql_path(awards_path)}) ORDER BY ALL"
+    ).df()
+    pairs["method"] = [cfg.method_for(b, s) for b, s in pairs.itertuples(index=False)]
+    ranks = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(cfg.priority))
+    nominated = "a.nominated_baseline_mw" if "nominated_baseline_mw" in columns else "NULL"
+    need_id = "a.need_id" if "need_id" in columns else "NULL"
+    make_whole = "coalesce(a.make_whole_eur, 0)" if "make_whole_eur" in columns else "0"
+    con.register("method_pairs", pairs)
+    con.execute(f"""
+        CREATE TABLE awards_t AS
+        SELECT {", ".join(f"a.{c}" for c in AWARD_COLUMNS if c != "interval_start")},
+               CAST(a.interval_start AS TIMESTAMPTZ) AS interval_start,
+               CAST({nominated} AS DOUBLE) AS nominated_baseline_mw,
+               CAST({need_id} AS VARCHAR) AS need_id,
+               CAST({make_whole} AS DOUBLE) AS award_make_whole_eur,
+               p.method, CASE a.service {ranks} ELSE NULL END AS service_rank,
+               local_day(a.interval_start) AS lday, local_tod(a.interval_start) AS ltod,
+               a.quantity_mw * {hours} AS awarded_mwh,
+               CAST({nominated} AS DOUBLE) * 1000 * {hours} AS nominated_kwh,
+               CASE a.direction WHEN 'up' THEN 1 ELSE -1 END AS s
+        FROM read_parquet({sql_path(awards_path)}) a
+        JOIN method_pairs p ON p.buyer_id = a.buyer_id AND p.service = a.service
+        WHERE a.quantity_mw > 0""")
+    con.unregister("method_pairs")
+
+
+def validate_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, minutes: int, max_listed: int = 50) -> None:
+    """Refuse meter data that cannot be read as the contract says, naming every bad row.
+
+    Columns: ``der_id`` (text), ``interval_start`` (timezone-aware timestamp on the run's
+    interval grid), ``consumption_kwh`` (finite number). Gaps and duplicates are not errors
+    but findings (see :func:`settlement.findings.quality_findings`).
+    """
+
+    desc = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_path(meter_path)})").fetchall()}
+    problems = [
+        Finding("meter", None, None, c, None, "missing required column", FindingCode.MISSING_COLUMN)
+        for c in ("der_id", "interval_start", "consumption_kwh")
+        if c not in desc
+    ]
+    if not problems:
+        ts_type = desc["interval_start"]
+        if not (ts_type.startswith("TIMESTAMPTZ") or ts_type == "TIMESTAMP WITH TIME ZONE"):
+            problems.append(
+                Finding(
+                    "meter",
+                    None,
+                    None,
+                    "interval_start",
+                    desc["interval_start"],
+                    "timestamps must be timezone-aware (UTC)",
+                    FindingCode.NAIVE_TIMESTAMP,
+                )
+            )
+        if desc["consumption_kwh"] not in ("DOUBLE", "FLOAT", "DECIMAL", "BIGINT", "INTEGER") and not desc[
+            "consumption_kwh"
+        ].startswith("DECIMAL"):
+            problems.append(
+                Finding(
+                    "meter",
+                    None,
+                    None,
+                    "consumption_kwh",
+                    desc["consumption_kwh"],
+                    "must be a number column",
+                    FindingCode.WRONG_TYPE,
+                )
+            )
+    grid = f"epoch_ns(interval_start) % {60_000_000_000 * minutes} <> 0"
+    bad = (
+        f"der_id IS NULL OR interval_start IS NULL OR {grid} "
+        "OR consumption_kwh IS NULL OR NOT isfinite(consumption_kwh)"
+    )
+    n_bad = 0
+    if not problems:  # count first (one plain scan); name the rows only when there are any
+        n_bad = con.execute(f"SELECT count(*) FROM read_parquet({sql_path(meter_path)}) WHERE {bad}").fetchone()[0]  # type: ignore[index]
+    if n_bad:
+        rows = con.execute(f"""
+            SELECT file_row_number, der_id, interval_start, consumption_kwh,
+                   CASE WHEN der_id IS NULL THEN 'der_id'
+                        WHEN interval_start IS NULL OR {grid} THEN 'interval_start'
+                        ELSE 'consumption_kwh' END AS col,
+                   CASE WHEN der_id IS NULL OR interval_start IS NULL THEN 'must not be empty'
+                        WHEN {grid} THEN 'not on the {minutes}-minute grid'
+                        ELSE 'must be a finite number' END AS reason,
+                   CASE WHEN der_id IS NULL OR interval_start IS NULL THEN '{FindingCode.EMPTY_VALUE}'
+                        WHEN {grid} THEN '{FindingCode.OFF_GRID}'
+                        ELSE '{FindingCode.NOT_FINITE}' END AS code
+            FROM read_parquet({sql_path(meter_path)}, file_row_number = true)
+            WHERE {bad}
+            ORDER BY file_row_number LIMIT {max_listed}""").fetchall()
+        problems += [
+            Finding(
+                "meter",
+                int(r[0]),
+                f"der_id={r[1]}",
+                r[4],
+                repr(r[2] if r[4] == "interval_start" else r[3]),
+                r[5],
+                FindingCode(r[6]),
+            )
+            for r in rows
+        ]
+    if problems:
+        lines = "\n  ".join(str(p) for p in problems[:max_listed])
+        more = f" ({n_bad:,} bad rows, first {max_listed} listed)" if n_bad > max_listed else ""
+        raise SettlementInputError(f"{meter_path}: meter data is invalid{more}:\n  {lines}")
+
+
+def load_meter(
+    con: duckdb.DuckDBPyConnection, meter_path: Path, cfg: SettleConfig, minutes: int, lookback_days: int
+) -> None:
+    """Meter rows of awarded DER over the look-back window, duplicates collapsed or voided.
+
+    Tables made: ``meter`` (the window), ``day_info`` (every local day of the window),
+    ``day_counts`` (readings per DER-day), ``complete_days``, ``event_days`` and
+    ``event_meter`` (the readings of awarded DER on their event days, which adjustments,
+    lines and findings join instead of the whole window).
+    """
+    validate_meter(con, meter_path, minutes)
+    first_day, last_day = con.execute("SELECT min(lday), max(lday) FROM awards_t").fetchone() or (None, None)
+    window_start = f"DATE '{first_day}' - INTERVAL {lookback_days + 1} DAY"
+    start = f"timezone('{cfg.timezone}', CAST({window_start} AS TIMESTAMP))"
+    end = f"timezone('{cfg.timezone}', CAST(DATE '{last_day}' + INTERVAL 1 DAY AS TIMESTAMP))"
+    con.execute(f"""
+        CREATE TABLE meter AS
+        SELECT der_id, CAST(interval_start AS TIMESTAMPTZ) AS ts, consumption_kwh AS kwh,
+               local_day(interval_start) AS lday, local_tod(interval_start) AS ltod
+        FROM read_parquet({sql_path(meter_path)})
+        WHERE der_id IN (SELECT DISTINCT der_id FROM awards_t)
+          AND interval_start >= {start} AND interval_start < {end}""")
+    days = f"""SELECT CAST(unnest(generate_series(CAST({window_start} AS DATE),
+                      DATE '{last_day}', INTERVAL 1 DAY)) AS DATE) AS lday"""
+    create_day_info(con, cfg, days)
+    count_days(con, minutes)
+    resolve_duplicates(con)
+    con.execute("""
+        CREATE TABLE complete_days AS
+        SELECT der_id, lday FROM day_counts WHERE usable = slots""")
+    con.execute("CREATE TABLE event_days AS SELECT DISTINCT der_id, lday FROM awards_t")
+    con.execute("""
+        CREATE TABLE event_meter AS
+        SELECT m.* FROM meter m SEMI JOIN event_days e ON e.der_id = m.der_id AND e.lday = m.lday""")
+
+
+def create_day_info(con: duckdb.DuckDBPyConnection, cfg: SettleConfig, days_sql: str) -> None:
+    """``day_info(lday, holiday, day_type, slots)`` for the local days ``days_sql`` selects
+    (one column ``lday``): ``day_type`` is ``weekend`` for Saturdays, Sundays and the
+    configured holidays, else ``weekday``; ``slots`` the day's number of intervals."""
+    holidays = ", ".join(f"DATE '{d.isoformat()}'" for d in cfg.holidays) or "NULL::DATE"
+    con.execute(f"""
+        CREATE TABLE day_info AS
+        SELECT lday, coalesce(lday IN ({holidays}), FALSE) AS holiday,
+               CASE WHEN isodow(lday) >= 6 OR coalesce(lday IN ({holidays}), FALSE) THEN 'weekend'
+                    ELSE 'weekday' END AS day_type,
+               day_slots(lday) AS slots
+        FROM ({days_sql})""")
+
+
+def count_days(con: duckdb.DuckDBPyConnection, minutes: int) -> None:
+    """``day_counts(der_id, lday, n_rows, seen, usable, slots)`` in one pass over ``meter``.
+
+    ``seen`` counts the distinct local time-of-day slots of a DER-day, as the bits of a
+    128-bit mask (far cheaper than grouping by DER and interval). A repeated reading always
+    makes ``n_rows > seen``; so does the repeated clock hour of an autumn clock change,
+    which the exact check of :func:`resolve_duplicates` then clears. ``usable`` (non-void
+    readings) is corrected for days with repeated readings there.
+    """
+    slots_per_day = 24 * 60 // minutes  # local time-of-day slots 0..n-1
+    seen = "bit_count(bit_or(CAST(1 AS HUGEINT) << m.ltod))" if slots_per_day <= 127 else "count(DISTINCT m.ts)"
+    con.execute(f"""
+        CREATE TABLE day_counts AS
+        SELECT c.*, d.slots
+        FROM (SELECT m.der_id, m.lday, count(*) AS n_rows, {seen} AS seen, count(m.kwh) AS usable
+              FROM meter m GROUP BY m.der_id, m.lday) c
+        JOIN day_info d USING (lday)""")
+
+
+def resolve_duplicates(con: duckdb.DuckDBPyConnection) -> None:
+    """Find repeated readings of one DER and interval; keep one row, voided if they disagree.
+
+    Only DER-days flagged by :func:`count_days` are grouped by interval. ``dupes`` keeps
+    what the findings report; ``day_counts.usable`` is recounted for those days.
+    """
+    con.execute("""
+        CREATE TABLE dupes AS
+        SELECT m.der_id, m.ts, any_value(m.lday) AS lday, count(*) AS n_readings,
+               min(m.kwh) AS kwh_min, max(m.kwh) AS kwh_max
+        FROM meter m SEMI JOIN (SELECT der_id, lday FROM day_counts WHERE n_rows > seen) f
+             ON f.der_id = m.der_id AND f.lday = m.lday
+        GROUP BY m.der_id, m.ts HAVING count(*) > 1""")
+    if con.execute("SELECT count(*) FROM dupes").fetchone()[0]:  # type: ignore[index]
+        con.execute("DELETE FROM meter USING dupes d WHERE meter.der_id = d.der_id AND meter.ts = d.ts")
+        con.execute("""
+            INSERT INTO meter
+            SELECT der_id, ts, CASE WHEN kwh_min = kwh_max THEN kwh_min END, lday, local_tod(ts)
+            FROM dupes""")
+        con.execute("""
+            UPDATE day_counts SET usable = r.usable
+            FROM (SELECT m.der_id, m.lday, count(m.kwh) AS usable
+                  FROM meter m SEMI JOIN (SELECT DISTINCT der_id, lday FROM dupes) f
+                       ON f.der_id = m.der_id AND f.lday = m.lday
+                  GROUP BY ALL) r
+            WHERE day_counts.der_id = r.der_id AND day_counts.lday = r.lday""")
