@@ -10,31 +10,9 @@ import duckdb
 import pandas as pd
 
 from settlement.config import SettleConfig
+from settlement.schemas import LINES
 
-LINE_COLUMNS = [
-    "bid_id",
-    "der_id",
-    "aggregator_id",
-    "buyer_id",
-    "service",
-    "need_id",
-    "interval_start",
-    "direction",
-    "quantity_mw",
-    "price_eur_mwh",
-    "method",
-    "baseline_kwh",
-    "metered_kwh",
-    "delivered_up_mwh",
-    "awarded_mwh",
-    "allocated_mwh",
-    "shortfall_mwh",
-    "payment_eur",
-    "make_whole_eur",
-    "penalty_eur",
-    "net_eur",
-    "status",
-]
+LINE_COLUMNS = [c.name for c in LINES.columns]
 
 
 def settlement_lines(con: duckdb.DuckDBPyConnection, cfg: SettleConfig) -> pd.DataFrame:

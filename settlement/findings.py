@@ -12,6 +12,7 @@ import duckdb
 import pandas as pd
 
 from settlement.baselines import METHODS
+from settlement.schemas import FINDINGS
 
 
 class QualityFinding(StrEnum):
@@ -33,7 +34,7 @@ class Severity(StrEnum):
     INFO = "info"
 
 
-FINDING_COLUMNS = ["kind", "severity", "der_id", "day", "interval_start", "detail"]
+FINDING_COLUMNS = [c.name for c in FINDINGS.columns]
 
 
 def quality_findings(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

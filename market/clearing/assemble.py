@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
@@ -10,7 +12,7 @@ from market.clearing.prepare import Prepared
 from market.clearing.readback import StepOutcome
 from market.clearing.results import ClearingResult, ClearingStatus
 from market.design.spec import Design
-from market.enums import TSO_ID, Pricing
+from market.enums import TSO_ID, Direction, Pricing
 from market.io.batch import Batch, BatchConfig
 
 PRICE_DECIMALS = 3
@@ -41,79 +43,98 @@ def make_whole_eur(commitment: np.ndarray, shortfall_eur: np.ndarray, energy_mwh
 def assemble(
     batch: Batch, prep: Prepared, design: Design, pricing: Pricing, outcomes: list[StepOutcome]
 ) -> ClearingResult:
+    """The run's tables from every step's outcome, then its metrics (computed once)."""
     cfg = batch.config
-    h = cfg.interval_hours
-    bids = prep.bids
-    aw = (
-        pd.concat([o.awards for o in outcomes if len(o.awards)], ignore_index=True)
-        if any(len(o.awards) for o in outcomes)
-        else pd.DataFrame(
-            columns=[
-                "pos",
-                "bid_id",
-                "buyer_id",
-                "service",
-                "need_id",
-                "area_id",
-                "quantity_mw",
-                "clearing_price_eur_mwh",
-                "step",
-            ]
-        )
+    aw = _concat([o.awards for o in outcomes], AWARD_PARTS)
+    taken = np.zeros(len(prep.bids))
+    np.add.at(taken, aw["pos"].astype(int).to_numpy(), aw["quantity_mw"].to_numpy().astype(float))
+    needs = needs_table(batch, outcomes)
+    result = ClearingResult(
+        design,
+        pricing,
+        ClearingStatus.OPTIMAL,
+        awards_table(prep.bids, aw, pricing, cfg.interval_hours),
+        prices_table(needs),
+        node_prices_table(outcomes, cfg),
+        unmet_table(needs, cfg.interval_hours),
+        _flows(prep, taken, cfg),
+        _imbalance(prep.bids, taken, needs, prep.n_t, cfg),
+        needs.drop(columns=["energy_eur_mwh", "congestion_eur_mwh", "t", "sign"], errors="ignore"),
+        liquidity_table(outcomes),
+        tuple(o.stats for o in outcomes),
     )
-    b = bids.iloc[aw["pos"].astype(int).to_numpy()].reset_index(drop=True)
-    paid = (
-        b["price_eur_mwh"].to_numpy()
-        if pricing is Pricing.PAY_AS_BID
-        else aw["clearing_price_eur_mwh"].to_numpy().astype(float)
-    )
-    q = aw["quantity_mw"].to_numpy().astype(float)
-    awards = (
-        pd.DataFrame(
-            {
-                "bid_id": aw["bid_id"].to_numpy(),
-                "der_id": b["der_id"],
-                "aggregator_id": b["aggregator_id"],
-                "dso_id": b["dso_id"],
-                "node_id": b["node_id"],
-                "buyer_id": aw["buyer_id"].to_numpy(),
-                "service": aw["service"].to_numpy(),
-                "need_id": aw["need_id"].to_numpy(),
-                "area_id": aw["area_id"].to_numpy(),
-                "interval_start": b["interval_start"],
-                "direction": b["direction"],
-                "quantity_mw": np.round(q, MW_DECIMALS),
-                "bid_price_eur_mwh": b["price_eur_mwh"],
-                "nominated_baseline_mw": b["nominated_baseline_mw"],
-                "clearing_price_eur_mwh": np.round(
-                    aw["clearing_price_eur_mwh"].to_numpy().astype(float), PRICE_DECIMALS
-                ),
-                "price_eur_mwh": np.round(paid, PRICE_DECIMALS),
-                "pricing": pricing.value,
-                "energy_mwh": np.round(q * h, MW_DECIMALS),
-                "cost_eur": np.round(np.round(paid, PRICE_DECIMALS) * q * h, 6),
-                "make_whole_eur": np.round(
-                    make_whole_eur(
-                        commitment=b["block_id"].fillna(b["bid_id"]).to_numpy(),
-                        shortfall_eur=(b["price_eur_mwh"].to_numpy() - paid) * q * h,
-                        energy_mwh=q * h,
-                    ),
-                    6,
-                )
-                if pricing is Pricing.PAY_AS_CLEAR
-                else 0.0,
-                "step": aw["step"].to_numpy(),
-            }
-        )
-        .sort_values(["interval_start", "bid_id", "buyer_id"])
-        .reset_index(drop=True)
-    )
+    return replace(result, metrics=compute_metrics(batch, result))
 
-    need_res = (
-        pd.concat([o.needs for o in outcomes if len(o.needs)], ignore_index=True)
-        if any(len(o.needs) for o in outcomes)
-        else pd.DataFrame(columns=["need_id", "served_mw", "unmet_mw", "energy_eur_mwh", "congestion_eur_mwh"])
+
+AWARD_PARTS = [
+    "pos",
+    "bid_id",
+    "buyer_id",
+    "service",
+    "need_id",
+    "area_id",
+    "quantity_mw",
+    "clearing_price_eur_mwh",
+    "step",
+]
+NEED_PARTS = ["need_id", "served_mw", "unmet_mw", "energy_eur_mwh", "congestion_eur_mwh"]
+NODE_PRICE_PARTS = ["node_id", "t", "energy_eur_mwh", "congestion_eur_mwh", "step"]
+
+
+def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    """The non-empty frames stacked, or an empty frame with ``columns``."""
+    parts = [f for f in frames if len(f)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
+def awards_table(bids: pd.DataFrame, aw: pd.DataFrame, pricing: Pricing, h: float) -> pd.DataFrame:
+    """``awards``: one row per bid and buyer, with what is paid under ``pricing``."""
+    b = bids.iloc[aw["pos"].astype(int).to_numpy()].reset_index(drop=True)
+    clearing = aw["clearing_price_eur_mwh"].to_numpy().astype(float)
+    paid = b["price_eur_mwh"].to_numpy() if pricing is Pricing.PAY_AS_BID else clearing
+    q = aw["quantity_mw"].to_numpy().astype(float)
+    make_whole: np.ndarray | float = 0.0
+    if pricing is Pricing.PAY_AS_CLEAR:
+        make_whole = np.round(
+            make_whole_eur(
+                commitment=b["block_id"].fillna(b["bid_id"]).to_numpy(),
+                shortfall_eur=(b["price_eur_mwh"].to_numpy() - paid) * q * h,
+                energy_mwh=q * h,
+            ),
+            6,
+        )
+    awards = pd.DataFrame(
+        {
+            "bid_id": aw["bid_id"].to_numpy(),
+            "der_id": b["der_id"],
+            "aggregator_id": b["aggregator_id"],
+            "dso_id": b["dso_id"],
+            "node_id": b["node_id"],
+            "buyer_id": aw["buyer_id"].to_numpy(),
+            "service": aw["service"].to_numpy(),
+            "need_id": aw["need_id"].to_numpy(),
+            "area_id": aw["area_id"].to_numpy(),
+            "interval_start": b["interval_start"],
+            "direction": b["direction"],
+            "quantity_mw": np.round(q, MW_DECIMALS),
+            "bid_price_eur_mwh": b["price_eur_mwh"],
+            "nominated_baseline_mw": b["nominated_baseline_mw"],
+            "clearing_price_eur_mwh": np.round(clearing, PRICE_DECIMALS),
+            "price_eur_mwh": np.round(paid, PRICE_DECIMALS),
+            "pricing": pricing.value,
+            "energy_mwh": np.round(q * h, MW_DECIMALS),
+            "cost_eur": np.round(np.round(paid, PRICE_DECIMALS) * q * h, 6),
+            "make_whole_eur": make_whole,
+            "step": aw["step"].to_numpy(),
+        }
     )
+    return awards.sort_values(["interval_start", "bid_id", "buyer_id"]).reset_index(drop=True)
+
+
+def needs_table(batch: Batch, outcomes: list[StepOutcome]) -> pd.DataFrame:
+    """Every need of the batch with served and unmet MW (a need no step cleared is unmet
+    if it must be met), plus its prices for :func:`prices_table`."""
+    need_res = _concat([o.needs for o in outcomes], NEED_PARTS)
     needs = batch.needs.merge(need_res, on="need_id", how="left", validate="one_to_one")
     not_cleared = needs["served_mw"].isna()
     mm = needs["max_price_eur_mwh"].isna()
@@ -123,64 +144,44 @@ def assemble(
     needs["cleared"] = ~not_cleared
     for c in ("served_mw", "unmet_mw"):
         needs[c] = np.round(needs[c].astype(float), MW_DECIMALS)
-    prices = needs.loc[
-        needs["cleared"], ["need_id", "buyer_id", "service", "area_id", "interval_start", "direction"]
-    ].copy()
-    prices["energy_eur_mwh"] = np.round(needs.loc[needs["cleared"], "energy_eur_mwh"].astype(float), PRICE_DECIMALS)
-    prices["congestion_eur_mwh"] = np.round(
-        needs.loc[needs["cleared"], "congestion_eur_mwh"].astype(float), PRICE_DECIMALS
-    )
-    prices["price_eur_mwh"] = np.round(prices["energy_eur_mwh"] + prices["congestion_eur_mwh"], PRICE_DECIMALS)
-    prices = prices.sort_values(["interval_start", "buyer_id", "area_id", "direction"]).reset_index(drop=True)
-    needs = needs.drop(columns=["energy_eur_mwh", "congestion_eur_mwh", "t", "sign"], errors="ignore")
-    unmet = needs.loc[
-        needs["unmet_mw"] > 0,
-        ["need_id", "buyer_id", "service", "area_id", "interval_start", "direction", "quantity_mw", "unmet_mw"],
-    ].reset_index(drop=True)
-    unmet["unmet_mwh"] = np.round(unmet["unmet_mw"] * h, MW_DECIMALS)
+    return needs
 
-    taken = np.zeros(len(bids))
-    np.add.at(taken, aw["pos"].astype(int).to_numpy(), q)
-    flows = _flows(prep, taken, cfg)
-    imbalance = _imbalance(bids, taken, needs, prep.n_t, cfg)
-    nps = [o.node_prices for o in outcomes if len(o.node_prices)]
-    node_prices = (
-        pd.concat(nps, ignore_index=True)
-        if nps
-        else pd.DataFrame(columns=["node_id", "t", "energy_eur_mwh", "congestion_eur_mwh", "step"])
-    )
+
+def prices_table(needs: pd.DataFrame) -> pd.DataFrame:
+    """``prices``: one row per cleared need, energy + congestion part."""
+    cleared = needs["cleared"]
+    prices = needs.loc[cleared, ["need_id", "buyer_id", "service", "area_id", "interval_start", "direction"]].copy()
+    for c in ("energy_eur_mwh", "congestion_eur_mwh"):
+        prices[c] = np.round(needs.loc[cleared, c].astype(float), PRICE_DECIMALS)
+    prices["price_eur_mwh"] = np.round(prices["energy_eur_mwh"] + prices["congestion_eur_mwh"], PRICE_DECIMALS)
+    return prices.sort_values(["interval_start", "buyer_id", "area_id", "direction"]).reset_index(drop=True)
+
+
+def unmet_table(needs: pd.DataFrame, h: float) -> pd.DataFrame:
+    """``unmet``: the needs left short, in MW and MWh."""
+    columns = ["need_id", "buyer_id", "service", "area_id", "interval_start", "direction", "quantity_mw", "unmet_mw"]
+    unmet = needs.loc[needs["unmet_mw"] > 0, columns].reset_index(drop=True)
+    unmet["unmet_mwh"] = np.round(unmet["unmet_mw"] * h, MW_DECIMALS)
+    return unmet
+
+
+def node_prices_table(outcomes: list[StepOutcome], cfg: BatchConfig) -> pd.DataFrame:
+    """``node_prices``: locational up-price per node, interval and step."""
+    node_prices = _concat([o.node_prices for o in outcomes], NODE_PRICE_PARTS)
     node_prices["interval_start"] = cfg.start + node_prices["t"].astype(int) * cfg.interval
     node_prices["price_up_eur_mwh"] = node_prices["energy_eur_mwh"] + node_prices["congestion_eur_mwh"]
     for c in ("energy_eur_mwh", "congestion_eur_mwh", "price_up_eur_mwh"):
         node_prices[c] = np.round(node_prices[c].astype(float), PRICE_DECIMALS)
-    node_prices = (
-        node_prices[["node_id", "interval_start", "energy_eur_mwh", "congestion_eur_mwh", "price_up_eur_mwh", "step"]]
-        .sort_values(["interval_start", "node_id"])
-        .reset_index(drop=True)
-    )
+    columns = ["node_id", "interval_start", "energy_eur_mwh", "congestion_eur_mwh", "price_up_eur_mwh", "step"]
+    return node_prices[columns].sort_values(["interval_start", "node_id"]).reset_index(drop=True)
+
+
+def liquidity_table(outcomes: list[StepOutcome]) -> pd.DataFrame:
+    """``liquidity``: bids and MW each buyer could use, per step."""
     liq = [o.liquidity for o in outcomes if len(o.liquidity)]
-    liquidity = (
-        pd.concat(liq).groupby(["step", "buyer_id"], as_index=False).sum()
-        if liq
-        else pd.DataFrame(columns=["step", "buyer_id", "bids", "offered_mw"])
-    )
-    stats = tuple(o.stats for o in outcomes)
-    result = ClearingResult(
-        design,
-        pricing,
-        ClearingStatus.OPTIMAL,
-        awards,
-        prices,
-        node_prices,
-        unmet,
-        flows,
-        imbalance,
-        needs,
-        liquidity,
-        stats,
-    )
-    metrics = compute_metrics(batch, result)
-    return ClearingResult(**{**result.__dict__, "metrics": metrics})
+    if not liq:
+        return pd.DataFrame(columns=["step", "buyer_id", "bids", "offered_mw"])
+    return pd.concat(liq).groupby(["step", "buyer_id"], as_index=False).sum()
 
 
 def _flows(prep: Prepared, taken: np.ndarray, cfg: BatchConfig) -> pd.DataFrame:
@@ -209,8 +210,8 @@ def _imbalance(bids: pd.DataFrame, taken: np.ndarray, needs: pd.DataFrame, n_t: 
     """Net activation minus the TSO need served, per interval (positive = surplus up)."""
     net = np.bincount(bids["t"], weights=bids["sign"] * taken, minlength=n_t)
     tso = needs[needs["buyer_id"] == TSO_ID]
-    t = ((tso["interval_start"] - cfg.start) // cfg.interval).astype(int).to_numpy()
-    sign = np.where(tso["direction"] == "up", 1.0, -1.0)
+    t = cfg.slot_of(tso["interval_start"])
+    sign = Direction.signs(tso["direction"])
     served = np.bincount(t, weights=sign * tso["served_mw"].to_numpy(), minlength=n_t)
     imb = net - served
     return pd.DataFrame(

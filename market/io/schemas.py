@@ -20,7 +20,7 @@ import pandera.pandas as pa
 
 from market.enums import Direction, Service, SignalState
 
-Kind = Literal["str", "float", "ts"]
+Kind = Literal["str", "float", "ts", "int", "bool", "date"]
 
 DIRECTIONS = tuple(d.value for d in Direction)
 SERVICES = tuple(s.value for s in Service)
@@ -50,6 +50,8 @@ class ForeignKey:
 
 @dataclass(frozen=True)
 class TableSpec:
+    """A table of the contract: its columns in order, natural key and references."""
+
     name: str
     columns: tuple[ColumnSpec, ...]
     key: tuple[str, ...]
@@ -58,6 +60,7 @@ class TableSpec:
     foreign_keys: tuple[ForeignKey, ...] = field(default=())
 
     def column(self, name: str) -> ColumnSpec:
+        """The column called ``name``."""
         return next(c for c in self.columns if c.name == name)
 
 
@@ -234,11 +237,18 @@ METER = TableSpec(
 BATCH_TABLES: tuple[TableSpec, ...] = (BIDS, NEEDS, NODE_AREAS, CONSTRAINTS, SENSITIVITIES, SIGNALS)
 TABLES: dict[str, TableSpec] = {t.name: t for t in (*BATCH_TABLES, METER)}
 
-_PANDERA_DTYPE = {"str": object, "float": float, "ts": None}
+_PANDERA_DTYPE: dict[str, object] = {
+    "str": object,
+    "float": float,
+    "ts": None,
+    "int": "int64",
+    "bool": bool,
+    "date": None,
+}
 
 
 def pandera_schema(spec: TableSpec) -> pa.DataFrameSchema:
-    """A lazy pandera schema for one table (after :mod:`market.ingest` coerced kinds)."""
+    """A lazy pandera schema for one table (after :mod:`market.io.coerce` gave cells their kinds)."""
     columns = {
         c.name: pa.Column(
             _PANDERA_DTYPE[c.kind],

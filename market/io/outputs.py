@@ -1,0 +1,160 @@
+"""One schema per output table: the run folder (section "A clearing run" of
+``docs/contract.md``) and the comparison. Settlement's tables are in
+:mod:`settlement.schemas`.
+
+Units are in the column names (``_mw``, ``_mwh``, ``_eur``, ``_eur_mwh``); timestamps
+are UTC interval starts; ``direction`` is ``up``/``down`` with the contract's sign
+convention. The tests check every run table against these schemas.
+"""
+
+from __future__ import annotations
+
+from market.io.schemas import ColumnSpec, Kind, TableSpec
+
+
+def columns_of(*columns: tuple[str, Kind] | tuple[str, Kind, bool]) -> tuple[ColumnSpec, ...]:
+    """``(name, kind)`` or ``(name, kind, nullable)`` as column specs."""
+    return tuple(ColumnSpec(c[0], c[1], nullable=bool(c[2]) if len(c) > 2 else False) for c in columns)
+
+
+AWARDS = TableSpec(
+    "awards",
+    columns_of(
+        ("bid_id", "str"),
+        ("der_id", "str"),
+        ("aggregator_id", "str"),
+        ("dso_id", "str"),
+        ("node_id", "str"),
+        ("buyer_id", "str"),
+        ("service", "str"),
+        ("need_id", "str", True),
+        ("area_id", "str"),
+        ("interval_start", "ts"),
+        ("direction", "str"),
+        ("quantity_mw", "float"),
+        ("bid_price_eur_mwh", "float"),
+        ("nominated_baseline_mw", "float", True),
+        ("clearing_price_eur_mwh", "float"),
+        ("price_eur_mwh", "float"),
+        ("pricing", "str"),
+        ("energy_mwh", "float"),
+        ("cost_eur", "float"),
+        ("make_whole_eur", "float"),
+        ("step", "str"),
+    ),
+    key=("bid_id", "buyer_id"),
+    id_column="bid_id",
+)
+
+PRICES = TableSpec(
+    "prices",
+    columns_of(
+        ("need_id", "str"),
+        ("buyer_id", "str"),
+        ("service", "str"),
+        ("area_id", "str"),
+        ("interval_start", "ts"),
+        ("direction", "str"),
+        ("energy_eur_mwh", "float"),
+        ("congestion_eur_mwh", "float"),
+        ("price_eur_mwh", "float"),
+    ),
+    key=("need_id",),
+    id_column="need_id",
+)
+
+NODE_PRICES = TableSpec(
+    "node_prices",
+    columns_of(
+        ("node_id", "str"),
+        ("interval_start", "ts"),
+        ("energy_eur_mwh", "float"),
+        ("congestion_eur_mwh", "float"),
+        ("price_up_eur_mwh", "float"),
+        ("step", "str"),
+    ),
+    key=("node_id", "interval_start", "step"),
+    id_column="node_id",
+)
+
+UNMET = TableSpec(
+    "unmet",
+    columns_of(
+        ("need_id", "str"),
+        ("buyer_id", "str"),
+        ("service", "str"),
+        ("area_id", "str"),
+        ("interval_start", "ts"),
+        ("direction", "str"),
+        ("quantity_mw", "float"),
+        ("unmet_mw", "float"),
+        ("unmet_mwh", "float"),
+    ),
+    key=("need_id",),
+    id_column="need_id",
+)
+
+FLOWS = TableSpec(
+    "flows",
+    columns_of(
+        ("constraint_id", "str"),
+        ("owner_id", "str"),
+        ("interval_start", "ts"),
+        ("base_flow_mw", "float"),
+        ("flow_mw", "float"),
+        ("min_flow_mw", "float"),
+        ("max_flow_mw", "float"),
+        ("limit_mw", "float", True),
+        ("violation_mw", "float"),
+        ("violation_mwh", "float"),
+    ),
+    key=("constraint_id", "interval_start"),
+    id_column="constraint_id",
+)
+
+IMBALANCE = TableSpec(
+    "imbalance",
+    columns_of(
+        ("interval_start", "ts"),
+        ("net_activation_mw", "float"),
+        ("tso_need_served_mw", "float"),
+        ("imbalance_mw", "float"),
+    ),
+    key=("interval_start",),
+    id_column=None,
+)
+
+RUN_NEEDS = TableSpec(
+    "needs",
+    columns_of(
+        ("need_id", "str"),
+        ("buyer_id", "str"),
+        ("service", "str"),
+        ("area_id", "str"),
+        ("interval_start", "ts"),
+        ("direction", "str"),
+        ("quantity_mw", "float"),
+        ("max_price_eur_mwh", "float", True),
+        ("served_mw", "float"),
+        ("unmet_mw", "float"),
+        ("cleared", "bool"),
+    ),
+    key=("need_id",),
+    id_column="need_id",
+)
+
+LIQUIDITY = TableSpec(
+    "liquidity",
+    columns_of(("step", "str"), ("buyer_id", "str"), ("bids", "int"), ("offered_mw", "float")),
+    key=("step", "buyer_id"),
+    id_column=None,
+)
+
+RUN_TABLES: tuple[TableSpec, ...] = (AWARDS, PRICES, NODE_PRICES, UNMET, FLOWS, IMBALANCE, RUN_NEEDS, LIQUIDITY)
+
+COMPARISON = TableSpec(
+    "comparison",
+    columns_of(("design", "str"), ("metric", "str"), ("value", "float"), ("unit", "str"), ("pricing", "str")),
+    key=("design", "metric"),
+    id_column="design",
+)
