@@ -1,41 +1,91 @@
 """flexmarket: clear distribution-level flexibility markets under switchable designs.
 
-Public API::
+Public API (what the ``flexmarket`` commands do, from a notebook)::
 
-    from market import load_batch, clear
+    from market import load_batch, clear, compare, render_report
     batch = load_batch("data/sample")
     result = clear(batch, design="dso-led", pricing="pay-as-clear")
     result.awards, result.prices, result.metrics
+    results = compare(batch, ["single", "dso-led", "tso-only"], out="runs/compare")
+    html = render_report(batch, results)
+
+The layers, in the order the data flows (each imports only those before it):
+``market.enums``/``market.errors`` -> ``market.io`` (contract, read, validate, write)
+-> ``market.design`` (designs as data) -> ``market.clearing`` (prepare, formulate,
+solve, read back, assemble, measure) -> ``market.analysis`` (compare, sweep, report)
+-> ``market.cli``. Settlement lives in the ``settlement`` package.
 """
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
 
 from market.clearing.results import ClearingResult, ClearingStatus
 from market.clearing.run import clear
 from market.design.spec import Design, Step, load_design
+from market.enums import Buyer, ConstraintScope, Direction, Pricing, Service, SignalMode, SignalState, Tier
 from market.errors import (
     BatchError,
     BatchValidationError,
     DesignError,
     Finding,
+    FindingCode,
     FlexmarketError,
+    SettlementError,
     SolverError,
 )
 from market.io.batch import Batch, BatchConfig
 from market.io.read import load_batch
 
+if TYPE_CHECKING:
+    from market.analysis.compare import compare
+    from market.analysis.report import render_report
+
+try:
+    __version__ = metadata.version("flexmarket")
+except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
+
+_LAZY = {"compare": "market.analysis.compare", "render_report": "market.analysis.report"}
+
+
+def __getattr__(name: str) -> Any:
+    """``compare`` and ``render_report`` load plotly: imported on first use only."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'market' has no attribute {name!r}")
+
+
 __all__ = [
+    "__version__",
     "Batch",
     "BatchConfig",
     "load_batch",
     "clear",
+    "compare",
+    "render_report",
     "Design",
     "Step",
     "load_design",
+    "ClearingResult",
+    "ClearingStatus",
+    "Direction",
+    "Service",
+    "SignalState",
+    "Pricing",
+    "Buyer",
+    "ConstraintScope",
+    "SignalMode",
+    "Tier",
+    "FlexmarketError",
     "BatchError",
     "BatchValidationError",
     "DesignError",
-    "Finding",
-    "FlexmarketError",
     "SolverError",
-    "ClearingResult",
-    "ClearingStatus",
+    "SettlementError",
+    "Finding",
+    "FindingCode",
 ]

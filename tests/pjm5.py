@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from helpers import area, bid, make_batch, tso_need
+
+from market.testing import area, bid, make_batch, tso_need
 
 BUSES = "ABCDE"
 LOAD_MW = {"B": 300.0, "C": 300.0, "D": 400.0}

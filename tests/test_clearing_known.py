@@ -1,7 +1,9 @@
 """Hand-solvable batches: quantities AND prices (duals) are pinned for every rule."""
 
 import pytest
-from helpers import (
+
+from market import clear
+from market.testing import (
     area,
     award_mw,
     bid,
@@ -12,8 +14,6 @@ from helpers import (
     signal,
     tso_need,
 )
-
-from market import clear
 
 DESIGNS = ["single", "dso-led", "tso-only"]
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import bid, constraint, dso_need, make_batch, signal, tso_need
 from typer.testing import CliRunner
 
 from market import clear, load_batch
 from market.cli.app import app
 from market.design.spec import load_design, preset_names
 from market.errors import DesignError
+from market.testing import bid, constraint, dso_need, make_batch, signal, tso_need
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 REPORT_MODELS = {

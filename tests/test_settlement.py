@@ -18,7 +18,8 @@ from market.io.read import sha256_file
 from settlement import settle
 from settlement.baselines import METHODS
 from settlement.config import SettleConfig, parse_config
-from settlement.store import make_engine, read_table, statements_t
+from settlement.store import make_engine, read_table
+from settlement.store_tables import statements_t
 
 START = dt.date(2025, 11, 3)  # a Monday; day k of the meter history is START + k
 
@@ -67,7 +68,7 @@ def test_store_from_before_make_whole_is_migrated(tmp_path, store_url):
     gets them added on first use; settling then works and a re-run writes nothing new."""
     import sqlalchemy as sa
 
-    from settlement.store import metadata
+    from settlement.store_tables import metadata
 
     added = {"make_whole_eur", "delta_make_whole_eur"}
     earlier = sa.MetaData()
@@ -397,7 +398,7 @@ def test_rerun_idempotent_and_corrections_make_new_versions(tmp_path, store_url)
     assert a.loc[2, "net_eur"] == pytest.approx(2.0 * 7)
     import sqlalchemy as sa
 
-    from settlement.store import deltas_t
+    from settlement.store_tables import deltas_t
 
     with engine.connect() as conn:
         d = pd.DataFrame(conn.execute(sa.select(deltas_t)).mappings().all())
@@ -580,7 +581,8 @@ def test_extra_award_columns_are_ignored(tmp_path):
 def test_store_round_trips_text_numbers_and_times_exactly(store_url):
     """Bulk inserts (DuckDB relation, PostgreSQL COPY) keep commas, quotes, new lines,
     NULLs, dates and microsecond UTC instants."""
-    from settlement.store import LINE_COLS, findings_t, make_engine, read_table, save_run
+    from settlement.store import make_engine, read_table, save_run
+    from settlement.store_tables import LINE_COLS, findings_t
 
     findings = pd.DataFrame(
         {

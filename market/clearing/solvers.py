@@ -9,14 +9,16 @@ row was written. Values below ``SNAP_MW`` are snapped to zero before pricing.
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
 from market.clearing.ir import SNAP_MW, LinearModel, Solution, SolveStatus
 from market.errors import SolverNotInstalledError
+
+if TYPE_CHECKING:  # cvxpy takes most of a second to import: only where a model is solved
+    import cvxpy as cp
 
 
 class Solver(Protocol):
@@ -36,6 +38,7 @@ DEFAULT_HIGHS_OPTIONS: dict[str, Any] = {
 
 def to_cvxpy(model: LinearModel) -> tuple[cp.Problem, dict[str, cp.Variable], dict[str, cp.Constraint]]:
     """The cvxpy problem of a model: one ``cp.Variable`` per family, bounds as bounds."""
+    import cvxpy as cp
 
     cvars = {
         name: cp.Variable(fam.size, name=name, bounds=[fam.lower, fam.upper], integer=fam.integer)
@@ -61,6 +64,7 @@ def to_cvxpy(model: LinearModel) -> tuple[cp.Problem, dict[str, cp.Variable], di
 
 def solve_cvxpy(model: LinearModel, options: dict[str, object] | None = None) -> Solution:
     """Solve with cvxpy + HiGHS; duals (LP only) as marginals d objective / d rhs."""
+    import cvxpy as cp
 
     if "HIGHS" not in cp.installed_solvers():
         raise SolverNotInstalledError("HiGHS is not installed for cvxpy: pip install highspy")

@@ -1,4 +1,12 @@
-"""Small hand-made batches for tests: defaults fill every column not given."""
+"""Builders of small hand-made batches, for tests and notebooks.
+
+Each builder returns one row as a dict with every column of its table; defaults fill
+what is not given (one DSO ``dso1``, node ``n1``, hourly intervals from
+:data:`START`). :func:`make_batch` validates the rows like a batch folder::
+
+    from market.testing import area, bid, make_batch, tso_need
+    batch = make_batch(bids=[bid("b1", 50.0, 2.0)], needs=[tso_need("n1", 1.0)], areas=[area("a1", "n1")])
+"""
 
 from __future__ import annotations
 
@@ -6,17 +14,21 @@ from typing import Any
 
 import pandas as pd
 
+from market.clearing.results import ClearingResult
 from market.io.batch import Batch, BatchConfig
 from market.io.read import batch_from_frames
 
+Row = dict[str, Any]
 START = "2026-01-05T00:00:00+00:00"
 
 
 def ts(i: int = 0, minutes: int = 60) -> pd.Timestamp:
+    """The start of interval ``i`` (``minutes`` long) from :data:`START`."""
     return pd.Timestamp(START) + pd.Timedelta(minutes=minutes * i)
 
 
 def config(n_intervals: int = 1, minutes: int = 60, voll: float = 1000.0) -> BatchConfig:
+    """A batch config of ``n_intervals`` intervals from :data:`START`."""
     start = pd.Timestamp(START)
     return BatchConfig(
         name="test",
@@ -44,6 +56,7 @@ def bid(
     services: str | None = None,
     minutes: int = 60,
 ) -> dict[str, Any]:
+    """One ``bids`` row (up by default, fully divisible, both services)."""
     return {
         "bid_id": bid_id,
         "aggregator_id": agg,
@@ -64,6 +77,7 @@ def bid(
 def tso_need(
     need_id: str, q: float, direction: str = "up", t: int = 0, max_price: float | None = None, minutes: int = 60
 ) -> dict[str, Any]:
+    """One TSO balancing need (must-meet unless ``max_price`` is given)."""
     return {
         "need_id": need_id,
         "buyer_id": "tso",
@@ -86,6 +100,7 @@ def dso_need(
     max_price: float | None = None,
     minutes: int = 60,
 ) -> dict[str, Any]:
+    """One DSO congestion need in ``area``."""
     return {
         "need_id": need_id,
         "buyer_id": dso,
@@ -99,6 +114,7 @@ def dso_need(
 
 
 def area(area_id: str, node: str, dso: str = "dso1") -> dict[str, Any]:
+    """One ``node_areas`` row."""
     return {"area_id": area_id, "node_id": node, "dso_id": dso}
 
 
@@ -111,6 +127,7 @@ def constraint(
     t: int | None = None,
     minutes: int = 60,
 ) -> dict[str, Any]:
+    """One ``constraints`` row (every interval unless ``t`` is given; symmetric limits by default)."""
     return {
         "constraint_id": cid,
         "owner_id": owner,
@@ -130,6 +147,7 @@ def signal(
     dso: str = "dso1",
     minutes: int = 60,
 ) -> dict[str, Any]:
+    """One traffic-light ``signals`` row."""
     return {
         "dso_id": dso,
         "area_id": area_id,
@@ -141,16 +159,17 @@ def signal(
 
 
 def make_batch(
-    bids: list[dict],
-    needs: list[dict],
-    areas: list[dict] | None = None,  # type: ignore[type-arg]
-    constraints: list[dict] | None = None,
-    sens: list[dict] | None = None,  # type: ignore[type-arg]
-    signals: list[dict] | None = None,
+    bids: list[Row],
+    needs: list[Row],
+    areas: list[Row] | None = None,
+    constraints: list[Row] | None = None,
+    sens: list[Row] | None = None,
+    signals: list[Row] | None = None,
     n_intervals: int = 1,
-    minutes: int = 60,  # type: ignore[type-arg]
+    minutes: int = 60,
     voll: float = 1000.0,
 ) -> Batch:
+    """A validated :class:`Batch` from rows (each area defaults to one node of its bid's DSO)."""
     nodes = sorted({b["node_id"] for b in bids})
     if areas is None:
         areas = [area(f"a-{n}", n, next(b["dso_id"] for b in bids if b["node_id"] == n)) for n in nodes]
@@ -168,7 +187,8 @@ def make_batch(
     return batch_from_frames(config(n_intervals, minutes, voll), **frames)
 
 
-def award_mw(result, bid_id: str, buyer: str | None = None) -> float:  # type: ignore[no-untyped-def]
+def award_mw(result: ClearingResult, bid_id: str, buyer: str | None = None) -> float:
+    """MW awarded to ``bid_id`` (to ``buyer`` only, if given)."""
     aw = result.awards
     sel = aw["bid_id"] == bid_id
     if buyer:
@@ -176,6 +196,7 @@ def award_mw(result, bid_id: str, buyer: str | None = None) -> float:  # type: i
     return float(aw.loc[sel, "quantity_mw"].sum())
 
 
-def price_of(result, need_id: str) -> float:  # type: ignore[no-untyped-def]
+def price_of(result: ClearingResult, need_id: str) -> float:
+    """The published price of ``need_id``."""
     p = result.prices
     return float(p.loc[p["need_id"] == need_id, "price_eur_mwh"].iloc[0])
