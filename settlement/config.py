@@ -22,17 +22,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from market.enums import Service
 from market.errors import SettlementConfigError
 from market.io.schemas import SERVICES
 
+KEYS = ("timezone", "baseline", "priority", "penalty_eur_mwh", "penalty_factor", "holidays")
 DEFAULT_METHOD = "caiso-10-in-10"
+# DSO reliability first, then TSO balancing (CPUC D.18-01-003 multi-use rules)
+DEFAULT_PRIORITY: tuple[str, ...] = (Service.DSO_CONGESTION.value, Service.TSO_BALANCING.value)
 
 
 @dataclass(frozen=True)
 class SettleConfig:
     baseline: str = DEFAULT_METHOD
     baseline_by: dict[str, str] = field(default_factory=dict)  # service or buyer -> method
-    priority: tuple[str, ...] = ("dso_congestion", "tso_balancing")
+    priority: tuple[str, ...] = DEFAULT_PRIORITY
     penalty_eur_mwh: float | None = None
     penalty_factor: float | None = 1.0
     holidays: tuple[dt.date, ...] = ()
@@ -67,7 +71,7 @@ def load_config(path: str | Path | None) -> SettleConfig:
 def parse_config(raw: dict[str, Any], where: str = "settle.toml") -> SettleConfig:
     from settlement.baselines import METHODS
 
-    unknown = set(raw) - {"baseline", "priority", "penalty_eur_mwh", "penalty_factor", "holidays", "timezone"}
+    unknown = set(raw) - set(KEYS)
     if unknown:
         raise SettlementConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
     base = raw.get("baseline", DEFAULT_METHOD)
@@ -78,7 +82,7 @@ def parse_config(raw: dict[str, Any], where: str = "settle.toml") -> SettleConfi
     for key, method in [("baseline", base), *by.items()]:
         if method not in METHODS:
             raise SettlementConfigError(f"{where}: baseline {key} = {method!r} is not one of {', '.join(METHODS)}")
-    priority = tuple(raw.get("priority", ("dso_congestion", "tso_balancing")))
+    priority = tuple(raw.get("priority", DEFAULT_PRIORITY))
     if sorted(priority) != sorted(SERVICES):
         raise SettlementConfigError(f"{where}: priority must order exactly {SERVICES}")
     pen, fac = raw.get("penalty_eur_mwh"), raw.get("penalty_factor")

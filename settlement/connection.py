@@ -12,6 +12,7 @@ import datetime as dt
 import tempfile
 import zoneinfo
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -23,6 +24,20 @@ def sql_path(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
+def _offset_s(t: dt.datetime, zone: zoneinfo.ZoneInfo) -> int:
+    """UTC offset of ``zone`` at instant ``t``, in seconds."""
+    offset = t.astimezone(zone).utcoffset()
+    assert offset is not None  # an aware datetime in a ZoneInfo always has one
+    return int(offset.total_seconds())
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    """The single value a query returns."""
+    row = con.execute(sql).fetchone()
+    assert row is not None  # an aggregate query always returns one row
+    return row[0]
+
+
 def utc_offset_sql(tz: str, start: dt.datetime, end: dt.datetime, column: str = "t") -> str:
     """Seconds to add to a UTC instant for local clock time, as a CASE over the (at most a
     few) offset changes of ``tz`` between ``start`` and ``end`` (cheaper per row than a
@@ -30,11 +45,11 @@ def utc_offset_sql(tz: str, start: dt.datetime, end: dt.datetime, column: str = 
     zone = zoneinfo.ZoneInfo(tz)
     t = start.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
     end = end.astimezone(dt.UTC)
-    offset = int(t.astimezone(zone).utcoffset().total_seconds())  # type: ignore[union-attr]
+    offset = _offset_s(t, zone)
     cases: list[tuple[dt.datetime, int]] = []
     while t <= end:  # 15-minute steps: offsets change on a quarter hour in every zone
         nxt = t + dt.timedelta(minutes=15)
-        o = int(nxt.astimezone(zone).utcoffset().total_seconds())  # type: ignore[union-attr]
+        o = _offset_s(nxt, zone)
         if o != offset:
             cases.append((nxt, offset))
             offset = o

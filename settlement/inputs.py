@@ -14,7 +14,7 @@ import duckdb
 
 from market.errors import Finding, FindingCode, SettlementInputError
 from settlement.config import SettleConfig
-from settlement.connection import sql_path
+from settlement.connection import scalar, sql_path
 
 AWARD_COLUMNS = (
     "bid_id",
@@ -125,7 +125,7 @@ def validate_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, minutes: in
     )
     n_bad = 0
     if not problems:  # count first (one plain scan); name the rows only when there are any
-        n_bad = con.execute(f"SELECT count(*) FROM read_parquet({sql_path(meter_path)}) WHERE {bad}").fetchone()[0]  # type: ignore[index]
+        n_bad = scalar(con, f"SELECT count(*) FROM read_parquet({sql_path(meter_path)}) WHERE {bad}")
     if n_bad:
         rows = con.execute(f"""
             SELECT file_row_number, der_id, interval_start, consumption_kwh,
@@ -241,7 +241,7 @@ def resolve_duplicates(con: duckdb.DuckDBPyConnection) -> None:
         FROM meter m SEMI JOIN (SELECT der_id, lday FROM day_counts WHERE n_rows > seen) f
              ON f.der_id = m.der_id AND f.lday = m.lday
         GROUP BY m.der_id, m.ts HAVING count(*) > 1""")
-    if con.execute("SELECT count(*) FROM dupes").fetchone()[0]:  # type: ignore[index]
+    if scalar(con, "SELECT count(*) FROM dupes"):
         con.execute("DELETE FROM meter USING dupes d WHERE meter.der_id = d.der_id AND meter.ts = d.ts")
         con.execute("""
             INSERT INTO meter

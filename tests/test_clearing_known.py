@@ -240,7 +240,7 @@ def test_services_restrict_buyers():
 
 
 def test_three_bus_negative_prices():
-    """DESIGN.md 7: costs 10/20/100, equal reactances, line 1-3 at 10 MW, 100 MW at bus 3."""
+    """External reference case: costs 10/20/100, equal reactances, line 1-3 at 10 MW, 100 MW at bus 3."""
     bids = [bid("g1", 10, 1000, node="1"), bid("g2", 20, 1000, node="2"), bid("g3", 100, 1000, node="3")]
     # PTDF with bus 3 as reference: line 1-3 sees 2/3 of an injection at 1, 1/3 at 2.
     cons = [constraint("l13", base=0.0, max_mw=10.0, owner="tso")]

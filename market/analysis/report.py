@@ -14,6 +14,7 @@ from market.analysis.comparison import BETTER, comparison_table
 from market.clearing.results import ClearingResult
 from market.design.skeleton import skeleton_edges
 from market.design.spec import TIERS, Design
+from market.enums import TSO_ID
 from market.io.batch import Batch
 
 HEADLINE = [
@@ -109,10 +110,10 @@ def merit_order(batch: Batch, results: Sequence[ClearingResult]) -> go.Figure:
     h = batch.config.interval_hours
     bids = batch.bids
     groups = [("tso", d) for d in ("up", "down")] + [(dso, d) for dso in batch.dsos for d in ("up", "down")]
-    groups = [g for g in groups if ((bids["direction"] == g[1]) & ((bids["dso_id"] == g[0]) | (g[0] == "tso"))).any()]
+    groups = [g for g in groups if ((bids["direction"] == g[1]) & ((bids["dso_id"] == g[0]) | (g[0] == TSO_ID))).any()]
     fig = make_subplots(rows=1, cols=len(groups), subplot_titles=[f"{b} {d}" for b, d in groups])
     for k, (buyer, direction) in enumerate(groups, start=1):
-        sel = bids[(bids["direction"] == direction) & ((bids["dso_id"] == buyer) | (buyer == "tso"))].sort_values(
+        sel = bids[(bids["direction"] == direction) & ((bids["dso_id"] == buyer) | (buyer == TSO_ID))].sort_values(
             ["price_eur_mwh", "bid_id"]
         )
         cum = np.cumsum(sel["quantity_mw"].to_numpy() * h)

@@ -28,6 +28,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from market.clearing.ir import LinearModel, Sense
+from market.enums import Direction
 
 IMBALANCE_PREMIUM_EUR_MWH = 1.0  # imbalance beyond the stated TSO need costs VoLL + this
 ALL_PARTS = "all"  # the part of a step that is not fanned out
@@ -126,7 +127,7 @@ def _signal_sets(bids: pd.DataFrame, inp: StepInput) -> tuple[np.ndarray, pd.Dat
     red = np.zeros(n, bool)
     red[at.loc[at["state"] == "red", "pos"].to_numpy()] = True
     amb = at[at["state"] == "amber"].copy()
-    amb["headroom_mw"] = np.where(amb["direction"] == "up", amb["headroom_up_mw"], amb["headroom_down_mw"])
+    amb["headroom_mw"] = np.where(amb["direction"] == Direction.UP, amb["headroom_up_mw"], amb["headroom_down_mw"])
     rows = (
         amb[["area_id", "t", "direction", "headroom_mw"]]
         .drop_duplicates(["area_id", "t", "direction"])

@@ -1,4 +1,4 @@
-"""Coordination metrics of a run (DESIGN.md section 5), computed from its tables.
+"""Coordination metrics of a run (docs/contract.md, `metrics.json`), computed from its tables.
 
 Nothing here is asserted per design: each number follows from the awards, the
 design's dispatch paths and the flows of the run.
@@ -13,7 +13,7 @@ import pandas as pd
 
 from market.clearing.formulation import IMBALANCE_PREMIUM_EUR_MWH, VIOLATION_FACTOR
 from market.clearing.results import ClearingResult
-from market.enums import TSO_ID, Buyer, Tier
+from market.enums import TSO_ID, Buyer, Direction, Tier
 from market.io.batch import Batch
 
 
@@ -116,8 +116,8 @@ def _hidden_coupling(aw: pd.DataFrame) -> dict[str, Any]:
     coupled = buyers[buyers > 1].index
     sub = aw.set_index(["der_id", "interval_start"]).loc[coupled].reset_index() if len(coupled) else aw.iloc[:0]
     signed = sub.assign(
-        up=np.where(sub["direction"] == "up", sub["quantity_mw"], 0.0),
-        down=np.where(sub["direction"] == "down", sub["quantity_mw"], 0.0),
+        up=np.where(sub["direction"] == Direction.UP, sub["quantity_mw"], 0.0),
+        down=np.where(sub["direction"] == Direction.DOWN, sub["quantity_mw"], 0.0),
     )
     per = signed.groupby(["der_id", "interval_start"])[["up", "down"]].sum()
     opposite = np.minimum(per["up"], per["down"])

@@ -11,7 +11,7 @@ import pandas as pd
 from market.clearing.formulation import StepIndex, StepInput
 from market.clearing.ir import LinearModel, Solution
 from market.clearing.results import ModelStats
-from market.enums import SYSTEM_AREA, TSO_ID
+from market.enums import SYSTEM_AREA, TSO_ID, Service
 
 
 @dataclass
@@ -74,7 +74,7 @@ def read_step(
                     "pos": tso_pos,
                     "bid_id": bids["bid_id"].to_numpy()[tso_pos],
                     "buyer_id": TSO_ID,
-                    "service": "tso_balancing",
+                    "service": Service.TSO_BALANCING.value,
                     "need_id": tso_need,
                     "area_id": SYSTEM_AREA,
                     "quantity_mw": tso_q[tso_pos],
@@ -92,7 +92,7 @@ def read_step(
                     "pos": dso_pos,
                     "bid_id": bids["bid_id"].to_numpy()[dso_pos],
                     "buyer_id": dso_needs["buyer_id"].to_numpy()[r],
-                    "service": "dso_congestion",
+                    "service": Service.DSO_CONGESTION.value,
                     "need_id": dso_needs["need_id"].to_numpy()[r],
                     "area_id": dso_needs["area_id"].to_numpy()[r],
                     "quantity_mw": yd[dso_pos],

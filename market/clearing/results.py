@@ -36,7 +36,7 @@ class ModelStats:
 
 @dataclass(frozen=True)
 class ClearingResult:
-    """The tables of DESIGN.md section 4 plus solve statistics.
+    """The run tables of docs/contract.md ("A clearing run") plus solve statistics.
 
     ``awards``: one row per bid and buyer; ``prices``: one per need (area, service,
     direction, interval); ``node_prices``: locational up-price split into energy and

@@ -13,6 +13,7 @@ from market.analysis.compare import batch_input_hashes
 from market.clearing.results import ClearingResult
 from market.cli.console import EXIT_FAILED, console, exit_on_error, load_or_exit, spinner
 from market.cli.render import comparison_rich, metrics_table
+from market.enums import Pricing
 from market.io.batch import Batch
 from market.io.read import sha256_file
 from market.io.write import output_manifest, write_json
@@ -21,7 +22,7 @@ from market.io.write import output_manifest, write_json
 def clear(
     batch: Annotated[Path, typer.Argument(help="batch folder")],
     design: Annotated[str, typer.Option(help="preset name or design .toml")] = "single",
-    pricing: Annotated[str, typer.Option(help="pay-as-bid or pay-as-clear")] = "pay-as-bid",
+    pricing: Annotated[str, typer.Option(help="pay-as-bid or pay-as-clear")] = Pricing.PAY_AS_BID.value,
     out: Annotated[Path, typer.Option(help="run folder to write")] = Path("runs/run"),
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address")] = None,
 ) -> None:
@@ -70,7 +71,7 @@ def compare(
     designs: Annotated[
         str, typer.Option(help="comma-separated presets or .toml paths; 'all' for every preset")
     ] = CORE_DESIGNS,
-    pricing: Annotated[str, typer.Option(help="pay-as-bid or pay-as-clear")] = "pay-as-clear",
+    pricing: Annotated[str, typer.Option(help="pay-as-bid or pay-as-clear")] = Pricing.PAY_AS_CLEAR.value,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/compare"),
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address")] = None,
 ) -> None:
@@ -86,7 +87,7 @@ def sweep(
     batch: Annotated[Path, typer.Argument(help="batch folder")],
     grid: Annotated[Path, typer.Option(help="sweep.toml with a [grid] table")],
     designs: Annotated[str, typer.Option(help="comma-separated designs, or 'all'")] = ("single,dso-led,tso-only"),
-    pricing: Annotated[str, typer.Option()] = "pay-as-clear",
+    pricing: Annotated[str, typer.Option(help="pay-as-bid or pay-as-clear")] = Pricing.PAY_AS_CLEAR.value,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/sweep"),
     scheduler: Annotated[
         str | None, typer.Option(help="Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a local cluster)")

@@ -10,6 +10,7 @@ import typer
 from market.cli.clearing import design_list, run_compare
 from market.cli.console import console, load_or_exit
 from market.cli.render import comparison_rich, statements_rich, summary_tables
+from market.enums import Pricing
 
 
 def demo(
@@ -21,7 +22,7 @@ def demo(
     b = load_or_exit(data / "sample")
     for t in summary_tables(b):
         console.print(t)
-    results = run_compare(b, design_list("all"), "pay-as-clear", out, None)
+    results = run_compare(b, design_list("all"), Pricing.PAY_AS_CLEAR, out, None)
     console.print(comparison_rich(results))
     console.print(f"report: [bold]{out / 'report.html'}[/]")
     from settlement import settle as do_settle

@@ -1,4 +1,4 @@
-"""One schema per batch table (the contract of DESIGN.md section 2).
+"""One schema per input table (docs/contract.md, "A batch" and the meter table).
 
 Each table is described once, as a :class:`TableSpec`: its columns with units in
 their names, which are required, their kinds, the value checks, the natural key

@@ -1,6 +1,6 @@
 """Checks across cells, rows and tables; all bad rows are gathered, then raised at once.
 
-Order: (1) kinds (done while reading, :mod:`market.batch`), (2) each table's pandera
+Order: (1) kinds (done while reading, :mod:`market.io.coerce`), (2) each table's pandera
 schema, lazily, (3) time grid and horizon, (4) foreign keys, (5) domain rules
 (min <= max, a block within one DSO, needs addressed to the right buyer, ...).
 Nothing is clamped, dropped or repaired: a batch is either valid as given or refused.
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from market.enums import SYSTEM_AREA, TSO_ID
+from market.enums import SYSTEM_AREA, TSO_ID, Service
 from market.errors import BatchValidationError, Finding, FindingCode
 from market.io.batch import Batch, BatchConfig
 from market.io.schemas import BATCH_TABLES, SERVICES, TABLES, TableSpec, pandera_schema
@@ -265,8 +265,8 @@ def _bid_rules(bids: pd.DataFrame, na: pd.DataFrame | None) -> list[Finding]:
 
 def _need_rules(needs: pd.DataFrame, na: pd.DataFrame | None) -> list[Finding]:
     spec = TABLES["needs"]
-    tso = needs["service"] == "tso_balancing"
-    dso = needs["service"] == "dso_congestion"
+    tso = needs["service"] == Service.TSO_BALANCING
+    dso = needs["service"] == Service.DSO_CONGESTION
     out = _rows(
         spec,
         needs,
