@@ -9,7 +9,7 @@ import pandas as pd
 
 from market.clearing.metrics import compute_metrics
 from market.clearing.prepare import Prepared
-from market.clearing.readback import StepOutcome
+from market.clearing.readback import AWARD_PARTS, NEED_PARTS, StepOutcome
 from market.clearing.results import ClearingResult, ClearingStatus
 from market.design.spec import Design
 from market.enums import TSO_ID, Direction, Pricing
@@ -66,18 +66,6 @@ def assemble(
     return replace(result, metrics=compute_metrics(batch, result))
 
 
-AWARD_PARTS = [
-    "pos",
-    "bid_id",
-    "buyer_id",
-    "service",
-    "need_id",
-    "area_id",
-    "quantity_mw",
-    "clearing_price_eur_mwh",
-    "step",
-]
-NEED_PARTS = ["need_id", "served_mw", "unmet_mw", "energy_eur_mwh", "congestion_eur_mwh"]
 NODE_PRICE_PARTS = ["node_id", "t", "energy_eur_mwh", "congestion_eur_mwh", "step"]
 
 

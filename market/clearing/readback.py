@@ -13,6 +13,20 @@ from market.clearing.ir import LinearModel, Solution
 from market.clearing.results import ModelStats
 from market.enums import SYSTEM_AREA, TSO_ID, Service
 
+# The columns of a step's awards (``pos`` = the bid's row in the batch)
+AWARD_PARTS = [
+    "pos",
+    "bid_id",
+    "buyer_id",
+    "service",
+    "need_id",
+    "area_id",
+    "quantity_mw",
+    "clearing_price_eur_mwh",
+    "step",
+]
+NEED_PARTS = ["need_id", "served_mw", "unmet_mw", "energy_eur_mwh", "congestion_eur_mwh"]
+
 
 @dataclass
 class StepOutcome:
@@ -101,23 +115,7 @@ def read_step(
                 }
             )
         )
-    awards = (
-        pd.concat(rows, ignore_index=True)
-        if rows
-        else pd.DataFrame(
-            columns=[
-                "pos",
-                "bid_id",
-                "buyer_id",
-                "service",
-                "need_id",
-                "area_id",
-                "quantity_mw",
-                "clearing_price_eur_mwh",
-                "step",
-            ]
-        )
-    )
+    awards = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=AWARD_PARTS)
     # The batch position of each bid (the step may hold a subset of the batch).
     awards["pos"] = bids["pos_batch"].to_numpy()[awards["pos"].to_numpy(dtype=int)]
 

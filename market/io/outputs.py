@@ -11,6 +11,15 @@ from __future__ import annotations
 
 from market.io.schemas import ColumnSpec, Kind, TableSpec
 
+NEED_COLUMNS: tuple[tuple[str, Kind], ...] = (
+    ("need_id", "str"),
+    ("buyer_id", "str"),
+    ("service", "str"),
+    ("area_id", "str"),
+    ("interval_start", "ts"),
+    ("direction", "str"),
+)  # what identifies a need, first in every table about needs
+
 
 def columns_of(*columns: tuple[str, Kind] | tuple[str, Kind, bool]) -> tuple[ColumnSpec, ...]:
     """``(name, kind)`` or ``(name, kind, nullable)`` as column specs."""
@@ -49,12 +58,7 @@ AWARDS = TableSpec(
 PRICES = TableSpec(
     "prices",
     columns_of(
-        ("need_id", "str"),
-        ("buyer_id", "str"),
-        ("service", "str"),
-        ("area_id", "str"),
-        ("interval_start", "ts"),
-        ("direction", "str"),
+        *NEED_COLUMNS,
         ("energy_eur_mwh", "float"),
         ("congestion_eur_mwh", "float"),
         ("price_eur_mwh", "float"),
@@ -80,12 +84,7 @@ NODE_PRICES = TableSpec(
 UNMET = TableSpec(
     "unmet",
     columns_of(
-        ("need_id", "str"),
-        ("buyer_id", "str"),
-        ("service", "str"),
-        ("area_id", "str"),
-        ("interval_start", "ts"),
-        ("direction", "str"),
+        *NEED_COLUMNS,
         ("quantity_mw", "float"),
         ("unmet_mw", "float"),
         ("unmet_mwh", "float"),
@@ -127,12 +126,7 @@ IMBALANCE = TableSpec(
 RUN_NEEDS = TableSpec(
     "needs",
     columns_of(
-        ("need_id", "str"),
-        ("buyer_id", "str"),
-        ("service", "str"),
-        ("area_id", "str"),
-        ("interval_start", "ts"),
-        ("direction", "str"),
+        *NEED_COLUMNS,
         ("quantity_mw", "float"),
         ("max_price_eur_mwh", "float", True),
         ("served_mw", "float"),
