@@ -158,6 +158,8 @@ def define_bid_variables(m: LinearModel, bids: pd.DataFrame, members: np.ndarray
     usable = bids["tso_eff"].to_numpy() | bids["member"].to_numpy()
     cap = np.where(usable, bids["cap_mw"].to_numpy(), 0.0)
     m.add_variable("x", np.zeros(len(bids)), cap, bids["cost"].to_numpy())
+    if "tie_group" in bids:
+        m.set_tie_break("x", bids["tie_group"].to_numpy(), bids["tie_eur_mwh"].to_numpy())
     m.add_variable("yd", np.zeros(len(members)), bids["cap_mw"].to_numpy()[members], np.zeros(len(members)))
 
 

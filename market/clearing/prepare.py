@@ -15,7 +15,7 @@ from market.design.spec import Step
 from market.enums import TSO_ID, Buyer, ConstraintScope, Direction, Service, SignalMode, SignalState
 from market.io.batch import Batch
 
-TIE_BREAK_EUR_MWH = 4e-4  # largest cost nudge that orders equal-priced bids by bid_id
+TIE_STEP_EUR_MWH = 1e-8  # cost nudge per rank that orders equal-priced bids by bid_id (far above HiGHS tolerances)
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,8 @@ def prepare(batch: Batch) -> Prepared:
     bids["pos"] = np.arange(len(bids))
     bids["t"] = cfg.slot_of(bids["interval_start"])
     bids["sign"] = Direction.signs(bids["direction"])
-    rank = bids.groupby("price_eur_mwh", sort=False).cumcount().to_numpy()
-    size = bids.groupby("price_eur_mwh", sort=False)["bid_id"].transform("size").to_numpy()
-    bids["cost"] = bids["price_eur_mwh"] + TIE_BREAK_EUR_MWH * rank / np.maximum(size, 1)
+    bids["cost"] = bids["price_eur_mwh"]
+    bids["tie_group"], bids["tie_eur_mwh"] = tie_break(bids)
     bids["tso_ok"] = Service.offered(bids["services"], Service.TSO_BALANCING)
     bids["dso_ok"] = Service.offered(bids["services"], Service.DSO_CONGESTION)
     needs = batch.needs.copy()
@@ -52,6 +51,30 @@ def prepare(batch: Batch) -> Prepared:
     signals = batch.signals.copy()
     signals["t"] = cfg.slot_of(signals["interval_start"])
     return Prepared(bids, needs, network, net_matrix, sens, signals, n_t)
+
+
+def tie_break(bids: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Tie groups and the cost nudge that orders each group by ``bid_id``.
+
+    A tie group is the bids of one interval and direction at one price (``-1``: a bid with
+    no equal). Within a group the i-th bid by ``bid_id`` (the batch is sorted by it) gets
+    ``i * unit``, with ``unit = min(TIE_STEP_EUR_MWH, gap / (2 * size))`` where ``gap`` is the
+    smallest difference between distinct prices of the interval and direction: a nudge never
+    reorders different prices. The nudge only picks among equally cheap dispatches; prices
+    are always published from the model without it (see :func:`market.clearing.run.solve_step`).
+    """
+    key = ["t", "direction", "price_eur_mwh"]
+    g = bids.groupby(key, sort=False)
+    rank = g.cumcount().to_numpy()
+    size = g["bid_id"].transform("size").to_numpy()
+    group = np.where(size > 1, g.ngroup().to_numpy(), -1)
+    prices = bids[["t", "direction", "price_eur_mwh"]].drop_duplicates().sort_values(key)
+    diffs = prices.groupby(["t", "direction"])["price_eur_mwh"].diff()
+    gap = diffs.groupby([prices["t"], prices["direction"]]).transform("min")
+    gaps = prices.assign(gap=gap.fillna(np.inf).to_numpy()).groupby(["t", "direction"])["gap"].min()
+    bid_gap = gaps.reindex(pd.MultiIndex.from_frame(bids[["t", "direction"]])).to_numpy()
+    unit = np.minimum(TIE_STEP_EUR_MWH, bid_gap / (2.0 * np.maximum(size, 1)))
+    return group, np.where(group >= 0, rank * unit, 0.0)
 
 
 def expand_constraints(batch: Batch, n_t: int) -> pd.DataFrame:
