@@ -69,6 +69,17 @@ class Buyer(StrEnum):
     DSO = "dso"
 
 
+class Operator(StrEnum):
+    """Who runs a design step: the TSO, each DSO on its own, a platform clearing TSO and DSO
+    needs jointly (ENTSO-E marketplace, UK Future World 2), or an independent DSO market
+    operator across several distribution networks (AEMO three-way)."""
+
+    TSO = "tso"
+    DSO = "dso"
+    PLATFORM = "platform"
+    IDSO = "idso"
+
+
 class ConstraintScope(StrEnum):
     """Which network constraints a step enforces."""
 
@@ -106,6 +117,7 @@ __all__ = [
     "SignalState",
     "Pricing",
     "Buyer",
+    "Operator",
     "ConstraintScope",
     "SignalMode",
     "Tier",

@@ -67,11 +67,16 @@ def test_metrics_and_stats_reported(batch):
     assert len(r.stats) >= 2 and all(s.n_variables > 0 for s in r.stats)
     for key in (
         "tier_bypassing_mw",
-        "hidden_coupling_der_intervals",
+        "hidden_coupling_conflict_mw",
+        "hidden_coupling_undone_mwh",
+        "hidden_coupling_blind_violation_mwh",
+        "shared_der_intervals",
+        "signal_breach_mw",
+        "scalability_tso_variables",
         "observability_by_dso",
         "latency_s_max",
         "scalability_largest_variables",
-        "cyber_exposure_parties",
+        "cyber_exposure_endpoints",
         "cost_by_buyer_eur",
         "unmet_mwh",
         "welfare_eur",

@@ -106,7 +106,8 @@ def test_tso_and_dso_compete_for_one_bid():
     d = r.prices.set_index("need_id").loc["D"]
     assert d["congestion_eur_mwh"] == pytest.approx(0)
     assert d["price_eur_mwh"] == pytest.approx(40)
-    assert r.metrics["hidden_coupling_der_intervals"] == 1  # same DER bought by two buyers
+    assert r.metrics["shared_der_intervals"] == 1  # same DER bought by two buyers, in one model: visible
+    assert r.metrics["hidden_coupling_conflict_mw"] == 0
     t = clear(b, "tso-only", "pay-as-clear")
     assert award_mw(t, "cheap", "tso") == pytest.approx(5)  # TSO takes it all first
     assert t.unmet.set_index("need_id").loc["D", "unmet_mw"] == pytest.approx(3)

@@ -70,17 +70,18 @@ def test_tso_only_bypasses_and_violates_where_others_do_not():
     assert dso_led.metrics["tier_bypassing_mw"] == 0
 
 
-def test_hidden_coupling_exactly_when_two_buyers_activate_one_der():
+def test_two_buyers_on_one_der_in_one_joint_model_is_visible_not_hidden():
     # one DER, one bid: the DSO needs 1 MW of it, the TSO 2 MW more: two buyers, one DER
     b = make_batch(
         [bid("b", 10, 5, node="n1", der="D1"), bid("o", 50, 5, node="n2")], [tso_need("T", 3), dso_need("X", "a-n1", 1)]
     )
     r = clear(b, "single")
-    assert r.metrics["hidden_coupling_der_intervals"] == 1
-    assert r.metrics["hidden_coupling_opposite_mw"] == 0
-    # without the DSO need, only the TSO buys: no coupling
+    assert r.metrics["shared_der_intervals"] == 1
+    assert r.metrics["hidden_coupling_conflict_mw"] == 0
+    assert r.metrics["hidden_coupling_undone_mwh"] == 0
+    # without the DSO need, only the TSO buys: nothing shared
     b2 = make_batch([bid("b", 10, 5, node="n1", der="D1"), bid("o", 50, 5, node="n2")], [tso_need("T", 3)])
-    assert clear(b2, "single").metrics["hidden_coupling_der_intervals"] == 0
+    assert clear(b2, "single").metrics["shared_der_intervals"] == 0
 
 
 def test_opposite_direction_coupling_in_tso_only():
@@ -91,9 +92,28 @@ def test_opposite_direction_coupling_in_tso_only():
     ]
     b = make_batch(bids, [tso_need("T", 2, "down"), dso_need("X", "a-n1", 1, "up")])
     r = clear(b, "tso-only")
-    assert r.metrics["hidden_coupling_der_intervals"] == 1
-    assert r.metrics["hidden_coupling_opposite_mw"] == pytest.approx(1)
+    # the TSO (blind to the DSO need) takes 2 MW down; the DSO, after it, 1 MW up of the same DER
+    assert r.metrics["hidden_coupling_conflict_mw"] == pytest.approx(1)
+    assert r.metrics["hidden_coupling_undone_mwh"] == pytest.approx(1)  # its 1 MW up undone by the 2 MW down
+    assert r.metrics["unmet_by_buyer_mwh"]["dso1"] == pytest.approx(1)  # the area still moved down
     assert r.metrics["imbalance_mwh"] == pytest.approx(1)  # the late DSO activation
+
+
+@pytest.mark.parametrize("design", ["single", "hybrid-dso", "japan-tdso-coordinator"])
+def test_a_joint_design_never_instructs_one_der_up_and_down(design):
+    """TSO needs 2 MW down, the DSO 1 MW up in a1; one DER offers 2 down at 5 and 2 up at 20.
+    A DSO need is physical, so a joint optimiser cannot meet it on paper while the area
+    moves down: it leaves the DSO need unmet instead (VoLL once, not an undone relief)."""
+    bids = [
+        bid("dn", 5, 2, node="n1", der="D1", direction="down"),
+        bid("up", 20, 2, node="n1", der="D1", direction="up"),
+    ]
+    r = clear(make_batch(bids, [tso_need("T", 2, "down"), dso_need("X", "a-n1", 1, "up")]), design)
+    directions = r.awards.groupby("der_id")["direction"].nunique()
+    assert (directions == 1).all()
+    assert r.metrics["hidden_coupling_conflict_mw"] == 0
+    assert r.metrics["hidden_coupling_undone_mwh"] == 0
+    assert r.metrics["unmet_by_buyer_mwh"]["dso1"] == pytest.approx(1)
 
 
 def test_red_signal_respected_by_eu_traffic_light():
@@ -103,7 +123,7 @@ def test_red_signal_respected_by_eu_traffic_light():
     r = clear(b, "eu-dso-traffic-light")
     assert r.awards.set_index("bid_id").loc["ok", "quantity_mw"] == pytest.approx(2)
     assert r.metrics["tier_bypassing_count"] == 0
-    assert r.metrics["cyber_exposure_parties"] >= 2  # aggregator and DER data links
+    assert r.metrics["cyber_exposure_endpoints"] == 2  # data links from the activated aggregator and DER
 
 
 def test_latency_and_cyber_follow_paths():
@@ -111,9 +131,12 @@ def test_latency_and_cyber_follow_paths():
     idso = clear(b, "aemo-three-way-idso").metrics
     single = clear(b, "single").metrics
     assert idso["latency_path_tiers_max"] == 5 and single["latency_path_tiers_max"] == 3
-    assert idso["latency_s_max"] == pytest.approx(4 + 1 + 2 + 1)  # tso, idso, dso, aggregator
-    assert idso["cyber_exposure_parties"] == 1  # only the iDSO talks to the TSO
-    assert single["cyber_exposure_parties"] == 1  # one aggregator dispatched directly
+    # hops tso, idso, dso, aggregator; decided in the second of two sequential stages of 60 s
+    assert idso["latency_s_max"] == pytest.approx(4 + 1 + 2 + 1 + 2 * 60)
+    assert single["latency_s_max"] == pytest.approx(4 + 1 + 60)
+    assert idso["cyber_exposure_endpoints"] == 0  # only the iDSO talks to the TSO
+    assert idso["cyber_exposure_dso_links"] == 1
+    assert single["cyber_exposure_endpoints"] == 1  # one aggregator dispatched directly
 
 
 def test_user_design_file_without_code(tmp_path):

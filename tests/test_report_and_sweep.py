@@ -51,8 +51,10 @@ def test_comparison_table_has_every_design_metric_and_unit(compared):
         ("tier_bypassing_mw", "MW"),
         ("distribution_violation_mwh", "MWh"),
         ("total_cost_eur", "EUR"),
-        ("scalability_max_solve_s", "s"),
-        ("cyber_exposure_parties", "count"),
+        ("latency_s_max", "s"),
+        ("latency_s_mean_weighted", "s"),
+        ("hidden_coupling_undone_mwh", "MWh"),
+        ("cyber_exposure_endpoints", "count"),
     ]:
         assert set(table.loc[table["metric"] == metric, "unit"]) == {unit}, metric
     for name in preset_names():

@@ -28,6 +28,9 @@ UNITS = (
     ("_integer", "count"),
     ("_models", "count"),
     ("_intervals", "count"),
+    ("_endpoints", "count"),
+    ("_links", "count"),
+    ("_stages", "count"),
     ("_tiers_max", "tiers"),
     ("_tiers_mean", "tiers"),
     ("_min", "share"),
@@ -49,6 +52,9 @@ BETTER = {
     "welfare": 1,
     "liquidity": 1,
     "make_whole": -1,
+    "signal_breach": -1,
+    "value_served": 1,
+    "shared_der": 0,
 }
 
 

@@ -18,23 +18,24 @@ from market.enums import TSO_ID
 from market.io.batch import Batch
 
 HEADLINE = [
-    ("system_cost_eur", "System cost (bids + VoLL x unmet + penalties)"),
+    ("system_cost_eur", "System cost (bids - value + VoLL x unmet + imbalance + violations)"),
     ("total_cost_eur", "Paid by buyers (incl. make-whole)"),
     ("make_whole_eur", "Make-whole for paradoxically accepted bids"),
-    ("unmet_mwh", "Unmet need"),
+    ("unmet_mwh", "Unmet need (TSO, and DSO relief physically short)"),
     ("distribution_violation_mwh", "Distribution violations"),
+    ("transmission_violation_mwh", "Transmission violations"),
+    ("signal_breach_mw", "Traffic-light breaches by the TSO (MW)"),
     ("imbalance_mwh", "Imbalance left to the TSO"),
-    ("tier_bypassing_count", "Tier bypassing (activations)"),
     ("tier_bypassing_mw", "Tier bypassing (MW)"),
-    ("hidden_coupling_der_intervals", "Hidden coupling (DER-intervals)"),
-    ("hidden_coupling_opposite_mw", "Hidden coupling, opposite directions (MW)"),
+    ("hidden_coupling_conflict_mw", "Hidden coupling: opposite instructions (MW)"),
+    ("hidden_coupling_undone_mwh", "Hidden coupling: DSO relief undone (MWh)"),
+    ("hidden_coupling_blind_violation_mwh", "Hidden coupling: violations by blind operators (MWh)"),
+    ("shared_der_intervals", "Shared DER in one joint optimisation (visible, DER-intervals)"),
     ("observability_min", "Observability (worst DSO share)"),
-    ("latency_s_max", "Latency, longest instruction path (s)"),
-    ("latency_path_tiers_max", "Instruction path (tiers)"),
-    ("scalability_largest_variables", "Largest optimisation (variables)"),
-    ("scalability_max_solve_s", "Longest solve (s)"),
-    ("cyber_exposure_parties", "Cyber exposure (parties linked to TSO)"),
-    ("welfare_eur", "Welfare"),
+    ("latency_s_max", "Latency, longest instruction incl. clearing stages (s)"),
+    ("scalability_tso_variables", "TSO's largest optimisation (variables)"),
+    ("cyber_exposure_endpoints", "Cyber exposure (activated endpoints linked to the TSO)"),
+    ("welfare_eur", "Welfare (value - cost - consequences)"),
 ]
 PALETTE = [
     "#1b6ca8",
@@ -220,10 +221,14 @@ def coordination_bars(results: Sequence[ClearingResult]) -> go.Figure:
     fig = make_subplots(
         rows=1,
         cols=3,
-        subplot_titles=["tier bypassing (activations)", "hidden coupling (DER-intervals)", "cyber exposure (parties)"],
+        subplot_titles=[
+            "tier bypassing (MW)",
+            "hidden coupling: opposite instructions (MW)",
+            "cyber exposure (endpoints)",
+        ],
     )
     for k, metric in enumerate(
-        ["tier_bypassing_count", "hidden_coupling_der_intervals", "cyber_exposure_parties"], start=1
+        ["tier_bypassing_mw", "hidden_coupling_conflict_mw", "cyber_exposure_endpoints"], start=1
     ):
         fig.add_bar(
             x=names,

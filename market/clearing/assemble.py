@@ -7,12 +7,13 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from market.clearing.expost import evaluate, operator_id
 from market.clearing.metrics import compute_metrics
 from market.clearing.prepare import Prepared
 from market.clearing.readback import AWARD_PARTS, NEED_PARTS, StepOutcome
 from market.clearing.results import ClearingResult, ClearingStatus
 from market.design.spec import Design
-from market.enums import TSO_ID, Direction, Pricing
+from market.enums import TSO_ID, Buyer, Pricing
 from market.io.batch import Batch, BatchConfig
 
 PRICE_DECIMALS = 3
@@ -43,12 +44,12 @@ def make_whole_eur(commitment: np.ndarray, shortfall_eur: np.ndarray, energy_mwh
 def assemble(
     batch: Batch, prep: Prepared, design: Design, pricing: Pricing, outcomes: list[StepOutcome]
 ) -> ClearingResult:
-    """The run's tables from every step's outcome, then its metrics (computed once)."""
+    """The run's tables from every step's outcome, the physics after the last step, then its
+    metrics (computed once)."""
     cfg = batch.config
-    aw = _concat([o.awards for o in outcomes], AWARD_PARTS)
-    taken = np.zeros(len(prep.bids))
-    np.add.at(taken, aw["pos"].astype(int).to_numpy(), aw["quantity_mw"].to_numpy().astype(float))
+    aw = with_operators(_concat([o.awards for o in outcomes], AWARD_PARTS), design)
     needs = needs_table(batch, outcomes)
+    physics = evaluate(batch, prep, design, aw, needs)
     result = ClearingResult(
         design,
         pricing,
@@ -57,13 +58,35 @@ def assemble(
         prices_table(needs),
         node_prices_table(outcomes, cfg),
         unmet_table(needs, cfg.interval_hours),
-        _flows(prep, taken, cfg),
-        _imbalance(prep.bids, taken, needs, prep.n_t, cfg),
+        physics.flows,
+        physics.imbalance,
         needs.drop(columns=["energy_eur_mwh", "congestion_eur_mwh", "t", "sign"], errors="ignore"),
         liquidity_table(outcomes),
         tuple(o.stats for o in outcomes),
+        dso_delivery=physics.dso_delivery,
+        signal_breaches=physics.signal_breaches,
+        conflicts=physics.conflicts,
+        blind_violations=physics.blind,
     )
     return replace(result, metrics=compute_metrics(batch, result))
+
+
+def with_operators(aw: pd.DataFrame, design: Design) -> pd.DataFrame:
+    """Each award with the operator that decided it and its instruction path."""
+    rows = [
+        {"step": s.name, "buyer_kind": b.value, "operator": s.operator.value, "path": ">".join(s.path_for(b))}
+        for s in design.steps
+        for b in Buyer
+    ]
+    kind = np.where(aw["buyer_id"] == TSO_ID, Buyer.TSO.value, Buyer.DSO.value)
+    out = aw.assign(buyer_kind=kind).merge(
+        pd.DataFrame(rows), on=["step", "buyer_kind"], how="left", validate="many_to_one"
+    )
+    steps = {s.name: s for s in design.steps}
+    pairs = out[["step", "part"]].drop_duplicates()
+    pairs["operator_id"] = [operator_id(steps[s], p) for s, p in pairs.itertuples(index=False)]  # per (step, part)
+    out = out.merge(pairs, on=["step", "part"], how="left", validate="many_to_one")
+    return out.drop(columns="buyer_kind")
 
 
 NODE_PRICE_PARTS = ["node_id", "t", "energy_eur_mwh", "congestion_eur_mwh", "step"]
@@ -114,6 +137,9 @@ def awards_table(bids: pd.DataFrame, aw: pd.DataFrame, pricing: Pricing, h: floa
             "cost_eur": np.round(np.round(paid, PRICE_DECIMALS) * q * h, 6),
             "make_whole_eur": make_whole,
             "step": aw["step"].to_numpy(),
+            "operator": aw["operator"].to_numpy(),
+            "operator_id": aw["operator_id"].to_numpy(),
+            "path": aw["path"].to_numpy(),
         }
     )
     return awards.sort_values(["interval_start", "bid_id", "buyer_id"]).reset_index(drop=True)
@@ -170,43 +196,3 @@ def liquidity_table(outcomes: list[StepOutcome]) -> pd.DataFrame:
     if not liq:
         return pd.DataFrame(columns=["step", "buyer_id", "bids", "offered_mw"])
     return pd.concat(liq).groupby(["step", "buyer_id"], as_index=False).sum()
-
-
-def _flows(prep: Prepared, taken: np.ndarray, cfg: BatchConfig) -> pd.DataFrame:
-    net = prep.network
-    flow = net["base_mw"].to_numpy() + prep.net_matrix @ taken
-    over = np.maximum(flow - net["max_flow_mw"].to_numpy(), 0)
-    under = np.maximum(net["min_flow_mw"].to_numpy() - flow, 0)
-    viol = np.where(over > 1e-9, over, np.where(under > 1e-9, under, 0.0))
-    return pd.DataFrame(
-        {
-            "constraint_id": net["constraint_id"],
-            "owner_id": net["owner_id"],
-            "interval_start": net["interval_start"],
-            "base_flow_mw": net["base_mw"],
-            "flow_mw": np.round(flow, MW_DECIMALS),
-            "min_flow_mw": net["min_flow_mw"],
-            "max_flow_mw": net["max_flow_mw"],
-            "limit_mw": np.where(over > 1e-9, net["max_flow_mw"], np.where(under > 1e-9, net["min_flow_mw"], np.nan)),
-            "violation_mw": np.round(viol, MW_DECIMALS),
-            "violation_mwh": np.round(viol * cfg.interval_hours, MW_DECIMALS),
-        }
-    )
-
-
-def _imbalance(bids: pd.DataFrame, taken: np.ndarray, needs: pd.DataFrame, n_t: int, cfg: BatchConfig) -> pd.DataFrame:
-    """Net activation minus the TSO need served, per interval (positive = surplus up)."""
-    net = np.bincount(bids["t"], weights=bids["sign"] * taken, minlength=n_t)
-    tso = needs[needs["buyer_id"] == TSO_ID]
-    t = cfg.slot_of(tso["interval_start"])
-    sign = Direction.signs(tso["direction"])
-    served = np.bincount(t, weights=sign * tso["served_mw"].to_numpy(), minlength=n_t)
-    imb = net - served
-    return pd.DataFrame(
-        {
-            "interval_start": cfg.intervals,
-            "net_activation_mw": np.round(net, MW_DECIMALS),
-            "tso_need_served_mw": np.round(served, MW_DECIMALS),
-            "imbalance_mw": np.round(imb, MW_DECIMALS),
-        }
-    )

@@ -27,11 +27,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from market.clearing.ir import LinearModel, Sense
+from market.clearing.commitments import define_blocks, define_integer_units
+from market.clearing.ir import LinearModel, Sense, sparse_block
 from market.enums import Direction
 
 IMBALANCE_PREMIUM_EUR_MWH = 1.0  # imbalance beyond the stated TSO need costs VoLL + this
 ALL_PARTS = "all"  # the part of a step that is not fanned out
+RELIEF_PREMIUM_EUR_MWH = 1.0  # undoing bought DSO relief costs VoLL + this
 VIOLATION_FACTOR = 2.0  # a network overload costs this x VoLL: security before balance
 
 
@@ -80,11 +82,6 @@ class StepIndex:
     units: pd.DataFrame  # integer units: anchor pos, unit id
 
 
-def _sparse(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray | float, shape: tuple[int, int]) -> sp.csr_matrix:
-    vals = np.broadcast_to(np.asarray(vals, dtype=float), rows.shape)
-    return sp.csr_matrix((vals, (rows, cols)), shape=shape)
-
-
 def build_step_model(inp: StepInput) -> tuple[LinearModel, StepIndex]:
     m = LinearModel(name=inp.name)
     bids = inp.bids.reset_index(drop=True).copy()
@@ -104,6 +101,7 @@ def build_step_model(inp: StepInput) -> tuple[LinearModel, StepIndex]:
     define_dso_share(m, bids, members)
     define_tso_balance(m, bids, inp, balance_t)
     define_dso_needs(m, inp, pairs, len(members))
+    define_dso_physical(m, bids, inp, pairs, len(members))
     define_amber_caps(m, bids, members, amber, amber_pairs)
     define_network(m, bids, inp)
     define_blocks(m, bids)
@@ -158,8 +156,6 @@ def define_bid_variables(m: LinearModel, bids: pd.DataFrame, members: np.ndarray
     usable = bids["tso_eff"].to_numpy() | bids["member"].to_numpy()
     cap = np.where(usable, bids["cap_mw"].to_numpy(), 0.0)
     m.add_variable("x", np.zeros(len(bids)), cap, bids["cost"].to_numpy())
-    if "tie_group" in bids:
-        m.set_tie_break("x", bids["tie_group"].to_numpy(), bids["tie_eur_mwh"].to_numpy())
     m.add_variable("yd", np.zeros(len(members)), bids["cap_mw"].to_numpy()[members], np.zeros(len(members)))
 
 
@@ -174,8 +170,8 @@ def define_dso_share(m: LinearModel, bids: pd.DataFrame, members: np.ndarray) ->
         m.add_constraint(
             name,
             {
-                "yd": _sparse(rows, j, 1.0, (len(j), k)),
-                "x": _sparse(rows, members[j], -1.0, (len(j), n)),
+                "yd": sparse_block(rows, j, 1.0, (len(j), k)),
+                "x": sparse_block(rows, members[j], -1.0, (len(j), n)),
             },
             sense,
             np.zeros(len(j)),
@@ -217,8 +213,8 @@ def define_tso_balance(m: LinearModel, bids: pd.DataFrame, inp: StepInput, balan
     m.add_constraint(
         "balance",
         {
-            "x": _sparse(bt[on], np.flatnonzero(on), bids["sign"].to_numpy()[on], (k, len(bids))),
-            "w_tso": _sparse(rows_r, np.arange(len(needs)), sign_r * coef, (k, len(needs))),
+            "x": sparse_block(bt[on], np.flatnonzero(on), bids["sign"].to_numpy()[on], (k, len(bids))),
+            "w_tso": sparse_block(rows_r, np.arange(len(needs)), sign_r * coef, (k, len(needs))),
             "e_up": eye,
             "e_dn": -eye,
         },
@@ -236,11 +232,47 @@ def define_dso_needs(m: LinearModel, inp: StepInput, pairs: pd.DataFrame, n_yd: 
     m.add_constraint(
         "dso_need",
         {
-            "yd": _sparse(pairs["r"].to_numpy(), pairs["j"].to_numpy(), 1.0, (k, n_yd)),
+            "yd": sparse_block(pairs["r"].to_numpy(), pairs["j"].to_numpy(), 1.0, (k, n_yd)),
             "w_dso": sp.diags(coef, format="csr") if k else sp.csr_matrix((0, 0)),
         },
         "==",
         needs["quantity_mw"].to_numpy() * mm,
+    )
+
+
+def define_dso_physical(m: LinearModel, bids: pd.DataFrame, inp: StepInput, pairs: pd.DataFrame, n_yd: int) -> None:
+    """A DSO need is physical: the area's net change in the need's direction, from every
+    activation in it (this step's, whoever buys them, and earlier steps'), covers what the
+    DSO bought for it.
+
+    ``d * sum_{b in A} s_b x_b - sum_{b in pairs(r)} yd_b + v_r >= -prior_r`` with ``d`` the
+    need's sign and ``prior_r = d * (net MW earlier steps activated in A)``. The slack ``v``
+    (relief undone, MW) costs VoLL + 1: undoing bought relief is never cheaper than leaving
+    a need unmet.
+    """
+    needs = inp.dso_needs.reset_index(drop=True)
+    k, n = len(needs), len(bids)
+    m.add_variable("v_relief", np.zeros(k), np.full(k, np.inf), np.full(k, inp.voll_eur_mwh + RELIEF_PREMIUM_EUR_MWH))
+    if not k:
+        return
+    rows = needs[["area_id", "t", "sign"]].assign(r=np.arange(k))
+    inside = bids[["pos", "node_id", "t", "sign"]].merge(inp.node_areas[["node_id", "area_id"]], on="node_id")
+    inside = inside.merge(rows, on=["area_id", "t"], suffixes=("", "_need"))
+    eye = sp.identity(k, format="csr")
+    m.add_constraint(
+        "dso_physical",
+        {
+            "x": sparse_block(
+                inside["r"].to_numpy(),
+                inside["pos"].to_numpy(),
+                (inside["sign"] * inside["sign_need"]).to_numpy(),
+                (k, n),
+            ),
+            "yd": sparse_block(pairs["r"].to_numpy(), pairs["j"].to_numpy(), -1.0, (k, n_yd)),
+            "v_relief": eye,
+        },
+        ">=",
+        -needs["prior_dir_mw"].to_numpy() if "prior_dir_mw" in needs else np.zeros(k),
     )
 
 
@@ -256,8 +288,8 @@ def define_amber_caps(
     m.add_constraint(
         "amber",
         {
-            "x": _sparse(rows, pos, 1.0, (k, n)),
-            "yd": _sparse(rows[is_member], np.searchsorted(members, pos[is_member]), -1.0, (k, len(members))),
+            "x": sparse_block(rows, pos, 1.0, (k, n)),
+            "yd": sparse_block(rows[is_member], np.searchsorted(members, pos[is_member]), -1.0, (k, len(members))),
         },
         "<=",
         amber["headroom_mw"].to_numpy(),
@@ -271,7 +303,7 @@ def network_matrix(bids: pd.DataFrame, network: pd.DataFrame, sens: pd.DataFrame
     rows = network[["constraint_id", "t"]].reset_index(drop=True)
     rows["row"] = np.arange(len(rows))
     b = bids[["pos", "node_id", "t", "sign"]].merge(sens, on="node_id").merge(rows, on=["constraint_id", "t"])
-    return _sparse(
+    return sparse_block(
         b["row"].to_numpy(), b["pos"].to_numpy(), (b["factor"] * b["sign"]).to_numpy(), (len(rows), len(bids))
     )
 
@@ -290,105 +322,3 @@ def define_network(m: LinearModel, bids: pd.DataFrame, inp: StepInput) -> None:
     base = net["base_mw"].to_numpy()
     m.add_constraint("flow_max", {"x": a, "v_over": -eye}, "<=", net["max_flow_mw"].to_numpy() - base)
     m.add_constraint("flow_min", {"x": a, "v_under": eye}, ">=", net["min_flow_mw"].to_numpy() - base)
-
-
-def define_blocks(m: LinearModel, bids: pd.DataFrame) -> None:
-    """All bids of a block are accepted at the same fraction of their capacity."""
-    blk = bids.loc[bids["block_id"].notna(), ["pos", "block_id", "cap_mw"]]
-    if not len(blk):
-        return
-    blk = blk.sort_values(["block_id", "pos"])
-    anchor = blk.groupby("block_id")["pos"].transform("first").to_numpy()
-    cap = bids["cap_mw"].to_numpy()
-    others = blk["pos"].to_numpy() != anchor
-    pos, anc = blk["pos"].to_numpy()[others], anchor[others]
-    dead = cap[anc] <= 0
-    if dead.any():  # anchor has no capacity left: the whole block is out
-        fam = m.variables["x"]
-        fam.upper[pos[dead]] = 0.0
-    pos, anc = pos[~dead], anc[~dead]
-    rows = np.arange(len(pos))
-    n = len(bids)
-    m.add_constraint(
-        "block",
-        {
-            "x": _sparse(
-                np.concatenate([rows, rows]),
-                np.concatenate([pos, anc]),
-                np.concatenate([np.ones(len(pos)), -cap[pos] / cap[anc]]),
-                (len(pos), n),
-            ),
-        },
-        "==",
-        np.zeros(len(pos)),
-    )
-
-
-def define_integer_units(m: LinearModel, bids: pd.DataFrame) -> pd.DataFrame:
-    """Binary ``z`` per unit with a minimum or an exclusive group; at most one per group."""
-    unit = bids["block_id"].where(bids["block_id"].notna(), "bid:" + bids["bid_id"])
-    cap = bids["cap_mw"].to_numpy()
-    ratio = np.divide(bids["min_mw"].to_numpy(), cap, out=np.zeros(len(bids)), where=cap > 0)
-    frame = pd.DataFrame(
-        {
-            "unit": unit,
-            "pos": bids["pos"],
-            "ratio": ratio,
-            "group": bids["exclusive_group"],
-            "ub": m.variables["x"].upper,
-        }
-    )
-    g = frame.groupby("unit", sort=True)
-    units = pd.DataFrame(
-        {
-            "anchor": g["pos"].min(),
-            "ratio": g["ratio"].max(),
-            "group": g["group"].first(),
-            "live": g["ub"].min() > 0,
-        }
-    ).reset_index()
-    units = units[((units["ratio"] > 0) | units["group"].notna()) & units["live"]].reset_index(drop=True)
-    k, n = len(units), len(bids)
-    if not k:
-        return units
-    m.add_variable("z", np.zeros(k), np.ones(k), np.zeros(k), integer=True)
-    anc = units["anchor"].to_numpy()
-    r = units["ratio"].to_numpy()
-    whole = r >= 1.0 - 1e-12  # all-or-nothing: x = cap * z, one tight row instead of two
-    kinds: tuple[tuple[str, np.ndarray, Sense, float], ...] = (
-        ("unit_whole", whole, "==", 1.0),
-        ("unit_max", ~whole, "<=", 1.0),
-    )
-    for name, sel, sense, coef in kinds:
-        rows = np.flatnonzero(sel)
-        m.add_constraint(
-            name,
-            {
-                "x": _sparse(np.arange(len(rows)), anc[rows], 1.0, (len(rows), n)),
-                "z": _sparse(np.arange(len(rows)), rows, -coef * cap[anc[rows]], (len(rows), k)),
-            },
-            sense,
-            np.zeros(len(rows)),
-        )
-    has_min = np.flatnonzero((r > 0) & ~whole)
-    m.add_constraint(
-        "unit_min",
-        {
-            "x": _sparse(np.arange(len(has_min)), anc[has_min], 1.0, (len(has_min), n)),
-            "z": _sparse(np.arange(len(has_min)), has_min, -(r * cap[anc])[has_min], (len(has_min), k)),
-        },
-        ">=",
-        np.zeros(len(has_min)),
-    )
-    grouped = units[units["group"].notna()]
-    if len(grouped):
-        codes, _ = pd.factorize(grouped["group"], sort=True)
-        m.add_constraint(
-            "exclusive",
-            {
-                "z": _sparse(codes, grouped.index.to_numpy(), 1.0, (int(codes.max()) + 1, k)),
-            },
-            "<=",
-            np.ones(int(codes.max()) + 1),
-        )
-    return units

@@ -56,43 +56,6 @@ class LinearModel:
     name: str = "model"
     variables: dict[str, VarFamily] = field(default_factory=dict)
     constraints: dict[str, ConFamily] = field(default_factory=dict)
-    # Tie-breaking: per family, a cost nudge and tie-group ids (-1 = no tie); see has_ties.
-    tie_nudge: dict[str, np.ndarray] = field(default_factory=dict)
-    tie_groups: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def set_tie_break(self, name: str, groups: np.ndarray, nudge: np.ndarray) -> None:
-        """Columns of ``name`` in one tie group (equal cost, ordered by position) and the
-        cost nudge that orders them; the model's own costs stay un-nudged."""
-        self.tie_groups[name] = np.asarray(groups, dtype=int)
-        self.tie_nudge[name] = np.asarray(nudge, dtype=float)
-
-    @property
-    def has_ties(self) -> bool:
-        return any(bool(np.any(g >= 0)) for g in self.tie_groups.values())
-
-    def nudged(self) -> LinearModel:
-        """The same model with the tie-break nudges added to the costs."""
-        out = LinearModel(self.name + "-tie-break", dict(self.variables), dict(self.constraints))
-        for name, nudge in self.tie_nudge.items():
-            fam = self.variables[name]
-            out.variables[name] = VarFamily(name, fam.lower, fam.upper, fam.cost + nudge, fam.integer)
-        return out
-
-    def ties_in_order(self, values: dict[str, np.ndarray], tol: float = 1e-9) -> bool:
-        """Whether, in every tie group, the accepted share of capacity never rises from one
-        column to the next (earlier positions are taken first)."""
-        for name, groups in self.tie_groups.items():
-            fam = self.variables[name]
-            live = (groups >= 0) & (fam.upper > 0)
-            if not live.any():
-                continue
-            pos = np.flatnonzero(live)
-            share = values[name][pos] / fam.upper[pos]
-            order = np.lexsort((pos, groups[pos]))
-            same = groups[pos][order][1:] == groups[pos][order][:-1]
-            if np.any(same & (np.diff(share[order]) > tol)):
-                return False
-        return True
 
     def add_variable(
         self, name: str, lower: np.ndarray, upper: np.ndarray, cost: np.ndarray, integer: bool = False
@@ -180,3 +143,9 @@ class Solution:
     solve_seconds: float
     solver: str
     detail: str = ""
+
+
+def sparse_block(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray | float, shape: tuple[int, int]) -> sp.csr_matrix:
+    """A sparse block with ``vals`` (or one value) at ``(rows, cols)`` (duplicates summed)."""
+    vals = np.broadcast_to(np.asarray(vals, dtype=float), rows.shape)
+    return sp.csr_matrix((vals, (rows, cols)), shape=shape)

@@ -1,11 +1,16 @@
-"""Coordination metrics of a run (docs/contract.md, `metrics.json`), computed from its tables.
+"""Coordination metrics of a run (docs/contract.md, ``metrics.json``): the report's Table 1
+principles, measured.
 
-Nothing here is asserted per design: each number follows from the awards, the
-design's dispatch paths and the flows of the run.
+Every number comes from the physics after the last step (:mod:`market.clearing.expost`)
+or from the information flow of the run (which operator decided each activation, along
+which path, after how many sequential clearing stages); none is read from a design's
+labels. The only inputs echoed are prices, quantities, VoLL and the per-hop latencies of
+``batch.toml``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -13,142 +18,187 @@ import pandas as pd
 
 from market.clearing.formulation import IMBALANCE_PREMIUM_EUR_MWH, VIOLATION_FACTOR
 from market.clearing.results import ClearingResult
-from market.enums import TSO_ID, Buyer, Direction, Tier
+from market.enums import TSO_ID, Operator, Service, Tier
 from market.io.batch import Batch
 
-
-def _path_properties(batch: Batch, result: ClearingResult) -> pd.DataFrame:
-    """Per award row: its instruction path's properties, looked up once per (step, buyer
-    kind) of the design and joined to the awards (no per-award Python)."""
-    hop = batch.config.hop_latency_s
-    rows = [
-        {
-            "step": s.name,
-            "kind": k.value,
-            "passes_dso": Tier.DSO in s.path_for(k),
-            "tiers": len(s.path_for(k)),
-            "next_tier": s.path_for(k)[1].value,
-            "latency_s": sum(hop.get(t, 0.0) for t in s.path_for(k)[:-1]),
-        }
-        for s in result.design.steps
-        for k in Buyer
-    ]
-    table = pd.DataFrame(rows)
-    aw = result.awards
-    keys = pd.DataFrame(
-        {"step": aw["step"].to_numpy(), "kind": np.where(aw["buyer_id"] == TSO_ID, Buyer.TSO.value, Buyer.DSO.value)}
-    )
-    return keys.merge(table, on=["step", "kind"], how="left", validate="many_to_one")
+STAGE_KEY = "clearing_stage"  # hop_latency_s key: seconds one sequential clearing stage takes
+NON_UTILITY = (Tier.AGGREGATOR.value, Tier.DER.value, Tier.COORDINATOR.value)
 
 
 def compute_metrics(batch: Batch, result: ClearingResult) -> dict[str, Any]:
-    aw = result.awards
+    """Every metric of the run, rounded to 1e-6."""
     h = batch.config.interval_hours
-    paths = _path_properties(batch, result)
-    tso = (aw["buyer_id"] == TSO_ID).to_numpy()
-    bypass = tso & ~paths["passes_dso"].to_numpy(dtype=bool)
-    metrics: dict[str, Any] = {
-        "tier_bypassing_mw": float(aw.loc[bypass, "quantity_mw"].sum()),
-        "tier_bypassing_count": int(bypass.sum()),
-    }
-    metrics.update(_hidden_coupling(aw))
-    flows = result.flows
-    dist = flows["owner_id"] != TSO_ID
-    metrics["distribution_violation_mwh"] = float(flows.loc[dist, "violation_mwh"].sum())
-    metrics["transmission_violation_mwh"] = float(flows.loc[~dist, "violation_mwh"].sum())
-    metrics["distribution_violation_count"] = int((flows.loc[dist, "violation_mw"] > 0).sum())
-    metrics["observability_by_dso"] = _observability(result, aw)
-    obs = list(metrics["observability_by_dso"].values())
-    metrics["observability_min"] = float(min(obs)) if obs else 1.0
-    latency = paths["latency_s"]
-    tiers = paths["tiers"]
-    metrics["latency_path_tiers_max"] = int(tiers.max()) if len(tiers) else 0
-    metrics["latency_path_tiers_mean"] = float(tiers.mean()) if len(tiers) else 0.0
-    metrics["latency_s_max"] = float(latency.max()) if len(latency) else 0.0
-    metrics["latency_s_mean_mw_weighted"] = float(np.average(latency, weights=aw["quantity_mw"])) if len(aw) else 0.0
-    largest = max(result.stats, key=lambda s: (s.n_variables, s.n_constraints), default=None)
-    metrics["scalability_largest_variables"] = largest.n_variables if largest else 0
-    metrics["scalability_largest_constraints"] = largest.n_constraints if largest else 0
-    metrics["scalability_largest_integer"] = largest.n_integer if largest else 0
-    metrics["scalability_max_solve_s"] = max((s.solve_seconds for s in result.stats), default=0.0)
-    metrics["scalability_models"] = len(result.stats)
-    metrics["cyber_exposure_parties"] = _cyber(batch, result, aw, paths)
-    paid = aw.assign(paid_eur=aw["cost_eur"] + aw["make_whole_eur"])
-    cost = paid.groupby("buyer_id")["paid_eur"].sum()
-    metrics["cost_by_buyer_eur"] = {k: float(v) for k, v in cost.items()}
-    metrics["total_cost_eur"] = float(cost.sum())  # energy payments + make-whole
-    metrics["make_whole_eur"] = float(aw["make_whole_eur"].sum())
-    metrics["make_whole_bids_count"] = int(aw.loc[aw["make_whole_eur"] > 0, "bid_id"].nunique())
-    needs = result.needs
-    unmet = needs.groupby("buyer_id")["unmet_mw"].sum() * h
-    metrics["unmet_by_buyer_mwh"] = {k: float(v) for k, v in unmet.items()}
-    metrics["unmet_mwh"] = float(unmet.sum())
-    metrics["imbalance_mwh"] = float(np.abs(result.imbalance["imbalance_mw"]).sum() * h)
-    elastic = needs["max_price_eur_mwh"].notna()
-    value = float((needs.loc[elastic, "served_mw"] * needs.loc[elastic, "max_price_eur_mwh"]).sum() * h)
-    bid_cost = float((aw["quantity_mw"] * aw["bid_price_eur_mwh"]).sum() * h)
-    voll = batch.config.voll_eur_mwh
-    metrics["bid_cost_eur"] = bid_cost
-    metrics["welfare_eur"] = value - bid_cost - voll * metrics["unmet_mwh"]
-    metrics["system_cost_eur"] = (
-        bid_cost
-        - value
-        + voll * metrics["unmet_mwh"]
-        + (voll + IMBALANCE_PREMIUM_EUR_MWH) * metrics["imbalance_mwh"]
-        + VIOLATION_FACTOR * voll * (metrics["distribution_violation_mwh"] + metrics["transmission_violation_mwh"])
-    )
-    liq = result.liquidity.groupby("buyer_id")["offered_mw"].sum()
-    metrics["liquidity_by_buyer_mw"] = {k: float(v) for k, v in liq.items()}
-    metrics["activated_mwh"] = float(aw["energy_mwh"].sum())
+    aw = result.awards
+    metrics: dict[str, Any] = {}
+    metrics.update(_bypassing(aw))
+    metrics.update(_coupling(result, h))
+    metrics.update(_violations(result, h))
+    metrics.update(_observability(result))
+    metrics.update(_latency(batch, result))
+    metrics.update(_scalability(result))
+    metrics.update(_cyber(result))
+    metrics.update(_money(batch, result, metrics))
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
 
 
-def _hidden_coupling(aw: pd.DataFrame) -> dict[str, Any]:
-    """DER-intervals activated by two or more buyers; MW in opposite directions among them."""
-    if not len(aw):
-        return {
-            "hidden_coupling_der_intervals": 0,
-            "hidden_coupling_opposite_mw": 0.0,
-            "hidden_coupling_opposite_der_intervals": 0,
-        }
-    g = aw.groupby(["der_id", "interval_start"])
-    buyers = g["buyer_id"].nunique()
-    coupled = buyers[buyers > 1].index
-    sub = aw.set_index(["der_id", "interval_start"]).loc[coupled].reset_index() if len(coupled) else aw.iloc[:0]
-    signed = sub.assign(
-        up=np.where(sub["direction"] == Direction.UP, sub["quantity_mw"], 0.0),
-        down=np.where(sub["direction"] == Direction.DOWN, sub["quantity_mw"], 0.0),
-    )
-    per = signed.groupby(["der_id", "interval_start"])[["up", "down"]].sum()
-    opposite = np.minimum(per["up"], per["down"])
+def _per_path(aw: pd.DataFrame, fn: Callable[[list[str]], Any]) -> pd.Series:
+    """``fn`` of each award's instruction path (as a list of tiers), evaluated once per
+    distinct path (a design has a handful), never per award."""
+    paths = aw["path"].astype(str)
+    values = {p: fn(p.split(">")) for p in paths.unique()}
+    return paths.map(values)
+
+
+def _bypassing(aw: pd.DataFrame) -> dict[str, Any]:
+    """TSO-instructed activations of distribution-connected DER whose path skips the DSO."""
+    bypasses = _per_path(aw, lambda p: p[0] == Tier.TSO.value and not {Tier.DSO.value, Tier.IDSO.value} & set(p))
+    bypass = (bypasses.astype(bool) & aw["dso_id"].notna()).to_numpy()
     return {
-        "hidden_coupling_der_intervals": int(len(coupled)),
-        "hidden_coupling_opposite_mw": float(opposite.sum()),
-        "hidden_coupling_opposite_der_intervals": int((opposite > 0).sum()),
+        "tier_bypassing_mw": float(aw.loc[bypass, "quantity_mw"].sum()),
+        "tier_bypassing_count": int(bypass.sum()),
     }
 
 
-def _observability(result: ClearingResult, aw: pd.DataFrame) -> dict[str, float]:
-    """Per DSO: share of MW activated in its areas that it saw before dispatch."""
-    seen_step = {s.name: s.observed_by_dso for s in result.design.steps}
-    seen = aw["step"].map(seen_step).astype(bool) | (aw["buyer_id"] == aw["dso_id"])
+def _coupling(result: ClearingResult, h: float) -> dict[str, Any]:
+    """Hidden coupling (separate operators with partial views) and, apart, the visible
+    sharing of one DER by two buyers inside one joint optimisation."""
+    conflicts = result.conflicts
+    undone = result.dso_delivery["undone_mw"].sum() if len(result.dso_delivery) else 0.0
+    blind = result.blind_violations["blind_mw"].sum() if len(result.blind_violations) else 0.0
+    aw = result.awards
+    per_model = aw.groupby(["der_id", "interval_start", "step", "operator_id"])["buyer_id"].nunique()
+    return {
+        "hidden_coupling_conflict_mw": float(conflicts["conflict_mw"].sum()) if len(conflicts) else 0.0,
+        "hidden_coupling_conflict_count": int(len(conflicts)),
+        "hidden_coupling_undone_mwh": float(undone * h),
+        "hidden_coupling_blind_violation_mwh": float(blind * h),
+        "shared_der_intervals": int((per_model > 1).sum()),
+    }
+
+
+def _violations(result: ClearingResult, h: float) -> dict[str, Any]:
+    flows = result.flows
+    dist = flows["owner_id"] != TSO_ID
+    breaches = result.signal_breaches
+    return {
+        "distribution_violation_mwh": float(flows.loc[dist, "violation_mwh"].sum()),
+        "distribution_violation_count": int((flows.loc[dist, "violation_mw"] > 0).sum()),
+        "transmission_violation_mwh": float(flows.loc[~dist, "violation_mwh"].sum()),
+        "signal_breach_mw": float(breaches["breach_mw"].sum()) if len(breaches) else 0.0,
+    }
+
+
+def _observability(result: ClearingResult) -> dict[str, Any]:
+    """Per DSO: the share of MW activated in its network that it knew of before dispatch:
+    it bought it, prequalified it, relays its instruction, or is sent the step's results."""
+    aw = result.awards
+    steps = {s.name: s for s in result.design.steps}
+    told = aw["step"].map({n: s.prequalify or s.observed_by_dso for n, s in steps.items()}).astype(bool)
+    relayed = _per_path(aw, lambda p: Tier.DSO.value in p).astype(bool)
+    own = (aw["buyer_id"] == aw["dso_id"]) | (aw["operator_id"] == aw["dso_id"])
+    known = told | relayed | own
     total = aw.groupby("dso_id")["quantity_mw"].sum()
-    visible = aw[seen].groupby("dso_id")["quantity_mw"].sum().reindex(total.index, fill_value=0)
-    return {k: float(visible[k] / total[k]) if total[k] > 0 else 1.0 for k in total.index}
+    seen = aw[known].groupby("dso_id")["quantity_mw"].sum().reindex(total.index, fill_value=0.0)
+    by_dso = {str(k): float(seen[k] / total[k]) if total[k] > 0 else 1.0 for k in total.index}
+    return {"observability_by_dso": by_dso, "observability_min": min(by_dso.values(), default=1.0)}
 
 
-def _cyber(batch: Batch, result: ClearingResult, aw: pd.DataFrame, paths: pd.DataFrame) -> int:
-    """Distinct parties with a direct dispatch or data link into the TSO."""
-    column = {"dso": "dso_id", "aggregator": "aggregator_id", "der": "der_id", "idso": "dso_id"}
-    tso = (aw["buyer_id"] == TSO_ID).to_numpy()
-    parties: set[str] = set()
-    nxt = paths.loc[tso, "next_tier"]
-    for tier in nxt.unique():  # one pass per tier kind, not per award
-        col = column.get(tier)
-        values = aw.loc[tso, col][(nxt == tier).to_numpy()].unique() if col else [None]
-        parties.update(f"{tier}:{v}" if col else tier for v in values)
+def _latency(batch: Batch, result: ClearingResult) -> dict[str, Any]:
+    """Per activation: the hops of its path x their latency, plus the sequential clearing
+    stages up to and including the step that decided it x ``clearing_stage`` seconds."""
+    hop = batch.config.hop_latency_s
+    aw = result.awards
+    stage = {s.name: i + 1 for i, s in enumerate(result.design.steps)}
+    hops = _per_path(aw, lambda p: sum(hop.get(t, 0.0) for t in p[:-1])).astype(float)
+    total = hops + aw["step"].map(stage).astype(float) * hop.get(STAGE_KEY, 0.0)
+    tiers = _per_path(aw, len)
+    return {
+        "latency_s_max": float(total.max()) if len(aw) else 0.0,
+        "latency_s_mean_weighted": float(np.average(total, weights=aw["quantity_mw"])) if len(aw) else 0.0,
+        "latency_path_tiers_max": int(tiers.max()) if len(aw) else 0,
+        "latency_stages": len(result.design.steps),
+    }
+
+
+def _scalability(result: ClearingResult) -> dict[str, Any]:
+    """Size of each operator's largest optimisation (the TSO's: its own or a platform's
+    model, which clears TSO needs)."""
+    steps = {s.name: s for s in result.design.steps}
+    by_op: dict[str, int] = {}
+    for st in result.stats:
+        op = steps[st.step].operator.value
+        by_op[op] = max(by_op.get(op, 0), st.n_variables)
+    largest = max(result.stats, key=lambda s: (s.n_variables, s.n_constraints), default=None)
+    tso_side = [st for st in result.stats if steps[st.step].operator in (Operator.TSO, Operator.PLATFORM)]
+    tso_largest = max(tso_side, key=lambda s: (s.n_variables, s.n_constraints), default=None)
+    return {
+        "scalability_tso_variables": tso_largest.n_variables if tso_largest else 0,
+        "scalability_tso_constraints": tso_largest.n_constraints if tso_largest else 0,
+        "scalability_variables_by_operator": by_op,
+        "scalability_largest_variables": largest.n_variables if largest else 0,
+        "scalability_largest_constraints": largest.n_constraints if largest else 0,
+        "scalability_largest_integer": largest.n_integer if largest else 0,
+        "scalability_models": len(result.stats),
+    }
+
+
+def _cyber(result: ClearingResult) -> dict[str, Any]:
+    """Distinct non-utility endpoints (aggregators, coordinators, DER) among those activated
+    with a direct dispatch or data link into the TSO; links from DSOs counted apart."""
+    aw = result.awards
+    nxt = _per_path(aw, lambda p: p[1] if p[0] == Tier.TSO.value else None)
+    column = {Tier.AGGREGATOR.value: "aggregator_id", Tier.DER.value: "der_id", Tier.COORDINATOR.value: "aggregator_id"}
+    endpoints: set[str] = set()
+    for tier in NON_UTILITY:  # one pass per tier kind, never per award
+        sel = (nxt == tier).to_numpy()
+        endpoints.update(f"{tier}:{v}" for v in aw.loc[sel, column[tier]].unique())
     for tier in result.design.data_links:
-        col = column.get(tier)
-        values = batch.bids[col].unique() if col else [None]
-        parties.update(f"{tier}:{v}" if col else tier for v in values)
-    return len(parties)
+        if tier.value in column:
+            endpoints.update(f"{tier.value}:{v}" for v in aw[column[tier.value]].unique())
+    dso_links = aw.loc[nxt.isin([Tier.DSO.value, Tier.IDSO.value]).to_numpy(), "dso_id"].nunique()
+    return {"cyber_exposure_endpoints": len(endpoints), "cyber_exposure_dso_links": int(dso_links)}
+
+
+def _money(batch: Batch, result: ClearingResult, measured: dict[str, Any]) -> dict[str, Any]:
+    """What buyers paid, what the activations cost, and a system cost with the consequences:
+    VoLL x (TSO need unmet + DSO relief physically short), imbalance at VoLL + 1 and
+    network violations at 2 x VoLL; welfare is its negative (value served counted in)."""
+    h = batch.config.interval_hours
+    voll = batch.config.voll_eur_mwh
+    aw = result.awards
+    paid = aw.assign(paid_eur=aw["cost_eur"] + aw["make_whole_eur"]).groupby("buyer_id")["paid_eur"].sum()
+    needs = result.needs
+    tso = needs["service"] == Service.TSO_BALANCING
+    unmet_tso = needs.loc[tso, "unmet_mw"].sum() * h
+    delivery = result.dso_delivery
+    short = delivery.groupby("buyer_id")["shortfall_mw"].sum() * h if len(delivery) else pd.Series(dtype=float)
+    unmet_by = {TSO_ID: float(unmet_tso), **{str(k): float(v) for k, v in short.items()}}
+    elastic = needs["max_price_eur_mwh"].notna()
+    value = float((needs.loc[elastic, "served_mw"] * needs.loc[elastic, "max_price_eur_mwh"]).sum() * h)
+    bid_cost = float((aw["quantity_mw"] * aw["bid_price_eur_mwh"]).sum() * h)
+    unmet = sum(unmet_by.values())
+    imbalance = float(np.abs(result.imbalance["imbalance_mw"]).sum() * h)
+    violations = measured["distribution_violation_mwh"] + measured["transmission_violation_mwh"]
+    system = (
+        bid_cost
+        - value
+        + voll * unmet
+        + (voll + IMBALANCE_PREMIUM_EUR_MWH) * imbalance
+        + VIOLATION_FACTOR * voll * violations
+    )
+    liq = result.liquidity.groupby("buyer_id")["offered_mw"].sum()
+    return {
+        "cost_by_buyer_eur": {str(k): float(v) for k, v in paid.items()},
+        "total_cost_eur": float(paid.sum()),
+        "make_whole_eur": float(aw["make_whole_eur"].sum()),
+        "make_whole_bids_count": int(aw.loc[aw["make_whole_eur"] > 0, "bid_id"].nunique()),
+        "bid_cost_eur": bid_cost,
+        "value_served_eur": value,
+        "unmet_by_buyer_mwh": unmet_by,
+        "unmet_mwh": float(unmet),
+        "imbalance_mwh": imbalance,
+        "system_cost_eur": float(system),
+        "welfare_eur": float(-system),
+        "liquidity_by_buyer_mw": {str(k): float(v) for k, v in liq.items()},
+        "activated_mwh": float(aw["energy_mwh"].sum()),
+    }

@@ -15,8 +15,6 @@ from market.design.spec import Step
 from market.enums import TSO_ID, Buyer, ConstraintScope, Direction, Service, SignalMode, SignalState
 from market.io.batch import Batch
 
-TIE_STEP_EUR_MWH = 1e-8  # cost nudge per rank that orders equal-priced bids by bid_id (far above HiGHS tolerances)
-
 
 @dataclass(frozen=True)
 class Prepared:
@@ -38,7 +36,6 @@ def prepare(batch: Batch) -> Prepared:
     bids["t"] = cfg.slot_of(bids["interval_start"])
     bids["sign"] = Direction.signs(bids["direction"])
     bids["cost"] = bids["price_eur_mwh"]
-    bids["tie_group"], bids["tie_eur_mwh"] = tie_break(bids)
     bids["tso_ok"] = Service.offered(bids["services"], Service.TSO_BALANCING)
     bids["dso_ok"] = Service.offered(bids["services"], Service.DSO_CONGESTION)
     needs = batch.needs.copy()
@@ -51,30 +48,6 @@ def prepare(batch: Batch) -> Prepared:
     signals = batch.signals.copy()
     signals["t"] = cfg.slot_of(signals["interval_start"])
     return Prepared(bids, needs, network, net_matrix, sens, signals, n_t)
-
-
-def tie_break(bids: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Tie groups and the cost nudge that orders each group by ``bid_id``.
-
-    A tie group is the bids of one interval and direction at one price (``-1``: a bid with
-    no equal). Within a group the i-th bid by ``bid_id`` (the batch is sorted by it) gets
-    ``i * unit``, with ``unit = min(TIE_STEP_EUR_MWH, gap / (2 * size))`` where ``gap`` is the
-    smallest difference between distinct prices of the interval and direction: a nudge never
-    reorders different prices. The nudge only picks among equally cheap dispatches; prices
-    are always published from the model without it (see :func:`market.clearing.run.solve_step`).
-    """
-    key = ["t", "direction", "price_eur_mwh"]
-    g = bids.groupby(key, sort=False)
-    rank = g.cumcount().to_numpy()
-    size = g["bid_id"].transform("size").to_numpy()
-    group = np.where(size > 1, g.ngroup().to_numpy(), -1)
-    prices = bids[["t", "direction", "price_eur_mwh"]].drop_duplicates().sort_values(key)
-    diffs = prices.groupby(["t", "direction"])["price_eur_mwh"].diff()
-    gap = diffs.groupby([prices["t"], prices["direction"]]).transform("min")
-    gaps = prices.assign(gap=gap.fillna(np.inf).to_numpy()).groupby(["t", "direction"])["gap"].min()
-    bid_gap = gaps.reindex(pd.MultiIndex.from_frame(bids[["t", "direction"]])).to_numpy()
-    unit = np.minimum(TIE_STEP_EUR_MWH, bid_gap / (2.0 * np.maximum(size, 1)))
-    return group, np.where(group >= 0, rank * unit, 0.0)
 
 
 def expand_constraints(batch: Batch, n_t: int) -> pd.DataFrame:
@@ -110,6 +83,9 @@ def step_inputs(batch: Batch, prep: Prepared, step: Step, taken: np.ndarray) -> 
     needs = prep.needs
     tso_needs = needs[needs["buyer_id"] == TSO_ID] if Buyer.TSO in step.buyers else needs.iloc[:0]
     dso_needs = needs[needs["buyer_id"] != TSO_ID] if Buyer.DSO in step.buyers else needs.iloc[:0]
+    dso_needs = dso_needs.assign(
+        prior_dir_mw=dso_needs["sign"].to_numpy() * area_net_mw(bids, taken, batch.node_areas, dso_needs)
+    )
     sens = prep.sens
     na = batch.node_areas
     cfg = batch.config
@@ -139,6 +115,22 @@ def step_inputs(batch: Batch, prep: Prepared, step: Step, taken: np.ndarray) -> 
         net = network[network["owner_id"] == dso] if step.constraints is ConstraintScope.OWN else network
         out.append(one(dso, b, dn, net))
     return out
+
+
+def area_net_mw(bids: pd.DataFrame, taken: np.ndarray, node_areas: pd.DataFrame, needs: pd.DataFrame) -> np.ndarray:
+    """Per need row: the net MW (up positive) already activated in its area and interval."""
+    if not len(needs):
+        return np.zeros(0)
+    on = taken > 0
+    act = pd.DataFrame(
+        {
+            "node_id": bids["node_id"].to_numpy()[on],
+            "t": bids["t"].to_numpy()[on],
+            "mw": (bids["sign"].to_numpy() * taken)[on],
+        }
+    )
+    net = act.merge(node_areas[["node_id", "area_id"]], on="node_id").groupby(["area_id", "t"])["mw"].sum()
+    return net.reindex(pd.MultiIndex.from_frame(needs[["area_id", "t"]])).fillna(0.0).to_numpy()
 
 
 def _bids_for_dso(bids: pd.DataFrame, needs: pd.DataFrame, na: pd.DataFrame, dso: str) -> pd.DataFrame:

@@ -24,6 +24,7 @@ AWARD_PARTS = [
     "quantity_mw",
     "clearing_price_eur_mwh",
     "step",
+    "part",
 ]
 NEED_PARTS = ["need_id", "served_mw", "unmet_mw", "energy_eur_mwh", "congestion_eur_mwh"]
 
@@ -52,16 +53,53 @@ def _col_value(model: LinearModel, marg: dict[str, np.ndarray], var: str, famili
     return out
 
 
+TIE_KEY = ["t", "direction", "price_eur_mwh", "node_id", "services", "tso_eff", "member"]
+
+
+def order_ties(bids: pd.DataFrame, x: np.ndarray, yd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Equal-priced interchangeable bids taken in ``bid_id`` order.
+
+    Interchangeable: divisible bids (no block, minimum or exclusive group) of one interval,
+    direction, price, node, services and eligibility; their columns are identical in every
+    row of the model, so moving accepted MW between them changes no row's activity, no
+    cost and no price. Within each such group the accepted total (and the DSO's share of
+    it) is handed out to the bids in ``bid_id`` order (the step's bids are in batch order,
+    which is ``bid_id`` order), each up to its capacity.
+    """
+    free = bids["block_id"].isna() & bids["exclusive_group"].isna() & (bids["min_mw"] <= 0)
+    if not free.any():
+        return x, yd
+    keys = bids.loc[free, TIE_KEY]
+    group = keys.groupby(TIE_KEY, sort=False, dropna=False).ngroup().to_numpy()
+    pos = np.flatnonzero(free.to_numpy())
+    order = np.lexsort((bids["pos_batch"].to_numpy()[pos], group))
+    pos, group = pos[order], group[order]
+    cap = np.asarray(bids["cap_mw"].to_numpy(), dtype=float)[pos]
+    x, yd = x.copy(), yd.copy()
+    x[pos] = _fill(group, cap, x[pos])
+    yd[pos] = _fill(group, x[pos], yd[pos])
+    return x, yd
+
+
+def _fill(group: np.ndarray, cap: np.ndarray, amount: np.ndarray) -> np.ndarray:
+    """Per group (consecutive rows), the group's total ``amount`` handed out in row order,
+    each row up to ``cap``."""
+    total = np.bincount(group, weights=amount)[group]
+    before = np.cumsum(cap) - cap
+    start = np.bincount(group, weights=cap, minlength=group.max() + 1)
+    first = np.cumsum(start) - start  # cap before each group's first row
+    return np.clip(total - (before - first[group]), 0.0, cap)
+
+
 def read_step(
     inp: StepInput, model: LinearModel, index: StepIndex, sol: Solution, priced: Solution, stats: ModelStats
 ) -> StepOutcome:
     """Awards (TSO share and DSO share of each bid), need results, node prices and liquidity
     of one solved model; prices from the marginals of ``priced`` (the LP with integers fixed)."""
     bids = index.bids
-    x = sol.values["x"]
     yd = np.zeros(len(bids))
     yd[index.members] = sol.values["yd"]
-    yd = np.minimum(yd, x)
+    x, yd = order_ties(bids, sol.values["x"], np.minimum(yd, sol.values["x"]))
     tso_q = np.where(bids["tso_eff"], x - yd, 0.0)
     tso_q[np.abs(tso_q) < 1e-9] = 0.0
     marg = priced.marginals
@@ -71,10 +109,10 @@ def read_step(
     t = bids["t"].to_numpy()
     sign = bids["sign"].to_numpy()
     energy = sign * lam[t]  # zero where the step has no balance row
-    congestion = _col_value(model, marg, "x", ("flow_max", "flow_min"))
+    congestion = _col_value(model, marg, "x", ("flow_max", "flow_min", "dso_physical"))
     amber_rent = _col_value(model, marg, "x", ("amber",))
     dso_value = np.zeros(len(bids))
-    dso_value[index.members] = _col_value(model, marg, "yd", ("dso_need",))
+    dso_value[index.members] = _col_value(model, marg, "yd", ("dso_need", "dso_physical"))
     need_of = index.pairs.groupby("pos")["r"].min()
     dso_needs = inp.dso_needs.reset_index(drop=True)
 
@@ -94,6 +132,7 @@ def read_step(
                     "quantity_mw": tso_q[tso_pos],
                     "clearing_price_eur_mwh": (energy + congestion + amber_rent)[tso_pos],
                     "step": stats.step,
+                    "part": stats.part,
                 }
             )
         )
@@ -112,6 +151,7 @@ def read_step(
                     "quantity_mw": yd[dso_pos],
                     "clearing_price_eur_mwh": (energy + congestion + dso_value)[dso_pos],
                     "step": stats.step,
+                    "part": stats.part,
                 }
             )
         )

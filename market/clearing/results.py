@@ -56,6 +56,10 @@ class ClearingResult:
     needs: pd.DataFrame
     liquidity: pd.DataFrame
     stats: tuple[ModelStats, ...]
+    dso_delivery: pd.DataFrame = field(default_factory=pd.DataFrame)
+    signal_breaches: pd.DataFrame = field(default_factory=pd.DataFrame)
+    conflicts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    blind_violations: pd.DataFrame = field(default_factory=pd.DataFrame)
     metrics: dict[str, Any] = field(default_factory=dict)
     message: str = ""
 
@@ -73,4 +77,8 @@ class ClearingResult:
             "imbalance": self.imbalance,
             "needs": self.needs,
             "liquidity": self.liquidity,
+            "dso_delivery": self.dso_delivery,
+            "signal_breaches": self.signal_breaches,
+            "conflicts": self.conflicts,
+            "blind_violations": self.blind_violations,
         }

@@ -122,27 +122,17 @@ def step_model(batch: Batch, design: str | Design = "single", step: int = 0) -> 
 def solve_step(inp: StepInput, solver_options: dict[str, Any] | None = None) -> StepOutcome:
     """Build, solve, verify, price and read back one model.
 
-    Dispatch and prices follow one rule. Prices are always the marginal values of the model
-    without any tie-break nudge (for a MILP: of the LP with the integer decisions fixed).
-    The dispatch is that model's solution when equal-priced bids came out in ``bid_id``
-    order; otherwise the model is solved again with the tie-break nudge, and that dispatch
-    is kept if it costs the same (it does unless the nudge changed the optimum, which its
-    size rules out). A MILP is solved with the nudge straight away (one MILP, one LP).
+    Prices are the marginal values of the model as built (no tie-break nudge in any cost);
+    for a MILP, of the LP with the integer decisions fixed. Equal-priced interchangeable
+    bids are then put in ``bid_id`` order (:func:`market.clearing.readback.order_ties`),
+    which changes no row's activity and so neither cost nor prices.
     """
     model, index = build_step_model(inp)
-    solves: list[Solution] = []
+    sol = _solve_checked(model, solver_options)
+    priced = sol
     if model.n_integer:
-        dispatch = _solve_checked(model.nudged() if model.has_ties else model, solver_options)
-        priced = _solve_checked(model.fixed_integers(dispatch.values), solver_options)
-        solves += [dispatch, priced]
-    else:
-        dispatch = priced = _solve_checked(model, solver_options)
-        solves.append(priced)
-        if model.has_ties and not model.ties_in_order(priced.values):
-            ordered = _solve_checked(model.nudged(), solver_options)
-            solves.append(ordered)
-            if abs(model.objective(ordered.values) - priced.objective) <= 1e-9 * max(1.0, abs(priced.objective)):
-                dispatch = ordered
+        priced = _solve_checked(model.fixed_integers(sol.values), solver_options)
+    solves = [sol] if priced is sol else [sol, priced]
     stats = ModelStats(
         inp.step,
         inp.part,
@@ -151,10 +141,10 @@ def solve_step(inp: StepInput, solver_options: dict[str, Any] | None = None) -> 
         model.n_integer,
         sum(s.build_seconds for s in solves),
         sum(s.solve_seconds for s in solves),
-        dispatch.status.value,
-        model.objective(dispatch.values),
+        sol.status.value,
+        sol.objective,
     )
-    return read_step(inp, model, index, dispatch, priced, stats)
+    return read_step(inp, model, index, sol, priced, stats)
 
 
 def _solve_checked(model: LinearModel, options: dict[str, Any] | None) -> Solution:

@@ -98,10 +98,12 @@ SHORT = [
     ("distribution_violation_mwh", "viol. MWh"),
     ("imbalance_mwh", "imbal. MWh"),
     ("tier_bypassing_count", "bypass"),
-    ("hidden_coupling_der_intervals", "coupling"),
+    ("hidden_coupling_conflict_mw", "conflict MW"),
+    ("signal_breach_mw", "breach MW"),
     ("observability_min", "observ."),
     ("latency_s_max", "latency s"),
-    ("cyber_exposure_parties", "cyber"),
+    ("scalability_tso_variables", "TSO vars"),
+    ("cyber_exposure_endpoints", "cyber"),
 ]
 
 

@@ -20,7 +20,11 @@ Step fields (TOML ``[[steps]]``):
                   applies to activations bought by the TSO.
 ``dispatch``      table buyer -> instruction path, e.g. ``tso = ["tso", "dso",
                   "aggregator", "der"]``: which tiers each activation passes.
-``observed_by_dso`` whether the DSO sees this step's activations before dispatch.
+``observed_by_dso`` whether the step's results are sent to the DSO before dispatch (default
+                  false: a DSO knows an activation only if it bought it, prequalified
+                  it, relays its instruction, or is sent the results).
+``operator``      who runs the step: ``tso``, ``dso`` (each DSO, with ``per_dso``),
+                  ``platform`` (a joint market) or ``idso``; default from ``buyers``.
 
 Design-level ``data_links``: extra direct data links into the TSO (e.g. ``["der"]``
 for smart-meter data access) counted by the cyber-exposure metric.
@@ -34,13 +38,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from market.enums import Buyer, ConstraintScope, SignalMode, Tier
+from market.enums import Buyer, ConstraintScope, Operator, SignalMode, Tier
 from market.errors import DesignError
 
 BUYERS = tuple(b.value for b in Buyer)
 CONSTRAINT_SCOPES = tuple(c.value for c in ConstraintScope)
 SIGNAL_MODES = tuple(m.value for m in SignalMode)
 TIERS = tuple(t.value for t in Tier)
+OPERATORS = tuple(o.value for o in Operator)
 
 
 @dataclass(frozen=True)
@@ -49,12 +54,13 @@ class Step:
 
     name: str
     buyers: tuple[Buyer, ...]
+    operator: Operator = Operator.PLATFORM
     per_dso: bool = False
     prequalify: bool = False
     constraints: ConstraintScope = ConstraintScope.ALL
     signals: SignalMode = SignalMode.FULL
     dispatch: dict[Buyer, tuple[Tier, ...]] = field(default_factory=dict)
-    observed_by_dso: bool = True
+    observed_by_dso: bool = False
 
     def path_for(self, buyer: Buyer) -> tuple[Tier, ...]:
         """The tiers an activation bought by ``buyer`` in this step passes, ending at the DER."""
@@ -86,6 +92,7 @@ class Design:
                 {
                     **s.__dict__,
                     "buyers": [str(b) for b in s.buyers],
+                    "operator": str(s.operator),
                     "constraints": str(s.constraints),
                     "signals": str(s.signals),
                     "dispatch": {str(k): [str(t) for t in v] for k, v in s.dispatch.items()},
@@ -97,6 +104,17 @@ class Design:
 
 def _fail(where: str, msg: str) -> DesignError:
     return DesignError(f"{where}: {msg}")
+
+
+def _operator(raw: dict[str, Any], buyers: tuple[Buyer, ...], where: str) -> Operator:
+    """The step's operator as given, else the one its buyers imply (both: a platform)."""
+    if "operator" in raw:
+        if raw["operator"] not in OPERATORS:
+            raise _fail(where, f"operator must be one of {OPERATORS}")
+        return Operator(raw["operator"])
+    if len(buyers) > 1:
+        return Operator.PLATFORM
+    return Operator.TSO if buyers == (Buyer.TSO,) else Operator.DSO
 
 
 def parse_design(raw: dict[str, Any], where: str) -> Design:
@@ -116,6 +134,7 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
         if not names or any(b not in BUYERS for b in names):
             raise _fail(w, f"buyers must be a non-empty subset of {BUYERS}")
         buyers = tuple(Buyer(b) for b in names)
+        operator = _operator(s, buyers, w)
         if s.get("per_dso") and buyers != (Buyer.DSO,):
             raise _fail(w, "per_dso needs buyers = ['dso']")
         if s.get("constraints", "all") not in CONSTRAINT_SCOPES:
@@ -133,12 +152,13 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
             Step(
                 name=str(s.get("name", f"step{i + 1}")),
                 buyers=buyers,
+                operator=operator,
                 per_dso=bool(s.get("per_dso", False)),
                 prequalify=bool(s.get("prequalify", False)),
                 constraints=ConstraintScope(s.get("constraints", "all")),
                 signals=SignalMode(s.get("signals", "full")),
                 dispatch=dispatch,
-                observed_by_dso=bool(s.get("observed_by_dso", True)),
+                observed_by_dso=bool(s.get("observed_by_dso", False)),
             )
         )
     cleared = [b for st in steps for b in st.buyers]

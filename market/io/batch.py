@@ -17,7 +17,15 @@ import pandas as pd
 from market.io.schemas import BATCH_TABLES
 
 DEFAULT_VOLL_EUR_MWH = 10_000.0
-DEFAULT_HOP_LATENCY_S = {"tso": 4.0, "dso": 2.0, "idso": 1.0, "aggregator": 1.0, "coordinator": 1.0}
+# seconds per tier an instruction passes, and per sequential clearing stage ("clearing_stage")
+DEFAULT_HOP_LATENCY_S = {
+    "tso": 4.0,
+    "dso": 2.0,
+    "idso": 1.0,
+    "aggregator": 1.0,
+    "coordinator": 1.0,
+    "clearing_stage": 60.0,
+}
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,9 @@ AWARDS = TableSpec(
         ("cost_eur", "float"),
         ("make_whole_eur", "float"),
         ("step", "str"),
+        ("operator", "str"),
+        ("operator_id", "str"),
+        ("path", "str"),
     ),
     key=("bid_id", "buyer_id"),
     id_column="bid_id",
@@ -144,7 +147,83 @@ LIQUIDITY = TableSpec(
     id_column=None,
 )
 
-RUN_TABLES: tuple[TableSpec, ...] = (AWARDS, PRICES, NODE_PRICES, UNMET, FLOWS, IMBALANCE, RUN_NEEDS, LIQUIDITY)
+DSO_DELIVERY = TableSpec(
+    "dso_delivery",
+    columns_of(
+        ("need_id", "str"),
+        ("buyer_id", "str"),
+        ("area_id", "str"),
+        ("interval_start", "ts"),
+        ("direction", "str"),
+        ("quantity_mw", "float"),
+        ("bought_mw", "float"),
+        ("area_net_mw", "float"),
+        ("delivered_mw", "float"),
+        ("shortfall_mw", "float"),
+        ("undone_mw", "float"),
+    ),
+    key=("need_id",),
+    id_column="need_id",
+)
+
+SIGNAL_BREACHES = TableSpec(
+    "signal_breaches",
+    columns_of(
+        ("area_id", "str"),
+        ("interval_start", "ts"),
+        ("state", "str"),
+        ("direction", "str"),
+        ("tso_mw", "float"),
+        ("headroom_mw", "float"),
+        ("breach_mw", "float"),
+    ),
+    key=("area_id", "interval_start", "direction"),
+    id_column="area_id",
+)
+
+CONFLICTS = TableSpec(
+    "conflicts",
+    columns_of(
+        ("level", "str"),
+        ("id", "str"),
+        ("interval_start", "ts"),
+        ("up_mw", "float"),
+        ("down_mw", "float"),
+        ("conflict_mw", "float"),
+        ("operators", "str"),
+    ),
+    key=("level", "id", "interval_start"),
+    id_column="id",
+)
+
+BLIND_VIOLATIONS = TableSpec(
+    "blind_violations",
+    columns_of(
+        ("constraint_id", "str"),
+        ("owner_id", "str"),
+        ("interval_start", "ts"),
+        ("violation_mw", "float"),
+        ("blind_push_mw", "float"),
+        ("blind_mw", "float"),
+    ),
+    key=("constraint_id", "interval_start"),
+    id_column="constraint_id",
+)
+
+RUN_TABLES: tuple[TableSpec, ...] = (
+    AWARDS,
+    PRICES,
+    NODE_PRICES,
+    UNMET,
+    FLOWS,
+    IMBALANCE,
+    RUN_NEEDS,
+    LIQUIDITY,
+    DSO_DELIVERY,
+    SIGNAL_BREACHES,
+    CONFLICTS,
+    BLIND_VIOLATIONS,
+)
 
 COMPARISON = TableSpec(
     "comparison",
