@@ -62,6 +62,9 @@ class Pricing(StrEnum):
     PAY_AS_CLEAR = "pay-as-clear"
 
 
+DEFAULT_PRICING = Pricing.PAY_AS_CLEAR  # one default everywhere: the CLI, clear(), compare(), sweeps
+
+
 class Buyer(StrEnum):
     """Whose needs a design step clears: the TSO's, the DSOs', or both jointly."""
 
@@ -116,6 +119,7 @@ __all__ = [
     "Service",
     "SignalState",
     "Pricing",
+    "DEFAULT_PRICING",
     "Buyer",
     "Operator",
     "ConstraintScope",

@@ -6,9 +6,11 @@ python3 -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 # The report is tested in a real headless browser: Debian's chromium (no browser download).
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
+    echo "tests/run.sh: installing Debian's chromium (about 350 MB, once) for the browser test of the report" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   else
-    echo "tests/run.sh: chromium is missing; install it with: sudo apt-get install chromium" >&2
+    echo "tests/run.sh: chromium is missing and this is not root: the browser test will be skipped" \
+      "(install it with: sudo apt-get install chromium)" >&2
   fi
 fi
 python3 -m ruff check market settlement tests data

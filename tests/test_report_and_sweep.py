@@ -4,6 +4,7 @@ scheduler and worker started on loopback)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -68,7 +69,10 @@ def test_comparison_table_has_every_design_metric_and_unit(compared):
 def test_report_renders_in_headless_chromium(compared):
     from playwright.sync_api import sync_playwright
 
-    assert Path(CHROMIUM).exists(), "chromium is not installed (tests/run.sh installs it)"
+    if not Path(CHROMIUM).exists():
+        if os.geteuid() == 0:  # tests/run.sh installs it as root: its absence is a failure
+            pytest.fail("chromium is not installed although tests/run.sh runs as root and installs it")
+        pytest.skip("chromium is not installed and this is not root (sudo apt-get install chromium)")
     errors: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)

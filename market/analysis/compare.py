@@ -16,7 +16,7 @@ from market.analysis.report import render_report
 from market.clearing.results import ClearingResult
 from market.clearing.runfolder import write_run
 from market.design.spec import Design
-from market.enums import Pricing
+from market.enums import DEFAULT_PRICING, Pricing
 from market.io.batch import Batch
 from market.io.write import output_manifest, write_json
 
@@ -29,7 +29,7 @@ def batch_input_hashes(batch: Batch) -> dict[str, str]:
 def compare(
     batch: Batch,
     designs: Sequence[str | Design],
-    pricing: str | Pricing = Pricing.PAY_AS_CLEAR,
+    pricing: str | Pricing = DEFAULT_PRICING,
     *,
     out: str | Path | None = None,
     scheduler: str | None = None,

@@ -12,7 +12,7 @@ from market.clearing.parallel import parallel_map
 from market.clearing.results import ClearingResult
 from market.clearing.run import clear
 from market.design.spec import Design, load_design
-from market.enums import Pricing
+from market.enums import DEFAULT_PRICING, Pricing
 from market.errors import DesignError
 from market.io.batch import Batch
 
@@ -97,7 +97,7 @@ def comparison_table(results: Sequence[ClearingResult]) -> pd.DataFrame:
 def clear_designs(
     batch: Batch,
     designs: Sequence[str | Design],
-    pricing: str | Pricing = Pricing.PAY_AS_BID,
+    pricing: str | Pricing = DEFAULT_PRICING,
     scheduler: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[ClearingResult]:

@@ -28,7 +28,7 @@ from market.analysis.comparison import comparison_table
 from market.clearing.parallel import parallel_map
 from market.clearing.run import clear
 from market.design.spec import Design, load_design
-from market.enums import Pricing
+from market.enums import DEFAULT_PRICING, Pricing
 from market.errors import FlexmarketError
 from market.io.batch import Batch
 
@@ -97,7 +97,7 @@ def run_sweep(
     batch: Batch,
     designs: Sequence[str | Design],
     grid: Sequence[GridPoint],
-    pricing: str | Pricing = Pricing.PAY_AS_CLEAR,
+    pricing: str | Pricing = DEFAULT_PRICING,
     scheduler: str | None = None,
     n_workers: int = 2,
 ) -> pd.DataFrame:

@@ -25,7 +25,7 @@ from market.clearing.results import ClearingResult, ClearingStatus, ModelStats
 from market.clearing.solvers import solve_cvxpy
 from market.clearing.verify import verify
 from market.design.spec import Design, load_design
-from market.enums import Pricing
+from market.enums import DEFAULT_PRICING, Pricing
 from market.errors import FlexmarketError, SolverError
 from market.io.batch import Batch
 
@@ -35,7 +35,7 @@ Progress = Callable[[str], None]
 def clear(
     batch: Batch,
     design: str | Design = "single",
-    pricing: str | Pricing = Pricing.PAY_AS_BID,
+    pricing: str | Pricing = DEFAULT_PRICING,
     *,
     scheduler: str | None = None,
     raise_on_failure: bool = True,

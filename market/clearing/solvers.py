@@ -8,6 +8,9 @@ row was written. Values below ``SNAP_MW`` are snapped to zero before pricing.
 
 from __future__ import annotations
 
+import functools
+import os
+import sys
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -34,6 +37,30 @@ DEFAULT_HIGHS_OPTIONS: dict[str, Any] = {
     "primal_feasibility_tolerance": 1e-9,
     "dual_feasibility_tolerance": 1e-9,
 }
+
+
+SOLVER_OUTPUT = {"verbose": False}  # set by ``flexmarket --verbose``: HiGHS's own log on stdout
+
+
+@functools.cache
+def silence_highs_banner() -> None:
+    """HiGHS prints a copyright banner on stdout when the first ``Highs`` object of a process
+    is made. Make that first object here with the process's stdout pointed at /dev/null, so
+    no command or API call prints it (unless solver output was asked for)."""
+    if SOLVER_OUTPUT["verbose"]:
+        return
+    import highspy
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(devnull)
+        os.close(saved)
 
 
 def to_cvxpy(model: LinearModel) -> tuple[cp.Problem, dict[str, cp.Variable], dict[str, cp.Constraint]]:
@@ -68,10 +95,11 @@ def solve_cvxpy(model: LinearModel, options: dict[str, object] | None = None) ->
 
     if "HIGHS" not in cp.installed_solvers():
         raise SolverNotInstalledError("HiGHS is not installed for cvxpy: pip install highspy")
+    silence_highs_banner()
     t0 = time.perf_counter()
     problem, cvars, constraints = to_cvxpy(model)
     t1 = time.perf_counter()
-    opts = {**DEFAULT_HIGHS_OPTIONS, **(options or {})}
+    opts = {**DEFAULT_HIGHS_OPTIONS, "verbose": SOLVER_OUTPUT["verbose"], **(options or {})}
     try:
         problem.solve(solver="HIGHS", canon_backend="SCIPY", **opts)
     except cp.error.SolverError as exc:

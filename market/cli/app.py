@@ -6,16 +6,41 @@ Exit codes: 0 done; 2 bad input (named file, row, column and reason; nothing wri
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from market.cli.batch import synth, validate
 from market.cli.clearing import clear, compare, designs_list, designs_show, sweep
+from market.cli.console import configure
 from market.cli.demo import demo
 from market.cli.settlement import baselines_evaluate, settle
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Clear and settle distribution-level flexibility markets."
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        import market
+
+        typer.echo(f"flexmarket {market.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="only warnings and errors (on stderr)")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug log lines and the solver's own log")] = False,
+) -> None:
+    """Clear and settle distribution-level flexibility markets."""
+    configure(quiet=quiet, verbose=verbose)
+
+
 designs_app = typer.Typer(no_args_is_help=True, help="List and show coordination designs.")
 baselines_app = typer.Typer(no_args_is_help=True, help="M&V baseline methods.")
 app.add_typer(designs_app, name="designs")

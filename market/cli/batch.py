@@ -7,32 +7,37 @@ from typing import Annotated
 
 import typer
 
-from market.cli.console import console, exit_on_error, load_or_exit
+from market.cli.console import emit_json, exit_on_error, load_or_exit, say
 from market.cli.render import summary_tables
+from market.io.batch import TABLE_NAMES
 from market.io.write import write_batch
 
 
 def validate(
     batch: Annotated[Path, typer.Argument(help="batch folder")],
     meter: Annotated[Path | None, typer.Option(help="also check a meter data file")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the row counts as JSON")] = False,
 ) -> None:
     """Check a batch (and meter data); print a summary, or every bad row (exit 2)."""
     from market.io.read import load_meter_table
 
     b = load_or_exit(batch)
-    for t in summary_tables(b):
-        console.print(t)
+    say(*summary_tables(b))
+    summary: dict[str, object] = {"batch": str(batch), "valid": True, "rows": {n: len(b.table(n)) for n in TABLE_NAMES}}
     if meter is not None:
         with exit_on_error():
             m = load_meter_table(meter)
         dup = int(m.duplicated(["der_id", "interval_start"]).sum())
-        console.print(
+        summary["meter"] = {"rows": len(m), "der": int(m["der_id"].nunique()), "duplicate_readings": dup}
+        say(
             f"meter: {len(m):,} rows, {m['der_id'].nunique()} DER, "
             f"{m['interval_start'].min().isoformat()} to "
             f"{m['interval_start'].max().isoformat()}; {dup} duplicate readings "
             "(settled as findings)"
         )
-    console.print("[green]valid[/]")
+    if as_json:
+        emit_json(summary)
+    say("[green]valid[/]")
 
 
 def synth(
@@ -49,4 +54,4 @@ def synth(
 
     b = synth_batch(SynthSpec(bids=bids, intervals=intervals, dsos=dsos, seed=seed, integer_share=integer_share))
     write_batch(b, out, fmt)
-    console.print(f"wrote {len(b.bids)} bids, {len(b.needs)} needs to {out}")
+    say(f"wrote {len(b.bids)} bids, {len(b.needs)} needs to {out}")

@@ -7,13 +7,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from market.analysis.compare import batch_input_hashes
 from market.clearing.results import ClearingResult
-from market.cli.console import EXIT_FAILED, console, exit_on_error, load_or_exit, spinner
+from market.cli.console import EXIT_FAILED, emit_json, exit_on_error, load_or_exit, log, progress, say
 from market.cli.render import comparison_rich, metrics_table
-from market.enums import Pricing
+from market.enums import DEFAULT_PRICING, Pricing
 from market.io.batch import Batch
 from market.io.read import sha256_file
 from market.io.write import output_manifest, write_json
@@ -22,27 +24,29 @@ from market.io.write import output_manifest, write_json
 def clear(
     batch: Annotated[Path, typer.Argument(help="batch folder")],
     design: Annotated[str, typer.Option(help="preset name or design .toml")] = "single",
-    pricing: Annotated[str, typer.Option(help="pay-as-bid or pay-as-clear")] = Pricing.PAY_AS_BID.value,
+    pricing: Annotated[Pricing, typer.Option(help="how awards are paid")] = DEFAULT_PRICING,
     out: Annotated[Path, typer.Option(help="run folder to write")] = Path("runs/run"),
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the run's metrics as JSON")] = False,
 ) -> None:
     """Clear a batch under one design and write the run folder."""
     from market.clearing.run import clear as do_clear
     from market.clearing.runfolder import write_run
+    from market.design.spec import load_design
 
     t0 = time.perf_counter()
     b = load_or_exit(batch)
     t1 = time.perf_counter()
-    with spinner() as prog:
-        task = prog.add_task("clearing", total=None)
-        with exit_on_error(EXIT_FAILED):
-            result = do_clear(
-                b, design, pricing, scheduler=scheduler, progress=lambda s: prog.update(task, description=s)
-            )
+    with exit_on_error():
+        spec = load_design(design)
+    with progress(f"clearing {spec.name}", len(spec.steps)) as step_started, exit_on_error(EXIT_FAILED):
+        result = do_clear(b, spec, pricing, scheduler=scheduler, progress=step_started)
     t2 = time.perf_counter()
-    write_run(out, b, result, {"design": design, "pricing": pricing}, {"load": t1 - t0, "clear": t2 - t1})
-    console.print(metrics_table(result.design.name, result.metrics))
-    console.print(f"run written to [bold]{out}[/]")
+    write_run(out, b, result, {"design": design, "pricing": pricing.value}, {"load": t1 - t0, "clear": t2 - t1})
+    log.info("run written to %s", out)
+    if as_json:
+        emit_json({"run": str(out), "design": spec.name, "pricing": pricing.value, "metrics": result.metrics})
+    say(metrics_table(result.design.name, result.metrics), f"run written to [bold]{out}[/]")
 
 
 CORE_DESIGNS = "single,dso-led,tso-only"
@@ -55,15 +59,17 @@ def design_list(designs: str) -> list[str]:
     return preset_names() if names == ["all"] else names
 
 
-def run_compare(b: Batch, designs: list[str], pricing: str, out: Path, scheduler: str | None) -> list[ClearingResult]:
+def run_compare(
+    b: Batch, designs: list[str], pricing: Pricing, out: Path, scheduler: str | None
+) -> list[ClearingResult]:
     """Clear every design, write each run folder, comparison.parquet and report.html."""
     from market.analysis.compare import compare as do_compare
+    from market.design.spec import load_design
 
-    with spinner() as prog:
-        task = prog.add_task(f"clearing {len(designs)} designs", total=None)
-        return do_compare(
-            b, designs, pricing, out=out, scheduler=scheduler, progress=lambda s: prog.update(task, description=s)
-        )
+    with exit_on_error():
+        specs = [load_design(d) for d in designs]
+    with progress(f"clearing {len(specs)} designs", sum(len(s.steps) for s in specs)) as step_started:
+        return do_compare(b, specs, pricing, out=out, scheduler=scheduler, progress=step_started)
 
 
 def compare(
@@ -71,23 +77,27 @@ def compare(
     designs: Annotated[
         str, typer.Option(help="comma-separated presets or .toml paths; 'all' for every preset")
     ] = CORE_DESIGNS,
-    pricing: Annotated[str, typer.Option(help="pay-as-bid or pay-as-clear")] = Pricing.PAY_AS_CLEAR.value,
+    pricing: Annotated[Pricing, typer.Option(help="how awards are paid")] = DEFAULT_PRICING,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/compare"),
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print every design's metrics as JSON")] = False,
 ) -> None:
     """Clear the same batch under several designs; write comparison.parquet and report.html."""
     b = load_or_exit(batch)
     with exit_on_error(EXIT_FAILED):
         results = run_compare(b, design_list(designs), pricing, out, scheduler)
-    console.print(comparison_rich(results))
-    console.print(f"report: [bold]{out / 'report.html'}[/]")
+    if as_json:
+        emit_json(
+            {"folder": str(out), "pricing": pricing.value, "metrics": {r.design.name: r.metrics for r in results}}
+        )
+    say(comparison_rich(results), f"report: [bold]{out / 'report.html'}[/]")
 
 
 def sweep(
     batch: Annotated[Path, typer.Argument(help="batch folder")],
-    grid: Annotated[Path, typer.Option(help="sweep.toml with a [grid] table")],
+    grid: Annotated[Path, typer.Option(help="sweep.toml with a \\[grid] table")],
     designs: Annotated[str, typer.Option(help="comma-separated designs, or 'all'")] = ("single,dso-led,tso-only"),
-    pricing: Annotated[str, typer.Option(help="pay-as-bid or pay-as-clear")] = Pricing.PAY_AS_CLEAR.value,
+    pricing: Annotated[Pricing, typer.Option(help="how awards are paid")] = DEFAULT_PRICING,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/sweep"),
     scheduler: Annotated[
         str | None, typer.Option(help="Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a local cluster)")
@@ -99,16 +109,16 @@ def sweep(
     b = load_or_exit(batch)
     with exit_on_error():
         points = load_grid(grid)
-        with spinner() as prog:
-            prog.add_task(f"{len(points)} grid points x designs on Dask", total=None)
-            results = run_sweep(b, design_list(designs), points, pricing, scheduler)
+        names = design_list(designs)
+        log.info("sweep: %d grid points x %d designs on Dask", len(points), len(names))
+        results = run_sweep(b, names, points, pricing, scheduler)
     out.mkdir(parents=True, exist_ok=True)
     write_json(
         out / "manifest.json",
         output_manifest(
             "sweep",
             {**batch_input_hashes(b), "grid": sha256_file(grid)},
-            {"designs": designs, "pricing": pricing, "points": len(points)},
+            {"designs": designs, "pricing": pricing.value, "points": len(points)},
         ),
     )
     results.to_parquet(out / "sweep.parquet", index=False)
@@ -120,8 +130,7 @@ def sweep(
         t.add_column(str(d), justify="right")
     for point, row in wide.iterrows():
         t.add_row(str(point), *[f"{v:,.0f}" for v in row])
-    console.print(t)
-    console.print(f"{len(results)} rows -> [bold]{out / 'sweep.parquet'}[/], report.html")
+    say(t, f"{len(results)} rows -> [bold]{out / 'sweep.parquet'}[/], report.html")
 
 
 def designs_list() -> None:
@@ -134,7 +143,7 @@ def designs_list() -> None:
     for name in preset_names():
         d = load_design(name)
         t.add_row(name, d.title, " -> ".join(s.name for s in d.steps), d.report_section)
-    console.print(t)
+    say(t)
 
 
 def designs_show(name: Annotated[str, typer.Argument(help="preset or .toml path")]) -> None:
@@ -144,7 +153,7 @@ def designs_show(name: Annotated[str, typer.Argument(help="preset or .toml path"
 
     with exit_on_error():
         d = load_design(name)
-    console.print(f"[bold]{d.title}[/] ({d.name}) — report section {d.report_section}")
+    say(f"[bold]{escape(d.title)}[/] ({escape(d.name)}) — report section {escape(d.report_section)}")
     if d.description:
-        console.print(d.description)
-    console.print(skeleton_text(d), highlight=False, markup=False)
+        say(escape(d.description))
+    say(Text(skeleton_text(d)))

@@ -1,34 +1,70 @@
-"""Shared plumbing of the commands: consoles, exit codes, errors as one red line."""
+"""Shared plumbing of the commands: output, logging, progress, errors as one red line.
+
+Exit codes (every command): 0 done; 2 bad input (a usage error, or a named file, row,
+column and reason; nothing written); 1 the inputs were fine but the job failed (solver,
+busy or unreachable store).
+
+Output: tables and results go to stdout (``--json``: one JSON document instead);
+progress, log lines and errors go to stderr, through the standard ``logging`` module
+(logger ``flexmarket``). ``--quiet`` keeps only warnings and errors; ``--verbose`` adds
+debug lines and the solver's own log.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from market.errors import FlexmarketError
 from market.io.batch import Batch
 from market.io.read import load_batch
 
+log = logging.getLogger("flexmarket")
 _WIDTH = None if sys.stdout.isatty() else 160  # logs and pipes get wide, untruncated tables
-
-
 console = Console(width=_WIDTH)
-
-
 err = Console(stderr=True)
-
+MODE = {"quiet": False, "json": False}
 
 EXIT_INVALID = 2
-
-
 EXIT_FAILED = 1
+LOG_EVERY_S = 10.0  # off a terminal, a progress line at most this often (and at the end)
+
+
+def configure(quiet: bool, verbose: bool) -> None:
+    """Logging to stderr at the level the flags ask for; the solver's log with ``verbose``."""
+    from market.clearing.solvers import SOLVER_OUTPUT
+
+    MODE["quiet"] = quiet
+    SOLVER_OUTPUT["verbose"] = verbose
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+
+
+def say(*items: RenderableType) -> None:
+    """Print tables and messages on stdout, unless ``--quiet`` or ``--json``."""
+    if not (MODE["quiet"] or MODE["json"]):
+        for item in items:
+            console.print(item)
+
+
+def emit_json(data: Any) -> None:
+    """The command's result as one JSON document on stdout (``--json``)."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 @contextlib.contextmanager
@@ -47,5 +83,31 @@ def load_or_exit(folder: Path) -> Batch:
         return load_batch(folder)
 
 
-def spinner() -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True)
+@contextlib.contextmanager
+def progress(label: str, total: int) -> Iterator[Callable[[str], None]]:
+    """A callback to call once per unit of work started (``total`` units): a bar with counts
+    and ETA on a terminal; elsewhere plain log lines with the count, elapsed time and ETA."""
+    started = time.monotonic()
+    count = [0]
+    if err.is_terminal and not MODE["quiet"]:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True) as bar:
+            task = bar.add_task(label, total=total)
+
+            def advance(message: str) -> None:
+                bar.update(task, advance=1, description=f"{label}: {message}")
+
+            yield advance
+        return
+    last = [0.0]
+
+    def log_line(message: str) -> None:
+        count[0] += 1
+        now = time.monotonic() - started
+        if now - last[0] >= LOG_EVERY_S or count[0] in (1, total):
+            last[0] = now
+            eta = now / count[0] * (total - count[0]) if count[0] else 0.0
+            log.info("%s [%d/%d] %s (%.0f s elapsed, about %.0f s left)", label, count[0], total, message, now, eta)
+
+    yield log_line
+    log.info("%s done in %.1f s", label, time.monotonic() - started)

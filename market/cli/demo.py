@@ -7,29 +7,47 @@ from typing import Annotated
 
 import typer
 
+import market
 from market.cli.clearing import design_list, run_compare
-from market.cli.console import console, load_or_exit
-from market.cli.render import comparison_rich, statements_rich, summary_tables
-from market.enums import Pricing
+from market.cli.console import EXIT_INVALID, err, load_or_exit, log, say
+from market.cli.render import comparison_rich, findings_rich, statements_rich, summary_tables
+from market.enums import DEFAULT_PRICING
+
+SAMPLE_FILES = ("sample/batch.toml", "meter.parquet", "settle.toml")
+
+
+def find_sample(given: Path | None) -> Path:
+    """The folder with ``sample/``, ``meter.parquet`` and ``settle.toml``: the one given, else
+    ``./data``, else the ``data/`` folder beside the installed package (a source checkout)."""
+    candidates = [given] if given else [Path("data"), Path(market.__file__).resolve().parents[1] / "data"]
+    for folder in candidates:
+        if folder is not None and all((folder / f).is_file() for f in SAMPLE_FILES):
+            return folder
+    tried = ", ".join(str(c) for c in candidates)
+    err.print(
+        f"[bold red]error:[/] no sample data in {tried} (it needs {', '.join(SAMPLE_FILES)}); "
+        "run from a flexmarket checkout, or pass --data PATH/TO/data"
+    )
+    raise typer.Exit(EXIT_INVALID)
 
 
 def demo(
-    data: Annotated[Path, typer.Option(help="folder with sample/ and meter.parquet")] = Path("data"),
+    data: Annotated[Path | None, typer.Option(help="folder with sample/, meter.parquet, settle.toml")] = None,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/sample"),
 ) -> None:
     """The main job on the sample: validate, clear every preset design, compare, settle."""
     # (the settlement store in OUT/settlement keeps versions across demo runs)
-    b = load_or_exit(data / "sample")
-    for t in summary_tables(b):
-        console.print(t)
-    results = run_compare(b, design_list("all"), Pricing.PAY_AS_CLEAR, out, None)
-    console.print(comparison_rich(results))
-    console.print(f"report: [bold]{out / 'report.html'}[/]")
+    folder = find_sample(data)
+    log.info("sample data from %s", folder)
+    b = load_or_exit(folder / "sample")
+    say(*summary_tables(b))
+    results = run_compare(b, design_list("all"), DEFAULT_PRICING, out, None)
+    say(comparison_rich(results), f"report: [bold]{out / 'report.html'}[/]")
     from settlement import settle as do_settle
 
-    r = do_settle(out / "runs" / "single", data / "meter.parquet", data / "settle.toml", out=out / "settlement")
-    console.print(statements_rich(r))
-    console.print(
+    r = do_settle(out / "runs" / "single", folder / "meter.parquet", folder / "settle.toml", out=out / "settlement")
+    say(statements_rich(r), findings_rich(r.findings))
+    say(
         f"settlement of the single run: {len(r.new_versions)} new statement "
         f"version(s), {len(r.findings)} finding(s) -> {out / 'settlement'}"
     )

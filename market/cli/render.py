@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 from rich.table import Table
 
 from market.clearing.results import ClearingResult
@@ -105,6 +106,23 @@ SHORT = [
     ("scalability_tso_variables", "TSO vars"),
     ("cyber_exposure_endpoints", "cyber"),
 ]
+
+
+def findings_summary(findings: pd.DataFrame) -> pd.DataFrame:
+    """Settlement findings counted per kind and severity."""
+    if not len(findings):
+        return pd.DataFrame({"kind": [], "severity": [], "count": []})
+    return findings.groupby(["kind", "severity"]).size().rename("count").reset_index()
+
+
+def findings_rich(findings: pd.DataFrame) -> Table:
+    """Settlement findings per kind and severity (details in findings.parquet)."""
+    t = Table(title="findings (details in findings.parquet)")
+    for c in ("kind", "severity", "count"):
+        t.add_column(c, justify="right" if c == "count" else "left")
+    for row in findings_summary(findings).itertuples(index=False):
+        t.add_row(str(row.kind), str(row.severity), str(row.count))
+    return t
 
 
 def comparison_rich(results: Sequence[ClearingResult]) -> Table:

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from market.cli.console import console, exit_on_error, spinner
-from market.cli.render import statements_rich
+from market.cli.console import emit_json, exit_on_error, log, say
+from market.cli.render import findings_rich, findings_summary, statements_rich
 from market.errors import StoreConflictError, StoreUnavailableError
 from market.io.read import sha256_file
 from market.io.write import output_manifest, write_json
@@ -22,17 +22,26 @@ def settle(
     out: Annotated[Path, typer.Option(help="output folder")],
     config: Annotated[Path | None, typer.Option(help="settle.toml")] = None,
     db: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the store (default: DuckDB file in OUT)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print statements and findings as JSON")] = False,
 ) -> None:
     """Settle a clearing run against meter data; versioned statements into the store."""
     from settlement import settle as do_settle
 
-    with exit_on_error(failed=(StoreConflictError, StoreUnavailableError)), spinner() as prog:
-        prog.add_task("settling", total=None)
+    log.info("settling %s against %s", run, meter)
+    with exit_on_error(failed=(StoreConflictError, StoreUnavailableError)):
         r = do_settle(run, meter, config, db=db, out=out)
-    console.print(statements_rich(r))
-    console.print(
-        f"{len(r.new_versions)} new statement version(s); {len(r.findings)} finding(s); written to [bold]{out}[/]"
-    )
+    if as_json:
+        emit_json(
+            {
+                "folder": str(out),
+                "period": r.period,
+                "new_versions": len(r.new_versions),
+                "statements": r.statements.to_dict(orient="records"),
+                "findings": findings_summary(r.findings).to_dict(orient="records"),
+            }
+        )
+    say(statements_rich(r), findings_rich(r.findings))
+    say(f"{len(r.new_versions)} new statement version(s); {len(r.findings)} finding(s); written to [bold]{out}[/]")
 
 
 def baselines_evaluate(
@@ -72,5 +81,4 @@ def baselines_evaluate(
             f"{s.median_rrmse:.3f}",
             f"{s.within_20pct:.0%}",
         )
-    console.print(t)
-    console.print(f"scores and plot in [bold]{out}[/]")
+    say(t, f"scores and plot in [bold]{out}[/]")

@@ -92,14 +92,14 @@ class Batch:
 
     def replace(self, **tables: pd.DataFrame) -> Batch:
         """A copy with some tables replaced (used by sweeps); the original is untouched."""
-        values = {name: getattr(self, name) for name in _TABLE_NAMES}
+        values = {name: getattr(self, name) for name in TABLE_NAMES}
         values.update(tables)
         return Batch(self.config, **values, source=self.source, file_hashes=self.file_hashes)
 
     def with_config(self, **changes: Any) -> Batch:
         cfg = BatchConfig(**{**self.config.__dict__, **changes})
-        values = {name: getattr(self, name) for name in _TABLE_NAMES}
+        values = {name: getattr(self, name) for name in TABLE_NAMES}
         return Batch(cfg, **values, source=self.source, file_hashes=self.file_hashes)
 
 
-_TABLE_NAMES = tuple(t.name for t in BATCH_TABLES)
+TABLE_NAMES = tuple(t.name for t in BATCH_TABLES)

@@ -1,0 +1,92 @@
+"""The CLI behaves in a scheduled job: a version, quiet and JSON output, no solver banner,
+usage errors exit 2, one pricing default, and the demo finds its sample from anywhere."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import market
+from market.cli import app
+from market.cli.demo import find_sample
+from market.enums import DEFAULT_PRICING, Pricing
+from market.io.synth import SynthSpec, synth_batch
+from market.io.write import write_batch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def small_batch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("batch")
+    write_batch(synth_batch(SynthSpec(bids=20, intervals=2, dsos=2, seed=1)), folder)
+    return folder
+
+
+def _flexmarket(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The real command in a fresh process: C-level output (the solver's) is seen too."""
+    code = "from market.cli import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd or ROOT, timeout=300
+    )
+
+
+def test_version() -> None:
+    res = CliRunner().invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output.strip() == f"flexmarket {market.__version__}"
+
+
+def test_a_plain_clear_prints_no_solver_banner_and_verbose_does(small_batch: Path, tmp_path: Path) -> None:
+    plain = _flexmarket("clear", str(small_batch), "--out", str(tmp_path / "a"))
+    assert plain.returncode == 0, plain.stderr
+    assert "HiGHS" not in plain.stdout + plain.stderr
+    assert "clearing single [1/1]" in plain.stderr  # a plain log line off a terminal, with a count
+    verbose = _flexmarket("--verbose", "clear", str(small_batch), "--out", str(tmp_path / "b"))
+    assert verbose.returncode == 0 and "HiGHS" in verbose.stdout
+
+
+def test_quiet_and_json(small_batch: Path, tmp_path: Path) -> None:
+    res = _flexmarket("--quiet", "clear", str(small_batch), "--out", str(tmp_path / "r"), "--json")
+    assert res.returncode == 0 and res.stderr == ""
+    summary = json.loads(res.stdout)
+    assert summary["pricing"] == DEFAULT_PRICING.value and "system_cost_eur" in summary["metrics"]
+    quiet = _flexmarket("-q", "validate", str(small_batch))
+    assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""
+
+
+def test_a_mistyped_pricing_is_a_usage_error(small_batch: Path, tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["clear", str(small_batch), "--pricing", "pay-as-clr", "--out", str(tmp_path)])
+    assert res.exit_code == 2
+    assert not any(tmp_path.iterdir())
+
+
+def test_one_pricing_default_everywhere() -> None:
+    import inspect
+
+    from market.analysis.compare import compare
+    from market.analysis.sweep import run_sweep
+    from market.clearing.run import clear
+
+    assert DEFAULT_PRICING is Pricing.PAY_AS_CLEAR
+    for fn in (clear, compare, run_sweep):
+        assert inspect.signature(fn).parameters["pricing"].default is DEFAULT_PRICING
+    for command in ("clear", "compare", "sweep"):
+        res = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+        assert "pay-as-clear" in res.output
+
+
+def test_sweep_help_keeps_the_grid_text() -> None:
+    res = CliRunner().invoke(app, ["sweep", "--help"], env={"COLUMNS": "200"})
+    assert "[grid]" in res.output
+
+
+def test_demo_finds_the_sample_from_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no data/ here: the checkout's data/ beside the package is found
+    assert find_sample(None) == ROOT / "data"
+    res = CliRunner().invoke(app, ["demo", "--data", str(tmp_path / "nothing")])
+    assert res.exit_code == 2 and "no sample data" in res.output
