@@ -6,6 +6,7 @@ Every error a user can cause or meet derives from :class:`FlexmarketError`::
     ├── BatchError                 the batch folder cannot be read at all
     │   └── BatchValidationError   rows break the contract (lists every bad row)
     ├── DesignError                a design file is malformed or names unknown steps
+    ├── NetworkError               a grid model cannot be read or imported
     ├── SolverError                the solver failed, is missing, or returned values
     │   │                          that break the model's own constraints
     │   └── SolverNotInstalledError
@@ -125,6 +126,10 @@ def _finding_key(f: Finding) -> tuple[str, int, str, str]:
 
 class DesignError(FlexmarketError):
     """A design definition is malformed."""
+
+
+class NetworkError(FlexmarketError):
+    """A grid model (pandapower, SimBench, PyPSA) cannot be read or imported."""
 
 
 class SolverError(FlexmarketError):

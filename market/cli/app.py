@@ -14,6 +14,7 @@ from market.cli.batch import synth, validate
 from market.cli.clearing import clear, compare, designs_list, designs_show, sweep
 from market.cli.console import configure
 from market.cli.demo import demo
+from market.cli.network import network_import
 from market.cli.settlement import baselines_evaluate, settle
 
 app = typer.Typer(
@@ -51,6 +52,9 @@ for command in (validate, clear, synth, settle, sweep, compare, demo):
 designs_app.command("list")(designs_list)
 designs_app.command("show")(designs_show)
 baselines_app.command("evaluate")(baselines_evaluate)
+network_app = typer.Typer(no_args_is_help=True, help="Grid models in: pandapower, SimBench, PyPSA.")
+app.add_typer(network_app, name="network")
+network_app.command("import")(network_import)
 
 
 def main() -> None:  # pragma: no cover

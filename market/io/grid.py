@@ -1,4 +1,6 @@
-"""Network tables from a pandapower net (or a SimBench grid loaded into one).
+"""Network tables from the grids analysts have: a pandapower net (a JSON file, a
+pandapower.networks case such as ``pandapower:case30``, or a SimBench code) or a PyPSA
+network (a ``.nc``/``.h5`` file).
 
 The PTDF comes from pandapower itself (``makePTDF`` on the net's DC model), slack
 referenced: ``factor`` is the flow change on a branch (MW, in its from->to direction)
@@ -12,12 +14,14 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from market.enums import TSO_ID
+from market.errors import NetworkError
 
 
 @dataclass(frozen=True)
@@ -68,15 +72,12 @@ def pandapower_tables(
     """
     import pandapower as pp
     from pandapower.pypower.idx_brch import RATE_A
-    from pandapower.pypower.idx_bus import BUS_TYPE, REF
-    from pandapower.pypower.makePTDF import makePTDF
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pp.rundcpp(net)
         ppc = net._ppc
-        slack = int(np.flatnonzero(ppc["bus"][:, BUS_TYPE] == REF)[0])
-        h = makePTDF(ppc["baseMVA"], ppc["bus"], ppc["branch"], slack)
+        h = _ptdf_in_service(ppc)
     bus = net.bus
     lookup = net._pd2ppc_lookups
     ptdf = h[:, lookup["bus"][bus.index.to_numpy()]]
@@ -102,6 +103,29 @@ def pandapower_tables(
     return GridTables(constraints, sensitivities, nodes, ptdf, kv)
 
 
+def _ptdf_in_service(ppc: dict[str, Any]) -> np.ndarray:
+    """PTDF (branches x buses of ``ppc``, slack referenced) of the energised part of the
+    grid: out-of-service branches (open switches of a ring) and isolated buses get 0."""
+    from pandapower.pypower.idx_brch import BR_STATUS, F_BUS, T_BUS
+    from pandapower.pypower.idx_bus import BUS_I, BUS_TYPE, NONE, REF
+    from pandapower.pypower.makePTDF import makePTDF
+
+    bus, branch = ppc["bus"], ppc["branch"]
+    on = bus[:, BUS_TYPE] != NONE
+    new_of = np.full(len(bus), -1)
+    new_of[on] = np.arange(on.sum())
+    f, to = branch[:, F_BUS].real.astype(int), branch[:, T_BUS].real.astype(int)
+    live = (branch[:, BR_STATUS].real > 0) & on[f] & on[to]
+    sub_bus = bus[on].copy()
+    sub_bus[:, BUS_I] = np.arange(on.sum())
+    sub_branch = branch[live].copy()
+    sub_branch[:, F_BUS], sub_branch[:, T_BUS] = new_of[f[live]], new_of[to[live]]
+    slack = int(np.flatnonzero(sub_bus[:, BUS_TYPE] == REF)[0])
+    h = np.zeros((len(branch), len(bus)))
+    h[np.ix_(np.flatnonzero(live), np.flatnonzero(on))] = makePTDF(ppc["baseMVA"], sub_bus, sub_branch, slack)
+    return h
+
+
 def _branch_ids_and_kv(net: Any, ranges: dict[str, tuple[int, int]]) -> tuple[list[str], np.ndarray]:
     ids: list[str] = []
     kv: list[float] = []
@@ -118,3 +142,138 @@ def _branch_ids_and_kv(net: Any, ranges: dict[str, tuple[int, int]]) -> tuple[li
         else:
             kv += list(table["vn_hv_kv"].to_numpy())
     return ids, np.asarray(kv, dtype=float)
+
+
+SIMBENCH_TZ = "Europe/Berlin"  # SimBench profile times are German local time (2016)
+
+
+def load_pandapower(source: str) -> Any:
+    """A pandapower net from a JSON file, ``pandapower:<case>`` or a SimBench code."""
+    import pandapower as pp
+
+    path = Path(source)
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise NetworkError(f"{source}: file not found")
+        try:
+            return pp.from_json(str(path))
+        except Exception as exc:  # pandapower raises many kinds for a bad file
+            raise NetworkError(f"{source}: not a pandapower net ({exc})") from exc
+    if source.startswith("pandapower:"):
+        import pandapower.networks as pn
+
+        name = source.split(":", 1)[1]
+        if not hasattr(pn, name):
+            raise NetworkError(f"{source}: pandapower.networks has no {name!r}")
+        return getattr(pn, name)()
+    import simbench as sb
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return sb.get_simbench_net(source)
+    except Exception as exc:
+        raise NetworkError(
+            f"{source!r} is neither a pandapower .json file, pandapower:<case>, nor a SimBench code ({exc})"
+        ) from exc
+
+
+def simbench_injections(net: Any, start: pd.Timestamp, intervals: int, minutes: int) -> np.ndarray:
+    """Net injection per interval and bus (intervals x buses, MW, positive = into the grid)
+    from the SimBench profiles of ``net``, for ``intervals`` intervals from ``start`` (UTC)."""
+    import simbench as sb
+
+    if minutes != 15:
+        raise NetworkError("SimBench profiles are 15-minute values: use interval_minutes = 15")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prof = sb.get_absolute_values(net, profiles_instead_of_study_cases=True)
+    local = pd.to_datetime(net.profiles["load"]["time"], format="%d.%m.%Y %H:%M")
+    times = pd.DatetimeIndex(local.dt.tz_localize(SIMBENCH_TZ, ambiguous="infer").dt.tz_convert("UTC"))
+    wanted = start + pd.Timedelta(minutes=minutes) * np.arange(intervals)
+    rows = times.get_indexer(wanted)
+    if (rows < 0).any():
+        raise NetworkError(f"the SimBench profiles do not cover {wanted[rows < 0][0].isoformat()}")
+    pos = pd.Series(np.arange(len(net.bus)), index=net.bus.index)
+    inj = np.zeros((intervals, len(net.bus)))
+    for element, sign in (("load", -1.0), ("storage", -1.0), ("sgen", 1.0), ("gen", 1.0)):
+        key = (element, "p_mw")
+        table = getattr(net, element)
+        if key not in prof or not len(table):
+            continue
+        values = prof[key].iloc[rows].reindex(columns=table.index).fillna(0.0).to_numpy()
+        live = table["in_service"].to_numpy(dtype=bool)
+        cols = pos[table["bus"]].to_numpy()
+        np.add.at(inj.T, cols[live], sign * values[:, live].T)
+    return inj
+
+
+def node_areas_of(net: Any, dso_id: str) -> pd.DataFrame:
+    """One row per bus: its node id, its area (the bus's SimBench ``subnet`` or pandapower
+    ``zone`` where given, else ``grid``) and the DSO."""
+    bus = net.bus
+    area = pd.Series("grid", index=bus.index)
+    for column in ("subnet", "zone"):
+        if column in bus and bus[column].notna().any():
+            area = bus[column].astype(object).where(bus[column].notna(), "grid").astype(str)
+            break
+    return pd.DataFrame({"area_id": area.to_numpy(), "node_id": node_ids_of(net).to_numpy(), "dso_id": dso_id})
+
+
+def network_batch_tables(
+    net: Any,
+    *,
+    dso_id: str = "dso1",
+    tso_min_kv: float = 110.0,
+    start: pd.Timestamp | None = None,
+    intervals: int = 0,
+    minutes: int = 15,
+) -> dict[str, pd.DataFrame]:
+    """``constraints``, ``sensitivities`` and ``node_areas`` of a batch for ``net``: base flows
+    per interval from its profiles when ``start`` and ``intervals`` are given (SimBench),
+    else one every-interval row per branch from a DC power flow of its own loads and
+    generation."""
+    grid = pandapower_tables(net, dso_id=dso_id, tso_min_kv=tso_min_kv)
+    constraints = grid.constraints
+    if start is not None and intervals > 0:
+        flows = simbench_injections(net, start, intervals, minutes) @ grid.ptdf.T  # intervals x branches
+        times = start + pd.Timedelta(minutes=minutes) * np.arange(intervals)
+        constraints = pd.DataFrame(
+            {
+                "constraint_id": np.tile(grid.constraints["constraint_id"].to_numpy(), intervals),
+                "owner_id": np.tile(grid.constraints["owner_id"].to_numpy(), intervals),
+                "interval_start": np.repeat(times, len(grid.constraints)),
+                "base_flow_mw": flows.reshape(-1),
+                "max_flow_mw": np.tile(grid.constraints["max_flow_mw"].to_numpy(), intervals),
+                "min_flow_mw": np.tile(grid.constraints["min_flow_mw"].to_numpy(), intervals),
+            }
+        )
+    limited = np.isfinite(constraints["max_flow_mw"].to_numpy())
+    constraints = constraints[limited].reset_index(drop=True)
+    sens = grid.sensitivities[grid.sensitivities["constraint_id"].isin(constraints["constraint_id"])]
+    return {
+        "constraints": constraints,
+        "sensitivities": sens.reset_index(drop=True),
+        "node_areas": node_areas_of(net, dso_id),
+    }
+
+
+def load_network_tables(
+    source: str,
+    *,
+    dso_id: str = "dso1",
+    tso_min_kv: float = 110.0,
+    start: pd.Timestamp | None = None,
+    intervals: int = 0,
+    minutes: int = 15,
+) -> dict[str, pd.DataFrame]:
+    """The network tables of a grid model named by ``source`` (see :func:`load_pandapower`;
+    ``.nc``/``.h5`` files are PyPSA networks)."""
+    if Path(source).suffix in (".nc", ".h5"):
+        from market.io.pypsa_grid import pypsa_batch_tables
+
+        return pypsa_batch_tables(source, dso_id=dso_id, tso_min_kv=tso_min_kv)
+    net = load_pandapower(source)
+    return network_batch_tables(
+        net, dso_id=dso_id, tso_min_kv=tso_min_kv, start=start, intervals=intervals, minutes=minutes
+    )
