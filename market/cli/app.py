@@ -16,6 +16,7 @@ from market.cli.console import configure
 from market.cli.demo import demo
 from market.cli.network import network_import
 from market.cli.settlement import baselines_evaluate, settle
+from market.cli.uftp import uftp_export, uftp_import
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Clear and settle distribution-level flexibility markets."
@@ -55,6 +56,10 @@ baselines_app.command("evaluate")(baselines_evaluate)
 network_app = typer.Typer(no_args_is_help=True, help="Grid models in: pandapower, SimBench, PyPSA.")
 app.add_typer(network_app, name="network")
 network_app.command("import")(network_import)
+uftp_app = typer.Typer(no_args_is_help=True, help="USEF UFTP (Shapeshifter) messages in and out.")
+app.add_typer(uftp_app, name="uftp")
+uftp_app.command("import")(uftp_import)
+uftp_app.command("export")(uftp_export)
 
 
 def main() -> None:  # pragma: no cover
