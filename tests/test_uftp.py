@@ -146,3 +146,44 @@ def test_clear_and_export_flex_orders_the_library_parses(imported: Path, tmp_pat
         "agr.example.com",
         POINT,
     )
+
+
+def test_settled_orders_export_as_flex_settlement(imported: Path, tmp_path: Path) -> None:
+    """The DER consumes 500 kW and cuts 200 kW in the two ordered ISPs: meter-before baseline
+    500 kW, delivered 200 kW up (UFTP: -200 kW), no deficiency, paid the order's 10 EUR."""
+    from shapeshifter_uftp.uftp import FlexSettlement
+
+    run = tmp_path / "run"
+    assert CliRunner().invoke(app, ["clear", str(imported), "--out", str(run)]).exit_code == 0
+    der = f"agr.example.com@{POINT}"
+    ts = pd.date_range("2025-12-20T00:00:00+00:00", "2026-01-05T02:00:00+00:00", freq="15min", inclusive="left")
+    kwh = [75.0 if pd.Timestamp("2026-01-05T00:00Z") <= t < pd.Timestamp("2026-01-05T00:30Z") else 125.0 for t in ts]
+    pd.DataFrame({"der_id": der, "interval_start": ts, "consumption_kwh": kwh}).to_parquet(tmp_path / "meter.parquet")
+    (tmp_path / "settle.toml").write_text('baseline = "meter-before-meter-after"\ntimezone = "Europe/Amsterdam"\n')
+    settled = tmp_path / "settled"
+    res = CliRunner().invoke(
+        app,
+        ["settle", "--run", str(run), "--meter", str(tmp_path / "meter.parquet"), "--config",
+         str(tmp_path / "settle.toml"), "--out", str(settled)],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(
+        app,
+        ["uftp", "settlement", str(settled), "--run", str(run), "--batch", str(imported), "--out", str(tmp_path / "s")],
+    )
+    assert res.exit_code == 0, res.output
+    (path,) = sorted((tmp_path / "s").glob("*.xml"))
+    message = from_xml(path.read_bytes())
+    assert isinstance(message, FlexSettlement) and message.recipient_domain == "agr.example.com"
+    (order,) = message.flex_order_settlements
+    assert order.order_reference == str(uuid.uuid5(uuid.UUID("6f6c1d0e-6a5b-4c51-9d8e-0f1e2d3c4b5a"), f"{OFFER_ID}/B"))
+    isps = [
+        (i.start, i.baseline_power, i.ordered_flex_power, i.actual_power, i.delivered_flex_power, i.power_deficiency)
+        for i in order.isps
+    ]
+    assert isps == [(5, 500000, -200000, 300000, -200000, 0), (6, 500000, -200000, 300000, -200000, 0)]
+    assert (order.price, order.penalty, order.net_settlement) == (
+        Decimal("10.0000"),
+        Decimal("0.0000"),
+        Decimal("10.0000"),
+    )

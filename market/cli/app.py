@@ -16,7 +16,7 @@ from market.cli.console import configure
 from market.cli.demo import demo
 from market.cli.network import network_import
 from market.cli.settlement import baselines_evaluate, settle
-from market.cli.uftp import uftp_export, uftp_import
+from market.cli.uftp import uftp_export, uftp_import, uftp_settlement
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Clear and settle distribution-level flexibility markets."
@@ -60,6 +60,7 @@ uftp_app = typer.Typer(no_args_is_help=True, help="USEF UFTP (Shapeshifter) mess
 app.add_typer(uftp_app, name="uftp")
 uftp_app.command("import")(uftp_import)
 uftp_app.command("export")(uftp_export)
+uftp_app.command("settlement")(uftp_settlement)
 
 
 def main() -> None:  # pragma: no cover

@@ -51,17 +51,11 @@ def uftp_export(
     time_stamp: Annotated[str | None, typer.Option(help="the orders' TimeStamp (default: the offer's)")] = None,
 ) -> None:
     """One FlexOrder per accepted offer option of the run."""
-    from market.io.uftp import OFFERS_FOLDER, orders_for_awards, read_messages, to_xml
+    from market.io.uftp import orders_for_awards, to_xml
 
     with exit_on_error():
-        awards_path, manifest_path = run / "awards.parquet", run / "manifest.json"
-        if not awards_path.is_file() or not manifest_path.is_file():
-            raise BatchError(f"{run}: not a clearing run (needs awards.parquet and manifest.json)")
-        folder = batch or Path(json.loads(manifest_path.read_text()).get("batch_source") or "")
-        if not (folder / OFFERS_FOLDER).is_dir():
-            raise BatchError(f"{folder / OFFERS_FOLDER}: no imported offers (give --batch, the uftp import output)")
-        offers = {str(m.message_id): m for _, m in read_messages(folder / OFFERS_FOLDER)}
-        orders = orders_for_awards(pd.read_parquet(awards_path), offers, time_stamp)
+        _, offers, _ = _run_offers(run, batch)
+        orders = orders_for_awards(pd.read_parquet(run / "awards.parquet"), offers, time_stamp)
         targets = [out / f"FlexOrder-{o.message_id}.xml" for o in orders]
         clash = [str(p) for p in targets if p.exists()]
         if clash:
@@ -70,3 +64,45 @@ def uftp_export(
     for order, path in zip(orders, targets, strict=True):
         path.write_text(to_xml(order))
     say(f"{len(orders)} FlexOrder(s) -> [bold]{out}[/]")
+
+
+def uftp_settlement(
+    settled: Annotated[Path, typer.Argument(help="output folder of flexmarket settle (lines.parquet)")],
+    run: Annotated[Path, typer.Option(help="the clearing run that was settled")],
+    out: Annotated[Path, typer.Option(help="folder to write FlexSettlement XML files into")],
+    batch: Annotated[Path | None, typer.Option(help="the batch that was cleared (default: the run's manifest)")] = None,
+) -> None:
+    """One FlexSettlement per aggregator: the settled lines of its FlexOrders."""
+    from market.io.uftp import orders_for_awards, settlements_for_lines, to_xml
+
+    with exit_on_error():
+        folder, offers, minutes = _run_offers(run, batch)
+        if not (settled / "lines.parquet").is_file():
+            raise BatchError(f"{settled}: no lines.parquet (the output folder of flexmarket settle)")
+        orders = orders_for_awards(pd.read_parquet(run / "awards.parquet"), offers)
+        messages, left_out = settlements_for_lines(pd.read_parquet(settled / "lines.parquet"), orders, offers, minutes)
+        targets = [out / f"FlexSettlement-{m.message_id}.xml" for m in messages]
+        clash = [str(p) for p in targets if p.exists()]
+        if clash:
+            raise BatchError(f"{clash[0]} exists; nothing written")
+    for reference in left_out:
+        log.warning("order %s left out of the settlement: a line has no meter data or baseline", reference)
+    out.mkdir(parents=True, exist_ok=True)
+    for message, path in zip(messages, targets, strict=True):
+        path.write_text(to_xml(message))
+    say(f"{len(messages)} FlexSettlement(s) -> [bold]{out}[/]")
+
+
+def _run_offers(run: Path, batch: Path | None) -> tuple[Path, dict[str, object], int]:
+    """The batch folder of a run, its imported offers by message id, and its interval."""
+    from market.io.uftp import OFFERS_FOLDER, read_messages
+
+    manifest_path = run / "manifest.json"
+    if not (run / "awards.parquet").is_file() or not manifest_path.is_file():
+        raise BatchError(f"{run}: not a clearing run (needs awards.parquet and manifest.json)")
+    manifest = json.loads(manifest_path.read_text())
+    folder = batch or Path(manifest.get("batch_source") or "")
+    if not (folder / OFFERS_FOLDER).is_dir():
+        raise BatchError(f"{folder / OFFERS_FOLDER}: no imported offers (give --batch, the uftp import output)")
+    offers = {str(m.message_id): m for _, m in read_messages(folder / OFFERS_FOLDER)}
+    return folder, offers, int(manifest["batch"]["interval_minutes"])
