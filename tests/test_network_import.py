@@ -124,3 +124,24 @@ def test_pypsa_network_reproduces_pypsa_linear_power_flow(tmp_path):  # type: ig
     moved = pd.concat([n.lines_t.p0.iloc[0], n.transformers_t.p0.iloc[0]])
     predicted = _predict(tables, pd.Series({"b3": 1.0}))
     assert np.abs(predicted - moved.reindex(predicted.index)).max() < 1e-4
+
+
+def test_ac_base_flows_are_pandapowers_ac_power_flow(tmp_path):  # type: ignore[no-untyped-def]
+    import pandapower as pp
+    import pandapower.networks as pn
+
+    tables = _import("pandapower:case30", tmp_path / "ac", "--ac")
+    net = pn.case30()
+    pp.runpp(net)
+    cons = tables["constraints"].set_index("constraint_id")["base_flow_mw"]
+    ac = pd.Series(net.res_line["p_from_mw"].to_numpy(), index=node_line_ids(net))
+    assert np.abs(cons - ac.reindex(cons.index)).max() < 1e-9
+
+
+def node_line_ids(net):  # type: ignore[no-untyped-def]
+    names = net.line["name"]
+    return (
+        names.astype(str)
+        if names.notna().all() and names.astype(str).is_unique
+        else [f"line:{i}" for i in net.line.index]
+    )

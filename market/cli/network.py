@@ -29,6 +29,9 @@ def network_import(
     ] = None,
     intervals: Annotated[int, typer.Option(help="number of intervals of base flows from profiles")] = 0,
     interval_minutes: Annotated[int, typer.Option(help="interval length of the profiles")] = 15,
+    ac: Annotated[
+        bool, typer.Option("--ac", help="base flows from an AC power flow (default: DC, as the PTDF)")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the row counts as JSON")] = False,
 ) -> None:
     """Write constraints (branch limits, owner by voltage), PTDF sensitivities and node areas
@@ -44,7 +47,7 @@ def network_import(
     with exit_on_error():
         when = _utc(start) if start else None
         tables = load_network_tables(
-            source, dso_id=dso, tso_min_kv=tso_min_kv, start=when, intervals=intervals, minutes=interval_minutes
+            source, dso_id=dso, tso_min_kv=tso_min_kv, start=when, intervals=intervals, minutes=interval_minutes, ac=ac
         )
     out.mkdir(parents=True, exist_ok=True)
     for name, df in tables.items():

@@ -208,6 +208,21 @@ def simbench_injections(net: Any, start: pd.Timestamp, intervals: int, minutes: 
     return inj
 
 
+def ac_branch_flows(net: Any) -> np.ndarray:
+    """Active power (MW) into each line's from side and each transformer's HV side after
+    pandapower's AC power flow, in the order of :func:`pandapower_tables`."""
+    import pandapower as pp
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pp.runpp(net)
+    except Exception as exc:  # pandapower raises its own LoadflowNotConverged and others
+        raise NetworkError(f"the AC power flow did not converge ({exc})") from exc
+    trafo = net.res_trafo["p_hv_mw"].to_numpy() if len(net.trafo) else np.zeros(0)
+    return np.concatenate([net.res_line["p_from_mw"].to_numpy(), trafo])
+
+
 def node_areas_of(net: Any, dso_id: str) -> pd.DataFrame:
     """One row per bus: its node id, its area (the bus's SimBench ``subnet`` or pandapower
     ``zone`` where given, else ``grid``) and the DSO."""
@@ -228,13 +243,19 @@ def network_batch_tables(
     start: pd.Timestamp | None = None,
     intervals: int = 0,
     minutes: int = 15,
+    ac: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """``constraints``, ``sensitivities`` and ``node_areas`` of a batch for ``net``: base flows
     per interval from its profiles when ``start`` and ``intervals`` are given (SimBench),
     else one every-interval row per branch from a DC power flow of its own loads and
-    generation."""
+    generation (``ac``: from pandapower's AC power flow instead: active power at each
+    branch's from/HV side, losses included, so not exactly the PTDF's linear model)."""
     grid = pandapower_tables(net, dso_id=dso_id, tso_min_kv=tso_min_kv)
     constraints = grid.constraints
+    if ac:
+        if start is not None:
+            raise NetworkError("AC base flows are for the net's own state: leave out --start/--intervals")
+        constraints = constraints.assign(base_flow_mw=ac_branch_flows(net))
     if start is not None and intervals > 0:
         flows = simbench_injections(net, start, intervals, minutes) @ grid.ptdf.T  # intervals x branches
         times = start + pd.Timedelta(minutes=minutes) * np.arange(intervals)
@@ -266,6 +287,7 @@ def load_network_tables(
     start: pd.Timestamp | None = None,
     intervals: int = 0,
     minutes: int = 15,
+    ac: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """The network tables of a grid model named by ``source`` (see :func:`load_pandapower`;
     ``.nc``/``.h5`` files are PyPSA networks)."""
@@ -275,5 +297,5 @@ def load_network_tables(
         return pypsa_batch_tables(source, dso_id=dso_id, tso_min_kv=tso_min_kv)
     net = load_pandapower(source)
     return network_batch_tables(
-        net, dso_id=dso_id, tso_min_kv=tso_min_kv, start=start, intervals=intervals, minutes=minutes
+        net, dso_id=dso_id, tso_min_kv=tso_min_kv, start=start, intervals=intervals, minutes=minutes, ac=ac
     )
