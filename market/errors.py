@@ -7,6 +7,7 @@ Every error a user can cause or meet derives from :class:`FlexmarketError`::
     │   └── BatchValidationError   rows break the contract (lists every bad row)
     ├── DesignError                a design file is malformed or names unknown steps
     ├── NetworkError               a grid model cannot be read or imported
+    ├── OutputError                an output would replace something flexmarket did not make
     ├── SolverError                the solver failed, is missing, or returned values
     │   │                          that break the model's own constraints
     │   └── SolverNotInstalledError
@@ -130,6 +131,11 @@ class DesignError(FlexmarketError):
 
 class NetworkError(FlexmarketError):
     """A grid model (pandapower, SimBench, PyPSA) cannot be read or imported."""
+
+
+class OutputError(FlexmarketError):
+    """An output folder would replace a folder the user made, the current folder or a
+    parent of it (nothing is written)."""
 
 
 class SolverError(FlexmarketError):

@@ -3,7 +3,7 @@
 Public API::
 
     from settlement import settle
-    result = settle("runs/sample/runs/single", "data/meter.parquet", "settle.toml",
+    result = settle("runs/sample/compare/runs/single", "data/meter.parquet", "settle.toml",
                     db="postgresql+psycopg://127.0.0.1/test", out="runs/settlement")
 """
 

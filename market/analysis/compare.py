@@ -18,7 +18,10 @@ from market.clearing.runfolder import write_run
 from market.design.spec import Design
 from market.enums import DEFAULT_PRICING, Pricing
 from market.io.batch import Batch
+from market.io.place import check_target, publish_folder
 from market.io.write import output_manifest, write_json
+
+COMPARISON_KIND = "comparison"
 
 
 def batch_input_hashes(batch: Batch) -> dict[str, str]:
@@ -34,15 +37,18 @@ def compare(
     out: str | Path | None = None,
     scheduler: str | None = None,
     progress: Callable[[str], None] | None = None,
+    force: bool = False,
 ) -> list[ClearingResult]:
     """Clear ``batch`` under every design; with ``out``, write the comparison folder."""
     pricing = Pricing(pricing)
+    if out is not None:
+        check_target(Path(out), COMPARISON_KIND, force)  # refuse before clearing, not after
     t0 = time.perf_counter()
     results = clear_designs(batch, designs, pricing, scheduler, progress=progress)
     seconds = time.perf_counter() - t0
     if out is not None:
         names = [d.name if isinstance(d, Design) else str(d) for d in designs]
-        write_comparison(Path(out), batch, results, names, pricing, seconds)
+        write_comparison(Path(out), batch, results, names, pricing, seconds, force)
     return results
 
 
@@ -53,16 +59,18 @@ def write_comparison(
     designs: list[str],
     pricing: Pricing,
     seconds: float,
+    force: bool = False,
 ) -> Path:
-    """Run folders, ``comparison.parquet``, ``report.html`` and ``manifest.json`` in ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
-    for r in results:
-        run_options = {"design": r.design.name, "pricing": pricing.value}
-        write_run(out / "runs" / r.design.name, batch, r, run_options, {"clear_all_designs": seconds})
-    write_json(
-        out / "manifest.json",
-        output_manifest("comparison", batch_input_hashes(batch), {"designs": designs, "pricing": pricing.value}),
-    )
-    comparison_table(results).to_parquet(out / "comparison.parquet", index=False)
-    (out / "report.html").write_text(render_report(batch, results))
-    return out
+    """Run folders, ``comparison.parquet``, ``report.html`` and ``manifest.json``, built beside
+    ``out`` and moved into place whole: an interrupted compare leaves the earlier folder."""
+
+    def build(tmp: Path) -> None:
+        for r in results:
+            run_options = {"design": r.design.name, "pricing": pricing.value}
+            write_run(tmp / "runs" / r.design.name, batch, r, run_options, {"clear_all_designs": seconds})
+        options = {"designs": designs, "pricing": pricing.value}
+        write_json(tmp / "manifest.json", output_manifest(COMPARISON_KIND, batch_input_hashes(batch), options))
+        comparison_table(results).to_parquet(tmp / "comparison.parquet", index=False)
+        (tmp / "report.html").write_text(render_report(batch, results))
+
+    return publish_folder(out, COMPARISON_KIND, build, force)

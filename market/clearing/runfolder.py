@@ -6,13 +6,12 @@ everything succeeded, so a failed run never leaves a half-written folder.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from market.clearing.results import ClearingResult
 from market.io.batch import Batch
+from market.io.place import publish_folder
 from market.io.write import package_versions, write_json, write_table
 
 
@@ -20,7 +19,7 @@ def manifest(
     batch: Batch, result: ClearingResult, options: dict[str, Any], timings: dict[str, float]
 ) -> dict[str, Any]:
     return {
-        "kind": "clearing-run",
+        "kind": RUN_KIND,
         "batch": batch.config.as_dict(),
         "batch_source": str(batch.source) if batch.source else None,
         "input_sha256": dict(sorted(batch.file_hashes.items())),
@@ -35,22 +34,24 @@ def manifest(
     }
 
 
+RUN_KIND = "clearing-run"
+
+
 def write_run(
-    out: str | Path, batch: Batch, result: ClearingResult, options: dict[str, Any], timings: dict[str, float]
+    out: str | Path,
+    batch: Batch,
+    result: ClearingResult,
+    options: dict[str, Any],
+    timings: dict[str, float],
+    force: bool = False,
 ) -> Path:
-    """Write the run folder atomically (replace ``out`` only once all files are written)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    """Write the run folder: built beside ``out`` and moved into place when complete; an
+    existing ``out`` is replaced only if it is an earlier run (or ``force``)."""
+
+    def build(tmp: Path) -> None:
         for name, df in result.tables().items():
             write_table(df, tmp / f"{name}.parquet")
         write_json(tmp / "metrics.json", result.metrics)
         write_json(tmp / "manifest.json", manifest(batch, result, options, timings))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+
+    return publish_folder(out, RUN_KIND, build, force)

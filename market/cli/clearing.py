@@ -16,6 +16,7 @@ from market.clearing.results import ClearingResult
 from market.cli.console import EXIT_FAILED, emit_json, exit_on_error, load_or_exit, log, progress, say
 from market.cli.render import comparison_rich, metrics_table
 from market.enums import DEFAULT_PRICING, Pricing
+from market.errors import SolverError
 from market.io.batch import Batch
 from market.io.read import sha256_file
 from market.io.write import output_manifest, write_json
@@ -28,21 +29,27 @@ def clear(
     out: Annotated[Path, typer.Option(help="run folder to write")] = Path("runs/run"),
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the run's metrics as JSON")] = False,
+    force: Annotated[bool, typer.Option(help="replace OUT even if it is not an earlier run")] = False,
 ) -> None:
     """Clear a batch under one design and write the run folder."""
     from market.clearing.run import clear as do_clear
-    from market.clearing.runfolder import write_run
+    from market.clearing.runfolder import RUN_KIND, write_run
     from market.design.spec import load_design
+    from market.io.place import check_target
 
     t0 = time.perf_counter()
     b = load_or_exit(batch)
     t1 = time.perf_counter()
     with exit_on_error():
         spec = load_design(design)
+        check_target(out, RUN_KIND, force)
     with progress(f"clearing {spec.name}", len(spec.steps)) as step_started, exit_on_error(EXIT_FAILED):
         result = do_clear(b, spec, pricing, scheduler=scheduler, progress=step_started)
     t2 = time.perf_counter()
-    write_run(out, b, result, {"design": design, "pricing": pricing.value}, {"load": t1 - t0, "clear": t2 - t1})
+    with exit_on_error():
+        write_run(
+            out, b, result, {"design": design, "pricing": pricing.value}, {"load": t1 - t0, "clear": t2 - t1}, force
+        )
     log.info("run written to %s", out)
     if as_json:
         emit_json({"run": str(out), "design": spec.name, "pricing": pricing.value, "metrics": result.metrics})
@@ -60,7 +67,7 @@ def design_list(designs: str) -> list[str]:
 
 
 def run_compare(
-    b: Batch, designs: list[str], pricing: Pricing, out: Path, scheduler: str | None
+    b: Batch, designs: list[str], pricing: Pricing, out: Path, scheduler: str | None, force: bool = False
 ) -> list[ClearingResult]:
     """Clear every design, write each run folder, comparison.parquet and report.html."""
     from market.analysis.compare import compare as do_compare
@@ -69,7 +76,7 @@ def run_compare(
     with exit_on_error():
         specs = [load_design(d) for d in designs]
     with progress(f"clearing {len(specs)} designs", sum(len(s.steps) for s in specs)) as step_started:
-        return do_compare(b, specs, pricing, out=out, scheduler=scheduler, progress=step_started)
+        return do_compare(b, specs, pricing, out=out, scheduler=scheduler, progress=step_started, force=force)
 
 
 def compare(
@@ -81,11 +88,12 @@ def compare(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/compare"),
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print every design's metrics as JSON")] = False,
+    force: Annotated[bool, typer.Option(help="replace OUT even if it is not an earlier comparison")] = False,
 ) -> None:
     """Clear the same batch under several designs; write comparison.parquet and report.html."""
     b = load_or_exit(batch)
-    with exit_on_error(EXIT_FAILED):
-        results = run_compare(b, design_list(designs), pricing, out, scheduler)
+    with exit_on_error(failed=(SolverError,)):
+        results = run_compare(b, design_list(designs), pricing, out, scheduler, force)
     if as_json:
         emit_json(
             {"folder": str(out), "pricing": pricing.value, "metrics": {r.design.name: r.metrics for r in results}}

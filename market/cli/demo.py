@@ -9,9 +9,10 @@ import typer
 
 import market
 from market.cli.clearing import design_list, run_compare
-from market.cli.console import EXIT_INVALID, err, load_or_exit, log, say
+from market.cli.console import EXIT_INVALID, err, exit_on_error, load_or_exit, log, say
 from market.cli.render import comparison_rich, findings_rich, statements_rich, summary_tables
 from market.enums import DEFAULT_PRICING
+from market.errors import SolverError
 
 SAMPLE_FILES = ("sample/batch.toml", "meter.parquet", "settle.toml")
 
@@ -41,11 +42,15 @@ def demo(
     log.info("sample data from %s", folder)
     b = load_or_exit(folder / "sample")
     say(*summary_tables(b))
-    results = run_compare(b, design_list("all"), DEFAULT_PRICING, out, None)
-    say(comparison_rich(results), f"report: [bold]{out / 'report.html'}[/]")
+    compared = out / "compare"  # replaced whole on a re-run; the settlement store beside it stays
+    with exit_on_error(failed=(SolverError,)):
+        results = run_compare(b, design_list("all"), DEFAULT_PRICING, compared, None)
+    say(comparison_rich(results), f"report: [bold]{compared / 'report.html'}[/]")
     from settlement import settle as do_settle
 
-    r = do_settle(out / "runs" / "single", folder / "meter.parquet", folder / "settle.toml", out=out / "settlement")
+    r = do_settle(
+        compared / "runs" / "single", folder / "meter.parquet", folder / "settle.toml", out=out / "settlement"
+    )
     say(statements_rich(r), findings_rich(r.findings))
     say(
         f"settlement of the single run: {len(r.new_versions)} new statement "

@@ -32,6 +32,7 @@ for smart-meter data access) counted by the cyber-exposure metric.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -46,6 +47,7 @@ CONSTRAINT_SCOPES = tuple(c.value for c in ConstraintScope)
 SIGNAL_MODES = tuple(m.value for m in SignalMode)
 TIERS = tuple(t.value for t in Tier)
 OPERATORS = tuple(o.value for o in Operator)
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,10 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
     """Check and build a :class:`Design` from parsed TOML; every problem names its field."""
     if "name" not in raw:
         raise _fail(where, "missing 'name'")
+    if not isinstance(raw["name"], str) or not NAME.fullmatch(raw["name"]) or ".." in raw["name"]:
+        raise _fail(
+            where, f"name {raw['name']!r} must be an identifier (letters, digits, '.', '_', '-'); it names folders"
+        )
     steps_raw = raw.get("steps")
     if not isinstance(steps_raw, list) or not steps_raw:
         raise _fail(where, "needs at least one [[steps]] table")
@@ -190,13 +196,13 @@ def load_design(name_or_path: str | Path) -> Design:
     path = Path(name_or_path)
     if path.suffix == ".toml" and path.is_file():
         text, where = path.read_text(), str(path)
+    elif str(name_or_path) in preset_names():  # presets resolve inside the package only
+        text = (resources.files("market.design.presets") / f"{name_or_path}.toml").read_text()
+        where = f"preset {name_or_path}"
     else:
-        res = resources.files("market.design.presets") / f"{name_or_path}.toml"
-        if not res.is_file():
-            raise DesignError(
-                f"unknown design {name_or_path!r}; presets: {', '.join(preset_names())}, or give a .toml path"
-            )
-        text, where = res.read_text(), f"preset {name_or_path}"
+        raise DesignError(
+            f"unknown design {str(name_or_path)!r}; presets: {', '.join(preset_names())}, or a .toml path"
+        )
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
