@@ -41,6 +41,7 @@ class FindingCode(StrEnum):
     EMPTY_TABLE = "empty_table"
     MISSING_COLUMN = "missing_column"
     MISSING_KEY = "missing_key"  # a required key of a TOML file
+    UNKNOWN_KEY = "unknown_key"  # a key a TOML file may not have (a typo, most often)
     NOT_A_NUMBER = "not_a_number"
     NOT_FINITE = "not_finite"  # NaN or empty where a finite number is required
     NOT_A_TIMESTAMP = "not_a_timestamp"

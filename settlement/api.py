@@ -41,8 +41,16 @@ def _run_info(run: Path) -> tuple[Path, int, dict[str, Any]]:
     manifest_path = run / "manifest.json"
     if not awards_path.is_file() or not manifest_path.is_file():
         raise SettlementInputError(f"{run}: not a clearing run (needs awards.parquet and manifest.json)")
-    manifest = json.loads(manifest_path.read_text())
-    minutes = int(manifest["batch"]["interval_minutes"])
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        minutes = int(manifest["batch"]["interval_minutes"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SettlementInputError(f"{manifest_path}: not a clearing run manifest ({exc})") from exc
+    recorded = (manifest.get("output_sha256") or {}).get("awards.parquet") if isinstance(manifest, dict) else None
+    if recorded is None:
+        raise SettlementInputError(
+            f"{manifest_path}: no output hash for awards.parquet (made by an older flexmarket?): clear the batch again"
+        )
     return awards_path, minutes, manifest
 
 
@@ -77,6 +85,10 @@ def settle(
         background = pool.submit(_bookkeeping, url, awards_path, meter)
         lines, stmts, findings, period = _compute(awards_path, meter, cfg, minutes, memory_limit)
         input_hashes, versions, driver_error = background.result()
+    if input_hashes["awards.parquet"] != run_manifest["output_sha256"]["awards.parquet"]:
+        raise SettlementInputError(
+            f"{awards_path} was changed after the run was written (its SHA-256 does not match the run's manifest)"
+        )
     if driver_error is not None:
         raise StoreUnavailableError(
             f"store {_shown(url)}: no usable database driver ({driver_error})"

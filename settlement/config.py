@@ -24,7 +24,8 @@ from typing import Any
 
 from market.enums import Service
 from market.errors import SettlementConfigError
-from market.io.schemas import SERVICES
+from market.io.schemas import PRICE_LIMIT_EUR_MWH, SERVICES
+from market.io.strict import is_number, unknown_keys
 
 KEYS = ("timezone", "baseline", "priority", "penalty_eur_mwh", "penalty_factor", "holidays")
 DEFAULT_METHOD = "caiso-10-in-10"
@@ -71,30 +72,34 @@ def load_config(path: str | Path | None) -> SettleConfig:
 def parse_config(raw: dict[str, Any], where: str = "settle.toml") -> SettleConfig:
     from settlement.baselines import METHODS
 
-    unknown = set(raw) - set(KEYS)
-    if unknown:
-        raise SettlementConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
+    for key, reason in unknown_keys(raw, KEYS):
+        raise SettlementConfigError(f"{where}: {key}: {reason}")
     base = raw.get("baseline", DEFAULT_METHOD)
     by: dict[str, str] = {}
     if isinstance(base, dict):
-        by = {str(k): str(v) for k, v in base.items()}
+        by = {str(k): v for k, v in base.items()}
         base = by.pop("default", DEFAULT_METHOD)
     for key, method in [("baseline", base), *by.items()]:
         if method not in METHODS:
             raise SettlementConfigError(f"{where}: baseline {key} = {method!r} is not one of {', '.join(METHODS)}")
-    priority = tuple(raw.get("priority", DEFAULT_PRIORITY))
-    if sorted(priority) != sorted(SERVICES):
+    priority = raw.get("priority", DEFAULT_PRIORITY)
+    if not isinstance(priority, list | tuple) or sorted(map(str, priority)) != sorted(SERVICES):
         raise SettlementConfigError(f"{where}: priority must order exactly {SERVICES}")
     pen, fac = raw.get("penalty_eur_mwh"), raw.get("penalty_factor")
     if pen is not None and fac is not None:
         raise SettlementConfigError(f"{where}: give penalty_eur_mwh or penalty_factor, not both")
-    for name, v in (("penalty_eur_mwh", pen), ("penalty_factor", fac)):
-        if v is not None and (not isinstance(v, int | float) or v < 0):
-            raise SettlementConfigError(f"{where}: {name} must be a number >= 0")
+    for name, v, limit in (("penalty_eur_mwh", pen, PRICE_LIMIT_EUR_MWH), ("penalty_factor", fac, 100.0)):
+        if v is not None and (not is_number(v) or not 0 <= v <= limit):
+            raise SettlementConfigError(f"{where}: {name} must be a finite number in [0, {limit:g}], not {v!r}")
+    holidays_raw = raw.get("holidays", [])
+    if not isinstance(holidays_raw, list):
+        raise SettlementConfigError(f"{where}: holidays must be a list of ISO dates")
     try:
-        holidays = tuple(sorted(dt.date.fromisoformat(str(d)) for d in raw.get("holidays", [])))
+        holidays = tuple(sorted(d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)) for d in holidays_raw))
     except ValueError as exc:
         raise SettlementConfigError(f"{where}: holidays must be ISO dates: {exc}") from exc
+    if not isinstance(raw.get("timezone", "UTC"), str):
+        raise SettlementConfigError(f"{where}: timezone must be an IANA name such as Europe/Berlin")
     tz = str(raw.get("timezone", "UTC"))
     try:
         import zoneinfo
@@ -105,7 +110,7 @@ def parse_config(raw: dict[str, Any], where: str = "settle.toml") -> SettleConfi
     return SettleConfig(
         baseline=str(base),
         baseline_by=by,
-        priority=priority,
+        priority=tuple(str(p) for p in priority),
         penalty_eur_mwh=None if pen is None else float(pen),
         penalty_factor=(None if pen is not None else float(fac if fac is not None else 1.0)),
         holidays=holidays,

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import duckdb
 
+from market.enums import Service
 from market.errors import Finding, FindingCode, SettlementInputError
+from market.io.schemas import MW_LIMIT, PRICE_LIMIT_EUR_MWH
 from settlement.config import SettleConfig
 from settlement.connection import scalar, sql_path
 
@@ -49,6 +51,7 @@ def load_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, cfg: SettleCo
     missing = set(AWARD_COLUMNS) - columns
     if missing:
         raise SettlementInputError(f"awards: missing column(s) {sorted(missing)}")
+    validate_awards(con, awards_path)
     pairs = con.execute(
         f"SELECT DISTINCT buyer_id, service FROM read_parquet({sql_path(awards_path)}) ORDER BY ALL"
     ).df()
@@ -74,6 +77,41 @@ def load_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, cfg: SettleCo
         JOIN method_pairs p ON p.buyer_id = a.buyer_id AND p.service = a.service
         WHERE a.quantity_mw > 0""")
     con.unregister("method_pairs")
+
+
+def validate_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, max_listed: int = 50) -> None:
+    """Re-check a run's awards against the run contract before paying anything: directions,
+    services, finite and bounded prices and quantities, one row per bid and buyer."""
+    src = f"read_parquet({sql_path(awards_path)}, file_row_number = true)"
+    services = ", ".join(f"'{s.value}'" for s in Service)
+    rules = [
+        ("direction", "direction IS NULL OR direction NOT IN ('up', 'down')", "must be up or down"),
+        ("service", f"service IS NULL OR service NOT IN ({services})", "must be a known service"),
+        (
+            "price_eur_mwh",
+            f"price_eur_mwh IS NULL OR NOT isfinite(price_eur_mwh) OR abs(price_eur_mwh) > {PRICE_LIMIT_EUR_MWH}",
+            f"must be a finite price within ±{PRICE_LIMIT_EUR_MWH:g}",
+        ),
+        (
+            "quantity_mw",
+            f"quantity_mw IS NULL OR NOT isfinite(quantity_mw) OR quantity_mw < 0 OR quantity_mw > {MW_LIMIT}",
+            f"must be a finite quantity in [0, {MW_LIMIT:g}]",
+        ),
+        (
+            "bid_id",
+            "count(*) OVER (PARTITION BY bid_id, buyer_id) > 1",
+            "duplicate award: another row has the same bid_id and buyer_id",
+        ),
+    ]
+    checks = " UNION ALL ".join(
+        f"SELECT file_row_number AS row, '{col}' AS col, CAST({col} AS VARCHAR) AS value, '{reason}' AS reason "
+        f"FROM (SELECT *, {cond} AS bad FROM {src}) WHERE bad"
+        for col, cond, reason in rules
+    )
+    rows = con.execute(f"SELECT * FROM ({checks}) ORDER BY row, col LIMIT {max_listed}").fetchall()
+    if rows:
+        lines = "\n  ".join(f"awards row {r[0]} column {r[1]} = {r[2]!r}: {r[3]}" for r in rows)
+        raise SettlementInputError(f"{awards_path}: the run's awards break the run contract:\n  {lines}")
 
 
 def validate_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, minutes: int, max_listed: int = 50) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -42,10 +43,15 @@ def make_run(folder: Path, awards: list[dict], minutes: int = 15) -> Path:  # ty
     df["interval_start"] = pd.to_datetime(df["interval_start"], utc=True)
     df["nominated_baseline_mw"] = df["nominated_baseline_mw"].astype(float)
     df.to_parquet(folder / "awards.parquet", index=False)
-    (folder / "manifest.json").write_text(
-        json.dumps({"batch": {"interval_minutes": minutes}, "design": {"name": "test"}, "pricing": "pay-as-bid"})
-    )
+    seal_run(folder, minutes)
     return folder
+
+
+def seal_run(folder: Path, minutes: int = 15) -> None:
+    """A run manifest with the hash of the run's awards, as flexmarket clear writes it."""
+    digest = hashlib.sha256((folder / "awards.parquet").read_bytes()).hexdigest()
+    manifest = {"batch": {"interval_minutes": minutes}, "design": {"name": "test"}, "pricing": "pay-as-bid"}
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "output_sha256": {"awards.parquet": digest}}))
 
 
 def daily_meter(

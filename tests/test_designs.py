@@ -171,7 +171,7 @@ signals = "none"
         ('name="x"\n', "at least one"),
         ('name="x"\n[[steps]]\nbuyers=["nobody"]\n', "buyers"),
         ('name="x"\n[[steps]]\nbuyers=["tso"]\nsignals="purple"\n', "signals"),
-        ('name="x"\n[[steps]]\nbuyers=["tso"]\nfoo=1\n', "unknown field"),
+        ('name="x"\n[[steps]]\nbuyers=["tso"]\nfoo=1\n', "foo: unknown key"),
         ('name="x"\n[[steps]]\nbuyers=["tso"]\n[[steps]]\nbuyers=["tso"]\n', "more than one step"),
     ],
 )

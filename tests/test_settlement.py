@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from settle_helpers import daily_meter, make_run, write_meter
+from settle_helpers import daily_meter, make_run, seal_run, write_meter
 
 from market.errors import SettlementConfigError
 from market.io.read import sha256_file
@@ -550,6 +550,7 @@ def test_run_without_awards_settles_to_empty_outputs(tmp_path):
     run = make_run(tmp_path / "run", [{"t": "2026-01-08T18:00Z", "q": 0.01, "price": 50.0}])
     awards = pd.read_parquet(run / "awards.parquet")
     awards.iloc[:0].to_parquet(run / "awards.parquet", index=False)
+    seal_run(run)  # a run with no awards, as clear writes it
     meter = daily_meter("D1", START.isoformat(), 10, weekday_value)
     r = settle(
         run,
@@ -574,6 +575,7 @@ def test_extra_award_columns_are_ignored(tmp_path):
     plain = settle(run, path, SettleConfig(), db="duckdb:///:memory:")
     awards = pd.read_parquet(run / "awards.parquet")
     awards.assign(method="x", s=5, lday="oops", awarded_mwh=-1.0).to_parquet(run / "awards.parquet", index=False)
+    seal_run(run, 60)
     extra = settle(run, path, SettleConfig(), db="duckdb:///:memory:")
     pd.testing.assert_frame_equal(plain.lines, extra.lines)
 

@@ -12,6 +12,7 @@ from typing import Any
 from market.clearing.results import ClearingResult
 from market.io.batch import Batch
 from market.io.place import publish_folder
+from market.io.read import sha256_file
 from market.io.write import package_versions, write_json, write_table
 
 
@@ -52,6 +53,7 @@ def write_run(
         for name, df in result.tables().items():
             write_table(df, tmp / f"{name}.parquet")
         write_json(tmp / "metrics.json", result.metrics)
-        write_json(tmp / "manifest.json", manifest(batch, result, options, timings))
+        hashes = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}  # the run is tamper-evident
+        write_json(tmp / "manifest.json", {**manifest(batch, result, options, timings), "output_sha256": hashes})
 
     return publish_folder(out, RUN_KIND, build, force)

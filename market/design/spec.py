@@ -41,12 +41,14 @@ from typing import Any
 
 from market.enums import Buyer, ConstraintScope, Operator, SignalMode, Tier
 from market.errors import DesignError
+from market.io.strict import unknown_keys
 
 BUYERS = tuple(b.value for b in Buyer)
 CONSTRAINT_SCOPES = tuple(c.value for c in ConstraintScope)
 SIGNAL_MODES = tuple(m.value for m in SignalMode)
 TIERS = tuple(t.value for t in Tier)
 OPERATORS = tuple(o.value for o in Operator)
+DESIGN_KEYS = ("name", "title", "description", "report_section", "models", "data_links", "steps")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -127,15 +129,27 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
         raise _fail(
             where, f"name {raw['name']!r} must be an identifier (letters, digits, '.', '_', '-'); it names folders"
         )
+    for key, reason in unknown_keys(raw, DESIGN_KEYS):
+        raise _fail(where, f"{key}: {reason}")
+    for key in ("title", "description", "report_section"):
+        if key in raw and not isinstance(raw[key], str):
+            raise _fail(where, f"{key} must be text")
     steps_raw = raw.get("steps")
-    if not isinstance(steps_raw, list) or not steps_raw:
+    if not isinstance(steps_raw, list) or not steps_raw or not all(isinstance(s, dict) for s in steps_raw):
         raise _fail(where, "needs at least one [[steps]] table")
     steps = []
     for i, s in enumerate(steps_raw):
         w = f"{where} steps[{i}]"
-        unknown = set(s) - {f for f in Step.__dataclass_fields__}
-        if unknown:
-            raise _fail(w, f"unknown field(s) {sorted(unknown)}")
+        for key, reason in unknown_keys(s, Step.__dataclass_fields__):
+            raise _fail(w, f"{key}: {reason}")
+        for key in ("per_dso", "prequalify", "observed_by_dso"):
+            if key in s and not isinstance(s[key], bool):
+                raise _fail(w, f"{key} must be true or false, not {s[key]!r}")
+        for key in ("name", "constraints", "signals", "operator"):
+            if key in s and not isinstance(s[key], str):
+                raise _fail(w, f"{key} must be text, not {s[key]!r}")
+        if not isinstance(s.get("buyers", []), list) or not isinstance(s.get("dispatch", {}), dict):
+            raise _fail(w, "buyers must be a list and dispatch a table")
         names = tuple(s.get("buyers", ()))
         if not names or any(b not in BUYERS for b in names):
             raise _fail(w, f"buyers must be a non-empty subset of {BUYERS}")
@@ -149,7 +163,7 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
             raise _fail(w, f"signals must be one of {SIGNAL_MODES}")
         dispatch: dict[Buyer, tuple[Tier, ...]] = {}
         for buyer, path in s.get("dispatch", {}).items():
-            if buyer not in BUYERS or not path or any(t not in TIERS for t in path):
+            if buyer not in BUYERS or not isinstance(path, list) or not path or any(t not in TIERS for t in path):
                 raise _fail(w, f"dispatch.{buyer} must be a path over tiers {TIERS}")
             if path[0] != buyer or path[-1] != "der":
                 raise _fail(w, f"dispatch.{buyer} must start at '{buyer}' and end at 'der'")
@@ -171,6 +185,8 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
     for b in Buyer:
         if cleared.count(b) > 1:
             raise _fail(where, f"buyer '{b}' is cleared in more than one step")
+    if not isinstance(raw.get("data_links", []), list) or not isinstance(raw.get("models", []), list):
+        raise _fail(where, "data_links and models must be lists")
     link_names = tuple(raw.get("data_links", ()))
     if any(t not in TIERS for t in link_names):
         raise _fail(where, f"data_links must name tiers {TIERS}")

@@ -6,14 +6,16 @@ import hashlib
 import tomllib
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from market.errors import BatchError, BatchValidationError, Finding, FindingCode
 from market.io.batch import DEFAULT_HOP_LATENCY_S, DEFAULT_VOLL_EUR_MWH, Batch, BatchConfig
 from market.io.coerce import TZ_SUFFIX, coerce_table
-from market.io.schemas import BATCH_TABLES, METER, TableSpec
+from market.io.schemas import BATCH_TABLES, METER, PRICE_LIMIT_EUR_MWH, TableSpec
+from market.io.strict import is_number, unknown_keys
 from market.io.validate import schema_findings, validate_tables
+
+BATCH_TOML_KEYS = ("name", "start", "end", "interval_minutes", "currency", "voll_eur_mwh", "hop_latency_s")
 
 
 def sha256_file(path: Path) -> str:
@@ -32,7 +34,14 @@ def read_config(folder: Path) -> BatchConfig:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise BatchError(f"{path}: not valid TOML: {exc}") from exc
-    findings: list[Finding] = []
+    findings: list[Finding] = [
+        Finding("batch.toml", None, None, key, None, reason, FindingCode.UNKNOWN_KEY)
+        for key, reason in unknown_keys(raw, BATCH_TOML_KEYS)
+    ]
+    if "name" in raw and not isinstance(raw["name"], str):
+        findings.append(
+            Finding("batch.toml", None, None, "name", repr(raw["name"]), "must be text", FindingCode.WRONG_TYPE)
+        )
 
     def ts(key: str) -> pd.Timestamp:
         value = raw.get(key)
@@ -49,7 +58,7 @@ def read_config(folder: Path) -> BatchConfig:
 
     start, end = ts("start"), ts("end")
     minutes = raw.get("interval_minutes", 15)
-    if not isinstance(minutes, int) or minutes <= 0 or 1440 % minutes:
+    if not isinstance(minutes, int) or isinstance(minutes, bool) or minutes <= 0 or 1440 % minutes:
         findings.append(
             Finding(
                 "batch.toml",
@@ -63,9 +72,17 @@ def read_config(folder: Path) -> BatchConfig:
         )
         minutes = 15
     voll = raw.get("voll_eur_mwh", DEFAULT_VOLL_EUR_MWH)
-    if not isinstance(voll, int | float) or not np.isfinite(voll) or voll <= 0:
+    if not is_number(voll) or not 0 < voll <= PRICE_LIMIT_EUR_MWH:
         findings.append(
-            Finding("batch.toml", None, None, "voll_eur_mwh", str(voll), "must be > 0", FindingCode.INVALID_VALUE)
+            Finding(
+                "batch.toml",
+                None,
+                None,
+                "voll_eur_mwh",
+                repr(voll),
+                f"must be a number > 0 and <= {PRICE_LIMIT_EUR_MWH:g}",
+                FindingCode.INVALID_VALUE,
+            )
         )
         voll = DEFAULT_VOLL_EUR_MWH
     if raw.get("currency", "EUR") != "EUR":
@@ -98,7 +115,24 @@ def read_config(folder: Path) -> BatchConfig:
                 )
             )
     hops = dict(DEFAULT_HOP_LATENCY_S)
-    hops.update({str(k): float(v) for k, v in raw.get("hop_latency_s", {}).items()})
+    given = raw.get("hop_latency_s", {})
+    if not isinstance(given, dict):
+        given = {}
+        findings.append(
+            Finding("batch.toml", None, None, "hop_latency_s", None, "must be a table", FindingCode.WRONG_TYPE)
+        )
+    for key, reason in unknown_keys(given, DEFAULT_HOP_LATENCY_S):
+        findings.append(
+            Finding("batch.toml", None, None, f"hop_latency_s.{key}", None, reason, FindingCode.UNKNOWN_KEY)
+        )
+    for key, value in given.items():
+        if key in DEFAULT_HOP_LATENCY_S and not (is_number(value) and 0 <= value <= 86_400):
+            findings.append(
+                Finding("batch.toml", None, None, f"hop_latency_s.{key}", repr(value),
+                        "must be a number of seconds in [0, 86400]", FindingCode.INVALID_VALUE)
+            )  # fmt: skip
+        elif key in DEFAULT_HOP_LATENCY_S:
+            hops[key] = float(value)
     if findings:
         raise BatchValidationError(findings)
     return BatchConfig(

@@ -64,8 +64,18 @@ class TableSpec:
         return next(c for c in self.columns if c.name == name)
 
 
-def _finite() -> pa.Check:
-    return pa.Check(lambda s: np.isfinite(s.astype(float)), error="must be a finite number")
+PRICE_LIMIT_EUR_MWH = 1e6  # |price| above this is refused as absurd (physical bounds of the contract)
+MW_LIMIT = 1e5  # |power| above this (100 GW) is refused
+FACTOR_LIMIT = 1e3  # a sensitivity (MW of flow per MW injected) above this is refused
+KWH_LIMIT = 1e8  # a meter reading above this per interval is refused
+
+
+def _finite(limit: float) -> pa.Check:
+    """Finite and within ``±limit``: a huge value is a typo, not a market."""
+    return pa.Check(
+        lambda s: np.isfinite(s.astype(float)) & (np.abs(s.astype(float)) <= limit),
+        error=f"must be a finite number within ±{limit:g}",
+    )
 
 
 def _positive() -> pa.Check:
@@ -109,15 +119,15 @@ BIDS = TableSpec(
         _id("node_id"),
         ColumnSpec("interval_start", "ts"),
         ColumnSpec("direction", "str", checks=(_one_of(DIRECTIONS),)),
-        ColumnSpec("quantity_mw", "float", checks=(_finite(), _positive())),
+        ColumnSpec("quantity_mw", "float", checks=(_finite(MW_LIMIT), _positive())),
         ColumnSpec(
             "min_quantity_mw",
             "float",
             required=False,
-            checks=(_finite(), _non_negative()),
+            checks=(_finite(MW_LIMIT), _non_negative()),
             default=0.0,
         ),
-        ColumnSpec("price_eur_mwh", "float", checks=(_finite(),)),
+        ColumnSpec("price_eur_mwh", "float", checks=(_finite(PRICE_LIMIT_EUR_MWH),)),
         _id("block_id", required=False, nullable=True),
         _id("exclusive_group", required=False, nullable=True),
         ColumnSpec(
@@ -125,7 +135,7 @@ BIDS = TableSpec(
             "float",
             required=False,
             nullable=True,
-            checks=(_finite(),),
+            checks=(_finite(MW_LIMIT),),
         ),
         ColumnSpec(
             "services",
@@ -149,8 +159,8 @@ NEEDS = TableSpec(
         _id("area_id"),
         ColumnSpec("interval_start", "ts"),
         ColumnSpec("direction", "str", checks=(_one_of(DIRECTIONS),)),
-        ColumnSpec("quantity_mw", "float", checks=(_finite(), _positive())),
-        ColumnSpec("max_price_eur_mwh", "float", required=False, nullable=True, checks=(_finite(),)),
+        ColumnSpec("quantity_mw", "float", checks=(_finite(MW_LIMIT), _positive())),
+        ColumnSpec("max_price_eur_mwh", "float", required=False, nullable=True, checks=(_finite(PRICE_LIMIT_EUR_MWH),)),
     ),
     key=("need_id",),
     id_column="need_id",
@@ -170,9 +180,9 @@ CONSTRAINTS = TableSpec(
         _id("constraint_id"),
         _id("owner_id"),
         ColumnSpec("interval_start", "ts", nullable=True),
-        ColumnSpec("base_flow_mw", "float", checks=(_finite(),)),
-        ColumnSpec("max_flow_mw", "float", checks=(_finite(),)),
-        ColumnSpec("min_flow_mw", "float", checks=(_finite(),)),
+        ColumnSpec("base_flow_mw", "float", checks=(_finite(MW_LIMIT),)),
+        ColumnSpec("max_flow_mw", "float", checks=(_finite(MW_LIMIT),)),
+        ColumnSpec("min_flow_mw", "float", checks=(_finite(MW_LIMIT),)),
     ),
     key=("constraint_id", "interval_start"),
     id_column="constraint_id",
@@ -184,7 +194,7 @@ SENSITIVITIES = TableSpec(
     columns=(
         _id("constraint_id"),
         _id("node_id"),
-        ColumnSpec("factor", "float", checks=(_finite(),)),
+        ColumnSpec("factor", "float", checks=(_finite(FACTOR_LIMIT),)),
     ),
     key=("constraint_id", "node_id"),
     id_column="constraint_id",
@@ -207,14 +217,14 @@ SIGNALS = TableSpec(
             "float",
             required=False,
             nullable=True,
-            checks=(_finite(), _non_negative()),
+            checks=(_finite(MW_LIMIT), _non_negative()),
         ),
         ColumnSpec(
             "headroom_down_mw",
             "float",
             required=False,
             nullable=True,
-            checks=(_finite(), _non_negative()),
+            checks=(_finite(MW_LIMIT), _non_negative()),
         ),
     ),
     key=("area_id", "interval_start"),
@@ -228,7 +238,7 @@ METER = TableSpec(
     columns=(
         _id("der_id"),
         ColumnSpec("interval_start", "ts"),
-        ColumnSpec("consumption_kwh", "float", checks=(_finite(),)),
+        ColumnSpec("consumption_kwh", "float", checks=(_finite(KWH_LIMIT),)),
     ),
     key=("der_id", "interval_start"),
     id_column="der_id",
