@@ -7,8 +7,8 @@ Public API::
                     db="postgresql+psycopg://127.0.0.1/test", out="runs/settlement")
 """
 
-from settlement.api import SettlementResult, settle
+from settlement.api import SettlementResult, check_meter, settle
 from settlement.baselines import METHODS
 from settlement.config import SettleConfig, load_config
 
-__all__ = ["settle", "SettlementResult", "SettleConfig", "load_config", "METHODS"]
+__all__ = ["settle", "check_meter", "SettlementResult", "SettleConfig", "load_config", "METHODS"]

@@ -21,6 +21,8 @@ from market.errors import SettlementInputError, StoreConflictError, StoreUnavail
 from market.io.read import sha256_file
 from market.io.write import package_versions, write_json
 from settlement.config import SettleConfig, load_config
+from settlement.connection import open_duckdb, sql_path
+from settlement.inputs import validate_meter
 from settlement.pipeline import run_stages
 from settlement.statements import statements
 from settlement.store import make_engine, resolve_url, save_run
@@ -117,6 +119,24 @@ def settle(
         out_path.mkdir(parents=True, exist_ok=True)
         _write_outputs(out_path, lines, stmts, findings, new, manifest)
     return SettlementResult(run_id, period, lines, stmts, findings, new)
+
+
+def check_meter(meter: str | Path, interval_minutes: int) -> dict[str, Any]:
+    """Exactly the checks ``settle`` applies to meter data (raises
+    :class:`~market.errors.SettlementInputError` naming the bad rows), and a summary."""
+    meter = Path(meter)
+    if not meter.is_file():
+        raise SettlementInputError(f"{meter}: meter file not found")
+    con = open_duckdb()
+    try:
+        validate_meter(con, meter, interval_minutes)
+        rows, der, first, last, distinct = con.execute(
+            f"SELECT count(*), count(DISTINCT der_id), min(interval_start), max(interval_start), "
+            f"count(DISTINCT (der_id, interval_start)) FROM read_parquet({sql_path(meter)})"
+        ).fetchone() or (0, 0, None, None, 0)
+    finally:
+        con.close()
+    return {"rows": rows, "der": der, "first": first, "last": last, "duplicate_readings": rows - distinct}
 
 
 def _compute(

@@ -63,8 +63,8 @@ def load_config(path: str | Path | None) -> SettleConfig:
         return SettleConfig()
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SettlementConfigError(f"{path}: {exc}") from exc
     return parse_config(raw, str(path))
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import duckdb
 
+from market.errors import SettlementInputError
 from settlement.config import SettleConfig
 
 
@@ -36,6 +37,15 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
     row = con.execute(sql).fetchone()
     assert row is not None  # an aggregate query always returns one row
     return row[0]
+
+
+def parquet_columns(con: duckdb.DuckDBPyConnection, path: Path, what: str) -> dict[str, str]:
+    """Column name -> DuckDB type of a Parquet file, or a named error if it cannot be read."""
+    try:
+        rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_path(path)})").fetchall()
+    except duckdb.Error as exc:
+        raise SettlementInputError(f"{path}: the {what} cannot be read as Parquet ({exc})") from exc
+    return {str(r[0]): str(r[1]) for r in rows}
 
 
 def utc_offset_sql(tz: str, start: dt.datetime, end: dt.datetime, column: str = "t") -> str:

@@ -16,7 +16,7 @@ from market.enums import Service
 from market.errors import Finding, FindingCode, SettlementInputError
 from market.io.schemas import MW_LIMIT, PRICE_LIMIT_EUR_MWH
 from settlement.config import SettleConfig
-from settlement.connection import scalar, sql_path
+from settlement.connection import parquet_columns, scalar, sql_path
 
 AWARD_COLUMNS = (
     "bid_id",
@@ -33,6 +33,9 @@ AWARD_COLUMNS = (
 
 def award_span(con: duckdb.DuckDBPyConnection, awards_path: Path) -> tuple[dt.datetime, dt.datetime] | None:
     """First and last awarded interval start (UTC), or None for a run without awards."""
+    columns = parquet_columns(con, awards_path, "awards")
+    if "interval_start" not in columns:
+        raise SettlementInputError(f"{awards_path}: awards have no interval_start column")
     row = con.execute(
         f"SELECT min(interval_start), max(interval_start) FROM read_parquet({sql_path(awards_path)})"
     ).fetchone()
@@ -47,7 +50,7 @@ def load_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, cfg: SettleCo
     and the allocation rank of their service (``cfg.priority``), read straight from Parquet.
     Only the contract's columns are read (other columns of the file are ignored); the
     optional ``nominated_baseline_mw``, ``need_id`` and ``make_whole_eur`` default to none."""
-    columns = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_path(awards_path)})").fetchall()}
+    columns = set(parquet_columns(con, awards_path, "awards"))
     missing = set(AWARD_COLUMNS) - columns
     if missing:
         raise SettlementInputError(f"awards: missing column(s) {sorted(missing)}")
@@ -122,7 +125,7 @@ def validate_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, minutes: in
     but findings (see :func:`settlement.findings.quality_findings`).
     """
 
-    desc = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_path(meter_path)})").fetchall()}
+    desc = parquet_columns(con, meter_path, "meter data")
     problems = [
         Finding("meter", None, None, c, None, "missing required column", FindingCode.MISSING_COLUMN)
         for c in ("der_id", "interval_start", "consumption_kwh")

@@ -176,7 +176,7 @@ MARKET_API = [
     "Finding",
     "FindingCode",
 ]
-SETTLEMENT_API = ["settle", "SettlementResult", "SettleConfig", "load_config", "METHODS"]
+SETTLEMENT_API = ["settle", "check_meter", "SettlementResult", "SettleConfig", "load_config", "METHODS"]
 
 
 @pytest.mark.parametrize(("package", "names"), [("market", MARKET_API), ("settlement", SETTLEMENT_API)])

@@ -220,34 +220,36 @@ def test_loader_keeps_timestamps_utc(good):
     assert np.all(b.bids["quantity_mw"] > 0)
 
 
-def test_meter_schema_names_bad_rows(good, tmp_path):
-    meter = pd.DataFrame(
-        {
-            "der_id": ["d1", "d1", "", "d2"],
-            "interval_start": [
-                "2016-10-03T00:00:00+00:00",
-                "2016-10-03T00:15:00",
-                "2016-10-03T00:30:00+00:00",
-                "2016-10-03T00:45:00+00:00",
-            ],
-            "consumption_kwh": ["1.5", "2", "3", "lots"],
-        }
-    )
-    path = tmp_path / "meter.csv"
-    meter.to_csv(path, index=False)
-    result = runner.invoke(app, ["validate", str(good), "--meter", str(path)])
-    assert result.exit_code == 2
-    for part in (
-        "meter row 1",
-        "interval_start",
-        "naive",
-        "meter row 2",
-        "der_id",
-        "meter row 3",
-        "consumption_kwh",
-        "not a number",
-    ):
-        assert part in result.output, part
+def test_validate_meter_applies_exactly_the_checks_of_settle(good, tmp_path):
+    """validate --meter and settle share one check (settlement's DuckDB meter validation)."""
+    from settle_helpers import make_run
+
+    run = make_run(tmp_path / "run", [{"t": "2026-01-15T17:00Z", "q": 2.0, "price": 7.0}])
+    start = pd.Timestamp("2016-10-03T00:00:00+00:00")
+    ts = [start + pd.Timedelta(minutes=m) for m in (0, 20, 30, 45)]
+
+    def one(when: pd.Timestamp, kwh: object) -> pd.DataFrame:
+        return pd.DataFrame({"der_id": ["d1"], "interval_start": [when], "consumption_kwh": [kwh]})
+
+    cases = {
+        "csv": ("meter.csv", one(start, 1.0), "cannot be read as Parquet"),
+        "naive": ("naive.parquet", one(start.tz_localize(None), 1.0), "timezone-aware"),
+        "text": ("text.parquet", one(start, "lots"), "must be a number column"),
+        "rows": ("rows.parquet",
+                 pd.DataFrame({"der_id": ["d1", "d1", None, "d2"], "interval_start": ts,
+                               "consumption_kwh": [1.5, 2.0, 3.0, float("nan")]}),
+                 "meter row 1"),
+    }  # fmt: skip
+    for name, (file, frame, expected) in cases.items():
+        path = tmp_path / file
+        frame.to_csv(path, index=False) if file.endswith(".csv") else frame.to_parquet(path, index=False)
+        checked = runner.invoke(app, ["validate", str(good), "--meter", str(path)])
+        settled = runner.invoke(app, ["settle", "--run", str(run), "--meter", str(path), "--out", str(tmp_path / name)])
+        assert checked.exit_code == settled.exit_code == 2, (name, checked.output, settled.output)
+        assert expected in checked.output and expected in settled.output, name
+    rows = runner.invoke(app, ["validate", str(good), "--meter", str(tmp_path / "rows.parquet")]).output
+    for part in ("meter row 1", "not on the 15-minute grid", "meter row 2", "der_id", "meter row 3", "finite"):
+        assert part in rows, part
     ok = runner.invoke(
         app, ["validate", str(good), "--meter", str(Path(__file__).resolve().parents[1] / "data" / "meter.parquet")]
     )

@@ -15,25 +15,23 @@ from market.io.write import write_batch
 
 def validate(
     batch: Annotated[Path, typer.Argument(help="batch folder")],
-    meter: Annotated[Path | None, typer.Option(help="also check a meter data file")] = None,
+    meter: Annotated[Path | None, typer.Option(help="also check a meter data file (Parquet)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the row counts as JSON")] = False,
 ) -> None:
-    """Check a batch (and meter data); print a summary, or every bad row (exit 2)."""
-    from market.io.read import load_meter_table
-
+    """Check a batch (and meter data, exactly as settle does); print a summary, or every bad
+    row (exit 2)."""
     b = load_or_exit(batch)
     say(*summary_tables(b))
     summary: dict[str, object] = {"batch": str(batch), "valid": True, "rows": {n: len(b.table(n)) for n in TABLE_NAMES}}
     if meter is not None:
+        from settlement import check_meter
+
         with exit_on_error():
-            m = load_meter_table(meter)
-        dup = int(m.duplicated(["der_id", "interval_start"]).sum())
-        summary["meter"] = {"rows": len(m), "der": int(m["der_id"].nunique()), "duplicate_readings": dup}
+            m = check_meter(meter, b.config.interval_minutes)  # exactly what settle checks
+        summary["meter"] = m
         say(
-            f"meter: {len(m):,} rows, {m['der_id'].nunique()} DER, "
-            f"{m['interval_start'].min().isoformat()} to "
-            f"{m['interval_start'].max().isoformat()}; {dup} duplicate readings "
-            "(settled as findings)"
+            f"meter: {m['rows']:,} rows, {m['der']} DER, {m['first']} to {m['last']}; "
+            f"{m['duplicate_readings']} duplicate readings (settled as findings)"
         )
     if as_json:
         emit_json(summary)

@@ -211,7 +211,10 @@ def load_design(name_or_path: str | Path) -> Design:
     """A preset by name (``single``, ``dso-led``, ...) or a design TOML file by path."""
     path = Path(name_or_path)
     if path.suffix == ".toml" and path.is_file():
-        text, where = path.read_text(), str(path)
+        try:
+            text, where = path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError as exc:
+            raise DesignError(f"{path}: not UTF-8 text") from exc
     elif str(name_or_path) in preset_names():  # presets resolve inside the package only
         text = (resources.files("market.design.presets") / f"{name_or_path}.toml").read_text()
         where = f"preset {name_or_path}"

@@ -11,9 +11,9 @@ import pandas as pd
 from market.errors import BatchError, BatchValidationError, Finding, FindingCode
 from market.io.batch import DEFAULT_HOP_LATENCY_S, DEFAULT_VOLL_EUR_MWH, Batch, BatchConfig
 from market.io.coerce import TZ_SUFFIX, coerce_table
-from market.io.schemas import BATCH_TABLES, METER, PRICE_LIMIT_EUR_MWH, TableSpec
+from market.io.schemas import BATCH_TABLES, PRICE_LIMIT_EUR_MWH, TableSpec
 from market.io.strict import is_number, unknown_keys
-from market.io.validate import schema_findings, validate_tables
+from market.io.validate import validate_tables
 
 BATCH_TOML_KEYS = ("name", "start", "end", "interval_minutes", "currency", "voll_eur_mwh", "hop_latency_s")
 
@@ -31,8 +31,8 @@ def read_config(folder: Path) -> BatchConfig:
     if not path.is_file():
         raise BatchError(f"{folder}: no batch.toml (a batch is a folder with batch.toml)")
     try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise BatchError(f"{path}: not valid TOML: {exc}") from exc
     findings: list[Finding] = [
         Finding("batch.toml", None, None, key, None, reason, FindingCode.UNKNOWN_KEY)
@@ -155,9 +155,15 @@ def find_table_file(folder: Path, table: str) -> Path | None:
 
 def read_raw_table(path: Path) -> pd.DataFrame:
     """Read one table file without interpreting kinds (CSV cells stay strings)."""
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise BatchError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except Exception as exc:  # pyarrow and pandas raise many kinds for a broken file
+        kind = "Parquet" if path.suffix == ".parquet" else "CSV"
+        raise BatchError(f"{path}: cannot be read as {kind} ({type(exc).__name__}: {exc})") from exc
 
 
 def load_batch(folder: str | Path) -> Batch:
@@ -194,28 +200,6 @@ def load_batch(folder: str | Path) -> Batch:
         findings += bad
         tables[spec.name] = df
     return validate_tables(config, tables, findings, source=folder, file_hashes=hashes)
-
-
-def load_meter_table(path: str | Path) -> pd.DataFrame:
-    """Read and validate meter data (Parquet or CSV) with the ``meter`` schema; raise
-    :class:`BatchValidationError` listing every bad row. For files that fit in memory;
-    settlement checks the same rules in DuckDB at any size."""
-
-    path = Path(path)
-    if not path.is_file():
-        raise BatchError(f"{path}: meter file not found")
-    df, findings = coerce_table(METER, read_raw_table(path))
-    if df is not None:
-        seen = {(f.row, f.column) for f in findings}
-        findings += [
-            f
-            for f in schema_findings(METER, df)
-            if (f.row, f.column) not in seen and f.code is not FindingCode.DUPLICATE_KEY
-        ]
-    if findings:
-        raise BatchValidationError(findings)
-    assert df is not None
-    return df
 
 
 def empty_table(spec: TableSpec) -> pd.DataFrame:
