@@ -158,13 +158,21 @@ def _bookkeeping(url: str, awards_path: Path, meter: Path) -> tuple[dict[str, st
     return ({"awards.parquet": sha256_file(awards_path), "meter": sha256_file(meter)}, package_versions(), driver_error)
 
 
+STORE_BACKENDS = ("duckdb", "postgresql")
+
+
 def _parse_store_url(db: str) -> str:
+    """``db`` if it is a SQLAlchemy URL of a supported store (DuckDB file or PostgreSQL)."""
     try:
-        sa.engine.make_url(db)
+        url = sa.engine.make_url(db)
     except sa.exc.ArgumentError as exc:
         raise StoreUnavailableError(
             f"store URL {db!r} is not a SQLAlchemy URL (e.g. duckdb:///store.duckdb or postgresql://user@host/db)"
         ) from exc
+    if url.get_backend_name() not in STORE_BACKENDS:
+        raise StoreUnavailableError(
+            f"store URL {_shown(db)}: the store is a DuckDB file or a PostgreSQL database, not {url.get_backend_name()}"
+        )
     return db
 
 

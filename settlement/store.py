@@ -25,7 +25,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
-from market.errors import StoreConflictError
+from market.errors import StoreConflictError, StoreUnavailableError
 from settlement.store_tables import LINE_COLS, deltas_t, findings_t, lines_t, metadata, runs, statements_t
 
 SCHEMA_LOCK = 0x464D5354  # advisory lock key serialising schema creation on PostgreSQL
@@ -46,7 +46,10 @@ def resolve_url(url: str) -> str:
 def make_engine(url: str) -> sa.Engine:
     """An engine with the store's tables created or brought up to date (concurrent creators
     serialise)."""
-    engine = sa.create_engine(resolve_url(url))
+    try:
+        engine = sa.create_engine(resolve_url(url))
+    except ImportError as exc:  # the dialect's driver is not installed
+        raise StoreUnavailableError(f"no database driver for this store URL ({exc})") from exc
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK})
