@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import tomllib
 from pathlib import Path
@@ -48,13 +49,24 @@ def read_config(folder: Path) -> BatchConfig:
         if value is None:
             findings.append(Finding("batch.toml", None, None, key, None, "missing", FindingCode.MISSING_KEY))
             return pd.NaT
-        text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+        if not isinstance(value, str | dt.datetime):
+            findings.append(
+                Finding("batch.toml", None, None, key, repr(value), "must be a timestamp", FindingCode.NOT_A_TIMESTAMP)
+            )
+            return pd.NaT
+        text = value.isoformat() if isinstance(value, dt.datetime) else value
         if not TZ_SUFFIX.search(text):
             findings.append(
                 Finding("batch.toml", None, None, key, text, "timestamp has no timezone", FindingCode.NAIVE_TIMESTAMP)
             )
             return pd.NaT
-        return pd.Timestamp(text).tz_convert("UTC")
+        try:
+            return pd.Timestamp(text).tz_convert("UTC")
+        except (ValueError, TypeError) as exc:
+            findings.append(
+                Finding("batch.toml", None, None, key, text, f"not a timestamp ({exc})", FindingCode.NOT_A_TIMESTAMP)
+            )
+            return pd.NaT
 
     start, end = ts("start"), ts("end")
     minutes = raw.get("interval_minutes", 15)
