@@ -626,7 +626,7 @@ def test_plain_postgresql_url_uses_the_installed_driver(tmp_path, store_url):
     ("db", "says"),
     [
         ("postgresql://someone:secret@127.0.0.1:1/none", "cannot be reached"),
-        ("nosuchdb://x", "no usable database driver"),
+        ("nosuchdb://x", "a DuckDB file or a PostgreSQL database, not nosuchdb"),
         ("not a url", "is not a SQLAlchemy URL"),
     ],
 )
