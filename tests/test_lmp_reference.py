@@ -73,3 +73,11 @@ def test_a_nudge_never_reorders_different_prices() -> None:
     )
     aw = clear(batch, "single", "pay-as-clear").awards.set_index("bid_id")["quantity_mw"]
     assert aw.to_dict() == {"b": 1.0, "c": 0.5}
+
+
+def test_equal_prices_at_different_nodes_follow_bid_id_when_nothing_tells_them_apart() -> None:
+    bids = [bid("b", 50.0, 1.0, node="n2"), bid("a", 50.0, 1.0, node="n1"), bid("c", 50.0, 1.0, node="n3")]
+    areas = [{"area_id": "grid", "node_id": n, "dso_id": "dso1"} for n in ("n1", "n2", "n3")]
+    batch = make_batch(bids=bids, needs=[tso_need("n", 1.5)], areas=areas)
+    aw = clear(batch, "single", "pay-as-clear").awards.set_index("bid_id")["quantity_mw"]
+    assert aw.to_dict() == {"a": 1.0, "b": 0.5}

@@ -53,23 +53,56 @@ def _col_value(model: LinearModel, marg: dict[str, np.ndarray], var: str, famili
     return out
 
 
-TIE_KEY = ["t", "direction", "price_eur_mwh", "node_id", "services", "tso_eff", "member"]
+TIE_KEY = ["t", "direction", "price_eur_mwh", "services", "tso_eff", "member", "column"]
+SHARED_ROWS = ("balance", "flow_max", "flow_min", "amber", "dso_need", "dso_physical")
 
 
-def order_ties(bids: pd.DataFrame, x: np.ndarray, yd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _mix(h: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser (uint64, wrapping): a well-spread hash of each value."""
+    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return h ^ (h >> np.uint64(31))
+
+
+def column_signatures(model: LinearModel, index: StepIndex) -> np.ndarray:
+    """Per bid: a hash of its ``x`` and ``yd`` columns over the rows bids share (balance,
+    network, amber, DSO need rows). Two bids with the same signature appear with the same
+    coefficients in the same rows: on those rows they are interchangeable."""
+    sig = np.zeros(len(index.bids), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k, name in enumerate(SHARED_ROWS):
+            con = model.constraints.get(name)
+            if con is None:
+                continue
+            for var, mat in con.blocks:
+                if var not in ("x", "yd"):
+                    continue
+                coo = mat.tocoo()
+                cols = coo.col if var == "x" else index.members[coo.col]
+                value = np.round(coo.data * 1e9).astype(np.int64).view(np.uint64)
+                h = _mix(value ^ _mix(coo.row.astype(np.uint64) * np.uint64(2 * k + (var == "yd") + 1)))
+                np.add.at(sig, cols, h)
+    return sig
+
+
+def order_ties(
+    bids: pd.DataFrame, x: np.ndarray, yd: np.ndarray, signature: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Equal-priced interchangeable bids taken in ``bid_id`` order.
 
     Interchangeable: divisible bids (no block, minimum or exclusive group) of one interval,
-    direction, price, node, services and eligibility; their columns are identical in every
-    row of the model, so moving accepted MW between them changes no row's activity, no
-    cost and no price. Within each such group the accepted total (and the DSO's share of
-    it) is handed out to the bids in ``bid_id`` order (the step's bids are in batch order,
-    which is ``bid_id`` order), each up to its capacity.
+    direction, price, services and eligibility whose columns are identical in every row
+    the bids share (``signature``; bids at different nodes qualify unless a network row or
+    an area tells them apart). Moving accepted MW between them keeps every shared row's
+    activity, the cost and feasibility, so the solution stays optimal and the published
+    prices (the model's marginal values) stay valid. Within each such group the accepted
+    total (and the DSO's share of it) is handed out to the bids in ``bid_id`` order (the
+    step's bids are in batch order, which is ``bid_id`` order), each up to its capacity.
     """
     free = bids["block_id"].isna() & bids["exclusive_group"].isna() & (bids["min_mw"] <= 0)
     if not free.any():
         return x, yd
-    keys = bids.loc[free, TIE_KEY]
+    keys = bids.loc[free, TIE_KEY[:-1]].assign(column=signature[free.to_numpy()])
     group = keys.groupby(TIE_KEY, sort=False, dropna=False).ngroup().to_numpy()
     pos = np.flatnonzero(free.to_numpy())
     order = np.lexsort((bids["pos_batch"].to_numpy()[pos], group))
@@ -99,7 +132,7 @@ def read_step(
     bids = index.bids
     yd = np.zeros(len(bids))
     yd[index.members] = sol.values["yd"]
-    x, yd = order_ties(bids, sol.values["x"], np.minimum(yd, sol.values["x"]))
+    x, yd = order_ties(bids, sol.values["x"], np.minimum(yd, sol.values["x"]), column_signatures(model, index))
     tso_q = np.where(bids["tso_eff"], x - yd, 0.0)
     tso_q[np.abs(tso_q) < 1e-9] = 0.0
     marg = priced.marginals
