@@ -128,6 +128,7 @@ class LinearModel:
 
 class SolveStatus(StrEnum):
     OPTIMAL = "optimal"
+    LIMIT = "limit"  # a MILP stopped at its time limit with a feasible solution (see Solution.gap)
     INFEASIBLE = "infeasible"
     UNBOUNDED = "unbounded"
     FAILED = "failed"
@@ -143,6 +144,7 @@ class Solution:
     solve_seconds: float
     solver: str
     detail: str = ""
+    gap: float = 0.0  # relative MIP gap of the returned solution (0 when proven optimal)
 
 
 def sparse_block(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray | float, shape: tuple[int, int]) -> sp.csr_matrix:

@@ -116,12 +116,13 @@ def order_ties(
 
 def _fill(group: np.ndarray, cap: np.ndarray, amount: np.ndarray) -> np.ndarray:
     """Per group (consecutive rows), the group's total ``amount`` handed out in row order,
-    each row up to ``cap``."""
+    each row up to ``cap`` (prefix sums taken within each group, so no rounding of a
+    batch-wide running sum leaks into another group)."""
     total = np.bincount(group, weights=amount)[group]
-    before = np.cumsum(cap) - cap
-    start = np.bincount(group, weights=cap, minlength=group.max() + 1)
-    first = np.cumsum(start) - start  # cap before each group's first row
-    return np.clip(total - (before - first[group]), 0.0, cap)
+    before = pd.Series(cap).groupby(group).cumsum().to_numpy() - cap  # capacity of earlier rows of the group
+    out = np.clip(total - before, 0.0, cap)
+    out[out < 1e-9] = 0.0  # snap residues, as after every solve
+    return out
 
 
 def read_step(

@@ -9,6 +9,7 @@ remaining capacity, the flows and the net activation it caused.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +31,7 @@ from market.errors import FlexmarketError, SolverError
 from market.io.batch import Batch
 
 Progress = Callable[[str], None]
+log = logging.getLogger("flexmarket")
 
 
 def clear(
@@ -141,7 +143,7 @@ def solve_step(inp: StepInput, solver_options: dict[str, Any] | None = None) -> 
         model.n_integer,
         sum(s.build_seconds for s in solves),
         sum(s.solve_seconds for s in solves),
-        sol.status.value,
+        sol.status.value if sol.status is SolveStatus.OPTIMAL else f"{sol.status.value} (gap {sol.gap:.3g})",
         sol.objective,
     )
     return read_step(inp, model, index, sol, priced, stats)
@@ -149,9 +151,13 @@ def solve_step(inp: StepInput, solver_options: dict[str, Any] | None = None) -> 
 
 def _solve_checked(model: LinearModel, options: dict[str, Any] | None) -> Solution:
     sol = solve_cvxpy(model, options)
-    if sol.status is not SolveStatus.OPTIMAL:
+    if sol.status not in (SolveStatus.OPTIMAL, SolveStatus.LIMIT):
         raise SolverError(f"{model.name}: HiGHS returned {sol.status.value} ({sol.detail})")
     verify(model, sol)
+    if sol.status is SolveStatus.LIMIT:
+        log.warning(
+            "%s: a solver limit was reached; the best feasible solution is kept (MIP gap %.3g)", model.name, sol.gap
+        )
     return sol
 
 

@@ -34,6 +34,7 @@ DEFAULT_HIGHS_OPTIONS: dict[str, Any] = {
     "threads": 1,
     "random_seed": 0,
     "mip_rel_gap": 1e-4,  # HiGHS default; prices come from the LP with integers fixed
+    "time_limit": 600.0,  # s per MILP: then the best feasible solution is kept and its gap reported
     "primal_feasibility_tolerance": 1e-9,
     "dual_feasibility_tolerance": 1e-9,
 }
@@ -113,7 +114,12 @@ def solve_cvxpy(model: LinearModel, options: dict[str, object] | None = None) ->
         cp.UNBOUNDED: SolveStatus.UNBOUNDED,
         cp.UNBOUNDED_INACCURATE: SolveStatus.UNBOUNDED,
     }.get(problem.status, SolveStatus.FAILED)
-    if status is not SolveStatus.OPTIMAL:
+    gap = 0.0
+    if problem.status == cp.USER_LIMIT and model.n_integer and all(v.value is not None for v in cvars.values()):
+        status = SolveStatus.LIMIT  # the best feasible solution at the time limit, and its gap
+        info = (problem.solver_stats.extra_stats if problem.solver_stats else None) or None
+        gap = float(getattr(info, "mip_gap", np.inf))
+    if status not in (SolveStatus.OPTIMAL, SolveStatus.LIMIT):
         return Solution(status, np.nan, {}, {}, t1 - t0, t2 - t1, "HIGHS", str(problem.status))
     values = {
         name: _snap(np.asarray(cvars[name].value, dtype=float).reshape(-1)) if name in cvars else np.zeros(0)
@@ -127,7 +133,9 @@ def solve_cvxpy(model: LinearModel, options: dict[str, object] | None = None) ->
                 continue
             dual = np.asarray(constraints[name].dual_value, dtype=float).reshape(-1)
             marginals[name] = dual if con.sense == ">=" else -dual
-    return Solution(status, float(problem.value), values, marginals, t1 - t0, t2 - t1, "HIGHS", str(problem.status))
+    return Solution(
+        status, float(problem.value), values, marginals, t1 - t0, t2 - t1, "HIGHS", str(problem.status), gap
+    )
 
 
 def _snap(x: np.ndarray) -> np.ndarray:
