@@ -96,8 +96,9 @@ class ConstraintScope(StrEnum):
 class SignalMode(StrEnum):
     """Which traffic-light signals a step respects for the TSO's activations."""
 
-    FULL = "full"  # green / amber / red
-    RED = "red"  # red only
+    FULL = "full"  # the batch's green / amber / red signals
+    RED = "red"  # the batch's red signals only
+    COMPUTED = "computed"  # the DSOs' own lights, computed from the headroom earlier steps left
     NONE = "none"
 
 

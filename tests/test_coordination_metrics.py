@@ -90,3 +90,31 @@ def test_scalability_counts_the_tso_side_model():
     tso_step = [s for s in dso_led.stats if s.step == "tso-from-forwarded"][0]
     assert dso_led.metrics["scalability_tso_variables"] == tso_step.n_variables
     assert dso_led.metrics["scalability_variables_by_operator"].keys() == {"dso", "tso"}
+
+
+def test_with_its_own_computed_lights_the_eu_design_never_overloads_a_dso_feeder():
+    """EU DSO Committee (report 3.3): the DSO computes its traffic light after its own step
+    from the headroom left; the TSO, which sees no distribution limits, stays within it."""
+    b = feeder_case()  # 1 MW of headroom under the feeder, 4 MW of cheap bids under it
+    eu = clear(b, "eu-dso-traffic-light")
+    assert eu.metrics["distribution_violation_mwh"] == 0
+    assert eu.metrics["hidden_coupling_blind_violation_mwh"] == 0
+    assert eu.awards.set_index("bid_id").loc["under", "quantity_mw"] == pytest.approx(1.0)  # the amber headroom
+    blind = clear(b, "tso-only")  # the TSO-centric model with only red lights overloads it
+    assert blind.metrics["distribution_violation_mwh"] == pytest.approx(2.0)
+
+
+def test_computed_lights_follow_the_headroom_left():
+    from market.clearing.prepare import computed_signals, prepare
+
+    b = feeder_case()
+    prep = prepare(b)
+    net = prep.network.copy()
+    bids = prep.bids.assign(cap_mw=prep.bids["quantity_mw"])
+    lights = computed_signals(prep, net, b.node_areas, 0.2, bids)
+    row = lights.set_index("area_id").loc["a-n1"]
+    # factor -1 for up at n1: up unloads the feeder (room to min = 1 + 2), down loads it (room 2 - 1)
+    assert (row["state"], row["headroom_up_mw"], row["headroom_down_mw"]) == ("amber", 3.0, 1.0)
+    net["base_mw"] = 2.0  # the feeder full: no room down, room up 4
+    full = computed_signals(prep, net, b.node_areas, 0.2, bids).set_index("area_id").loc["a-n1"]
+    assert (full["state"], full["headroom_down_mw"]) == ("amber", 0.0)

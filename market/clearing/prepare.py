@@ -78,8 +78,12 @@ def step_inputs(batch: Batch, prep: Prepared, step: Step, taken: np.ndarray) -> 
     net_prior = np.bincount(bids["t"], weights=bids["sign"] * taken, minlength=prep.n_t)
     if step.prequalify:
         bids["cap_mw"] = prequalified_cap(bids, network, prep)
+    if step.signals is SignalMode.COMPUTED:
+        computed = computed_signals(prep, network, batch.node_areas, step.amber_margin, bids)
+        signals = strictest(prep.signals, computed)
+    else:
+        signals = _signals_for(prep.signals, step.signals)
     network = _scope(network, step.constraints)
-    signals = _signals_for(prep.signals, step.signals)
     needs = prep.needs
     tso_needs = needs[needs["buyer_id"] == TSO_ID] if Buyer.TSO in step.buyers else needs.iloc[:0]
     dso_needs = needs[needs["buyer_id"] != TSO_ID] if Buyer.DSO in step.buyers else needs.iloc[:0]
@@ -163,6 +167,80 @@ def _signals_for(signals: pd.DataFrame, mode: SignalMode) -> pd.DataFrame:
     if mode is SignalMode.RED:
         return signals[signals["state"] == SignalState.RED]
     return signals
+
+
+def computed_signals(
+    prep: Prepared, network: pd.DataFrame, node_areas: pd.DataFrame, amber_margin: float, bids: pd.DataFrame
+) -> pd.DataFrame:
+    """The DSOs' own traffic lights from the headroom earlier steps left on their limits.
+
+    For each area and interval, the up (down) headroom is the smallest MW an activation at
+    one of the area's nodes may still add without breaking one of the area's DSO's own
+    constraints (``network`` holds the flows after earlier steps): ``(max - flow) / f`` for
+    a factor ``f > 0``, ``(flow - min) / -f`` for ``f < 0`` (down: the other side). ``red``
+    where neither direction has headroom left, ``amber`` (with both headrooms) where one
+    of them is below ``amber_margin`` x the limit's size or below the capacity still offered
+    in the area in that direction (so the TSO can never take more than the limit allows),
+    ``green`` (no row) otherwise.
+    """
+    cols = ["dso_id", "area_id", "t", "state", "headroom_up_mw", "headroom_down_mw"]
+    rows = network.loc[
+        network["owner_id"] != TSO_ID, ["constraint_id", "owner_id", "t", "base_mw", "max_flow_mw", "min_flow_mw"]
+    ]
+    if not len(rows):
+        return pd.DataFrame(
+            {c: pd.Series(dtype=object if c in ("dso_id", "area_id", "state") else float) for c in cols}
+        )
+    at = rows.merge(prep.sens, on="constraint_id").merge(node_areas, on="node_id")
+    at = at[at["owner_id"] == at["dso_id"]]
+    f = at["factor"].to_numpy()
+    room_max = (at["max_flow_mw"] - at["base_mw"]).to_numpy()
+    room_min = (at["base_mw"] - at["min_flow_mw"]).to_numpy()
+    with np.errstate(divide="ignore"):
+        up = np.where(f > 0, room_max / f, np.where(f < 0, room_min / -f, np.inf))
+        down = np.where(f > 0, room_min / f, np.where(f < 0, room_max / -f, np.inf))
+    size = (at["max_flow_mw"] - at["min_flow_mw"]).abs().to_numpy() / 2 / np.maximum(np.abs(f), 1e-12)
+    lights = at[["dso_id", "area_id", "t"]].assign(
+        headroom_up_mw=np.clip(up, 0.0, None), headroom_down_mw=np.clip(down, 0.0, None), size=size
+    )
+    g = lights.groupby(["dso_id", "area_id", "t"], as_index=False).agg(
+        headroom_up_mw=("headroom_up_mw", "min"), headroom_down_mw=("headroom_down_mw", "min"), size=("size", "min")
+    )
+    offered = (
+        bids.loc[bids["cap_mw"] > 0, ["node_id", "t", "direction", "cap_mw"]]
+        .merge(node_areas[["node_id", "area_id"]], on="node_id")
+        .pivot_table(index=["area_id", "t"], columns="direction", values="cap_mw", aggfunc="sum", fill_value=0.0)
+    )
+    key = pd.MultiIndex.from_frame(g[["area_id", "t"]])
+    up_offer = offered.get(Direction.UP.value, pd.Series(dtype=float)).reindex(key).fillna(0.0).to_numpy()
+    down_offer = offered.get(Direction.DOWN.value, pd.Series(dtype=float)).reindex(key).fillna(0.0).to_numpy()
+    red = (g["headroom_up_mw"] <= 1e-9) & (g["headroom_down_mw"] <= 1e-9)
+    tight = np.minimum(g["headroom_up_mw"], g["headroom_down_mw"]) < amber_margin * g["size"]
+    short = (g["headroom_up_mw"].to_numpy() < up_offer) | (g["headroom_down_mw"].to_numpy() < down_offer)
+    amber = ~red & (tight | short)
+    g["state"] = np.where(red, SignalState.RED.value, np.where(amber, SignalState.AMBER.value, SignalState.GREEN.value))
+    return g.loc[g["state"] != SignalState.GREEN.value, cols].reset_index(drop=True)
+
+
+SEVERITY = {SignalState.GREEN.value: 0, SignalState.AMBER.value: 1, SignalState.RED.value: 2}
+
+
+def strictest(given: pd.DataFrame, computed: pd.DataFrame) -> pd.DataFrame:
+    """Per area and interval, the stricter of the batch's published light and the computed
+    one: the worse state and the smaller headroom in each direction (a DSO's refreshed
+    light is never looser than what it published)."""
+    cols = ["dso_id", "area_id", "t", "state", "headroom_up_mw", "headroom_down_mw"]
+    both = pd.concat([given[cols], computed[cols]], ignore_index=True)
+    if not len(both):
+        return both
+    both["severity"] = both["state"].map(SEVERITY)
+    g = both.groupby(["dso_id", "area_id", "t"], as_index=False).agg(
+        severity=("severity", "max"),
+        headroom_up_mw=("headroom_up_mw", "min"),
+        headroom_down_mw=("headroom_down_mw", "min"),
+    )
+    g["state"] = g["severity"].map({v: k for k, v in SEVERITY.items()})
+    return g[cols]
 
 
 def prequalified_cap(bids: pd.DataFrame, network: pd.DataFrame, prep: Prepared) -> np.ndarray:

@@ -12,6 +12,7 @@ import functools
 import os
 import sys
 import time
+import warnings
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -102,7 +103,9 @@ def solve_cvxpy(model: LinearModel, options: dict[str, object] | None = None) ->
     t1 = time.perf_counter()
     opts = {**DEFAULT_HIGHS_OPTIONS, "verbose": SOLVER_OUTPUT["verbose"], **(options or {})}
     try:
-        problem.solve(solver="HIGHS", canon_backend="SCIPY", **opts)
+        with warnings.catch_warnings():  # a limit's "may be inaccurate": the status is handled below
+            warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+            problem.solve(solver="HIGHS", canon_backend="SCIPY", **opts)
     except cp.error.SolverError as exc:
         return Solution(SolveStatus.FAILED, np.nan, {}, {}, t1 - t0, time.perf_counter() - t1, "HIGHS", str(exc))
     t2 = time.perf_counter()

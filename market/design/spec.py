@@ -41,7 +41,7 @@ from typing import Any
 
 from market.enums import Buyer, ConstraintScope, Operator, SignalMode, Tier
 from market.errors import DesignError
-from market.io.strict import unknown_keys
+from market.io.strict import is_number, unknown_keys
 
 BUYERS = tuple(b.value for b in Buyer)
 CONSTRAINT_SCOPES = tuple(c.value for c in ConstraintScope)
@@ -65,6 +65,7 @@ class Step:
     signals: SignalMode = SignalMode.FULL
     dispatch: dict[Buyer, tuple[Tier, ...]] = field(default_factory=dict)
     observed_by_dso: bool = False
+    amber_margin: float = 0.2  # computed lights: amber below this share of a limit left
 
     def path_for(self, buyer: Buyer) -> tuple[Tier, ...]:
         """The tiers an activation bought by ``buyer`` in this step passes, ending at the DER."""
@@ -148,6 +149,9 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
         for key in ("name", "constraints", "signals", "operator"):
             if key in s and not isinstance(s[key], str):
                 raise _fail(w, f"{key} must be text, not {s[key]!r}")
+        margin = s.get("amber_margin", 0.2)
+        if not is_number(margin) or not 0 <= margin <= 1:
+            raise _fail(w, f"amber_margin must be a number in [0, 1], not {margin!r}")
         if not isinstance(s.get("buyers", []), list) or not isinstance(s.get("dispatch", {}), dict):
             raise _fail(w, "buyers must be a list and dispatch a table")
         names = tuple(s.get("buyers", ()))
@@ -179,6 +183,7 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
                 signals=SignalMode(s.get("signals", "full")),
                 dispatch=dispatch,
                 observed_by_dso=bool(s.get("observed_by_dso", False)),
+                amber_margin=float(margin),
             )
         )
     cleared = [b for st in steps for b in st.buyers]
