@@ -200,3 +200,13 @@ def price_of(result: ClearingResult, need_id: str) -> float:
     """The published price of ``need_id``."""
     p = result.prices
     return float(p.loc[p["need_id"] == need_id, "price_eur_mwh"].iloc[0])
+
+
+def feeder_case() -> Batch:
+    """A cheap down bid (``under``, 4 MW at 5) under a DSO feeder with 1 MW of headroom (down
+    at ``n1`` loads it: factor -1, base 1, limit 2); a dear one (``elsewhere``, 4 MW at 30);
+    the TSO needs 3 MW down. A TSO blind to the feeder overloads it by 2 MW."""
+    bids = [bid("under", 5, 4, node="n1", direction="down"), bid("elsewhere", 30, 4, node="n2", direction="down")]
+    cons = [constraint("head", base=1.0, max_mw=2.0)]
+    sens = [{"constraint_id": "head", "node_id": "n1", "factor": -1.0}]
+    return make_batch(bids, [tso_need("N", 3, "down")], constraints=cons, sens=sens)

@@ -7,18 +7,9 @@ from __future__ import annotations
 import pytest
 
 from market import clear
-from market.testing import bid, constraint, dso_need, make_batch, signal, tso_need
+from market.testing import bid, dso_need, feeder_case, make_batch, signal, tso_need
 
 VOLL = 1000.0  # make_batch's VoLL
-
-
-def feeder_case():  # type: ignore[no-untyped-def]
-    """A cheap down bid under a DSO feeder with 1 MW headroom (down at n1 loads it); a dear
-    one elsewhere; the TSO needs 3 MW down."""
-    bids = [bid("under", 5, 4, node="n1", direction="down"), bid("elsewhere", 30, 4, node="n2", direction="down")]
-    cons = [constraint("head", base=1.0, max_mw=2.0)]
-    sens = [{"constraint_id": "head", "node_id": "n1", "factor": -1.0}]
-    return make_batch(bids, [tso_need("N", 3, "down")], constraints=cons, sens=sens)
 
 
 def test_a_tso_blind_to_a_feeder_overloads_it_and_is_not_cheaper():

@@ -11,7 +11,7 @@ from market import clear, load_batch
 from market.cli.app import app
 from market.design.spec import load_design, preset_names
 from market.errors import DesignError
-from market.testing import bid, constraint, dso_need, make_batch, signal, tso_need
+from market.testing import bid, dso_need, feeder_case, make_batch, signal, tso_need
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 REPORT_MODELS = {
@@ -47,14 +47,6 @@ def test_every_preset_clears_the_sample(sample, name):
     per_bid = r.awards.groupby("bid_id")["quantity_mw"].sum()
     q = sample.bids.set_index("bid_id")["quantity_mw"]
     assert (per_bid <= q.reindex(per_bid.index) + 1e-6).all()
-
-
-def feeder_case():  # type: ignore[no-untyped-def]
-    """A cheap down bid under a feeder with 1 MW headroom; a dear one elsewhere."""
-    bids = [bid("under", 5, 4, node="n1", direction="down"), bid("elsewhere", 30, 4, node="n2", direction="down")]
-    cons = [constraint("head", base=1.0, max_mw=2.0)]
-    sens = [{"constraint_id": "head", "node_id": "n1", "factor": -1.0}]
-    return make_batch(bids, [tso_need("N", 3, "down")], constraints=cons, sens=sens)
 
 
 def test_tso_only_bypasses_and_violates_where_others_do_not():
