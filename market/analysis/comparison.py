@@ -101,16 +101,18 @@ def clear_designs(
     scheduler: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[ClearingResult]:
-    """Clear each design on the same batch, concurrently (Dask: threads, or a cluster)."""
+    """Clear each design on the same batch, concurrently (Dask: threads, or a cluster).
 
+    ``progress`` is called as each design's steps start (locally; a cluster reports nothing)."""
     loaded = [d if isinstance(d, Design) else load_design(d) for d in designs]
     names = [d.name for d in loaded]
     if len(set(names)) != len(names):
         raise DesignError(f"design names must be unique: {names}")
-    if progress:
-        progress(f"clearing {len(loaded)} designs")
-    return parallel_map(partial(_clear_one, pricing=Pricing(pricing)), batch, loaded, scheduler=scheduler)
+    one = partial(_clear_one, pricing=Pricing(pricing), progress=None if scheduler else progress)
+    return parallel_map(one, batch, loaded, scheduler=scheduler)
 
 
-def _clear_one(batch: Batch, design: Design, pricing: Pricing) -> ClearingResult:
-    return clear(batch, design, pricing)
+def _clear_one(
+    batch: Batch, design: Design, pricing: Pricing, progress: Callable[[str], None] | None = None
+) -> ClearingResult:
+    return clear(batch, design, pricing, progress=progress)
