@@ -109,3 +109,20 @@ def test_computed_lights_follow_the_headroom_left():
     net["base_mw"] = 2.0  # the feeder full: no room down, room up 4
     full = computed_signals(prep, net, b.node_areas, 0.2, bids).set_index("area_id").loc["a-n1"]
     assert (full["state"], full["headroom_down_mw"]) == ("amber", 0.0)
+
+
+def test_the_dso_override_undoes_what_breaks_its_limits_and_leaves_the_tso_short(tmp_path):  # type: ignore[no-untyped-def]
+    """A TSO blind to the feeder takes 3 MW under it (2 MW too many); with the override the
+    DSO undoes those 2 MW: no overload, and the TSO is left 2 MW short (imbalance)."""
+    design = tmp_path / "override.toml"
+    design.write_text(
+        'name = "blind-tso-with-override"\n[[steps]]\nname = "tso"\nbuyers = ["tso"]\n'
+        'constraints = "transmission"\nsignals = "none"\ndso_override = true\n'
+    )
+    r = clear(feeder_case(), str(design))
+    assert r.awards.set_index("bid_id").loc["under", "quantity_mw"] == pytest.approx(1.0)
+    assert r.metrics["distribution_violation_mwh"] == 0
+    assert r.metrics["imbalance_mwh"] == pytest.approx(2.0)
+    without = tmp_path / "plain.toml"
+    without.write_text(design.read_text().replace("dso_override = true\n", "").replace("with-override", "plain"))
+    assert clear(feeder_case(), str(without)).metrics["distribution_violation_mwh"] == pytest.approx(2.0)

@@ -19,6 +19,7 @@ import pandas as pd
 from market.clearing.assemble import assemble
 from market.clearing.formulation import StepInput, build_step_model
 from market.clearing.ir import LinearModel, Solution, SolveStatus
+from market.clearing.override import apply_override
 from market.clearing.parallel import parallel_map
 from market.clearing.prepare import prepare, step_inputs
 from market.clearing.readback import StepOutcome, read_step
@@ -66,6 +67,10 @@ def clear(
                 outcomes.append(out)
                 if len(out.awards):
                     np.add.at(taken, out.awards["pos"].to_numpy(), out.awards["quantity_mw"].to_numpy())
+            if step.dso_override:
+                cut = apply_override(prep, taken, results)
+                if cut > 0:
+                    log.info("%s: the DSOs undid %.3f MW of %s's TSO activations", design.name, cut, step.name)
     except SolverError as exc:
         if raise_on_failure:
             raise

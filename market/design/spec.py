@@ -66,6 +66,7 @@ class Step:
     dispatch: dict[Buyer, tuple[Tier, ...]] = field(default_factory=dict)
     observed_by_dso: bool = False
     amber_margin: float = 0.2  # computed lights: amber below this share of a limit left
+    dso_override: bool = False  # after this step the DSOs undo its TSO activations that break their limits
 
     def path_for(self, buyer: Buyer) -> tuple[Tier, ...]:
         """The tiers an activation bought by ``buyer`` in this step passes, ending at the DER."""
@@ -143,7 +144,7 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
         w = f"{where} steps[{i}]"
         for key, reason in unknown_keys(s, Step.__dataclass_fields__):
             raise _fail(w, f"{key}: {reason}")
-        for key in ("per_dso", "prequalify", "observed_by_dso"):
+        for key in ("per_dso", "prequalify", "observed_by_dso", "dso_override"):
             if key in s and not isinstance(s[key], bool):
                 raise _fail(w, f"{key} must be true or false, not {s[key]!r}")
         for key in ("name", "constraints", "signals", "operator"):
@@ -184,6 +185,7 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
                 dispatch=dispatch,
                 observed_by_dso=bool(s.get("observed_by_dso", False)),
                 amber_margin=float(margin),
+                dso_override=bool(s.get("dso_override", False)),
             )
         )
     cleared = [b for st in steps for b in st.buyers]
