@@ -16,6 +16,7 @@ from market.cli.console import configure
 from market.cli.demo import demo
 from market.cli.network import network_import
 from market.cli.settlement import baselines_evaluate, settle
+from market.cli.statements import statements_export, statements_list, statements_show
 from market.cli.uftp import uftp_export, uftp_import, uftp_settlement
 
 app = typer.Typer(
@@ -61,6 +62,11 @@ app.add_typer(uftp_app, name="uftp")
 uftp_app.command("import")(uftp_import)
 uftp_app.command("export")(uftp_export)
 uftp_app.command("settlement")(uftp_settlement)
+statements_app = typer.Typer(no_args_is_help=True, help="Read the settlement store: statements, lines, deltas.")
+app.add_typer(statements_app, name="statements")
+statements_app.command("list")(statements_list)
+statements_app.command("show")(statements_show)
+statements_app.command("export")(statements_export)
 
 
 def main() -> None:  # pragma: no cover

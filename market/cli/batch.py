@@ -21,7 +21,7 @@ def validate(
     """Check a batch (and meter data, exactly as settle does); print a summary, or every bad
     row (exit 2)."""
     b = load_or_exit(batch)
-    say(*summary_tables(b))
+    lines: list[str] = []
     summary: dict[str, object] = {"batch": str(batch), "valid": True, "rows": {n: len(b.table(n)) for n in TABLE_NAMES}}
     if meter is not None:
         from settlement import check_meter
@@ -29,13 +29,13 @@ def validate(
         with exit_on_error():
             m = check_meter(meter, b.config.interval_minutes)  # exactly what settle checks
         summary["meter"] = m
-        say(
+        lines.append(
             f"meter: {m['rows']:,} rows, {m['der']} DER, {m['first']} to {m['last']}; "
             f"{m['duplicate_readings']} duplicate readings (settled as findings)"
         )
     if as_json:
         emit_json(summary)
-    say("[green]valid[/]")
+    say(*summary_tables(b), *lines, "[green]valid[/]")
 
 
 def synth(

@@ -46,6 +46,7 @@ def configure(quiet: bool, verbose: bool) -> None:
     from market.clearing.solvers import SOLVER_OUTPUT
 
     MODE["quiet"] = quiet
+    MODE["json"] = False  # set by emit_json, per command
     SOLVER_OUTPUT["verbose"] = verbose
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
@@ -63,7 +64,9 @@ def say(*items: RenderableType) -> None:
 
 
 def emit_json(data: Any) -> None:
-    """The command's result as one JSON document on stdout (``--json``)."""
+    """The command's result as one JSON document on stdout (``--json``); nothing else is
+    printed on stdout after it."""
+    MODE["json"] = True
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 

@@ -1,0 +1,90 @@
+"""``statements list / show / export``: read the settlement store from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from market.cli.console import emit_json, exit_on_error, say
+from market.errors import OutputError, StoreConflictError, StoreUnavailableError
+
+DB = Annotated[str, typer.Option(help="SQLAlchemy URL of the store, e.g. duckdb:///runs/s/store.duckdb")]
+STORE_FAILURES = (StoreConflictError, StoreUnavailableError)
+LIST_COLUMNS = ["statement_id", "period", "aggregator_id", "buyer_id", "version", "lines", "net_eur"]
+LINE_COLUMNS = ["bid_id", "interval_start", "allocated_mwh", "payment_eur", "penalty_eur", "net_eur", "status"]
+
+
+def _table(title: str, df: pd.DataFrame, columns: list[str]) -> Table:
+    t = Table(title=title)
+    for c in columns:
+        t.add_column(c, justify="right" if c.endswith(("_eur", "_mwh", "lines", "version")) else "left")
+    for row in df[columns].itertuples(index=False):
+        t.add_row(*[f"{v:,.2f}" if isinstance(v, float) else str(v) for v in row])
+    return t
+
+
+def statements_list(
+    db: DB,
+    period: Annotated[str | None, typer.Option(help="only this period (e.g. 2016-12-01..2016-12-01)")] = None,
+    all_versions: Annotated[bool, typer.Option("--all-versions", help="every version, not only the latest")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the statements as JSON")] = False,
+) -> None:
+    """The statements in the store (latest version of each aggregator, buyer and period)."""
+    from settlement.query import list_statements
+
+    with exit_on_error(failed=STORE_FAILURES):
+        df = list_statements(db, period=period, all_versions=all_versions)
+    if as_json:
+        emit_json(df.to_dict(orient="records"))
+    say(_table(f"statements in {db}", df, LIST_COLUMNS))
+
+
+def statements_show(
+    statement_id: Annotated[str, typer.Argument(help="a statement_id (statements list shows them)")],
+    db: DB,
+    as_json: Annotated[bool, typer.Option("--json", help="print the statement, lines and deltas as JSON")] = False,
+) -> None:
+    """One statement version with its lines and the deltas against the version before."""
+    from settlement.query import statement_detail
+
+    with exit_on_error(failed=STORE_FAILURES):
+        head, lines, deltas = statement_detail(db, statement_id)
+    if as_json:
+        parts = {"statement": head, "lines": lines, "deltas": deltas}
+        emit_json({k: v.to_dict(orient="records") for k, v in parts.items()})
+    say(
+        _table("statement", head, LIST_COLUMNS),
+        _table("lines", lines, LINE_COLUMNS),
+        f"{len(deltas)} delta line(s) against the version before",
+    )
+
+
+def statements_export(
+    db: DB,
+    out: Annotated[Path, typer.Option(help="folder to write statements, statement_lines and statement_deltas into")],
+    fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
+) -> None:
+    """Every statement version, line and delta of the store as CSV or JSON files."""
+    from settlement.query import export_store
+
+    with exit_on_error(failed=STORE_FAILURES):
+        if fmt not in ("csv", "json"):
+            raise OutputError(f"--format {fmt!r}: choose csv or json")
+        targets = {name: out / f"{name}.{fmt}" for name in ("statements", "statement_lines", "statement_deltas")}
+        clash = [str(p) for p in targets.values() if p.exists()]
+        if clash:
+            raise OutputError(f"{clash[0]} exists; nothing written")
+        tables = export_store(db)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, path in targets.items():
+        df = tables[name]
+        if fmt == "csv":
+            df.to_csv(path, index=False)
+        else:
+            path.write_text(json.dumps(df.to_dict(orient="records"), indent=2, default=str))
+    say(", ".join(f"{n} {len(tables[n]):,} rows" for n in targets) + f" -> [bold]{out}[/]")
