@@ -54,6 +54,9 @@ def configure(quiet: bool, verbose: bool) -> None:
     log.handlers[:] = [handler]
     log.setLevel(level)
     log.propagate = False
+    # the grid libraries log their own advice (e.g. "numba cannot be imported"): only with --verbose
+    for name in ("pandapower", "pypsa", "linopy"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.ERROR)
 
 
 def say(*items: RenderableType) -> None:
