@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -210,6 +211,28 @@ def _store_with_wait(url: str, work: Callable[[Any], pd.DataFrame], wait_seconds
             delay = min(delay * 2, 1.0)
 
 
+def remove_stale_temporaries(out: Path) -> list[Path]:
+    """Remove ``out/.settle-<pid>-*`` folders whose process no longer runs; return them."""
+    removed = []
+    for folder in out.glob(".settle-*-*"):
+        pid = folder.name.split("-")[1]
+        if not pid.isdigit() or not folder.is_dir() or _alive(int(pid)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
 def _write_outputs(
     out: Path,
     lines: pd.DataFrame,
@@ -218,7 +241,11 @@ def _write_outputs(
     new: pd.DataFrame,
     manifest: dict[str, Any],
 ) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix=".settle-", dir=out))
+    """The output files, written into a temporary folder in ``out`` and moved into place.
+    Temporary folders left by an earlier settle that was killed (its process is gone) are
+    removed first: only folders this code made, named ``.settle-<pid>-*``."""
+    remove_stale_temporaries(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".settle-{os.getpid()}-", dir=out))
     try:
         lines.to_parquet(tmp / "lines.parquet", index=False)
         stmts.to_parquet(tmp / "statements.parquet", index=False)

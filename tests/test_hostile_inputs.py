@@ -4,6 +4,7 @@ values in tables, and run folders edited after they were written."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -135,3 +136,20 @@ def test_duplicated_award_rows_are_refused(tmp_path: Path) -> None:
     meter = write_meter(daily_meter("D1", "2025-11-03", 80, lambda d, s: 10_000.0, minutes=60), tmp_path / "m.parquet")
     with pytest.raises(SettlementInputError, match="duplicate award"):
         settle(run, meter, db=f"duckdb:///{tmp_path / 's.duckdb'}")
+
+
+def test_a_killed_settles_temporary_folder_is_cleared_by_the_next(tmp_path: Path) -> None:
+    """Only folders settle itself made (``.settle-<pid>-*``) of processes that are gone."""
+    from settlement.api import remove_stale_temporaries
+
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = out / ".settle-999999999-abc"  # no such process
+    dead.mkdir()
+    (dead / "lines.parquet").write_bytes(b"half")
+    live = out / f".settle-{os.getpid()}-xyz"  # this process: still running
+    live.mkdir()
+    mine = out / ".settle-notes"  # not a name settle makes
+    mine.mkdir()
+    assert remove_stale_temporaries(out) == [dead]
+    assert not dead.exists() and live.exists() and mine.exists()
