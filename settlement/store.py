@@ -215,6 +215,11 @@ def _save(
     manifest: dict[str, Any],
     fail_hook: Callable[[str], None],
 ) -> pd.DataFrame:
+    same = conn.execute(sa.select(runs.c.run_id).where(runs.c.inputs_sha256 == inputs_sha).limit(1)).first()
+    if same is not None:  # the same inputs and config were settled before: nothing new, nothing written
+        return pd.DataFrame(
+            columns=[*statements.columns, "statement_id", "version", "run_id", "content_sha256", "findings"]
+        )
     latest = latest_versions(conn, period)
     prev = {(r["aggregator_id"], r["buyer_id"]): r for r in latest.to_dict("records")} if len(latest) else {}
     new_rows, all_lines, all_deltas = [], [], []

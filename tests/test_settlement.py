@@ -19,7 +19,8 @@ from settlement import settle
 from settlement.baselines import METHODS
 from settlement.config import SettleConfig, parse_config
 from settlement.store import make_engine, read_table
-from settlement.store_tables import statements_t
+from settlement.store_tables import findings_t, statements_t
+from settlement.store_tables import runs as runs_t
 
 START = dt.date(2025, 11, 3)  # a Monday; day k of the meter history is START + k
 
@@ -385,8 +386,18 @@ def test_rerun_idempotent_and_corrections_make_new_versions(tmp_path, store_url)
     first = write_meter(m, tmp_path / "m1.parquet")
     r1 = settle(run, first, SettleConfig(), db=store_url)
     assert sorted(r1.new_versions["version"]) == [1, 1]
+
+    def counts() -> tuple[int, int]:
+        engine = make_engine(store_url)
+        try:
+            return len(read_table(engine, runs_t)), len(read_table(engine, findings_t))
+        finally:
+            engine.dispose()
+
+    before = counts()
     r2 = settle(run, first, SettleConfig(), db=store_url)
-    assert len(r2.new_versions) == 0  # same inputs: nothing changes
+    assert len(r2.new_versions) == 0  # same inputs: nothing changes, not even a run or finding row
+    assert counts() == before
     corrected = m.copy()
     corrected.loc[at & (corrected["der_id"] == "D1"), "consumption_kwh"] = 8_000.0
     r3 = settle(run, write_meter(corrected, tmp_path / "m2.parquet"), SettleConfig(), db=store_url)
