@@ -17,6 +17,7 @@ All keys are optional::
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,8 +60,15 @@ class SettleConfig:
 
 
 def load_config(path: str | Path | None) -> SettleConfig:
+    """``settle.toml`` at ``path``; without one, the defaults, announced (never silent)."""
     if path is None:
-        return SettleConfig()
+        cfg = SettleConfig()
+        logging.getLogger("flexmarket").warning(
+            "no settle.toml given: using timezone %s, no holidays, baseline %s for every buyer and service, "
+            "priority %s, penalty factor %s (docs/contract.md, settle.toml; give --config to choose)",
+            cfg.timezone, cfg.baseline, " then ".join(cfg.priority), cfg.penalty_factor,
+        )  # fmt: skip
+        return cfg
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -153,3 +153,11 @@ def test_a_killed_settles_temporary_folder_is_cleared_by_the_next(tmp_path: Path
     mine.mkdir()
     assert remove_stale_temporaries(out) == [dead]
     assert not dead.exists() and live.exists() and mine.exists()
+
+
+def test_settle_without_a_config_announces_its_defaults(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run", [{"t": "2026-01-15T17:00Z", "q": 2.0, "price": 7.0}], minutes=60)
+    meter = write_meter(daily_meter("D1", "2025-11-03", 80, lambda d, s: 10_000.0, minutes=60), tmp_path / "m.parquet")
+    res = CliRunner().invoke(app, ["settle", "--run", str(run), "--meter", str(meter), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert "no settle.toml given: using timezone UTC, no holidays, baseline caiso-10-in-10" in res.output
