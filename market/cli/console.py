@@ -94,7 +94,6 @@ def progress(label: str, total: int) -> Iterator[Callable[[str], None]]:
     """A callback to call once per unit of work started (``total`` units): a bar with counts
     and ETA on a terminal; elsewhere plain log lines with the count, elapsed time and ETA."""
     started = time.monotonic()
-    count = [0]
     if err.is_terminal and not MODE["quiet"]:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
         with Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True) as bar:
@@ -105,7 +104,7 @@ def progress(label: str, total: int) -> Iterator[Callable[[str], None]]:
 
             yield advance
         return
-    last = [0.0]
+    count, last = [0], [0.0]
 
     def log_line(message: str) -> None:
         count[0] += 1

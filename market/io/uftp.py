@@ -175,20 +175,24 @@ def orders_for_awards(awards: pd.DataFrame, offers: dict[str, Any], time_stamp: 
     same files)."""
     from shapeshifter_uftp.uftp import FlexOrder, FlexOrderISP
 
-    offered = {}
-    for message_id, offer in offers.items():
-        for option in offer.offer_options:
-            block = f"{message_id}/{option.option_reference}"
-            for number, watts in _expand(option.isps):
-                offered[f"{block}/{number}"] = (message_id, option, abs(watts) / 1e6)
-    taken = awards.groupby("bid_id")["quantity_mw"].sum()
-    factors: dict[tuple[str, str], float] = {}
-    for bid_id, mw in taken.items():
-        if str(bid_id) in offered and mw > 0:
-            message_id, option, q = offered[str(bid_id)]
-            factors[(message_id, option.option_reference)] = max(
-                factors.get((message_id, option.option_reference), 0.0), mw / q
-            )
+    offered = pd.DataFrame(
+        [
+            {
+                "bid_id": f"{m}/{o.option_reference}/{k}",
+                "message_id": m,
+                "reference": o.option_reference,
+                "q": abs(w) / 1e6,
+            }
+            for m, offer in offers.items()
+            for o in offer.offer_options
+            for k, w in _expand(o.isps)
+        ],
+        columns=["bid_id", "message_id", "reference", "q"],
+    )
+    taken = awards.groupby("bid_id", as_index=False)["quantity_mw"].sum()
+    accepted = offered.merge(taken[taken["quantity_mw"] > 0], on="bid_id")
+    accepted["factor"] = accepted["quantity_mw"] / accepted["q"]
+    factors = accepted.groupby(["message_id", "reference"])["factor"].max().to_dict()
     orders = []
     for (message_id, reference), factor in sorted(factors.items()):
         offer = offers[message_id]
