@@ -102,6 +102,39 @@ class SignalMode(StrEnum):
     NONE = "none"
 
 
+class Route(StrEnum):
+    """An aggregator's route to market (``aggregators`` table): through the DSO's market,
+    directly to the TSO, or both (the default for an aggregator the table does not list)."""
+
+    VIA_DSO = "via-dso"
+    TSO_DIRECT = "tso-direct"
+    BOTH = "both"
+
+    def reaches(self, operator: Operator) -> bool:
+        """Whether an aggregator on this route offers into a step run by ``operator``
+        (a TSO step: tso-direct or both; a DSO, iDSO or platform step: via-dso or both)."""
+        if self is Route.BOTH:
+            return True
+        return (self is Route.TSO_DIRECT) == (operator is Operator.TSO)
+
+
+class View(StrEnum):
+    """How a step sees the flexibility on offer.
+
+    ``bids``: every remaining DER bid individually. ``interface``: per DSO interface,
+    interval and direction, a stepwise curve of what the DSO can deliver (at most
+    ``interface_steps`` price bands), disaggregated by the DSO after the step.
+    ``aggregator_node``: per aggregator and node, one offer (NYISO: single-node
+    aggregations of at least ``min_aggregation_kw``). ``aggregator``: per aggregator across
+    nodes (CAISO multi-node): the step does not know where each MW lands.
+    """
+
+    BIDS = "bids"
+    INTERFACE = "interface"
+    AGGREGATOR_NODE = "aggregator_node"
+    AGGREGATOR = "aggregator"
+
+
 class Tier(StrEnum):
     """A tier an instruction passes on its way to a DER."""
 
@@ -126,4 +159,6 @@ __all__ = [
     "ConstraintScope",
     "SignalMode",
     "Tier",
+    "Route",
+    "View",
 ]

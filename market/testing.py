@@ -168,8 +168,10 @@ def make_batch(
     n_intervals: int = 1,
     minutes: int = 60,
     voll: float = 1000.0,
+    routes: dict[str, str] | None = None,
 ) -> Batch:
-    """A validated :class:`Batch` from rows (each area defaults to one node of its bid's DSO)."""
+    """A validated :class:`Batch` from rows (each area defaults to one node of its bid's DSO;
+    ``routes``: aggregator -> route, the ``aggregators`` table)."""
     nodes = sorted({b["node_id"] for b in bids})
     if areas is None:
         areas = [area(f"a-{n}", n, next(b["dso_id"] for b in bids if b["node_id"] == n)) for n in nodes]
@@ -184,6 +186,8 @@ def make_batch(
         frames["sensitivities"] = pd.DataFrame(sens)
     if signals:
         frames["signals"] = pd.DataFrame(signals)
+    if routes:
+        frames["aggregators"] = pd.DataFrame({"aggregator_id": list(routes), "route": list(routes.values())})
     return batch_from_frames(config(n_intervals, minutes, voll), **frames)
 
 

@@ -65,11 +65,11 @@ def test_layered_designs_expose_fewer_endpoints_than_tso_centric_ones():
 
 def test_observability_is_measured_from_who_knew_not_from_a_flag():
     b = make_batch([bid("a", 10, 4, node="n1")], [tso_need("T", 4), dso_need("X", "a-n1", 1)])
-    hybrid, layered = clear(b, "hybrid-dso").metrics, clear(b, "dso-led").metrics
-    # joint procurement: the DSO buys 1 MW of the DER, the TSO 3 MW straight from the aggregator
-    assert hybrid["tier_bypassing_mw"] == pytest.approx(3.0)
-    assert hybrid["observability_by_dso"] == {"dso1": pytest.approx(0.25)}
-    assert layered["observability_by_dso"] == {"dso1": 1.0}  # it cleared 1 MW and prequalified 3
+    platform, layered = clear(b, "single").metrics, clear(b, "dso-led").metrics
+    # the marketplace: the DSO buys 1 MW of the DER, the TSO 3 MW straight from the aggregator
+    assert platform["tier_bypassing_mw"] == pytest.approx(3.0)
+    assert platform["observability_by_dso"] == {"dso1": pytest.approx(0.25)}
+    assert layered["observability_by_dso"] == {"dso1": 1.0}  # it cleared 1 MW and disaggregated 3
 
 
 def test_scalability_counts_the_tso_side_model():
@@ -78,7 +78,7 @@ def test_scalability_counts_the_tso_side_model():
     )
     single, dso_led = clear(b, "single"), clear(b, "dso-led")
     assert single.metrics["scalability_tso_variables"] == single.stats[0].n_variables  # the platform's model
-    tso_step = [s for s in dso_led.stats if s.step == "tso-from-forwarded"][0]
+    tso_step = [s for s in dso_led.stats if s.step == "tso-from-interface-offers" and not s.operator][0]
     assert dso_led.metrics["scalability_tso_variables"] == tso_step.n_variables
     assert dso_led.metrics["scalability_variables_by_operator"].keys() == {"dso", "tso"}
 

@@ -15,12 +15,16 @@ from market.testing import bid, dso_need, feeder_case, make_batch, signal, tso_n
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 REPORT_MODELS = {
+    "tso-only",
+    "aemo-centralised",
+    "dso-led",
+    "uk-fw2-joint",
     "single",
     "eu-dso-traffic-light",
-    "tso-only",
-    "dso-led",
-    "hybrid-dso",
+    "nyiso-alt1",
     "nyiso-alt2",
+    "california-today",
+    "california-future",
     "aemo-three-way-idso",
     "japan-tdso-coordinator",
 }
@@ -91,7 +95,7 @@ def test_opposite_direction_coupling_in_tso_only():
     assert r.metrics["imbalance_mwh"] == pytest.approx(1)  # the late DSO activation
 
 
-@pytest.mark.parametrize("design", ["single", "hybrid-dso", "japan-tdso-coordinator"])
+@pytest.mark.parametrize("design", ["single", "uk-fw2-joint", "aemo-centralised"])
 def test_a_joint_design_never_instructs_one_der_up_and_down(design):
     """TSO needs 2 MW down, the DSO 1 MW up in a1; one DER offers 2 down at 5 and 2 up at 20.
     A DSO need is physical, so a joint optimiser cannot meet it on paper while the area
@@ -183,7 +187,8 @@ def test_designs_cli():
     show = runner.invoke(app, ["designs", "show", "dso-led"])
     assert show.exit_code == 0
     assert "[        dso] --dispatch" in show.output or "dso" in show.output
-    assert "--dispatch (tso-from-forwarded)--> [dso]" in show.output
+    assert "--dispatch (tso-from-interface-offers)--> [dso]" in show.output
+    assert "interface_steps" in show.output and "simultaneous" in show.output  # every step setting
     assert runner.invoke(app, ["designs", "show", "nope"]).exit_code == 2
     bracketed = runner.invoke(app, ["designs", "show", "[red]nope"])  # no rich markup in errors
     assert bracketed.exit_code == 2 and "'[red]nope'" in " ".join(bracketed.output.split())

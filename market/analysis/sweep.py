@@ -7,6 +7,9 @@ Cartesian product):
 ``amber_headroom_scale``  multiply amber headrooms by this
 ``voll_eur_mwh``          the batch's value of lost load
 ``need_scale``            multiply every need's quantity by this
+``interface_steps``       price bands of every interface-offer step (``view = "interface"``)
+                          of each design: the price of layered decomposition against
+                          ``single`` as a function of the number of bands
 
 Local by default (a ``LocalCluster`` of processes); a real cluster when a scheduler
 address is given. Results are one row per grid point, design and metric.
@@ -31,8 +34,9 @@ from market.design.spec import Design, load_design
 from market.enums import DEFAULT_PRICING, Pricing
 from market.errors import FlexmarketError
 from market.io.batch import Batch
+from market.io.strict import is_number
 
-PARAMETERS = ("bid_volume_scale", "amber_headroom_scale", "voll_eur_mwh", "need_scale")
+PARAMETERS = ("bid_volume_scale", "amber_headroom_scale", "voll_eur_mwh", "need_scale", "interface_steps")
 
 
 @dataclass(frozen=True)
@@ -41,9 +45,10 @@ class GridPoint:
     amber_headroom_scale: float = 1.0
     voll_eur_mwh: float | None = None
     need_scale: float = 1.0
+    interface_steps: float | None = None
 
     def label(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.__dict__.items() if v is not None)
+        return ", ".join(f"{k}={v:g}" for k, v in self.__dict__.items() if v is not None)
 
 
 def load_grid(path: str | Path) -> list[GridPoint]:
@@ -55,8 +60,10 @@ def load_grid(path: str | Path) -> list[GridPoint]:
     if unknown:
         raise FlexmarketError(f"{path}: unknown grid parameter(s) {sorted(unknown)}; known: {', '.join(PARAMETERS)}")
     for k, v in grid.items():
-        if not isinstance(v, list) or not v or not all(isinstance(x, int | float) and x > 0 for x in v):
+        if not isinstance(v, list) or not v or not all(is_number(x) and x > 0 for x in v):
             raise FlexmarketError(f"{path}: grid.{k} must be a non-empty list of numbers > 0")
+    if not all(isinstance(x, int) and not isinstance(x, bool) and x <= 1000 for x in grid.get("interface_steps", [])):
+        raise FlexmarketError(f"{path}: grid.interface_steps must list whole numbers in [1, 1000]")
     keys = sorted(grid)
     return [
         GridPoint(**{k: float(v) for k, v in zip(keys, combo, strict=True)})
@@ -81,6 +88,8 @@ def apply_point(batch: Batch, p: GridPoint) -> Batch:
 
 
 def _run_point(batch: Batch, point: GridPoint, design: Design, pricing: str | Pricing) -> pd.DataFrame:
+    if point.interface_steps is not None:
+        design = design.with_interface_steps(int(point.interface_steps))
     r = clear(apply_point(batch, point), design, pricing)
     return (
         comparison_table([r])

@@ -86,6 +86,10 @@ def with_operators(aw: pd.DataFrame, design: Design) -> pd.DataFrame:
     pairs = out[["step", "part"]].drop_duplicates()
     pairs["operator_id"] = [operator_id(steps[s], p) for s, p in pairs.itertuples(index=False)]  # per (step, part)
     out = out.merge(pairs, on=["step", "part"], how="left", validate="many_to_one")
+    direct = out["direct"].fillna(False).astype(bool).to_numpy()
+    direct_path = out["step"].map({s.name: ">".join(s.direct_path) for s in design.steps})
+    out["path"] = np.where(direct, direct_path, out["path"])
+    out["direct"] = direct
     return out.drop(columns="buyer_kind")
 
 
@@ -140,6 +144,7 @@ def awards_table(bids: pd.DataFrame, aw: pd.DataFrame, pricing: Pricing, h: floa
             "operator": aw["operator"].to_numpy(),
             "operator_id": aw["operator_id"].to_numpy(),
             "path": aw["path"].to_numpy(),
+            "direct": aw["direct"].to_numpy().astype(bool),
         }
     )
     return awards.sort_values(["interval_start", "bid_id", "buyer_id"]).reset_index(drop=True)

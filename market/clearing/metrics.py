@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from market.clearing.formulation import IMBALANCE_PREMIUM_EUR_MWH, VIOLATION_FACTOR
-from market.clearing.results import ClearingResult
+from market.clearing.results import ClearingResult, ModelStats
+from market.design.spec import Design
 from market.enums import TSO_ID, Operator, Service, Tier
 from market.io.batch import Batch
 
@@ -90,10 +91,12 @@ def _violations(result: ClearingResult, h: float) -> dict[str, Any]:
 
 def _observability(result: ClearingResult) -> dict[str, Any]:
     """Per DSO: the share of MW activated in its network that it knew of before dispatch:
-    it bought it, prequalified it, relays its instruction, or is sent the step's results."""
+    it bought it, prequalified or disaggregated it (unless it reached the TSO directly),
+    relays its instruction, or is sent the step's results."""
     aw = result.awards
     steps = {s.name: s for s in result.design.steps}
-    told = aw["step"].map({n: s.prequalify or s.observed_by_dso for n, s in steps.items()}).astype(bool)
+    passed_up = {n: s.passes_through_dso or s.observed_by_dso for n, s in steps.items()}
+    told = aw["step"].map(passed_up).astype(bool) & ~aw["direct"].astype(bool)
     relayed = _per_path(aw, lambda p: Tier.DSO.value in p).astype(bool)
     own = (aw["buyer_id"] == aw["dso_id"]) | (aw["operator_id"] == aw["dso_id"])
     known = told | relayed | own
@@ -108,7 +111,7 @@ def _latency(batch: Batch, result: ClearingResult) -> dict[str, Any]:
     stages up to and including the step that decided it x ``clearing_stage`` seconds."""
     hop = batch.config.hop_latency_s
     aw = result.awards
-    stage = {s.name: i + 1 for i, s in enumerate(result.design.steps)}
+    stage = sequential_stages(result.design)
     hops = _per_path(aw, lambda p: sum(hop.get(t, 0.0) for t in p[:-1])).astype(float)
     total = hops + aw["step"].map(stage).astype(float) * hop.get(STAGE_KEY, 0.0)
     tiers = _per_path(aw, len)
@@ -116,20 +119,35 @@ def _latency(batch: Batch, result: ClearingResult) -> dict[str, Any]:
         "latency_s_max": float(total.max()) if len(aw) else 0.0,
         "latency_s_mean_weighted": float(np.average(total, weights=aw["quantity_mw"])) if len(aw) else 0.0,
         "latency_path_tiers_max": int(tiers.max()) if len(aw) else 0,
-        "latency_stages": len(result.design.steps),
+        "latency_stages": max(sequential_stages(result.design).values(), default=0),
     }
+
+
+def sequential_stages(design: Design) -> dict[str, int]:
+    """Per step: how many clearing stages run one after the other up to and including it (a
+    step run alongside the one before it shares that step's stage)."""
+    out: dict[str, int] = {}
+    stage = 0
+    for s in design.steps:
+        stage += 0 if s.simultaneous else 1
+        out[s.name] = stage
+    return out
 
 
 def _scalability(result: ClearingResult) -> dict[str, Any]:
     """Size of each operator's largest optimisation (the TSO's: its own or a platform's
-    model, which clears TSO needs)."""
+    model, which clears TSO needs; a DSO's interface curves and disaggregation count as
+    the DSO's)."""
     steps = {s.name: s for s in result.design.steps}
+
+    def op_of(st: ModelStats) -> str:
+        return st.operator or steps[st.step].operator.value
+
     by_op: dict[str, int] = {}
     for st in result.stats:
-        op = steps[st.step].operator.value
-        by_op[op] = max(by_op.get(op, 0), st.n_variables)
+        by_op[op_of(st)] = max(by_op.get(op_of(st), 0), st.n_variables)
     largest = max(result.stats, key=lambda s: (s.n_variables, s.n_constraints), default=None)
-    tso_side = [st for st in result.stats if steps[st.step].operator in (Operator.TSO, Operator.PLATFORM)]
+    tso_side = [st for st in result.stats if op_of(st) in (Operator.TSO.value, Operator.PLATFORM.value)]
     tso_largest = max(tso_side, key=lambda s: (s.n_variables, s.n_constraints), default=None)
     return {
         "scalability_tso_variables": tso_largest.n_variables if tso_largest else 0,

@@ -11,8 +11,20 @@ import numpy as np
 import pandas as pd
 
 from market.clearing.formulation import ALL_PARTS, VIOLATION_FACTOR, StepInput, network_matrix
+from market.clearing.interface import undoes_need
 from market.design.spec import Step
-from market.enums import TSO_ID, Buyer, ConstraintScope, Direction, Service, SignalMode, SignalState
+from market.enums import (
+    TSO_ID,
+    Buyer,
+    ConstraintScope,
+    Direction,
+    Operator,
+    Route,
+    Service,
+    SignalMode,
+    SignalState,
+    View,
+)
 from market.io.batch import Batch
 
 
@@ -38,6 +50,8 @@ def prepare(batch: Batch) -> Prepared:
     bids["cost"] = bids["price_eur_mwh"]
     bids["tso_ok"] = Service.offered(bids["services"], Service.TSO_BALANCING)
     bids["dso_ok"] = Service.offered(bids["services"], Service.DSO_CONGESTION)
+    routes = batch.aggregators.set_index("aggregator_id")["route"]
+    bids["route"] = bids["aggregator_id"].map(routes).fillna(Route.BOTH.value).to_numpy()
     needs = batch.needs.copy()
     needs["t"] = cfg.slot_of(needs["interval_start"])
     needs["sign"] = Direction.signs(needs["direction"])
@@ -76,8 +90,20 @@ def step_inputs(batch: Batch, prep: Prepared, step: Step, taken: np.ndarray) -> 
     network = prep.network.copy()
     network["base_mw"] = network["base_mw"].to_numpy() + flows_so_far
     net_prior = np.bincount(bids["t"], weights=bids["sign"] * taken, minlength=prep.n_t)
-    if step.prequalify:
-        bids["cap_mw"] = prequalified_cap(bids, network, prep)
+    reach, bids["direct"] = route_reach(bids, step)
+    bids["cap_mw"] = np.where(reach, bids["cap_mw"].to_numpy(), 0.0)
+    if step.passes_through_dso:  # the DSO checks what it passes up: alone within its limits
+        through = ~bids["direct"].to_numpy()
+        bids["cap_mw"] = np.where(through, prequalified_cap(bids, network, prep), bids["cap_mw"].to_numpy())
+        if step.view is View.INTERFACE:  # ... and never what would undo its own needs
+            bought = prep.needs[(prep.needs["buyer_id"] != TSO_ID)]
+            against = through & undoes_need(bids, bought, batch.node_areas)
+            bids["cap_mw"] = np.where(against, 0.0, bids["cap_mw"].to_numpy())
+    sens = prep.sens
+    if step.view is View.AGGREGATOR_NODE:
+        bids["cap_mw"] = admitted_aggregations(bids, step.min_aggregation_kw)
+    elif step.view is View.AGGREGATOR:
+        bids, sens = multi_node(bids, sens)
     if step.signals is SignalMode.COMPUTED:
         computed = computed_signals(prep, network, batch.node_areas, step.amber_margin, bids)
         signals = strictest(prep.signals, computed)
@@ -90,7 +116,6 @@ def step_inputs(batch: Batch, prep: Prepared, step: Step, taken: np.ndarray) -> 
     dso_needs = dso_needs.assign(
         prior_dir_mw=dso_needs["sign"].to_numpy() * area_net_mw(bids, taken, batch.node_areas, dso_needs)
     )
-    sens = prep.sens
     na = batch.node_areas
     cfg = batch.config
 
@@ -119,6 +144,53 @@ def step_inputs(batch: Batch, prep: Prepared, step: Step, taken: np.ndarray) -> 
         net = network[network["owner_id"] == dso] if step.constraints is ConstraintScope.OWN else network
         out.append(one(dso, b, dn, net))
     return out
+
+
+def route_reach(bids: pd.DataFrame, step: Step) -> tuple[np.ndarray, np.ndarray]:
+    """Per bid: whether its aggregator's route reaches the step, and whether it reached a TSO
+    step that takes bids through the DSO directly instead (so its instruction follows the
+    step's ``direct_path``). See :mod:`market.design.spec`, "Routes"."""
+    route = bids["route"].to_numpy()
+    n = len(bids)
+    if step.operator is Operator.PLATFORM:
+        return np.ones(n, bool), np.zeros(n, bool)
+    if step.operator is not Operator.TSO:
+        return route != Route.TSO_DIRECT.value, np.zeros(n, bool)
+    if not step.passes_through_dso:
+        return route != Route.VIA_DSO.value, np.zeros(n, bool)
+    direct = route == Route.TSO_DIRECT.value
+    if step.view is View.INTERFACE and step.direct_min_mw is not None:
+        direct |= (route != Route.VIA_DSO.value) & (bids["quantity_mw"].to_numpy() >= step.direct_min_mw)
+    return np.ones(n, bool), direct
+
+
+def admitted_aggregations(bids: pd.DataFrame, min_kw: float) -> np.ndarray:
+    """NYISO's rule: an aggregator's offer at one node, interval and direction enters the
+    market only if it totals at least ``min_kw``; smaller ones are left out (capacity 0)."""
+    cap = bids["cap_mw"].to_numpy()
+    total = bids.groupby(["aggregator_id", "node_id", "t", "direction"])["cap_mw"].transform("sum").to_numpy()
+    return np.where(total * 1000.0 >= min_kw - 1e-9, cap, 0.0)
+
+
+def multi_node(bids: pd.DataFrame, sens: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """CAISO multi-node aggregation: the step knows only each aggregator's total, not where
+    each MW lands. Every bid is seen at the aggregator's virtual node ``agg:<aggregator>``,
+    whose factor on each constraint is the capacity-weighted mean over the nodes of the
+    aggregator's bids (a default distribution factor); the physics after the run uses the
+    true nodes, and so shows what the step could not see."""
+    w = bids.groupby(["aggregator_id", "node_id"], as_index=False)["quantity_mw"].sum()
+    w["share"] = w["quantity_mw"] / w.groupby("aggregator_id")["quantity_mw"].transform("sum")
+    f = w.merge(sens, on="node_id").assign(v=lambda d: d["share"] * d["factor"])
+    virtual = f.groupby(["aggregator_id", "constraint_id"], as_index=False)["v"].sum()
+    virtual = pd.DataFrame(
+        {
+            "constraint_id": virtual["constraint_id"],
+            "node_id": "agg:" + virtual["aggregator_id"].astype(str),
+            "factor": virtual["v"],
+        }
+    )
+    seen = bids.assign(node_id="agg:" + bids["aggregator_id"].astype(str))
+    return seen, pd.concat([sens, virtual], ignore_index=True)
 
 
 def area_net_mw(bids: pd.DataFrame, taken: np.ndarray, node_areas: pd.DataFrame, needs: pd.DataFrame) -> np.ndarray:

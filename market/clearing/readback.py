@@ -25,6 +25,7 @@ AWARD_PARTS = [
     "clearing_price_eur_mwh",
     "step",
     "part",
+    "direct",
 ]
 NEED_PARTS = ["need_id", "served_mw", "unmet_mw", "energy_eur_mwh", "congestion_eur_mwh"]
 
@@ -167,6 +168,7 @@ def read_step(
                     "clearing_price_eur_mwh": (energy + congestion + amber_rent)[tso_pos],
                     "step": stats.step,
                     "part": stats.part,
+                    "direct": bids["direct"].to_numpy()[tso_pos] if "direct" in bids else False,
                 }
             )
         )
@@ -186,6 +188,7 @@ def read_step(
                     "clearing_price_eur_mwh": (energy + congestion + dso_value)[dso_pos],
                     "step": stats.step,
                     "part": stats.part,
+                    "direct": False,
                 }
             )
         )

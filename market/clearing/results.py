@@ -32,6 +32,7 @@ class ModelStats:
     solve_seconds: float
     status: str
     objective_eur_h: float
+    operator: str = ""  # who ran it, where not the step's operator (a DSO's curve or disaggregation)
 
 
 @dataclass(frozen=True)

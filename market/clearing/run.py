@@ -18,16 +18,17 @@ import pandas as pd
 
 from market.clearing.assemble import assemble
 from market.clearing.formulation import StepInput, build_step_model
+from market.clearing.interface import accepted, disaggregate, offer_curves, tso_view
 from market.clearing.ir import LinearModel, Solution, SolveStatus
 from market.clearing.override import apply_override
 from market.clearing.parallel import parallel_map
-from market.clearing.prepare import prepare, step_inputs
+from market.clearing.prepare import Prepared, prepare, step_inputs
 from market.clearing.readback import StepOutcome, read_step
 from market.clearing.results import ClearingResult, ClearingStatus, ModelStats
 from market.clearing.solvers import solve_cvxpy
 from market.clearing.verify import verify
 from market.design.spec import Design, load_design
-from market.enums import DEFAULT_PRICING, Pricing
+from market.enums import DEFAULT_PRICING, SYSTEM_AREA, TSO_ID, Pricing, Service, View
 from market.errors import FlexmarketError, SolverError
 from market.io.batch import Batch
 
@@ -56,14 +57,22 @@ def clear(
     design = design if isinstance(design, Design) else load_design(design)
     prep = prepare(batch)
     taken = np.zeros(len(prep.bids))
+    seen = taken  # what the next step sees: ``taken`` unless it runs alongside the step before
     outcomes: list[StepOutcome] = []
     try:
         for step in design.steps:
             if progress:
                 progress(f"{design.name}: {step.name}")
-            inputs = step_inputs(batch, prep, step, taken)
-            results = _solve_all(inputs, scheduler, solver_options)
+            if not step.simultaneous:
+                seen = taken.copy()
+            inputs = step_inputs(batch, prep, step, seen)
+            if step.view is View.INTERFACE:
+                results = solve_interface_step(prep, inputs[0], seen, step.interface_steps, solver_options)
+            else:
+                results = _solve_all(inputs, scheduler, solver_options)
             for out in results:
+                if step.simultaneous:
+                    _deliverable_only(prep, taken, out)
                 outcomes.append(out)
                 if len(out.awards):
                     np.add.at(taken, out.awards["pos"].to_numpy(), out.awards["quantity_mw"].to_numpy())
@@ -76,6 +85,54 @@ def clear(
             raise
         return _failed(design, pricing, str(exc), outcomes)
     return assemble(batch, prep, design, pricing, outcomes)
+
+
+def _deliverable_only(prep: Prepared, taken: np.ndarray, out: StepOutcome) -> None:
+    """A step run alongside another may sell a bid the other already sold: the DER can
+    deliver only its offered MW, so the later instruction gets what is left (in place)."""
+    aw = out.awards
+    if not len(aw):
+        return
+    pos = aw["pos"].to_numpy(dtype=int)
+    room = prep.bids["quantity_mw"].to_numpy()[pos] - taken[pos]
+    q = np.minimum(aw["quantity_mw"].to_numpy(dtype=float), np.clip(room, 0.0, None))
+    if np.any(q < aw["quantity_mw"].to_numpy() - 1e-9):
+        log.info(
+            "%s: %.3f MW sold twice by simultaneous steps", out.stats.step, float(aw["quantity_mw"].sum() - q.sum())
+        )
+    aw["quantity_mw"] = q
+    out.awards = aw[q > 1e-9].reset_index(drop=True)
+
+
+def solve_interface_step(
+    prep: Prepared, inp: StepInput, seen: np.ndarray, bands: int, solver_options: dict[str, Any] | None
+) -> list[StepOutcome]:
+    """A TSO step that clears the DSOs' interface curves (:mod:`market.clearing.interface`):
+    curves, the TSO's model over them, then each DSO's disaggregation to its bids."""
+    network = prep.network.assign(base_mw=prep.network["base_mw"].to_numpy() + prep.net_matrix @ seen)
+    offers = offer_curves(inp, network, prep.net_matrix, bands, solver_options)
+    out = solve_step(tso_view(inp, offers, network), solver_options)
+    acc = accepted(out.awards, offers.curves)
+    parts, dis_stats = disaggregate(inp, offers.behind, acc, network, prep.net_matrix, solver_options)
+    to_bids = pd.DataFrame(
+        {
+            "pos": parts["pos"].to_numpy(),
+            "bid_id": parts["bid_id"].to_numpy(),
+            "buyer_id": TSO_ID,
+            "service": Service.TSO_BALANCING.value,
+            "need_id": parts["need_id"].to_numpy(),
+            "area_id": SYSTEM_AREA,
+            "quantity_mw": parts["quantity_mw"].to_numpy(),
+            "clearing_price_eur_mwh": parts["clearing_price_eur_mwh"].to_numpy(),
+            "step": inp.step,
+            "part": inp.part,
+            "direct": False,
+        }
+    )
+    out.awards = pd.concat([out.awards[out.awards["pos"] >= 0], to_bids], ignore_index=True)
+    side = [StepOutcome(to_bids.iloc[:0], pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), st) for st in offers.stats]
+    side += [StepOutcome(to_bids.iloc[:0], pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), st) for st in dis_stats]
+    return [out, *side]
 
 
 def parse_pricing(pricing: str | Pricing) -> Pricing:

@@ -15,6 +15,7 @@ from market.analysis.compare import batch_input_hashes
 from market.clearing.results import ClearingResult
 from market.cli.console import EXIT_FAILED, emit_json, exit_on_error, load_or_exit, log, progress, say
 from market.cli.render import comparison_rich, metrics_table
+from market.design.spec import Design
 from market.enums import DEFAULT_PRICING, Pricing
 from market.errors import SolverError
 from market.io.batch import Batch
@@ -164,4 +165,27 @@ def designs_show(name: Annotated[str, typer.Argument(help="preset or .toml path"
     say(f"[bold]{escape(d.title)}[/] ({escape(d.name)}) — report section {escape(d.report_section)}")
     if d.description:
         say(escape(d.description))
+    say(step_table(d))
     say(Text(skeleton_text(d)))
+
+
+def step_table(design: Design) -> Table:
+    """Every setting of every step, one column per step (defaults included)."""
+    steps = design.as_dict()["steps"]
+    t = Table(title=f"steps of {design.name}")
+    t.add_column("setting")
+    for s in steps:
+        t.add_column(escape(str(s["name"])))
+    for key in steps[0]:
+        if key == "name":
+            continue
+        t.add_row(key, *[escape(_setting(s[key])) for s in steps])
+    return t
+
+
+def _setting(value: object) -> str:
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {' > '.join(v)}" for k, v in value.items()) or "(default)"
+    if isinstance(value, list | tuple):
+        return " > ".join(str(v) for v in value) if value else "-"
+    return "-" if value is None else str(value)

@@ -15,6 +15,10 @@ def skeleton_edges(design: Design) -> list[tuple[Tier, Tier, str]]:
             path = step.path_for(buyer)
             for a, b in zip(path[:-1], path[1:], strict=True):
                 edges[(a, b, f"dispatch ({step.name})")] = None
+        if step.passes_through_dso and Tier.TSO.value in step.buyers:  # direct routes / large DER
+            path = step.direct_path
+            for a, b in zip(path[:-1], path[1:], strict=True):
+                edges[(a, b, f"direct ({step.name})")] = None
     for tier in design.data_links:
         edges[(tier, Tier.TSO, "data")] = None
     return list(edges)

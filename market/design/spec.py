@@ -16,8 +16,10 @@ Step fields (TOML ``[[steps]]``):
                   the DSO's constraints and signals (the DSO's check before forwarding).
 ``constraints``   ``"all"``, ``"distribution"`` (DSO-owned), ``"transmission"``
                   (TSO-owned), ``"own"`` (the clearing DSO's), or ``"none"``.
-``signals``       ``"full"`` (green/amber/red), ``"red"`` (red only) or ``"none"``;
-                  applies to activations bought by the TSO.
+``signals``       ``"full"`` (green/amber/red), ``"red"`` (red only), ``"computed"`` (the
+                  DSOs' own lights from the headroom earlier steps left) or ``"none"``;
+                  applies to activations bought by the TSO (with ``view = "interface"``
+                  the DSOs apply them to their own curves).
 ``dispatch``      table buyer -> instruction path, e.g. ``tso = ["tso", "dso",
                   "aggregator", "der"]``: which tiers each activation passes.
 ``observed_by_dso`` whether the step's results are sent to the DSO before dispatch (default
@@ -25,6 +27,26 @@ Step fields (TOML ``[[steps]]``):
                   it, relays its instruction, or is sent the results).
 ``operator``      who runs the step: ``tso``, ``dso`` (each DSO, with ``per_dso``),
                   ``platform`` (a joint market) or ``idso``; default from ``buyers``.
+``view``          how the step sees the flexibility (:class:`market.enums.View`): ``bids``
+                  (each DER bid), ``interface`` (each DSO's aggregated offer curve at its
+                  T-D interface, disaggregated by the DSO afterwards), ``aggregator_node``
+                  (NYISO: per aggregator and node, at least ``min_aggregation_kw``) or
+                  ``aggregator`` (CAISO multi-node: per aggregator, location unknown).
+``interface_steps`` price bands per interface curve (``view = "interface"``; default 5).
+``min_aggregation_kw`` smallest aggregation admitted (``view = "aggregator_node"``).
+``direct_min_mw`` with ``view = "interface"``: bids of at least this size stay directly
+                  on the TSO's market (NYISO Alternative 2's large DER), instructed along
+                  ``direct_path``.
+``direct_path``   the path of activations that reached a TSO step directly, not through
+                  the DSO (route ``tso-direct``, large DER); default tso > aggregator > der.
+``simultaneous``  the step runs at the same time as the step before it (separate
+                  processes, NYISO Alternative 1): it sees neither that step's activations
+                  nor the capacity it used; each learns of the other only afterwards.
+
+Routes: a bid reaches a step only along its aggregator's route (``aggregators`` table):
+a TSO step sees ``tso-direct`` and ``both`` aggregators, plus ``via-dso`` ones when the DSO
+passes them up (``prequalify`` or ``view = "interface"``); DSO, iDSO and platform steps see
+``via-dso`` and ``both``; a platform sees all.
 
 Design-level ``data_links``: extra direct data links into the TSO (e.g. ``["der"]``
 for smart-meter data access) counted by the cyber-exposure metric.
@@ -34,12 +56,12 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from market.enums import Buyer, ConstraintScope, Operator, SignalMode, Tier
+from market.enums import Buyer, ConstraintScope, Operator, SignalMode, Tier, View
 from market.errors import DesignError
 from market.io.strict import is_number, unknown_keys
 
@@ -48,6 +70,8 @@ CONSTRAINT_SCOPES = tuple(c.value for c in ConstraintScope)
 SIGNAL_MODES = tuple(m.value for m in SignalMode)
 TIERS = tuple(t.value for t in Tier)
 OPERATORS = tuple(o.value for o in Operator)
+VIEWS = tuple(v.value for v in View)
+DIRECT_PATH = (Tier.TSO, Tier.AGGREGATOR, Tier.DER)
 DESIGN_KEYS = ("name", "title", "description", "report_section", "models", "data_links", "steps")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -67,6 +91,17 @@ class Step:
     observed_by_dso: bool = False
     amber_margin: float = 0.2  # computed lights: amber below this share of a limit left
     dso_override: bool = False  # after this step the DSOs undo its TSO activations that break their limits
+    view: View = View.BIDS
+    interface_steps: int = 5
+    min_aggregation_kw: float = 0.0
+    direct_min_mw: float | None = None
+    direct_path: tuple[Tier, ...] = DIRECT_PATH
+    simultaneous: bool = False
+
+    @property
+    def passes_through_dso(self) -> bool:
+        """Whether bids reach this (TSO) step through the DSO: forwarded or aggregated by it."""
+        return self.prequalify or self.view is View.INTERFACE
 
     def path_for(self, buyer: Buyer) -> tuple[Tier, ...]:
         """The tiers an activation bought by ``buyer`` in this step passes, ending at the DER."""
@@ -87,6 +122,11 @@ class Design:
     data_links: tuple[Tier, ...] = ()
     source: str = ""
 
+    def with_interface_steps(self, bands: int) -> Design:
+        """The same design with ``bands`` price bands in every interface-offer step."""
+        steps = tuple(replace(s, interface_steps=bands) if s.view is View.INTERFACE else s for s in self.steps)
+        return replace(self, steps=steps)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -102,6 +142,8 @@ class Design:
                     "constraints": str(s.constraints),
                     "signals": str(s.signals),
                     "dispatch": {str(k): [str(t) for t in v] for k, v in s.dispatch.items()},
+                    "view": str(s.view),
+                    "direct_path": [str(t) for t in s.direct_path],
                 }
                 for s in self.steps
             ],
@@ -121,6 +163,47 @@ def _operator(raw: dict[str, Any], buyers: tuple[Buyer, ...], where: str) -> Ope
     if len(buyers) > 1:
         return Operator.PLATFORM
     return Operator.TSO if buyers == (Buyer.TSO,) else Operator.DSO
+
+
+def _path(path: object, starts: tuple[str, ...], where: str, key: str) -> tuple[Tier, ...]:
+    """An instruction path: tiers from the buyer (or the step's operator) down to the DER."""
+    if not isinstance(path, list) or not path or any(t not in TIERS for t in path):
+        raise _fail(where, f"{key} must be a path over tiers {TIERS}")
+    if path[0] not in starts or path[-1] != "der":
+        raise _fail(where, f"{key} must start at {' or '.join(repr(s) for s in starts)} and end at 'der'")
+    return tuple(Tier(t) for t in path)
+
+
+def _view(raw: dict[str, Any], buyers: tuple[Buyer, ...], i: int, where: str) -> View:
+    view = raw.get("view", View.BIDS.value)
+    if view not in VIEWS:
+        raise _fail(where, f"view must be one of {VIEWS}")
+    if view != View.BIDS.value and buyers != (Buyer.TSO,):
+        raise _fail(where, f"view = {view!r} is a TSO step's view: it needs buyers = ['tso']")
+    for key, needs in (("interface_steps", "interface"), ("min_aggregation_kw", "aggregator_node")):
+        if key in raw and view != needs:
+            raise _fail(where, f"{key} applies to view = {needs!r} only")
+    if "direct_min_mw" in raw and view != View.INTERFACE.value:
+        raise _fail(where, "direct_min_mw applies to view = 'interface' only")
+    if raw.get("simultaneous") and i == 0:
+        raise _fail(where, "simultaneous needs a step before it to run alongside")
+    return View(view)
+
+
+def _count(raw: dict[str, Any], key: str, default: int, where: str) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+        raise _fail(where, f"{key} must be a whole number in [1, 1000], not {value!r}")
+    return value
+
+
+def _amount(raw: dict[str, Any], key: str, default: float | None, where: str) -> float | None:
+    if key not in raw:
+        return default
+    value = raw[key]
+    if not is_number(value) or not 0 <= value <= 1e5:
+        raise _fail(where, f"{key} must be a number in [0, 1e5], not {value!r}")
+    return float(value)
 
 
 def parse_design(raw: dict[str, Any], where: str) -> Design:
@@ -144,10 +227,10 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
         w = f"{where} steps[{i}]"
         for key, reason in unknown_keys(s, Step.__dataclass_fields__):
             raise _fail(w, f"{key}: {reason}")
-        for key in ("per_dso", "prequalify", "observed_by_dso", "dso_override"):
+        for key in ("per_dso", "prequalify", "observed_by_dso", "dso_override", "simultaneous"):
             if key in s and not isinstance(s[key], bool):
                 raise _fail(w, f"{key} must be true or false, not {s[key]!r}")
-        for key in ("name", "constraints", "signals", "operator"):
+        for key in ("name", "constraints", "signals", "operator", "view"):
             if key in s and not isinstance(s[key], str):
                 raise _fail(w, f"{key} must be text, not {s[key]!r}")
         margin = s.get("amber_margin", 0.2)
@@ -168,11 +251,11 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
             raise _fail(w, f"signals must be one of {SIGNAL_MODES}")
         dispatch: dict[Buyer, tuple[Tier, ...]] = {}
         for buyer, path in s.get("dispatch", {}).items():
-            if buyer not in BUYERS or not isinstance(path, list) or not path or any(t not in TIERS for t in path):
-                raise _fail(w, f"dispatch.{buyer} must be a path over tiers {TIERS}")
-            if path[0] != buyer or path[-1] != "der":
-                raise _fail(w, f"dispatch.{buyer} must start at '{buyer}' and end at 'der'")
-            dispatch[Buyer(buyer)] = tuple(Tier(t) for t in path)
+            if buyer not in BUYERS:
+                raise _fail(w, f"dispatch.{buyer}: buyer must be one of {BUYERS}")
+            dispatch[Buyer(buyer)] = _path(path, (buyer, operator.value), w, f"dispatch.{buyer}")
+        view = _view(s, buyers, i, w)
+        direct_path = _path(s.get("direct_path", [t.value for t in DIRECT_PATH]), ("tso",), w, "direct_path")
         steps.append(
             Step(
                 name=str(s.get("name", f"step{i + 1}")),
@@ -186,6 +269,12 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
                 observed_by_dso=bool(s.get("observed_by_dso", False)),
                 amber_margin=float(margin),
                 dso_override=bool(s.get("dso_override", False)),
+                view=view,
+                interface_steps=_count(s, "interface_steps", 5, w),
+                min_aggregation_kw=_amount(s, "min_aggregation_kw", 0.0, w) or 0.0,
+                direct_min_mw=_amount(s, "direct_min_mw", None, w),
+                direct_path=direct_path,
+                simultaneous=bool(s.get("simultaneous", False)),
             )
         )
     cleared = [b for st in steps for b in st.buyers]

@@ -79,6 +79,7 @@ class Batch:
     constraints: pd.DataFrame
     sensitivities: pd.DataFrame
     signals: pd.DataFrame
+    aggregators: pd.DataFrame
     source: Path | None = None
     file_hashes: dict[str, str] = field(default_factory=dict)
 

@@ -53,6 +53,7 @@ AWARDS = TableSpec(
         ("operator", "str"),
         ("operator_id", "str"),
         ("path", "str"),
+        ("direct", "bool"),
     ),
     key=("bid_id", "buyer_id"),
     id_column="bid_id",

@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from market.enums import Direction, Service, SignalState
+from market.enums import Direction, Route, Service, SignalState
 
 Kind = Literal["str", "float", "ts", "int", "bool", "date"]
 
 DIRECTIONS = tuple(d.value for d in Direction)
 SERVICES = tuple(s.value for s in Service)
 SIGNAL_STATES = tuple(s.value for s in SignalState)
+ROUTES = tuple(r.value for r in Route)
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,15 @@ SIGNALS = TableSpec(
     foreign_keys=(ForeignKey(("dso_id", "area_id"), "node_areas", ("dso_id", "area_id")),),
 )
 
+AGGREGATORS = TableSpec(
+    name="aggregators",
+    columns=(_id("aggregator_id"), ColumnSpec("route", "str", checks=(_one_of(ROUTES),))),
+    key=("aggregator_id",),
+    id_column="aggregator_id",
+    required_table=False,
+    foreign_keys=(ForeignKey(("aggregator_id",), "bids", ("aggregator_id",)),),
+)
+
 METER = TableSpec(
     name="meter",
     columns=(
@@ -244,7 +254,7 @@ METER = TableSpec(
     id_column="der_id",
 )
 
-BATCH_TABLES: tuple[TableSpec, ...] = (BIDS, NEEDS, NODE_AREAS, CONSTRAINTS, SENSITIVITIES, SIGNALS)
+BATCH_TABLES: tuple[TableSpec, ...] = (BIDS, NEEDS, NODE_AREAS, CONSTRAINTS, SENSITIVITIES, SIGNALS, AGGREGATORS)
 TABLES: dict[str, TableSpec] = {t.name: t for t in (*BATCH_TABLES, METER)}
 
 _PANDERA_DTYPE: dict[str, object] = {

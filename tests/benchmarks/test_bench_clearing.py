@@ -12,7 +12,7 @@ import pytest
 from market import clear
 from market.clearing.run import step_model
 from market.clearing.solvers import solve_cvxpy, solve_highspy
-from market.io.synth import synth_batch
+from market.io.synth import SynthSpec, synth_batch
 
 from .cases import CLEARING_CASES, QUICK
 
@@ -39,3 +39,17 @@ def test_single_model(benchmark, case, solve):
     model = step_model(batch, "single")
     sol = benchmark.pedantic(solve, args=(model,), rounds=2, iterations=1)
     assert np.isfinite(sol.objective)
+
+
+@pytest.mark.parametrize("n_der", [500, 2000, 8000])
+@pytest.mark.parametrize("design", ["single", "dso-led"])
+def test_tso_step_size_under_interface_offers(benchmark, n_der, design):
+    """The TSO-side model as the number of DER grows: `single` grows with the DER, the
+    layered TSO step (interface offers, 5 bands) with interfaces x intervals x bands only.
+    Sizes are recorded in the benchmark's ``extra_info``."""
+    batch = synth_batch(SynthSpec(bids=n_der, intervals=4, dsos=8, seed=1))
+    benchmark.group = f"TSO step size, {n_der} DER x 4 intervals, 8 DSOs"
+    result = benchmark.pedantic(clear, args=(batch, design), rounds=1, iterations=1)
+    benchmark.extra_info["tso_variables"] = result.metrics["scalability_tso_variables"]
+    benchmark.extra_info["tso_constraints"] = result.metrics["scalability_tso_constraints"]
+    assert result.ok
