@@ -242,3 +242,13 @@ def test_sweep_over_interface_steps_reports_the_price_of_decomposition(tmp_path)
     grid_file.write_text("[grid]\ninterface_steps = [2.5]\n")
     with pytest.raises(FlexmarketError, match="whole numbers"):
         load_grid(grid_file)
+
+
+def test_fragmentation_counts_the_markets_an_aggregator_trades_in():
+    """ENTSO-E (3.3): one marketplace avoids fragmenting an aggregator's offers over the
+    DSOs' markets; in a layered design an aggregator spanning two DSOs trades in both."""
+    bids = [bid("a", 10, 2, node="n1", dso="dso1", agg="A"), bid("b", 11, 2, node="n2", dso="dso2", agg="A")]
+    b = make_batch(bids, [tso_need("T", 3)])
+    assert clear(b, "single").metrics["fragmentation_markets_per_aggregator"] == 1.0
+    assert clear(b, "dso-led").metrics["fragmentation_markets_per_aggregator"] == 2.0
+    assert clear(b, "aemo-three-way-idso").metrics["fragmentation_markets_per_aggregator"] == 1.0

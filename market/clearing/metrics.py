@@ -38,6 +38,7 @@ def compute_metrics(batch: Batch, result: ClearingResult) -> dict[str, Any]:
     metrics.update(_latency(batch, result))
     metrics.update(_scalability(result))
     metrics.update(_cyber(result))
+    metrics.update(_fragmentation(result))
     metrics.update(_money(batch, result, metrics))
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
 
@@ -175,6 +176,27 @@ def _cyber(result: ClearingResult) -> dict[str, Any]:
             endpoints.update(f"{tier.value}:{v}" for v in aw[column[tier.value]].unique())
     dso_links = aw.loc[nxt.isin([Tier.DSO.value, Tier.IDSO.value]).to_numpy(), "dso_id"].nunique()
     return {"cyber_exposure_endpoints": len(endpoints), "cyber_exposure_dso_links": int(dso_links)}
+
+
+def _fragmentation(result: ClearingResult) -> dict[str, Any]:
+    """ENTSO-E's fragmentation argument: how many separate markets an activated aggregator
+    had to trade in. Its market for an activation is the operator that decided it (the
+    TSO, each DSO, a platform, an iDSO), or the DSO where the aggregator offered through the
+    DSO (forwarded or interface offers) and not directly (the iDSO where one runs the
+    distribution side); a single marketplace is one."""
+    aw = result.awards
+    if not len(aw):
+        return {"fragmentation_markets_per_aggregator": 0.0, "fragmentation_markets_max": 0}
+    through = aw["step"].map({s.name: s.passes_through_dso for s in result.design.steps}).astype(bool)
+    via_dso = (through & ~aw["direct"].astype(bool)).to_numpy()
+    idso = any(s.operator is Operator.IDSO for s in result.design.steps)  # one market across networks
+    dso_market = np.full(len(aw), Operator.IDSO.value) if idso else aw["dso_id"].astype(str).to_numpy()
+    market = np.where(via_dso, dso_market, aw["operator_id"].astype(str))
+    per = aw.assign(market=market).groupby("aggregator_id")["market"].nunique()
+    return {
+        "fragmentation_markets_per_aggregator": float(per.mean()),
+        "fragmentation_markets_max": int(per.max()),
+    }
 
 
 def _money(batch: Batch, result: ClearingResult, measured: dict[str, Any]) -> dict[str, Any]:
