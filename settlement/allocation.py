@@ -12,7 +12,7 @@ import pandas as pd
 from settlement.config import SettleConfig
 from settlement.schemas import LINES
 
-LINE_COLUMNS = [c.name for c in LINES.columns]
+LINE_COLUMNS = [c.name for c in LINES.columns if c.name != "session_id"]  # the session: from the run
 
 
 def settlement_lines(con: duckdb.DuckDBPyConnection, cfg: SettleConfig) -> pd.DataFrame:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -24,9 +25,11 @@ from market.io.write import package_versions, write_json
 from settlement.config import SettleConfig, load_config
 from settlement.connection import open_duckdb, sql_path
 from settlement.inputs import validate_meter
+from settlement.money import exact_lines
 from settlement.pipeline import run_stages
 from settlement.statements import statements
 from settlement.store import make_engine, resolve_url, save_run
+from settlement.store_tables import ACTUAL
 
 
 @dataclass(frozen=True)
@@ -66,8 +69,13 @@ def settle(
     fail_hook: Callable[[str], None] | None = None,
     wait_seconds: float = 60.0,
     memory_limit: str | None = "3GB",
+    scenario: str = ACTUAL,
 ) -> SettlementResult:
     """Settle ``run`` against ``meter``; store statements (new versions only) and write ``out``.
+    ``scenario``: the statements it settles into (``actual``, or a counterfactual's name,
+    which never touches the actual statements). A statement covers every market session
+    (clearing run, by batch name and horizon) settled into its scenario for its period:
+    settling a session adds or replaces that session's lines only.
 
     ``db``: SQLAlchemy URL (default: a DuckDB file ``store.duckdb`` in ``out``). When another
     run holds the store (DuckDB's file lock), wait up to ``wait_seconds``, then raise
@@ -81,7 +89,9 @@ def settle(
     url = (
         resolve_url(_parse_store_url(db)) if db else (f"duckdb:///{(out_path or Path('.')).resolve() / 'store.duckdb'}")
     )
+    scenario = check_scenario(scenario)
     awards_path, minutes, run_manifest = _run_info(run)
+    session = session_of(run_manifest)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="flexmarket-settle") as pool:
         # Bookkeeping that needs no DuckDB result runs while DuckDB computes: hashing the
         # inputs, reading package versions, importing the store's database driver.
@@ -96,13 +106,16 @@ def settle(
         raise StoreUnavailableError(
             f"store {_shown(url)}: no usable database driver ({driver_error})"
         ) from driver_error
-    inputs = {**input_hashes, "config": cfg.as_dict()}
+    inputs = {**input_hashes, "config": cfg.as_dict(), "scenario": scenario, "session": session}
+    lines = lines.assign(session_id=session)
     inputs_sha = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
     run_id = hashlib.sha256(f"{inputs_sha}|{pd.Timestamp.now('UTC').isoformat()}".encode()).hexdigest()[:32]
     manifest = {
         "kind": "settlement-run",
         "run_id": run_id,
         "period": period,
+        "scenario": scenario,
+        "session_id": session,
         "clearing_run": str(run),
         "clearing_design": run_manifest.get("design", {}).get("name"),
         "pricing": run_manifest.get("pricing"),
@@ -113,13 +126,33 @@ def settle(
         out_path.mkdir(parents=True, exist_ok=True)
     new = _store_with_wait(
         url,
-        lambda engine: save_run(engine, run_id, period, inputs_sha, lines, stmts, findings, manifest, fail_hook),
+        lambda engine: save_run(
+            engine, run_id, (scenario, period), inputs_sha, lines, stmts, findings, manifest, fail_hook
+        ),
         wait_seconds,
     )
     if out_path:
         out_path.mkdir(parents=True, exist_ok=True)
         _write_outputs(out_path, lines, stmts, findings, new, manifest)
     return SettlementResult(run_id, period, lines, stmts, findings, new)
+
+
+SCENARIO = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_scenario(name: str) -> str:
+    """A scenario name: letters, digits, '.', '_', '-', at most 100 characters."""
+    if not isinstance(name, str) or not SCENARIO.fullmatch(name):
+        raise SettlementInputError(
+            f"scenario {name!r} must be 1-100 letters, digits, '.', '_' or '-' (e.g. actual, counterfactual-dso-led)"
+        )
+    return name
+
+
+def session_of(manifest: dict[str, Any]) -> str:
+    """The market session a clearing run settles: its batch name and horizon."""
+    b = manifest.get("batch", {})
+    return f"{b.get('name')}@{b.get('start')}/{b.get('end')}"
 
 
 def check_meter(meter: str | Path, interval_minutes: int) -> dict[str, Any]:
@@ -145,6 +178,7 @@ def _compute(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
     """Lines, statements, findings and period label (the stages of :mod:`settlement.pipeline`)."""
     lines, findings, period = run_stages(awards_path, meter, cfg, minutes, memory_limit)
+    lines = exact_lines(lines)
     return lines, statements(lines, period), findings, period
 
 
@@ -170,6 +204,11 @@ def _parse_store_url(db: str) -> str:
         raise StoreUnavailableError(
             f"store URL {db!r} is not a SQLAlchemy URL (e.g. duckdb:///store.duckdb or postgresql://user@host/db)"
         ) from exc
+    if url.get_backend_name() == "duckdb" and (url.database in (None, "", ":memory:") or "memory" in url.query):
+        raise StoreUnavailableError(
+            f"store URL {_shown(db)} is an in-memory database: it would keep nothing; give a file, "
+            "e.g. duckdb:///store.duckdb"
+        )
     if url.get_backend_name() not in STORE_BACKENDS:
         raise StoreUnavailableError(
             f"store URL {_shown(db)}: the store is a DuckDB file or a PostgreSQL database, not {url.get_backend_name()}"

@@ -10,9 +10,15 @@ matching works on calendar days in the settlement time zone. For a target DER-da
   the ``keep`` highest by event-window energy, or the middle ones (highest and lowest
   dropped); NYISO first drops pool days under 25 % of the pool's mean window energy;
 * the baseline of each time-of-day slot is the mean of the kept days at that slot;
-* adjustments use the target day's own metered data before the first award: CAISO
-  multiplies by actual/baseline over ``[first - 4 h, first - 1 h)`` capped to [0.8, 1.2];
-  PJM adds mean(actual - baseline) over the same three hours (symmetric, uncapped).
+* each candidate day contributes one value per local time-of-day slot: on the autumn DST
+  day the repeated hour's two readings are averaged (the meter's weight ``w`` is 1/2 there),
+  so that day weighs as one day in the slot means and the window energies;
+* weekend events use like days: NYISO and PJM Saturdays for a Saturday and Sundays for a
+  Sunday or a holiday; CAISO and mid-8-of-10 weekend days (holidays are never baseline days);
+* adjustments use the metered data before the first award, crossing midnight into the
+  previous day when the window does: CAISO multiplies by actual/baseline over
+  ``[first - 4 h, first - 1 h)`` capped to [0.8, 1.2] (factor 1 where the window's baseline
+  is not positive); PJM adds mean(actual - baseline) over the same three hours.
 
 Sums and means are rounded to 1e-6 kWh where they are formed, so the parallel aggregation
 order of DuckDB cannot change a result's last bits (meter data have 1e-3 kWh resolution):
@@ -69,6 +75,7 @@ class Method:
     weekend_pool: int = 4
     weekend_keep: DayKeep = DayKeep.ALL
     weekend_keep_n: int = 4
+    weekend_same_weekday: bool = False  # weekend events: Saturdays for a Saturday, Sundays otherwise
     lookback_days: int = 45
     low_filter: float = 0.0  # drop pool days under this share of the pool mean
     adjustment: Adjustment | None = None
@@ -91,8 +98,9 @@ METHODS: dict[str, Method] = {
             "'10-in-10 with day-of adjustment'; weekend/holiday 4-in-4",
             "Weekdays: mean of the 10 most recent eligible weekdays within 45 days. Weekends and "
             "holidays: 4 most recent eligible weekend days. Multiplicative same-day adjustment "
-            "actual/baseline over the 3 hours ending 1 hour before the first award, capped to "
-            "[0.8, 1.2].",
+            "actual/baseline over the 3 hours ending 1 hour before the first award (into the "
+            "previous day when the award starts before 04:00), capped to [0.8, 1.2]; where the "
+            "window's baseline energy is not positive (net export) the factor is 1, with a finding.",
             adjustment=Adjustment.MULTIPLICATIVE,
             cap=(0.8, 1.2),
         ),
@@ -101,12 +109,15 @@ METHODS: dict[str, Method] = {
             "NYISO Emergency Demand Response Program Manual, Customer Baseline Load (CBL)",
             "Of the 10 most recent eligible weekdays, drop days whose event-window energy is "
             "under 25 % of the ten-day mean, then keep the 5 highest by event-window energy. "
-            "Weekends: the 2 highest of the 3 most recent weekend days.",
+            "Weekends: the 2 highest of the 3 most recent days of the same weekday (Saturdays for "
+            "a Saturday event, Sundays for a Sunday or a holiday). Net exporters (pool mean window "
+            "energy <= 0): the low-usage filter is not applied, and a finding says so.",
             weekday_keep=DayKeep.HIGH,
             weekday_keep_n=5,
             weekend_pool=3,
             weekend_keep=DayKeep.HIGH,
             weekend_keep_n=2,
+            weekend_same_weekday=True,
             low_filter=0.25,
         ),
         Method(
@@ -114,25 +125,28 @@ METHODS: dict[str, Method] = {
             "PJM Manual 11 (Energy & Ancillary Services Market Operations), section 10, "
             "Customer Baseline Load with symmetric additive adjustment",
             "Of the 5 most recent eligible weekdays keep the 4 highest by event-window energy "
-            "(weekends: 2 highest of 3). Symmetric additive adjustment: mean(actual - baseline) "
-            "over the 3 hours starting 4 hours before the first award.",
+            "(weekends: 2 highest of the 3 most recent days of the same weekday). Symmetric "
+            "additive adjustment: mean(actual - baseline) over the 3 hours starting 4 hours "
+            "before the first award (into the previous day when the award starts before 04:00).",
             weekday_pool=5,
             weekday_keep=DayKeep.HIGH,
             weekday_keep_n=4,
             weekend_pool=3,
             weekend_keep=DayKeep.HIGH,
             weekend_keep_n=2,
+            weekend_same_weekday=True,
             adjustment=Adjustment.ADDITIVE,
         ),
         Method(
             "mid-8-of-10",
             "ERCOT Emergency Response Service baseline methodologies ('middle 8 of 10')",
             "Of the 10 most recent like days drop the highest and the lowest by event-window "
-            "energy and average the middle 8 (weekends: middle 2 of 4).",
+            "energy and average the middle 8 (weekends: the 10 most recent weekend days, middle 8).",
             weekday_keep=DayKeep.MID,
             weekday_keep_n=8,
+            weekend_pool=10,
             weekend_keep=DayKeep.MID,
-            weekend_keep_n=2,
+            weekend_keep_n=8,
         ),
         Method(
             "meter-before-meter-after",
@@ -172,7 +186,7 @@ def _ranking_sql(m: Method) -> str:
     if not _ranks_days(m):  # every pool day is kept: no window energies needed
         return "), kept AS (\n    SELECT der_id, target_day, cand_day FROM pool\n"
     return f"""), energy AS (
-    SELECT p.der_id, p.target_day, p.day_type, p.cand_day, round(sum(x.kwh), 6) AS window_kwh
+    SELECT p.der_id, p.target_day, p.day_type, p.cand_day, round(sum(x.kwh * x.w), 6) AS window_kwh
     FROM pool p
     JOIN targets t ON t.der_id = p.der_id AND t.lday = p.target_day
     JOIN meter x ON x.der_id = p.der_id AND x.lday = p.cand_day
@@ -182,7 +196,7 @@ def _ranking_sql(m: Method) -> str:
     SELECT * FROM (
         SELECT *, round(avg(window_kwh) OVER (PARTITION BY der_id, target_day), 6) AS pool_mean
         FROM energy)
-    WHERE window_kwh >= {m.low_filter} * pool_mean OR {m.low_filter} = 0
+    WHERE window_kwh >= {m.low_filter} * pool_mean OR {m.low_filter} = 0 OR pool_mean <= 0
 ), ranked AS (
     SELECT *,
         row_number() OVER (PARTITION BY der_id, target_day
@@ -208,27 +222,48 @@ WITH cand AS (
     JOIN day_info d ON d.lday = c.lday
     WHERE c.lday < t.lday AND c.lday >= t.lday - INTERVAL {m.lookback_days} DAY
       AND NOT d.holiday AND d.day_type = t.day_type
+      AND ({not m.weekend_same_weekday} OR t.day_type = 'weekday'
+           OR isodow(c.lday) = CASE WHEN isodow(t.lday) = 6 THEN 6 ELSE 7 END)
       AND NOT EXISTS (SELECT 1 FROM event_days e WHERE e.der_id = t.der_id AND e.lday = c.lday)
 ), pool AS (
     SELECT * FROM cand
     WHERE recency <= {m.pool_size_sql()}
 {_ranking_sql(m)})
 , slot_means AS (
-    SELECT k.der_id, k.target_day, x.ltod, round(avg(x.kwh), 6) AS base_kwh
+    SELECT k.der_id, k.target_day, x.ltod, round(sum(x.kwh * x.w) / sum(x.w), 6) AS base_kwh
     FROM kept k JOIN meter x ON x.der_id = k.der_id AND x.lday = k.cand_day
     GROUP BY ALL
 ), day_numbers AS (  -- counted apart: a DISTINCT count per slot costs as much as the means
     SELECT der_id, target_day, count(*) AS n_days FROM kept GROUP BY ALL
 )
-SELECT s.der_id, s.target_day AS lday, s.ltod, s.base_kwh, n.n_days
+SELECT s.der_id, s.target_day AS lday, s.ltod, s.base_kwh, n.n_days, {_exporter_sql(m)} AS exporter
 FROM slot_means s JOIN day_numbers n USING (der_id, target_day)
 """
 
 
+def _exporter_sql(m: Method) -> str:
+    """Whether the low-usage filter was skipped because the pool is a net exporter."""
+    if m.low_filter <= 0:
+        return "FALSE"
+    return """coalesce((SELECT any_value(f.pool_mean) <= 0 FROM filtered f
+                       WHERE f.der_id = s.der_id AND f.target_day = s.target_day), FALSE)"""
+
+
+ADJUSTMENT_WINDOW = ("4 HOUR", "1 HOUR")  # [first award - 4 h, first award - 1 h)
+
+
 def adjusted_sql(m: Method, raw: str) -> str:
-    """Apply the method's same-day adjustment to the raw baseline relation ``raw``."""
+    """Apply the method's same-day adjustment to the raw baseline relation ``raw``.
+
+    The window is ``[first - 4 h, first - 1 h)`` before the DER's first award of the day,
+    read from the meter whatever day it falls on (an award at 01:00 looks back to 21:00 of
+    the previous day); each reading is compared with the target day's baseline at the same
+    local time of day. Missing readings shorten the window only with a finding
+    (``adj_readings``); a non-positive window baseline gives factor 1, with a finding
+    (``adj_base_kwh``)."""
     if m.adjustment is None:
-        return f"SELECT *, 1.0 AS adj_factor, 0.0 AS adj_add_kwh FROM ({raw})"
+        return f"""SELECT *, 1.0 AS adj_factor, 0.0 AS adj_add_kwh, NULL::BIGINT AS adj_readings,
+                   NULL::DOUBLE AS adj_base_kwh FROM ({raw})"""
     lo, hi = m.cap if m.cap else (None, None)
     factor = (
         f"CASE WHEN w.base_sum > 0 THEN least(greatest(w.act_sum / w.base_sum, {lo}), {hi}) ELSE 1.0 END"
@@ -236,41 +271,44 @@ def adjusted_sql(m: Method, raw: str) -> str:
         else "1.0"
     )
     add = "coalesce(w.diff_mean, 0.0)" if m.adjustment is Adjustment.ADDITIVE else "0.0"
+    back, gap = ADJUSTMENT_WINDOW
     return f"""
 WITH raw AS MATERIALIZED ({raw}),  -- read twice: window sums and the result
-before AS (  -- the target day's readings in the adjustment window, selected first
-    SELECT x.der_id, x.lday, x.ltod, x.kwh
-    FROM targets t JOIN event_meter x ON x.der_id = t.der_id AND x.lday = t.lday
-    WHERE x.ts >= t.first_ts - INTERVAL 4 HOUR AND x.ts < t.first_ts - INTERVAL 1 HOUR
+before AS (  -- the readings in the adjustment window, on the target day or the day before
+    SELECT t.der_id, t.lday, x.ltod, x.kwh
+    FROM targets t JOIN meter x ON x.der_id = t.der_id AND x.lday BETWEEN t.lday - 1 AND t.lday
+    WHERE x.ts >= t.first_ts - INTERVAL {back} AND x.ts < t.first_ts - INTERVAL {gap}
 ),
 win AS (
     SELECT r.der_id, r.lday, round(sum(x.kwh), 6) AS act_sum,
            round(sum(r.base_kwh), 6) AS base_sum,
-           round(sum(x.kwh - r.base_kwh), 6) / count(*) AS diff_mean
+           round(sum(x.kwh - r.base_kwh), 6) / count(*) AS diff_mean, count(x.kwh) AS readings
     FROM before x JOIN raw r ON r.der_id = x.der_id AND r.lday = x.lday AND r.ltod = x.ltod
     GROUP BY ALL
 )
 SELECT r.der_id, r.lday, r.ltod,
-       r.base_kwh * {factor} + {add} AS base_kwh, r.n_days,
-       {factor} AS adj_factor, {add} AS adj_add_kwh
+       r.base_kwh * {factor} + {add} AS base_kwh, r.n_days, r.exporter,
+       {factor} AS adj_factor, {add} AS adj_add_kwh,
+       coalesce(w.readings, 0) AS adj_readings, w.base_sum AS adj_base_kwh
 FROM raw r LEFT JOIN win w ON w.der_id = r.der_id AND w.lday = r.lday
 """
 
 
 def baseline_sql(m: Method) -> str:
-    """``(der_id, lday, ltod, base_kwh, n_days, adj_factor, adj_add_kwh)`` per target."""
+    """``(der_id, lday, ltod, base_kwh, n_days, exporter, adj_factor, adj_add_kwh, adj_readings,
+    adj_base_kwh)`` per target."""
     if m.kind is BaselineKind.METER_BEFORE:
         return """
-SELECT t.der_id, t.lday, x2.ltod, x.kwh AS base_kwh, 1 AS n_days,
-       1.0 AS adj_factor, 0.0 AS adj_add_kwh
+SELECT t.der_id, t.lday, x2.ltod, x.kwh AS base_kwh, 1 AS n_days, FALSE AS exporter,
+       1.0 AS adj_factor, 0.0 AS adj_add_kwh, NULL::BIGINT AS adj_readings, NULL::DOUBLE AS adj_base_kwh
 FROM targets t
 JOIN meter x ON x.der_id = t.der_id AND x.ts = t.first_ts - interval_len()
 JOIN event_meter x2 ON x2.der_id = t.der_id AND x2.lday = t.lday
 """
     if m.kind is BaselineKind.NOMINATED:
         return """
-SELECT a.der_id, a.lday, a.ltod, a.nominated_kwh AS base_kwh, 1 AS n_days,
-       1.0 AS adj_factor, 0.0 AS adj_add_kwh
+SELECT a.der_id, a.lday, a.ltod, a.nominated_kwh AS base_kwh, 1 AS n_days, FALSE AS exporter,
+       1.0 AS adj_factor, 0.0 AS adj_add_kwh, NULL::BIGINT AS adj_readings, NULL::DOUBLE AS adj_base_kwh
 FROM awards_t a WHERE a.nominated_kwh IS NOT NULL
 GROUP BY ALL
 """

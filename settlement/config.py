@@ -12,6 +12,12 @@ All keys are optional::
     # penalty_factor = 1.5               # times the award's price
     holidays = ["2016-10-03"]
     timezone = "Europe/Berlin"           # calendar days for day matching (default UTC)
+    level = "portfolio"                  # baseline each registered resource (default "der")
+
+``level``: ``"der"`` baselines and settles each DER's meter; ``"portfolio"`` the summed
+meter data of each registered resource, as CAISO PDR, NYISO and USEF programmes do: by
+default an aggregator's DER in one DSO's network (``<aggregator>/<dso>``), or the
+``resource_id`` column of the meter data where it has one.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from market.errors import SettlementConfigError
 from market.io.schemas import PRICE_LIMIT_EUR_MWH, SERVICES
 from market.io.strict import is_number, unknown_keys
 
-KEYS = ("timezone", "baseline", "priority", "penalty_eur_mwh", "penalty_factor", "holidays")
+KEYS = ("timezone", "baseline", "priority", "penalty_eur_mwh", "penalty_factor", "holidays", "level")
+LEVELS = ("der", "portfolio")
 DEFAULT_METHOD = "caiso-10-in-10"
 # DSO reliability first, then TSO balancing (CPUC D.18-01-003 multi-use rules)
 DEFAULT_PRIORITY: tuple[str, ...] = (Service.DSO_CONGESTION.value, Service.TSO_BALANCING.value)
@@ -43,6 +50,7 @@ class SettleConfig:
     penalty_factor: float | None = 1.0
     holidays: tuple[dt.date, ...] = ()
     timezone: str = "UTC"
+    level: str = "der"
 
     def method_for(self, buyer_id: str, service: str) -> str:
         return self.baseline_by.get(buyer_id, self.baseline_by.get(service, self.baseline))
@@ -56,6 +64,7 @@ class SettleConfig:
             "penalty_factor": self.penalty_factor,
             "holidays": [d.isoformat() for d in self.holidays],
             "timezone": self.timezone,
+            **({"level": self.level} if self.level != "der" else {}),  # (hashes of der-level runs unchanged)
         }
 
 
@@ -65,8 +74,8 @@ def load_config(path: str | Path | None) -> SettleConfig:
         cfg = SettleConfig()
         logging.getLogger("flexmarket").warning(
             "no settle.toml given: using timezone %s, no holidays, baseline %s for every buyer and service, "
-            "priority %s, penalty factor %s (docs/contract.md, settle.toml; give --config to choose)",
-            cfg.timezone, cfg.baseline, " then ".join(cfg.priority), cfg.penalty_factor,
+            "priority %s, penalty factor %s, level %s (docs/contract.md, settle.toml; give --config to choose)",
+            cfg.timezone, cfg.baseline, " then ".join(cfg.priority), cfg.penalty_factor, cfg.level,
         )  # fmt: skip
         return cfg
     path = Path(path)
@@ -109,6 +118,9 @@ def parse_config(raw: dict[str, Any], where: str = "settle.toml") -> SettleConfi
     if not isinstance(raw.get("timezone", "UTC"), str):
         raise SettlementConfigError(f"{where}: timezone must be an IANA name such as Europe/Berlin")
     tz = str(raw.get("timezone", "UTC"))
+    level = raw.get("level", "der")
+    if level not in LEVELS:
+        raise SettlementConfigError(f"{where}: level must be one of {', '.join(LEVELS)}, not {level!r}")
     try:
         import zoneinfo
 
@@ -123,4 +135,5 @@ def parse_config(raw: dict[str, Any], where: str = "settle.toml") -> SettleConfi
         penalty_factor=(None if pen is not None else float(fac if fac is not None else 1.0)),
         holidays=holidays,
         timezone=tz,
+        level=str(level),
     )

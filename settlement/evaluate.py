@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 from settlement.baselines import METHODS, BaselineKind, baseline_sql
 from settlement.config import SettleConfig
 from settlement.connection import connect, sql_path
-from settlement.inputs import create_day_info
+from settlement.inputs import create_day_info, weigh_repeated_slots
 
 EVALUATED = [m for m, spec in METHODS.items() if spec.kind is not BaselineKind.NOMINATED]
 
@@ -42,9 +42,10 @@ def evaluate(
         SELECT der_id, interval_start AS ts,
                CASE WHEN min(consumption_kwh) = max(consumption_kwh)
                     THEN min(consumption_kwh) END AS kwh,
-               local_day(interval_start) AS lday, local_tod(interval_start) AS ltod
+               local_day(interval_start) AS lday, local_tod(interval_start) AS ltod, 1.0 AS w
         FROM read_parquet({sql_path(Path(meter))}) GROUP BY der_id, interval_start""")
     create_day_info(con, cfg, "SELECT DISTINCT lday FROM meter")
+    weigh_repeated_slots(con)
     con.execute("""CREATE TABLE complete_days AS
         SELECT m.der_id, m.lday FROM meter m JOIN day_info d USING (lday)
         GROUP BY m.der_id, m.lday, d.slots HAVING count(m.kwh) = d.slots""")

@@ -24,6 +24,9 @@ class QualityFinding(StrEnum):
     DST_DAY = "dst_day"  # a clock-change day (slots matched by local clock time)
     INSUFFICIENT_HISTORY = "insufficient_history"  # fewer eligible baseline days than wanted
     MISSING_EVENT_READING = "missing_event_reading"  # an awarded interval without a reading
+    ADJUSTMENT_NOT_POSITIVE = "adjustment_not_positive"  # window baseline <= 0: factor 1
+    ADJUSTMENT_WINDOW_INCOMPLETE = "adjustment_window_incomplete"  # readings missing in the window
+    LOW_USAGE_FILTER_SKIPPED = "low_usage_filter_skipped"  # NYISO 25 % filter, net exporter
 
 
 class Severity(StrEnum):
@@ -40,6 +43,7 @@ FINDING_COLUMNS = [c.name for c in FINDINGS.columns]
 def quality_findings(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Data-quality findings as rows: kind, severity, der_id, day, interval, detail."""
     mins = " ".join(f"WHEN '{n}' THEN {m.pool_size_sql('t.day_type')}" for n, m in METHODS.items())
+    window_slots = "CAST(3 * 3600 / extract(epoch FROM interval_len()) AS BIGINT)"
     return con.execute(f"""
         SELECT '{QualityFinding.NO_METER_DATA}' AS kind, '{Severity.ERROR}' AS severity, der_id, NULL::DATE AS day,
                NULL::TIMESTAMPTZ AS interval_start,
@@ -73,6 +77,23 @@ def quality_findings(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         LEFT JOIN (SELECT der_id, lday, method, max(n_days) AS n_days FROM baselines
                    GROUP BY ALL) b USING (der_id, lday, method)
         WHERE coalesce(b.n_days, 0) < CASE m.method {mins} ELSE 0 END
+        UNION ALL
+        SELECT '{QualityFinding.ADJUSTMENT_NOT_POSITIVE}', '{Severity.WARNING}', der_id, lday, NULL,
+               printf('%s: baseline energy %.3f kWh in the adjustment window is not positive (net export): '
+                      || 'factor 1', method, adj_base_kwh)
+        FROM (SELECT DISTINCT method, der_id, lday, adj_base_kwh FROM baselines
+              WHERE method = 'caiso-10-in-10' AND adj_base_kwh <= 0)
+        UNION ALL
+        SELECT '{QualityFinding.ADJUSTMENT_WINDOW_INCOMPLETE}', '{Severity.WARNING}', der_id, lday, NULL,
+               printf('%s: %d of %d readings in the adjustment window (3 h ending 1 h before the first '
+                      || 'award); adjusted on those', method, adj_readings, {window_slots})
+        FROM (SELECT DISTINCT method, der_id, lday, adj_readings FROM baselines
+              WHERE adj_readings IS NOT NULL AND adj_readings < {window_slots})
+        UNION ALL
+        SELECT '{QualityFinding.LOW_USAGE_FILTER_SKIPPED}', '{Severity.INFO}', der_id, lday, NULL,
+               method || ': the pool''s mean event-window energy is not positive (net exporter): '
+               || 'the 25 % low-usage filter is not applied; the highest days by window energy are kept'
+        FROM (SELECT DISTINCT method, der_id, lday FROM baselines WHERE exporter)
         UNION ALL
         SELECT '{QualityFinding.MISSING_EVENT_READING}', '{Severity.ERROR}', a.der_id, a.lday, a.interval_start,
                'no usable meter reading for an awarded interval'

@@ -82,6 +82,10 @@ def load_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, cfg: SettleCo
     con.unregister("method_pairs")
 
 
+# the id columns of the settlement store and their lengths (store_tables.LINE_COLS / statements)
+ID_LIMITS = {"aggregator_id": 100, "buyer_id": 100, "der_id": 100, "bid_id": 200, "need_id": 200}
+
+
 def validate_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, max_listed: int = 50) -> None:
     """Re-check a run's awards against the run contract before paying anything: directions,
     services, finite and bounded prices and quantities, one row per bid and buyer."""
@@ -105,6 +109,14 @@ def validate_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, max_liste
             "count(*) OVER (PARTITION BY bid_id, buyer_id) > 1",
             "duplicate award: another row has the same bid_id and buyer_id",
         ),
+        *[
+            (
+                col,
+                f"{col} IS NOT NULL AND (length({col}) > {limit} OR regexp_matches({col}, '[[:cntrl:]]'))",
+                f"the store keeps ids of at most {limit} characters without control characters",
+            )
+            for col, limit in ID_LIMITS.items()
+        ],
     ]
     checks = " UNION ALL ".join(
         f"SELECT file_row_number AS row, '{col}' AS col, CAST({col} AS VARCHAR) AS value, '{reason}' AS reason "
@@ -218,7 +230,7 @@ def load_meter(
     con.execute(f"""
         CREATE TABLE meter AS
         SELECT der_id, CAST(interval_start AS TIMESTAMPTZ) AS ts, consumption_kwh AS kwh,
-               local_day(interval_start) AS lday, local_tod(interval_start) AS ltod
+               local_day(interval_start) AS lday, local_tod(interval_start) AS ltod, 1.0 AS w
         FROM read_parquet({sql_path(meter_path)})
         WHERE der_id IN (SELECT DISTINCT der_id FROM awards_t)
           AND interval_start >= {start} AND interval_start < {end}""")
@@ -227,6 +239,7 @@ def load_meter(
     create_day_info(con, cfg, days)
     count_days(con, minutes)
     resolve_duplicates(con)
+    weigh_repeated_slots(con)
     con.execute("""
         CREATE TABLE complete_days AS
         SELECT der_id, lday FROM day_counts WHERE usable = slots""")
@@ -269,6 +282,19 @@ def count_days(con: duckdb.DuckDBPyConnection, minutes: int) -> None:
         JOIN day_info d USING (lday)""")
 
 
+def weigh_repeated_slots(con: duckdb.DuckDBPyConnection) -> None:
+    """On a day with more intervals than local slots (the autumn clock change), each of the
+    readings sharing a slot weighs 1/n (``meter.w``), so that the day weighs as one day in
+    the baselines' slot means and window energies."""
+    con.execute("""
+        UPDATE meter SET w = 1.0 / c.n
+        FROM (SELECT der_id, lday, ltod, count(*) AS n FROM meter
+              WHERE lday IN (SELECT lday FROM day_info
+                             WHERE slots > 1440 // (extract(epoch FROM interval_len()) / 60))
+              GROUP BY ALL HAVING count(*) > 1) c
+        WHERE meter.der_id = c.der_id AND meter.lday = c.lday AND meter.ltod = c.ltod""")
+
+
 def resolve_duplicates(con: duckdb.DuckDBPyConnection) -> None:
     """Find repeated readings of one DER and interval; keep one row, voided if they disagree.
 
@@ -286,7 +312,7 @@ def resolve_duplicates(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("DELETE FROM meter USING dupes d WHERE meter.der_id = d.der_id AND meter.ts = d.ts")
         con.execute("""
             INSERT INTO meter
-            SELECT der_id, ts, CASE WHEN kwh_min = kwh_max THEN kwh_min END, lday, local_tod(ts)
+            SELECT der_id, ts, CASE WHEN kwh_min = kwh_max THEN kwh_min END, lday, local_tod(ts), 1.0
             FROM dupes""")
         con.execute("""
             UPDATE day_counts SET usable = r.usable

@@ -19,6 +19,7 @@ that every table a stage reads was made by an earlier stage.
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from settlement.config import SettleConfig
 from settlement.connection import connect, open_duckdb
 from settlement.findings import FINDING_COLUMNS, quality_findings
 from settlement.inputs import award_span, load_awards, load_meter, validate_meter
+from settlement.portfolio import name_ders, portfolio_inputs
 
 # The calendar span computed with fast offset arithmetic must cover every method's look-back.
 LOOKBACK_MARGIN_DAYS = max(m.lookback_days for m in METHODS.values()) + 15
@@ -122,12 +124,19 @@ def run_stages(
             return empty_frame(LINE_COLUMNS), empty_frame(FINDING_COLUMNS), EMPTY_PERIOD
         span = (awarded[0] - dt.timedelta(days=LOOKBACK_MARGIN_DAYS), awarded[1] + dt.timedelta(days=2))
         connect(cfg, interval_minutes, span=span, con=con)
-        ctx = SettlementContext(con, awards_path, meter_path, cfg, interval_minutes)
-        for stage in STAGES:
-            stage.run(ctx)
-        days = con.execute("SELECT min(lday), max(lday) FROM awards_t").fetchone()
+        with tempfile.TemporaryDirectory(prefix="flexmarket-portfolio-") as folder:
+            der_of = None
+            if cfg.level == "portfolio":  # the stages see each resource in place of its DER
+                awards_path, meter_path, der_of = portfolio_inputs(
+                    con, awards_path, meter_path, interval_minutes, Path(folder)
+                )
+            ctx = SettlementContext(con, awards_path, meter_path, cfg, interval_minutes)
+            for stage in STAGES:
+                stage.run(ctx)
+            days = con.execute("SELECT min(lday), max(lday) FROM awards_t").fetchone()
     finally:
         con.close()
     assert ctx.lines is not None and ctx.findings is not None
+    lines = ctx.lines if der_of is None else name_ders(ctx.lines, der_of)
     period = f"{days[0]}..{days[1]}" if days and days[0] else EMPTY_PERIOD
-    return ctx.lines, ctx.findings, period
+    return lines, ctx.findings, period

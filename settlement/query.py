@@ -6,26 +6,28 @@ import pandas as pd
 import sqlalchemy as sa
 
 from market.errors import SettlementInputError
+from settlement.store import frame as _frame
 from settlement.store import make_engine
-from settlement.store_tables import deltas_t, lines_t, statements_t
+from settlement.store_tables import ACTUAL, deltas_t, lines_t, statements_t
 
 
-def _frame(conn: sa.Connection, table: sa.Table, where: sa.ColumnElement[bool] | None = None) -> pd.DataFrame:
-    """Rows of ``table`` (where ``where`` holds) with every column, even when there are none."""
-    query = sa.select(table) if where is None else sa.select(table).where(where)
-    return pd.DataFrame(conn.execute(query).mappings().all(), columns=[c.name for c in table.columns])
-
-
-def list_statements(url: str, *, period: str | None = None, all_versions: bool = False) -> pd.DataFrame:
-    """Stored statements (the latest version of each aggregator, buyer and period unless
-    ``all_versions``), sorted by period, aggregator, buyer and version."""
+def list_statements(
+    url: str, *, period: str | None = None, all_versions: bool = False, scenario: str | None = None
+) -> pd.DataFrame:
+    """Stored statements (the latest version of each scenario, aggregator, buyer and period
+    unless ``all_versions``), sorted by scenario, period, aggregator, buyer and version."""
     engine = make_engine(url)
+    conditions = []
+    if period is not None:
+        conditions.append(statements_t.c.period == period)
+    if scenario is not None:
+        conditions.append(sa.func.coalesce(statements_t.c.scenario, ACTUAL) == scenario)
     try:
         with engine.connect() as conn:
-            df = _frame(conn, statements_t, None if period is None else statements_t.c.period == period)
+            df = _frame(conn, statements_t, sa.and_(sa.true(), *conditions))
     finally:
         engine.dispose()
-    key = ["period", "aggregator_id", "buyer_id"]
+    key = ["scenario", "period", "aggregator_id", "buyer_id"]
     df = df.sort_values([*key, "version"]).reset_index(drop=True)
     return df if all_versions else df.groupby(key).tail(1).reset_index(drop=True)
 

@@ -35,6 +35,7 @@ LINES = TableSpec(
         ("penalty_eur", "float", True),
         ("net_eur", "float", True),
         ("status", "str"),
+        ("session_id", "str"),
     ),
     key=("bid_id", "buyer_id"),
     id_column="bid_id",
@@ -79,6 +80,8 @@ NEW_VERSIONS = TableSpec(
     STATEMENTS.columns
     + columns_of(
         ("statement_id", "str"),
+        ("scenario", "str"),
+        ("sessions", "int"),
         ("version", "int"),
         ("run_id", "str"),
         ("content_sha256", "str"),

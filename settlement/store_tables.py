@@ -1,8 +1,11 @@
 """The tables of the settlement store (SQLAlchemy Core), an interface settlement desks
-query with SQL: ``settlement_runs``, ``statements`` (one row per aggregator, buyer,
-period and version), ``statement_lines`` (the lines of each version),
-``statement_deltas`` (line changes of version n+1 against version n) and ``findings``.
-Columns are documented in ``docs/contract.md``.
+query with SQL: ``settlement_runs``, ``statements`` (one row per scenario, aggregator,
+buyer, period and version), ``statement_lines`` (the lines of each version, each naming
+the market session it came from), ``statement_deltas`` (line changes of version n+1
+against version n) and ``findings``. Columns are documented in ``docs/contract.md``.
+
+Amounts (EUR, MWh, MW, kWh, EUR/MWh) are exact decimals, ``NUMERIC(18, 6)`` in both
+stores: a statement is the exact sum of its lines and v(n) + deltas = v(n+1) exactly.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
+AMOUNT = sa.Numeric(18, 6)  # exact to 1e-6 (EUR, MWh, ...), |value| < 1e12
+ACTUAL = "actual"  # the scenario of real settlement; counterfactuals are settled into others
 
 
 runs = sa.Table(
@@ -23,13 +28,14 @@ runs = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("new_versions", sa.Integer, nullable=False),
     sa.Column("manifest", sa.Text, nullable=False),
+    sa.Column("scenario", sa.String(100), nullable=True),  # added in 0.3: NULL in older rows = actual
 )
 
 
 statements_t = sa.Table(
     "statements",
     metadata,
-    sa.Column("statement_id", sa.String(200), primary_key=True),
+    sa.Column("statement_id", sa.String(200), primary_key=True),  # unique per scenario, key, period, version
     sa.Column("aggregator_id", sa.String(100), nullable=False),
     sa.Column("buyer_id", sa.String(100), nullable=False),
     sa.Column("period", sa.String(64), nullable=False),
@@ -38,15 +44,16 @@ statements_t = sa.Table(
     sa.Column("content_sha256", sa.String(64), nullable=False),
     sa.Column("lines", sa.Integer, nullable=False),
     sa.Column("unverifiable_lines", sa.Integer, nullable=False),
-    sa.Column("awarded_mwh", sa.Float, nullable=False),
-    sa.Column("allocated_mwh", sa.Float, nullable=False),
-    sa.Column("shortfall_mwh", sa.Float, nullable=False),
-    sa.Column("payment_eur", sa.Float, nullable=False),
-    sa.Column("make_whole_eur", sa.Float, nullable=True),  # added in 0.2: NULL in older rows
-    sa.Column("penalty_eur", sa.Float, nullable=False),
-    sa.Column("net_eur", sa.Float, nullable=False),
+    sa.Column("awarded_mwh", AMOUNT, nullable=False),
+    sa.Column("allocated_mwh", AMOUNT, nullable=False),
+    sa.Column("shortfall_mwh", AMOUNT, nullable=False),
+    sa.Column("payment_eur", AMOUNT, nullable=False),
+    sa.Column("make_whole_eur", AMOUNT, nullable=True),  # added in 0.2: NULL in older rows
+    sa.Column("penalty_eur", AMOUNT, nullable=False),
+    sa.Column("net_eur", AMOUNT, nullable=False),
     sa.Column("findings", sa.Integer, nullable=False),
-    sa.UniqueConstraint("aggregator_id", "buyer_id", "period", "version", name="uq_statement"),
+    sa.Column("scenario", sa.String(100), nullable=True),  # added in 0.3: NULL in older rows = actual
+    sa.Column("sessions", sa.Integer, nullable=True),  # added in 0.3: market sessions its lines come from
 )
 
 
@@ -57,20 +64,21 @@ LINE_COLS: list[tuple[str, Any]] = [
     ("service", sa.String(32)),
     ("interval_start", sa.DateTime(timezone=True)),
     ("direction", sa.String(8)),
-    ("quantity_mw", sa.Float),
-    ("price_eur_mwh", sa.Float),
+    ("quantity_mw", AMOUNT),
+    ("price_eur_mwh", AMOUNT),
     ("method", sa.String(40)),
-    ("baseline_kwh", sa.Float),
-    ("metered_kwh", sa.Float),
-    ("delivered_up_mwh", sa.Float),
-    ("awarded_mwh", sa.Float),
-    ("allocated_mwh", sa.Float),
-    ("shortfall_mwh", sa.Float),
-    ("payment_eur", sa.Float),
-    ("make_whole_eur", sa.Float),
-    ("penalty_eur", sa.Float),
-    ("net_eur", sa.Float),
+    ("baseline_kwh", AMOUNT),
+    ("metered_kwh", AMOUNT),
+    ("delivered_up_mwh", AMOUNT),
+    ("awarded_mwh", AMOUNT),
+    ("allocated_mwh", AMOUNT),
+    ("shortfall_mwh", AMOUNT),
+    ("payment_eur", AMOUNT),
+    ("make_whole_eur", AMOUNT),
+    ("penalty_eur", AMOUNT),
+    ("net_eur", AMOUNT),
     ("status", sa.String(16)),
+    ("session_id", sa.String(200)),  # added in 0.3: the market session (clearing run) of the line
 ]
 
 
@@ -89,12 +97,12 @@ deltas_t = sa.Table(
     sa.Column("previous_statement_id", sa.String(200), nullable=False),
     sa.Column("bid_id", sa.String(200)),
     sa.Column("interval_start", sa.DateTime(timezone=True)),
-    sa.Column("delta_allocated_mwh", sa.Float),
-    sa.Column("delta_shortfall_mwh", sa.Float),
-    sa.Column("delta_payment_eur", sa.Float),
-    sa.Column("delta_make_whole_eur", sa.Float),
-    sa.Column("delta_penalty_eur", sa.Float),
-    sa.Column("delta_net_eur", sa.Float),
+    sa.Column("delta_allocated_mwh", AMOUNT),
+    sa.Column("delta_shortfall_mwh", AMOUNT),
+    sa.Column("delta_payment_eur", AMOUNT),
+    sa.Column("delta_make_whole_eur", AMOUNT),
+    sa.Column("delta_penalty_eur", AMOUNT),
+    sa.Column("delta_net_eur", AMOUNT),
 )
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 PG_BASE = os.environ.get("FLEXMARKET_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def make_run(folder: Path, awards: list[dict], minutes: int = 15) -> Path:  # type: ignore[type-arg]
+def make_run(folder: Path, awards: list[dict], minutes: int = 15, session: str = "day") -> Path:  # type: ignore[type-arg]
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for a in awards:
@@ -43,14 +43,16 @@ def make_run(folder: Path, awards: list[dict], minutes: int = 15) -> Path:  # ty
     df["interval_start"] = pd.to_datetime(df["interval_start"], utc=True)
     df["nominated_baseline_mw"] = df["nominated_baseline_mw"].astype(float)
     df.to_parquet(folder / "awards.parquet", index=False)
-    seal_run(folder, minutes)
+    seal_run(folder, minutes, session)
     return folder
 
 
-def seal_run(folder: Path, minutes: int = 15) -> None:
-    """A run manifest with the hash of the run's awards, as flexmarket clear writes it."""
+def seal_run(folder: Path, minutes: int = 15, session: str = "day") -> None:
+    """A run manifest with the hash of the run's awards, as flexmarket clear writes it;
+    ``session`` names the batch (its market session)."""
     digest = hashlib.sha256((folder / "awards.parquet").read_bytes()).hexdigest()
-    manifest = {"batch": {"interval_minutes": minutes}, "design": {"name": "test"}, "pricing": "pay-as-bid"}
+    batch = {"interval_minutes": minutes, "name": session, "start": None, "end": None}
+    manifest = {"batch": batch, "design": {"name": "test"}, "pricing": "pay-as-bid"}
     (folder / "manifest.json").write_text(json.dumps({**manifest, "output_sha256": {"awards.parquet": digest}}))
 
 

@@ -250,7 +250,7 @@ def test_known_delivery_recovered_on_real_profile(tmp_path):
     run = make_run(tmp_path / "run", awards)
     for method in ("caiso-10-in-10", "nyiso-high-5-of-10", "pjm-high-4-of-5", "mid-8-of-10"):
         cfg = parse_config({"baseline": method, "holidays": list(HOLIDAYS)})
-        r = settle(run, meter_path, cfg, db="duckdb:///:memory:")
+        r = settle(run, meter_path, cfg, db=f"duckdb:///{tmp_path / 'store.duckdb'}")
         got = r.lines["delivered_up_mwh"].sum() * 1000
         tolerance = METHODS[method].recovery_tolerance  # documented with the method
         assert tolerance <= 0.05
@@ -275,7 +275,7 @@ def test_findings_gaps_duplicates_dst_and_missing(tmp_path):
     meter = pd.concat([meter, dup])
     path = write_meter(meter, tmp_path / "m.parquet")
     cfg = parse_config({"timezone": "Europe/Berlin"})
-    r = settle(run, path, cfg, db="duckdb:///:memory:", out=tmp_path / "out")
+    r = settle(run, path, cfg, db=f"duckdb:///{tmp_path / 'store.duckdb'}", out=tmp_path / "out")
     kinds = set(r.findings["kind"])
     assert {"no_meter_data", "meter_gap", "duplicate_reading", "missing_event_reading"} <= kinds
     lines = r.lines.set_index("bid_id")
@@ -290,7 +290,7 @@ def test_dst_day_is_a_finding(tmp_path):
     meter = write_meter(
         daily_meter("D1", "2025-09-15", 60, lambda d, s: 10.0), tmp_path / "m.parquet"
     )  # spans the clock change of 2025-10-26
-    r = settle(run, meter, parse_config({"timezone": "Europe/Berlin"}), db="duckdb:///:memory:")
+    r = settle(run, meter, parse_config({"timezone": "Europe/Berlin"}), db=f"duckdb:///{tmp_path / 'store.duckdb'}")
     dst = r.findings[r.findings["kind"] == "dst_day"]
     assert "100 intervals" in dst["detail"].iloc[0]
     # the repeated clock hour is neither a duplicate nor a gap: the day is complete
@@ -303,7 +303,7 @@ def test_repeated_reading_inside_the_repeated_clock_hour_is_found(tmp_path):
     meter = daily_meter("D1", "2025-09-15", 60, lambda d, s: 10.0)
     again = meter[meter["interval_start"] == pd.Timestamp("2025-10-26T01:15Z")]  # 02:15 CET
     path = write_meter(pd.concat([meter, again]), tmp_path / "m.parquet")
-    r = settle(run, path, parse_config({"timezone": "Europe/Berlin"}), db="duckdb:///:memory:")
+    r = settle(run, path, parse_config({"timezone": "Europe/Berlin"}), db=f"duckdb:///{tmp_path / 'store.duckdb'}")
     dup = r.findings[r.findings["kind"] == "duplicate_reading"]
     assert len(dup) == 1 and dup["severity"].iloc[0] == "info"
     assert dup["interval_start"].iloc[0] == pd.Timestamp("2025-10-26T01:15Z")
@@ -313,7 +313,7 @@ def test_repeated_reading_inside_the_repeated_clock_hour_is_found(tmp_path):
 def test_too_little_history_is_a_finding_not_zero(tmp_path):
     run = make_run(tmp_path / "run", [{"t": "2026-01-08T18:00Z", "q": 0.01, "price": 50.0}])
     meter = write_meter(daily_meter("D1", "2026-01-05", 4, lambda d, s: 10.0), tmp_path / "m.parquet")
-    r = settle(run, meter, SettleConfig(), db="duckdb:///:memory:")
+    r = settle(run, meter, SettleConfig(), db=f"duckdb:///{tmp_path / 'store.duckdb'}")
     f = r.findings[r.findings["kind"] == "insufficient_history"]
     assert len(f) == 1 and "3 eligible day(s), 10 wanted" in f["detail"].iloc[0]
 
@@ -352,7 +352,7 @@ def test_priority_dso_first_never_paid_twice(tmp_path):
         7_000.0  # 3 MWh delivered of 4 awarded
     )
     path = write_meter(meter, tmp_path / "m.parquet")
-    r = settle(run, path, SettleConfig(), db="duckdb:///:memory:")
+    r = settle(run, path, SettleConfig(), db=f"duckdb:///{tmp_path / 'store.duckdb'}")
     lines = r.lines.set_index("bid_id")
     assert lines.loc["d", "allocated_mwh"] == pytest.approx(2.0)
     assert lines.loc["t", "allocated_mwh"] == pytest.approx(1.0)
@@ -541,18 +541,25 @@ def test_bad_meter_rows_are_refused_and_named(tmp_path):
     path = write_meter(meter, tmp_path / "m.parquet")
     out = tmp_path / "out"
     with pytest.raises(SettlementInputError) as info:
-        settle(run, path, SettleConfig(), db="duckdb:///:memory:", out=out)
+        settle(run, path, SettleConfig(), db=f"duckdb:///{tmp_path / 'store.duckdb'}", out=out)
     text = str(info.value)
     assert "meter row 5 (der_id=D1) column consumption_kwh" in text and "finite" in text
     assert "meter row 9 (der_id=D1) column interval_start" in text and "grid" in text
     assert not out.exists()  # nothing written
     many = meter.assign(consumption_kwh=meter["consumption_kwh"].where(meter.index >= 60))
     with pytest.raises(SettlementInputError, match=r"60 bad rows, first 50 listed") as info:
-        settle(run, write_meter(many, tmp_path / "many.parquet"), SettleConfig(), db="duckdb:///:memory:")
+        settle(
+            run,
+            write_meter(many, tmp_path / "many.parquet"),
+            SettleConfig(),
+            db=f"duckdb:///{tmp_path / 'store.duckdb'}",
+        )
     assert str(info.value).count("\n  meter row ") == 50
     naive = meter.assign(interval_start=meter["interval_start"].dt.tz_localize(None))
     with pytest.raises(SettlementInputError, match="timezone-aware"):
-        settle(run, write_meter(naive, tmp_path / "n.parquet"), SettleConfig(), db="duckdb:///:memory:")
+        settle(
+            run, write_meter(naive, tmp_path / "n.parquet"), SettleConfig(), db=f"duckdb:///{tmp_path / 'store.duckdb'}"
+        )
 
 
 def test_run_without_awards_settles_to_empty_outputs(tmp_path):
@@ -574,7 +581,9 @@ def test_run_without_awards_settles_to_empty_outputs(tmp_path):
     assert (tmp_path / "out" / "lines.parquet").is_file()
     bad = meter.assign(consumption_kwh=float("nan"))
     with pytest.raises(SettlementInputError, match="finite"):  # the meter is still checked
-        settle(run, write_meter(bad, tmp_path / "bad.parquet"), SettleConfig(), db="duckdb:///:memory:")
+        settle(
+            run, write_meter(bad, tmp_path / "bad.parquet"), SettleConfig(), db=f"duckdb:///{tmp_path / 'store.duckdb'}"
+        )
 
 
 def test_extra_award_columns_are_ignored(tmp_path):
@@ -583,11 +592,11 @@ def test_extra_award_columns_are_ignored(tmp_path):
     meter = daily_meter("D1", "2025-11-03", 80, lambda d, s: 10_000.0, minutes=60)
     meter.loc[meter["interval_start"] == pd.Timestamp("2026-01-15T17:00Z"), "consumption_kwh"] = 8_000.0
     path = write_meter(meter, tmp_path / "meter.parquet")
-    plain = settle(run, path, SettleConfig(), db="duckdb:///:memory:")
+    plain = settle(run, path, SettleConfig(), db=f"duckdb:///{tmp_path / 'store.duckdb'}")
     awards = pd.read_parquet(run / "awards.parquet")
     awards.assign(method="x", s=5, lday="oops", awarded_mwh=-1.0).to_parquet(run / "awards.parquet", index=False)
     seal_run(run, 60)
-    extra = settle(run, path, SettleConfig(), db="duckdb:///:memory:")
+    extra = settle(run, path, SettleConfig(), db=f"duckdb:///{tmp_path / 'store.duckdb'}")
     pd.testing.assert_frame_equal(plain.lines, extra.lines)
 
 
@@ -610,7 +619,7 @@ def test_store_round_trips_text_numbers_and_times_exactly(store_url):
     engine = make_engine(store_url)
     no_lines = pd.DataFrame(columns=[n for n, _ in LINE_COLS] + ["aggregator_id", "buyer_id"])
     no_lines["interval_start"] = pd.to_datetime(no_lines["interval_start"], utc=True)
-    save_run(engine, "r1", "p", "sha", no_lines, pd.DataFrame(), findings, {})
+    save_run(engine, "r1", ("actual", "p"), "sha", no_lines, pd.DataFrame(), findings, {})
     back = read_table(engine, findings_t).drop(columns="run_id")
     engine.dispose()
     assert back["der_id"].tolist() == ['D,1 "quoted"', None]

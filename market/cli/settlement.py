@@ -22,14 +22,18 @@ def settle(
     out: Annotated[Path, typer.Option(help="output folder")],
     config: Annotated[Path | None, typer.Option(help="settle.toml")] = None,
     db: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the store (default: DuckDB file in OUT)")] = None,
+    scenario: Annotated[
+        str, typer.Option(help="statements to settle into: actual, or a counterfactual's name (never touches actual)")
+    ] = "actual",
     as_json: Annotated[bool, typer.Option("--json", help="print statements and findings as JSON")] = False,
 ) -> None:
-    """Settle a clearing run against meter data; versioned statements into the store."""
+    """Settle a clearing run against meter data; versioned statements into the store.
+    A statement covers every market session settled into its scenario for its period."""
     from settlement import settle as do_settle
 
     log.info("settling %s against %s", run, meter)
     with exit_on_error(failed=(StoreConflictError, StoreUnavailableError)):
-        r = do_settle(run, meter, config, db=db, out=out)
+        r = do_settle(run, meter, config, db=db, out=out, scenario=scenario)
     if as_json:
         emit_json(
             {

@@ -15,7 +15,17 @@ from market.errors import OutputError, StoreConflictError, StoreUnavailableError
 
 DB = Annotated[str, typer.Option(help="SQLAlchemy URL of the store, e.g. duckdb:///runs/s/store.duckdb")]
 STORE_FAILURES = (StoreConflictError, StoreUnavailableError)
-LIST_COLUMNS = ["statement_id", "period", "aggregator_id", "buyer_id", "version", "lines", "net_eur"]
+LIST_COLUMNS = [
+    "statement_id",
+    "scenario",
+    "period",
+    "aggregator_id",
+    "buyer_id",
+    "version",
+    "sessions",
+    "lines",
+    "net_eur",
+]
 LINE_COLUMNS = ["bid_id", "interval_start", "allocated_mwh", "payment_eur", "penalty_eur", "net_eur", "status"]
 
 
@@ -32,13 +42,14 @@ def statements_list(
     db: DB,
     period: Annotated[str | None, typer.Option(help="only this period (e.g. 2016-12-01..2016-12-01)")] = None,
     all_versions: Annotated[bool, typer.Option("--all-versions", help="every version, not only the latest")] = False,
+    scenario: Annotated[str | None, typer.Option(help="only this scenario (e.g. actual)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the statements as JSON")] = False,
 ) -> None:
-    """The statements in the store (latest version of each aggregator, buyer and period)."""
+    """The statements in the store (latest version of each scenario, aggregator, buyer and period)."""
     from settlement.query import list_statements
 
     with exit_on_error(failed=STORE_FAILURES):
-        df = list_statements(db, period=period, all_versions=all_versions)
+        df = list_statements(db, period=period, all_versions=all_versions, scenario=scenario)
     if as_json:
         emit_json(df.to_dict(orient="records"))
     say(_table(f"statements in {db}", df, LIST_COLUMNS))
