@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from market.clearing.assemble import assemble
+from market.clearing.decompose import solve_in_parts
 from market.clearing.formulation import StepInput, build_step_model
 from market.clearing.interface import accepted, disaggregate, offer_curves, tso_view
 from market.clearing.ir import LinearModel, Solution, SolveStatus
@@ -212,7 +213,7 @@ def solve_step(inp: StepInput, solver_options: dict[str, Any] | None = None) -> 
 
 
 def _solve_checked(model: LinearModel, options: dict[str, Any] | None) -> Solution:
-    sol = solve_cvxpy(model, options)
+    sol = solve_in_parts(model, solve_cvxpy, options)  # exact: only the parts nothing couples
     if sol.status not in (SolveStatus.OPTIMAL, SolveStatus.LIMIT):
         raise SolverError(f"{model.name}: HiGHS returned {sol.status.value} ({sol.detail})")
     verify(model, sol)
