@@ -10,9 +10,11 @@ import re
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from market.errors import Finding, FindingCode
 from market.io.schemas import TableSpec
+from market.io.strict import blank_text, per_unique
 
 TZ_SUFFIX = re.compile(r"(Z|z|[+-]\d{2}(:?\d{2})?)$")
 
@@ -44,7 +46,10 @@ def coerce_table(spec: TableSpec, raw: pd.DataFrame) -> tuple[pd.DataFrame | Non
             df[col.name] = _as_str(series)
         elif col.kind == "float":
             df[col.name], bad = _as_float(series)
-            nan_text = bad & np.asarray(series.astype(str).str.strip().str.lower().isin(["nan", "-nan", "+nan"]))
+            nan_text = bad.copy()
+            if bad.any():  # only the bad cells are looked at again
+                text = series[bad].astype(str).str.strip().str.lower()
+                nan_text[bad] = np.asarray(text.isin(["nan", "-nan", "+nan"]))
             findings += _cell_findings(
                 spec, series, nan_text, ids, col.name, "must be a finite number, not NaN", FindingCode.NOT_FINITE
             )
@@ -95,18 +100,31 @@ def _id_label(spec: TableSpec, value: object) -> str | None:
 
 
 def _is_blank(series: pd.Series) -> np.ndarray:
-    s = series.astype(object)
-    return np.asarray(s.isna() | s.map(lambda v: isinstance(v, str) and v.strip() == ""))
+    return blank_text(series)
 
 
 def _as_str(series: pd.Series) -> pd.Series:
+    """Text as is; a whole-number float as its integer (``7.0`` -> ``"7"``); other values as
+    ``str``; blanks as missing. Converted once per distinct value, never per cell."""
     blank = _is_blank(series)
-    out = series.astype(object).map(_str_value)
-    out[blank] = None
+    out = series.astype(object)
+    if not pd.api.types.is_string_dtype(series) or not _all_text(series):
+        out = pd.Series(per_unique(out, _str_value), index=series.index, dtype=object)
+    out = out.where(~blank, None)
     return out
 
 
+def _all_text(series: pd.Series) -> bool:
+    try:
+        arr = pa.array(series, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return False
+    return bool(pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) or pa.types.is_null(arr.type))
+
+
 def _str_value(v: object) -> object:
+    if v is None:
+        return None
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return v if isinstance(v, str) else str(v)

@@ -19,6 +19,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from market.enums import Direction, Route, Service, SignalState
+from market.io.strict import blank_text, per_unique
 
 Kind = Literal["str", "float", "ts", "int", "bool", "date"]
 
@@ -98,11 +99,11 @@ def _services_ok(s: pd.Series) -> pd.Series:
         tokens = [t.strip() for t in str(v).split(";") if t.strip()]
         return bool(tokens) and all(t in SERVICES for t in tokens)
 
-    return s.map(ok).astype(bool)
+    return pd.Series(per_unique(s, ok), index=s.index).astype(bool)  # once per distinct value
 
 
 def _non_empty() -> pa.Check:
-    return pa.Check(lambda s: s.astype(str).str.strip() != "", error="must not be empty")
+    return pa.Check(lambda s: pd.Series(~blank_text(s), index=s.index) | s.isna(), error="must not be empty")
 
 
 def _id(name: str, required: bool = True, nullable: bool = False) -> ColumnSpec:

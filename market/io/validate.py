@@ -19,6 +19,7 @@ from market.enums import SYSTEM_AREA, TSO_ID, Service
 from market.errors import BatchValidationError, Finding, FindingCode
 from market.io.batch import Batch, BatchConfig
 from market.io.schemas import BATCH_TABLES, SERVICES, TABLES, TableSpec, pandera_schema
+from market.io.strict import per_unique
 
 Tables = dict[str, pd.DataFrame | None]
 
@@ -50,7 +51,7 @@ def validate_tables(
 def _normalise(spec: TableSpec, df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     if spec.name == "bids":
-        out["services"] = out["services"].map(_canonical_services)
+        out["services"] = per_unique(out["services"], _canonical_services)
     cols = [c.name for c in spec.columns] + [c for c in out.columns if c not in {c.name for c in spec.columns}]
     return out[cols].sort_values(list(spec.key), kind="stable", na_position="first").reset_index(drop=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,9 +43,6 @@ def make_settle_case(n_der: int, folder: str | Path) -> Path:
 
     folder = Path(folder)
     (folder / "run").mkdir(parents=True, exist_ok=True)
-    (folder / "run" / "manifest.json").write_text(
-        json.dumps({"batch": {"interval_minutes": 15}, "design": {"name": "bench"}, "pricing": "pay-as-bid"})
-    )
     con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
     con.execute("SET enable_progress_bar = false")
@@ -66,6 +64,10 @@ def make_settle_case(n_der: int, folder: str | Path) -> Path:
       FROM range({n_der}) r(d), range(4) s(k)
     ) TO '{folder}/run/awards.parquet' (FORMAT parquet)""")
     con.close()
+    digest = hashlib.sha256((folder / "run" / "awards.parquet").read_bytes()).hexdigest()
+    manifest = {"batch": {"interval_minutes": 15, "name": f"bench-{n_der}"}, "design": {"name": "bench"}}
+    manifest |= {"pricing": "pay-as-bid", "output_sha256": {"awards.parquet": digest}}  # as clear writes it
+    (folder / "run" / "manifest.json").write_text(json.dumps(manifest))
     return folder
 
 
