@@ -43,8 +43,9 @@ class Service(StrEnum):
     @staticmethod
     def offered(services: pd.Series, service: Service) -> np.ndarray:
         """Per row of a canonical ``;``-separated ``services`` column: does it list ``service``?"""
-        padded = ";" + services.astype(str) + ";"
-        return padded.str.contains(f";{service.value};", regex=False).to_numpy(dtype=bool)
+        codes, uniques = pd.factorize(services, use_na_sentinel=True)  # a handful of distinct lists
+        listed = np.array([service.value in str(u).split(";") for u in uniques] + [False], dtype=bool)
+        return listed[codes]
 
 
 class SignalState(StrEnum):
