@@ -13,15 +13,19 @@ compared with what the meter saw. Per DER and method over all placebo windows:
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import pandas as pd
 import plotly.graph_objects as go
 
 from settlement.baselines import METHODS, BaselineKind, baseline_sql
 from settlement.config import SettleConfig
-from settlement.connection import connect, sql_path
+from settlement.connection import connect, parquet_columns, sql_path
 from settlement.inputs import create_day_info, weigh_repeated_slots
+from settlement.portfolio import aggregate_meter, create_resource_map
 
 EVALUATED = [m for m, spec in METHODS.items() if spec.kind is not BaselineKind.NOMINATED]
 
@@ -95,6 +99,36 @@ def evaluate(
     return scores.round(6), summary.round(6)
 
 
+def evaluate_levels(
+    meter: str | Path,
+    cfg: SettleConfig | None = None,
+    run: str | Path | None = None,
+    **options: Any,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`evaluate` per DER (``level = "der"``) and, where resources are known (a
+    ``resource_id`` column in the meter data, or a clearing ``run`` whose awards give each
+    DER's aggregator and DSO), per resource (``level = "portfolio"``: ``der_id`` then names
+    the resource), side by side."""
+    meter = Path(meter)
+    scores, summary = evaluate(meter, cfg, **options)
+    frames = [(scores.assign(level="der"), summary.assign(level="der"))]
+    con = duckdb.connect()
+    try:
+        has_resource = "resource_id" in parquet_columns(con, meter, "meter data")
+        if run is not None or has_resource:
+            awards = Path(run) / "awards.parquet" if run is not None else None
+            create_resource_map(con, meter, awards)
+            with tempfile.TemporaryDirectory(prefix="flexmarket-portfolio-") as folder:
+                summed = aggregate_meter(con, meter, Path(folder) / "meter.parquet")
+                p_scores, p_summary = evaluate(summed, cfg, **options)
+            frames.append((p_scores.assign(level="portfolio"), p_summary.assign(level="portfolio")))
+    finally:
+        con.close()
+    all_scores = pd.concat([f[0] for f in frames], ignore_index=True)
+    all_summary = pd.concat([f[1] for f in frames], ignore_index=True)
+    return all_scores[["level", *scores.columns]], all_summary[["level", *summary.columns]]
+
+
 def _slot(hhmm: str, minutes: int) -> int:
     h, m = (int(x) for x in hhmm.split(":"))
     return (h * 60 + m) // minutes
@@ -104,8 +138,9 @@ def accuracy_figure(scores: pd.DataFrame) -> go.Figure:
     """RRMSE per DER as one box per method, with the 20 % line."""
 
     fig = go.Figure()
-    for method, g in scores.groupby("method"):
-        fig.add_box(y=g["rrmse"], name=str(method), boxpoints="all", jitter=0.4)
+    levels = scores["level"] if "level" in scores else pd.Series("der", index=scores.index)
+    for (level, method), g in scores.assign(level=levels).groupby(["level", "method"]):
+        fig.add_box(y=g["rrmse"], name=f"{method} ({level})", boxpoints="all", jitter=0.4)
     fig.add_hline(y=0.2, line_dash="dot", annotation_text="20 % RRMSE")
     fig.update_layout(
         title="Baseline accuracy on placebo days: RRMSE per DER", yaxis_title="RRMSE", template="plotly_white"

@@ -54,14 +54,20 @@ def baselines_evaluate(
     config: Annotated[Path | None, typer.Option(help="settle.toml (holidays, timezone)")] = None,
     window: Annotated[str, typer.Option(help="placebo event window, local HH:MM-HH:MM")] = ("17:00-20:00"),
     days: Annotated[int, typer.Option(help="placebo days per DER")] = 20,
+    run: Annotated[
+        Path | None, typer.Option(help="clearing run whose awards define the resources (aggregator x DSO)")
+    ] = None,
 ) -> None:
-    """Score every baseline method on placebo days: bias, NMAE, RRMSE; table and plot."""
+    """Score every baseline method on placebo days: bias, NMAE, RRMSE; table and plot.
+    Per DER, and per resource (portfolio level) where a run or a resource_id column says
+    which DER form one."""
     from settlement.config import load_config
-    from settlement.evaluate import accuracy_figure, evaluate
+    from settlement.evaluate import accuracy_figure, evaluate_levels
 
     cfg = load_config(config)
     lo, hi = window.split("-")
-    scores, summary = evaluate(meter, cfg, window=(lo, hi), placebo_days=days)
+    with exit_on_error():
+        scores, summary = evaluate_levels(meter, cfg, run, window=(lo, hi), placebo_days=days)
     out.mkdir(parents=True, exist_ok=True)
     inputs = {"meter": sha256_file(meter), **({"config": sha256_file(config)} if config else {})}
     write_json(
@@ -73,11 +79,12 @@ def baselines_evaluate(
     scores.to_parquet(out / "baseline_scores.parquet", index=False)
     summary.to_parquet(out / "baseline_summary.parquet", index=False)
     accuracy_figure(scores).write_html(out / "baseline_accuracy.html", include_plotlyjs="inline")
-    t = Table(title="baseline accuracy on placebo days (median over DER)")
-    for c in ("method", "DER", "bias", "NMAE", "RRMSE", "share within 20% RRMSE"):
+    t = Table(title="baseline accuracy on placebo days (median over DER or resources)")
+    for c in ("level", "method", "units", "bias", "NMAE", "RRMSE", "share within 20% RRMSE"):
         t.add_column(c, justify="right")
     for s in summary.itertuples():
         t.add_row(
+            s.level,
             s.method,
             str(s.der),
             f"{s.median_bias:+.3f}",
