@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from market.analysis.sweep import GridPoint, apply_point, run_sweep
+from market.analysis.verdict import RISKS
 from market.cli.app import app
 from market.design.spec import preset_names
 from market.io.read import load_batch, sha256_file
@@ -97,6 +98,13 @@ def test_report_renders_in_headless_chromium(compared):
     assert all(n > 0 for _, n in rendered), rendered
     for name in preset_names():
         assert name in text
+    # the report answers the regulator: a sentence per risk against today's model, the
+    # report's predictions beside the measurement, identical dispatch said in words
+    assert "What the comparison says (against tso-only" in text
+    for risk in RISKS:
+        assert f"{risk.label}: " in text, risk.key
+    assert "Identical dispatch:" in text and "predictions agree with the measurement" in text
+    assert "interval start (UTC)" in text
 
 
 def test_sweep_local_cluster(tmp_path):

@@ -72,7 +72,21 @@ TIERS = tuple(t.value for t in Tier)
 OPERATORS = tuple(o.value for o in Operator)
 VIEWS = tuple(v.value for v in View)
 DIRECT_PATH = (Tier.TSO, Tier.AGGREGATOR, Tier.DER)
-DESIGN_KEYS = ("name", "title", "description", "report_section", "models", "data_links", "steps")
+DESIGN_KEYS = ("name", "title", "description", "report_section", "models", "data_links", "steps", "predictions")
+# The risks a design's ``predictions`` may name (market.analysis.verdict measures each), and
+# what the report predicts for it against today's TSO-centric model.
+PREDICTION_RISKS = (
+    "tier_bypassing",
+    "hidden_coupling",
+    "violations",
+    "observability",
+    "latency",
+    "scalability",
+    "cyber",
+    "fragmentation",
+    "cost",
+)
+EXPECTATIONS = ("lower", "higher", "similar")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -121,6 +135,7 @@ class Design:
     models: tuple[str, ...] = ()
     data_links: tuple[Tier, ...] = ()
     source: str = ""
+    predictions: dict[str, str] = field(default_factory=dict)  # risk -> lower / higher / similar
 
     def with_interface_steps(self, bands: int) -> Design:
         """The same design with ``bands`` price bands in every interface-offer step."""
@@ -134,6 +149,7 @@ class Design:
             "report_section": self.report_section,
             "models": list(self.models),
             "data_links": [str(t) for t in self.data_links],
+            "predictions": dict(self.predictions),
             "steps": [
                 {
                     **s.__dict__,
@@ -287,6 +303,14 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
     if any(t not in TIERS for t in link_names):
         raise _fail(where, f"data_links must name tiers {TIERS}")
     links = tuple(Tier(t) for t in link_names)
+    predictions = raw.get("predictions", {})
+    if not isinstance(predictions, dict):
+        raise _fail(where, "predictions must be a table of risk = 'lower' | 'higher' | 'similar'")
+    for key, value in predictions.items():
+        if key not in PREDICTION_RISKS:
+            raise _fail(where, f"predictions.{key}: not a risk; risks: {', '.join(PREDICTION_RISKS)}")
+        if value not in EXPECTATIONS:
+            raise _fail(where, f"predictions.{key} must be one of {EXPECTATIONS}, not {value!r}")
     return Design(
         name=str(raw["name"]),
         title=str(raw.get("title", raw["name"])),
@@ -296,6 +320,7 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
         models=tuple(raw.get("models", ())),
         data_links=links,
         source=where,
+        predictions={str(k): str(v) for k, v in predictions.items()},
     )
 
 

@@ -1,0 +1,174 @@
+"""What a comparison says, risk by risk: which designs are best and worst, by how much
+against a reference design, and whether that is what the source report predicts.
+
+Each risk of the report's Table 1 (and the money) is read from one measured quantity
+(:data:`RISKS`). Differences within the risk's tolerance count as equal: nothing is
+called better or worse on noise. A design's prediction (``predictions`` in its TOML,
+``lower`` / ``higher`` / ``similar`` than today's TSO-centric model, from the report
+section it cites) is checked against the sign of its measured difference to the
+reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from market.clearing.results import ClearingResult
+
+REFERENCE_DESIGN = "tso-only"  # today's TSO-centric model
+
+
+@dataclass(frozen=True)
+class Risk:
+    """One risk: its name, how it is measured, its unit, which way is better (-1 lower,
+    +1 higher) and the tolerance below which two designs are equal on it."""
+
+    key: str
+    label: str
+    unit: str
+    better: int
+    tolerance: float
+    measure: Callable[[dict[str, Any]], float]
+
+
+def _sum(*keys: str) -> Callable[[dict[str, Any]], float]:
+    return lambda m: float(sum(m.get(k, 0.0) for k in keys))
+
+
+RISKS: tuple[Risk, ...] = (
+    Risk("tier_bypassing", "Tier bypassing", "MW", -1, 1e-3, _sum("tier_bypassing_mw")),
+    Risk(
+        "hidden_coupling",
+        "Hidden coupling (DSO relief undone + violations by blind operators)",
+        "MWh",
+        -1,
+        1e-3,
+        _sum("hidden_coupling_undone_mwh", "hidden_coupling_blind_violation_mwh"),
+    ),
+    Risk(
+        "violations",
+        "Network violations (distribution + transmission)",
+        "MWh",
+        -1,
+        1e-3,
+        _sum("distribution_violation_mwh", "transmission_violation_mwh"),
+    ),
+    Risk("observability", "DSO observability (worst DSO)", "share", +1, 5e-3, _sum("observability_min")),
+    Risk("latency", "Latency (longest instruction incl. clearing stages)", "s", -1, 0.5, _sum("latency_s_max")),
+    Risk(
+        "scalability",
+        "Scalability (TSO's largest optimisation)",
+        "variables",
+        -1,
+        0.5,
+        _sum("scalability_tso_variables"),
+    ),
+    Risk(
+        "cyber", "Cyber exposure (endpoints linked to the TSO)", "endpoints", -1, 0.5, _sum("cyber_exposure_endpoints")
+    ),
+    Risk(
+        "fragmentation",
+        "Fragmentation (markets per aggregator)",
+        "markets",
+        -1,
+        1e-3,
+        _sum("fragmentation_markets_per_aggregator"),
+    ),
+    Risk("cost", "System cost (bids, unmet need, imbalance, violations)", "EUR", -1, 1.0, _sum("system_cost_eur")),
+)
+RISK_KEYS = tuple(r.key for r in RISKS)  # the same as market.design.spec.PREDICTION_RISKS (tested)
+
+
+def risk_table(results: Sequence[ClearingResult], reference: str | None = None) -> pd.DataFrame:
+    """One row per risk and design: value, difference to the reference (absolute and
+    relative), whether it is better/worse beyond tolerance, and the report's prediction."""
+    names = [r.design.name for r in results]
+    ref = reference if reference in names else (REFERENCE_DESIGN if REFERENCE_DESIGN in names else names[0])
+    base = next(r for r in results if r.design.name == ref)
+    rows = []
+    for risk in RISKS:
+        ref_value = risk.measure(base.metrics)
+        for r in results:
+            value = risk.measure(r.metrics)
+            diff = value - ref_value
+            equal = abs(diff) <= risk.tolerance
+            verdict = "equal" if equal else ("better" if np.sign(diff) == risk.better else "worse")
+            expected = r.design.predictions.get(risk.key, "")
+            rows.append(
+                {
+                    "risk": risk.key,
+                    "label": risk.label,
+                    "unit": risk.unit,
+                    "design": r.design.name,
+                    "value": value,
+                    "reference": ref,
+                    "diff": diff,
+                    "rel_diff": diff / abs(ref_value) if ref_value else (0.0 if equal else np.inf),
+                    "verdict": verdict,
+                    "expected": expected,
+                    "agrees": _agrees(expected, diff, risk.tolerance) if r.design.name != ref else None,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _agrees(expected: str, diff: float, tolerance: float) -> bool | None:
+    """Whether the measured difference to today's model has the predicted direction."""
+    if not expected:
+        return None
+    if expected == "similar":
+        return abs(diff) <= tolerance
+    return diff < -tolerance if expected == "lower" else diff > tolerance
+
+
+def sentences(table: pd.DataFrame) -> list[str]:
+    """One sentence per risk: best and worst designs and by how much against the reference."""
+    out = []
+    for risk in RISKS:
+        t = table[table["risk"] == risk.key]
+        if not len(t):
+            continue
+        ref = t["reference"].iloc[0]
+        ordered = t.sort_values("value", ascending=risk.better < 0)
+        best_v, worst_v = ordered["value"].iloc[0], ordered["value"].iloc[-1]
+        if abs(best_v - worst_v) <= risk.tolerance:
+            out.append(f"{risk.label}: every design measures the same ({_fmt(best_v)} {risk.unit}).")
+            continue
+        best = t[(t["value"] - best_v).abs() <= risk.tolerance]
+        worst = t[(t["value"] - worst_v).abs() <= risk.tolerance]
+        out.append(
+            f"{risk.label}: best {_names(best)} ({_fmt(best_v)} {risk.unit}, {_vs(best.iloc[0], risk.unit)} "
+            f"against {ref}); worst {_names(worst)} ({_fmt(worst_v)} {risk.unit}, {_vs(worst.iloc[0], risk.unit)})."
+        )
+    return out
+
+
+def identical_dispatch(results: Sequence[ClearingResult]) -> list[list[str]]:
+    """Groups of designs (two or more) whose awards are identical (bid, buyer, MW)."""
+    keys: dict[str, list[str]] = {}
+    for r in results:
+        a = r.awards.groupby(["bid_id", "buyer_id"])["quantity_mw"].sum().round(6)
+        digest = pd.util.hash_pandas_object(a[a > 0].reset_index(), index=False).sum()
+        keys.setdefault(str(digest), []).append(r.design.name)
+    return [g for g in keys.values() if len(g) > 1]
+
+
+def _names(rows: pd.DataFrame) -> str:
+    names = list(rows["design"])
+    return ", ".join(names) if len(names) <= 4 else f"{', '.join(names[:4])} and {len(names) - 4} more"
+
+
+def _vs(row: pd.Series, unit: str) -> str:
+    if row["diff"] == 0:
+        return "the same as"
+    rel = "" if not np.isfinite(row["rel_diff"]) else f", {row['rel_diff']:+.0%}"
+    return f"{row['diff']:+,.3g} {unit}{rel}"
+
+
+def _fmt(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.3g}"

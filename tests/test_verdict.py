@@ -1,0 +1,52 @@
+"""The verdict: best and worst per risk against the reference, never on noise, and the
+report's predictions checked against the measurement."""
+
+from __future__ import annotations
+
+import pytest
+
+from market import clear
+from market.analysis.report import comparison_html
+from market.analysis.verdict import RISK_KEYS, identical_dispatch, risk_table, sentences
+from market.design.spec import PREDICTION_RISKS, load_design
+from market.testing import feeder_case
+
+
+def test_every_predicted_risk_is_measured():
+    assert RISK_KEYS == PREDICTION_RISKS
+
+
+@pytest.fixture(scope="module")
+def runs():  # type: ignore[no-untyped-def]
+    b = feeder_case()
+    return [clear(b, d) for d in ("tso-only", "single", "uk-fw2-joint", "dso-led", "eu-dso-traffic-light")]
+
+
+def test_sentences_name_best_and_worst_with_differences_to_todays_model(runs):
+    table = risk_table(runs)
+    assert set(table["reference"]) == {"tso-only"}
+    said = sentences(table)
+    violations = next(s for s in said if s.startswith("Network violations"))
+    # tso-only overloads the feeder by 2 MWh; the others do not
+    assert "worst tso-only (2 MWh" in violations and "-2 MWh, -100% against tso-only" in violations
+
+
+def test_noise_is_never_coloured(runs):
+    html = comparison_html(runs)
+    row = next(r for r in html.split("<tr>") if "Latency" in r)
+    # designs within 0.5 s of the reference are not marked better or worse
+    base = load_design("tso-only")
+    assert base.name in html and row.count('class="best"') + row.count('class="worst"') <= len(runs) - 1
+
+
+def test_predictions_are_checked_against_the_measured_direction(runs):
+    table = risk_table(runs).set_index(["design", "risk"])
+    row = table.loc[("dso-led", "tier_bypassing")]
+    assert row["expected"] == "lower" and row["verdict"] == "better" and row["agrees"]
+    assert table.loc[("tso-only", "violations"), "agrees"] is None  # the reference predicts nothing
+
+
+def test_designs_that_dispatched_identically_are_named(runs):
+    groups = identical_dispatch(runs)
+    assert any({"single", "uk-fw2-joint"} <= set(g) for g in groups)
+    assert not any("tso-only" in g for g in groups)  # it overloads the feeder: a dispatch of its own
