@@ -1,4 +1,6 @@
-"""``demo``: the main job on the sample (validate, clear every preset, compare, settle)."""
+"""``demo``: the main job on the contested sample (validate, clear every preset, compare,
+settle). ``data/contested`` is a day on which the designs must disagree; ``data/sample``
+(the earlier, milder day) stays for the tests and as a second example."""
 
 from __future__ import annotations
 
@@ -14,11 +16,12 @@ from market.cli.render import comparison_rich, findings_rich, statements_rich, s
 from market.enums import DEFAULT_PRICING
 from market.errors import SolverError
 
-SAMPLE_FILES = ("sample/batch.toml", "meter.parquet", "settle.toml")
+BATCH, METER = "contested", "contested_meter.parquet"
+SAMPLE_FILES = (f"{BATCH}/batch.toml", METER, "settle.toml")
 
 
 def find_sample(given: Path | None) -> Path:
-    """The folder with ``sample/``, ``meter.parquet`` and ``settle.toml``: the one given, else
+    """The folder with ``contested/``, its meter data and ``settle.toml``: the one given, else
     ``./data``, else the ``data/`` folder beside the installed package (a source checkout)."""
     candidates = [given] if given else [Path("data"), Path(market.__file__).resolve().parents[1] / "data"]
     for folder in candidates:
@@ -33,14 +36,16 @@ def find_sample(given: Path | None) -> Path:
 
 
 def demo(
-    data: Annotated[Path | None, typer.Option(help="folder with sample/, meter.parquet, settle.toml")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="folder with contested/, contested_meter.parquet, settle.toml")
+    ] = None,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/sample"),
 ) -> None:
-    """The main job on the sample: validate, clear every preset design, compare, settle."""
+    """The main job on the contested sample: validate, clear every preset design, compare, settle."""
     # (the settlement store in OUT/settlement keeps versions across demo runs)
     folder = find_sample(data)
     log.info("sample data from %s", folder)
-    b = load_or_exit(folder / "sample")
+    b = load_or_exit(folder / BATCH)
     say(*summary_tables(b))
     compared = out / "compare"  # replaced whole on a re-run; the settlement store beside it stays
     with exit_on_error(failed=(SolverError,)):
@@ -49,7 +54,7 @@ def demo(
     from settlement import settle as do_settle
 
     r = do_settle(
-        compared / "runs" / "single", folder / "meter.parquet", folder / "settle.toml", out=out / "settlement"
+        compared / "runs" / "single", folder / METER, folder / "settle.toml", out=out / "settlement"
     )
     say(statements_rich(r), findings_rich(r.findings))
     say(
