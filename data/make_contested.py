@@ -181,7 +181,9 @@ def build() -> None:
         limit = INTERFACE_SHARE * float(net.trafo["sn_mva"].sum())
         sens += [(f"interface-{dso}", node(dso, b), round(float(t_factor[bus_pos[b]]), 6)) for b in fed]
         for i, ts in enumerate(t_day):
-            cons.append((f"interface-{dso}", "tso", ts, round(float(trafo_flow[i]), 4), round(limit, 4), round(-limit, 4)))
+            cons.append(
+                (f"interface-{dso}", "tso", ts, round(float(trafo_flow[i]), 4), round(limit, 4), round(-limit, 4))
+            )
         tso_raw = trafo_flow if tso_raw is None else tso_raw + trafo_flow
         # DER: the largest loads and PV/wind on a feeder; the cheapest where the DSO needs them
         p_load = prof[("load", "p_mw")] * LOAD_GROWTH
@@ -202,7 +204,9 @@ def build() -> None:
             for i, ts in enumerate(t_day):
                 q_up, q_dn = round(float(0.18 * p_day[i]), 4), round(float(0.10 * p_day[i]), 4)
                 if q_up >= 0.001:
-                    bids.append((f"{der}-up-{i:02d}", agg, der, dso, at, ts, "up", q_up, q_up if lumpy else 0.0, up_price))
+                    bids.append(
+                        (f"{der}-up-{i:02d}", agg, der, dso, at, ts, "up", q_up, q_up if lumpy else 0.0, up_price)
+                    )
                 if q_dn >= 0.001:
                     bids.append((f"{der}-dn-{i:02d}", agg, der, dso, at, ts, "down", q_dn, 0.0, down_price))
         for idx, row in gens.iterrows():
@@ -228,17 +232,37 @@ def build() -> None:
         q = round(float(abs(dev[i]) * scale), 4)
         if q >= 0.01:
             direction = "up" if dev[i] > 0 else "down"
-            needs.append((f"tso-{i:02d}", "tso", "tso_balancing", "system", ts, direction, q, 150.0 if i % 5 == 2 else np.nan))
+            needs.append(
+                (f"tso-{i:02d}", "tso", "tso_balancing", "system", ts, direction, q, 150.0 if i % 5 == 2 else np.nan)
+            )
     frames = {
         "bids": pd.DataFrame(
             bids,
-            columns=["bid_id", "aggregator_id", "der_id", "dso_id", "node_id", "interval_start", "direction",
-                     "quantity_mw", "min_quantity_mw", "price_eur_mwh"],
+            columns=[
+                "bid_id",
+                "aggregator_id",
+                "der_id",
+                "dso_id",
+                "node_id",
+                "interval_start",
+                "direction",
+                "quantity_mw",
+                "min_quantity_mw",
+                "price_eur_mwh",
+            ],
         ),  # fmt: skip
         "needs": pd.DataFrame(
             needs,
-            columns=["need_id", "buyer_id", "service", "area_id", "interval_start", "direction", "quantity_mw",
-                     "max_price_eur_mwh"],
+            columns=[
+                "need_id",
+                "buyer_id",
+                "service",
+                "area_id",
+                "interval_start",
+                "direction",
+                "quantity_mw",
+                "max_price_eur_mwh",
+            ],
         ),  # fmt: skip
         "node_areas": pd.DataFrame(areas, columns=["area_id", "node_id", "dso_id"]),
         "constraints": pd.DataFrame(
@@ -271,7 +295,9 @@ def write_meter(der_series, day: pd.Timestamp, awards: pd.DataFrame, path: Path)
     frames = []
     for der, times, mw in der_series:
         sel = (times >= first) & (times < day + pd.Timedelta(days=1))
-        frames.append(pd.DataFrame({"der_id": der, "interval_start": times[sel], "consumption_kwh": mw[sel] * 1000 * INTERVAL_H}))
+        frames.append(
+            pd.DataFrame({"der_id": der, "interval_start": times[sel], "consumption_kwh": mw[sel] * 1000 * INTERVAL_H})
+        )
     meter = pd.concat(frames, ignore_index=True)
     signed = np.where(awards["direction"] == "up", -1.0, 1.0) * awards["quantity_mw"] * 1000 * INTERVAL_H
     delivered = awards.assign(kwh=signed).groupby(["der_id", "interval_start"])["kwh"].sum().rename("delta_kwh")
