@@ -53,9 +53,7 @@ def demo(
     say(comparison_rich(results), f"report: [bold]{compared / 'report.html'}[/]")
     from settlement import settle as do_settle
 
-    r = do_settle(
-        compared / "runs" / "single", folder / METER, folder / "settle.toml", out=out / "settlement"
-    )
+    r = do_settle(compared / "runs" / "single", folder / METER, folder / "settle.toml", out=out / "settlement")
     say(statements_rich(r), findings_rich(r.findings))
     say(
         f"settlement of the single run: {len(r.new_versions)} new statement "
