@@ -50,3 +50,11 @@ def test_designs_that_dispatched_identically_are_named(runs):
     groups = identical_dispatch(runs)
     assert any({"single", "uk-fw2-joint"} <= set(g) for g in groups)
     assert not any("tso-only" in g for g in groups)  # it overloads the feeder: a dispatch of its own
+
+
+def test_prices_are_coloured_on_the_ordinary_scale_not_voll(runs):
+    from market.analysis.figures import price_heatmap
+
+    fig = price_heatmap(runs, voll_eur_mwh=1000.0)
+    assert fig.layout.coloraxis.cmax < 500.0  # VoLL-level prices are counted apart, not the scale
+    assert "VoLL level" in fig.layout.title.text

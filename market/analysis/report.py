@@ -103,9 +103,10 @@ def verdict_html(results: Sequence[ClearingResult], reference: str | None = None
             if row["expected"]:
                 ok = bool(row["agrees"])
                 mark, cls = ("agrees", "agree") if ok else ("differs", "differ")
+                why = f"<br><small>{html.escape(row['note'])}</small>" if not ok and row["note"] else ""
                 cells.append(
                     f'<td class="{cls}" title="{html.escape(_fmt(row["value"]))} {risk.unit}">'
-                    f"report: {row['expected']}<br>measured: {measured} ({mark})</td>"
+                    f"report: {row['expected']}<br>measured: {measured} ({mark}){why}</td>"
                 )
             else:
                 cells.append(f'<td title="no prediction in the report">measured: {measured}</td>')

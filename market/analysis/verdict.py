@@ -21,6 +21,7 @@ import pandas as pd
 from market.clearing.results import ClearingResult
 
 REFERENCE_DESIGN = "tso-only"  # today's TSO-centric model
+SIMILAR_SHARE = 0.1  # a "similar" prediction holds within 10 % of today's value
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ def risk_table(results: Sequence[ClearingResult], reference: str | None = None) 
             equal = abs(diff) <= risk.tolerance
             verdict = "equal" if equal else ("better" if np.sign(diff) == risk.better else "worse")
             expected = r.design.predictions.get(risk.key, "")
+            similar_band = max(risk.tolerance, SIMILAR_SHARE * abs(ref_value))
             rows.append(
                 {
                     "risk": risk.key,
@@ -111,18 +113,20 @@ def risk_table(results: Sequence[ClearingResult], reference: str | None = None) 
                     "rel_diff": diff / abs(ref_value) if ref_value else (0.0 if equal else np.inf),
                     "verdict": verdict,
                     "expected": expected,
-                    "agrees": _agrees(expected, diff, risk.tolerance) if r.design.name != ref else None,
+                    "agrees": _agrees(expected, diff, risk.tolerance, similar_band) if r.design.name != ref else None,
+                    "note": r.design.prediction_notes.get(risk.key, ""),
                 }
             )
     return pd.DataFrame(rows)
 
 
-def _agrees(expected: str, diff: float, tolerance: float) -> bool | None:
-    """Whether the measured difference to today's model has the predicted direction."""
+def _agrees(expected: str, diff: float, tolerance: float, similar_band: float) -> bool | None:
+    """Whether the measured difference to today's model has the predicted direction
+    (``similar``: within the risk's tolerance or ``SIMILAR_SHARE`` of today's value)."""
     if not expected:
         return None
     if expected == "similar":
-        return abs(diff) <= tolerance
+        return abs(diff) <= similar_band
     return diff < -tolerance if expected == "lower" else diff > tolerance
 
 

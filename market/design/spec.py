@@ -72,7 +72,17 @@ TIERS = tuple(t.value for t in Tier)
 OPERATORS = tuple(o.value for o in Operator)
 VIEWS = tuple(v.value for v in View)
 DIRECT_PATH = (Tier.TSO, Tier.AGGREGATOR, Tier.DER)
-DESIGN_KEYS = ("name", "title", "description", "report_section", "models", "data_links", "steps", "predictions")
+DESIGN_KEYS = (
+    "name",
+    "title",
+    "description",
+    "report_section",
+    "models",
+    "data_links",
+    "steps",
+    "predictions",
+    "prediction_notes",
+)
 # The risks a design's ``predictions`` may name (market.analysis.verdict measures each), and
 # what the report predicts for it against today's TSO-centric model.
 PREDICTION_RISKS = (
@@ -136,6 +146,7 @@ class Design:
     data_links: tuple[Tier, ...] = ()
     source: str = ""
     predictions: dict[str, str] = field(default_factory=dict)  # risk -> lower / higher / similar
+    prediction_notes: dict[str, str] = field(default_factory=dict)  # risk -> why the engine may differ
 
     def with_interface_steps(self, bands: int) -> Design:
         """The same design with ``bands`` price bands in every interface-offer step."""
@@ -150,6 +161,7 @@ class Design:
             "models": list(self.models),
             "data_links": [str(t) for t in self.data_links],
             "predictions": dict(self.predictions),
+            "prediction_notes": dict(self.prediction_notes),
             "steps": [
                 {
                     **s.__dict__,
@@ -311,6 +323,11 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
             raise _fail(where, f"predictions.{key}: not a risk; risks: {', '.join(PREDICTION_RISKS)}")
         if value not in EXPECTATIONS:
             raise _fail(where, f"predictions.{key} must be one of {EXPECTATIONS}, not {value!r}")
+    notes = raw.get("prediction_notes", {})
+    if not isinstance(notes, dict) or any(
+        k not in PREDICTION_RISKS or not isinstance(v, str) for k, v in notes.items()
+    ):
+        raise _fail(where, f"prediction_notes must be a table of risk = text; risks: {', '.join(PREDICTION_RISKS)}")
     return Design(
         name=str(raw["name"]),
         title=str(raw.get("title", raw["name"])),
@@ -321,6 +338,7 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
         data_links=links,
         source=where,
         predictions={str(k): str(v) for k, v in predictions.items()},
+        prediction_notes={str(k): str(v).strip() for k, v in notes.items()},
     )
 
 
