@@ -32,3 +32,43 @@ def store_url(request, tmp_path):  # type: ignore[no-untyped-def]
     with admin.begin() as conn:
         conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
     admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def dask_scheduler():  # type: ignore[no-untyped-def]
+    """A real Dask scheduler and one single-threaded worker process on loopback; yields
+    the scheduler's address."""
+    import socket
+    import subprocess
+    import time
+
+    from distributed import Client
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    bindir = Path(sys.executable).parent
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    sched = subprocess.Popen(
+        [str(bindir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet
+    )
+    address = f"tcp://127.0.0.1:{port}"
+    worker = subprocess.Popen(
+        [str(bindir / "dask"), "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard"], **quiet
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with Client(address, timeout=5) as c:
+                    if c.scheduler_info()["workers"]:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "scheduler or worker did not come up"
+            time.sleep(0.5)
+        yield address
+    finally:
+        for p in (worker, sched):
+            p.terminate()
+            p.wait(timeout=30)

@@ -59,3 +59,14 @@ def test_clear_gives_the_same_awards_whole_and_in_parts(monkeypatch):
         parts.awards.sort_values(key)[[*key, "quantity_mw"]].reset_index(drop=True),
     )
     assert parts.metrics["system_cost_eur"] == pytest.approx(whole.metrics["system_cost_eur"], rel=1e-9)
+
+
+def test_parts_fan_out_on_a_real_dask_cluster_with_the_same_result(monkeypatch, dask_scheduler):
+    batch = synth_batch(SynthSpec(bids=120, intervals=8, dsos=2, seed=4))
+    monkeypatch.setattr(decompose, "COLUMNS_PER_PART", 300)
+    assert len(split(step_model(batch, "single"))) > 1
+    local = clear(batch, "single", "pay-as-clear")
+    remote = clear(batch, "single", "pay-as-clear", scheduler=dask_scheduler)
+    pd.testing.assert_frame_equal(remote.awards, local.awards)
+    pd.testing.assert_frame_equal(remote.prices, local.prices)
+    assert remote.metrics["system_cost_eur"] == local.metrics["system_cost_eur"]

@@ -6,10 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -127,76 +123,37 @@ def test_apply_point_leaves_input_untouched():
     assert scaled.config.voll_eur_mwh == 500.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_sweep_on_real_scheduler_and_worker(tmp_path):
-    port = _free_port()
-    bindir = Path(sys.executable).parent
-    sched = subprocess.Popen(
-        [str(bindir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+def test_sweep_on_real_scheduler_and_worker(tmp_path, dask_scheduler):
+    address = dask_scheduler
+    batch = synth_batch(SynthSpec(bids=10, intervals=2, dsos=2, seed=7))
+    folder = write_batch(batch, tmp_path / "b")
+    grid = tmp_path / "sweep.toml"
+    grid.write_text("[grid]\nneed_scale = [1.0, 2.0]\n")
+    res = CliRunner().invoke(
+        app,
+        [
+            "sweep",
+            str(folder),
+            "--grid",
+            str(grid),
+            "--designs",
+            "single,dso-led",
+            "--out",
+            str(tmp_path / "out"),
+            "--scheduler",
+            address,
+        ],
     )
-    worker = None
-    try:
-        address = f"tcp://127.0.0.1:{port}"
-        worker = subprocess.Popen(
-            [str(bindir / "dask"), "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        from distributed import Client
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with Client(address, timeout=5) as c:
-                    if c.scheduler_info()["workers"]:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "scheduler or worker did not come up"
-            time.sleep(0.5)
-        batch = synth_batch(SynthSpec(bids=10, intervals=2, dsos=2, seed=7))
-        folder = write_batch(batch, tmp_path / "b")
-        grid = tmp_path / "sweep.toml"
-        grid.write_text("[grid]\nneed_scale = [1.0, 2.0]\n")
-        res = CliRunner().invoke(
-            app,
-            [
-                "sweep",
-                str(folder),
-                "--grid",
-                str(grid),
-                "--designs",
-                "single,dso-led",
-                "--out",
-                str(tmp_path / "out"),
-                "--scheduler",
-                address,
-            ],
-        )
-        assert res.exit_code == 0, res.output
-        remote = pd.read_parquet(tmp_path / "out" / "sweep.parquet")
-        local = run_sweep(
-            load_batch(folder), ["single", "dso-led"], [GridPoint(need_scale=1.0), GridPoint(need_scale=2.0)]
-        )
-        keep = ~remote["metric"].str.startswith("scalability_max_solve")
-        pd.testing.assert_frame_equal(
-            remote[keep].reset_index(drop=True),
-            local[~local["metric"].str.startswith("scalability_max_solve")].reset_index(drop=True),
-            check_dtype=False,
-        )
-        assert (tmp_path / "out" / "report.html").is_file()
-        manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-        assert manifest["kind"] == "sweep" and manifest["input_sha256"]["grid"] == sha256_file(grid)
-        assert manifest["input_sha256"]["batch/bids.parquet"] == sha256_file(folder / "bids.parquet")
-    finally:
-        for p in (worker, sched):
-            if p is not None:
-                p.terminate()
-                p.wait(timeout=20)
+    assert res.exit_code == 0, res.output
+    remote = pd.read_parquet(tmp_path / "out" / "sweep.parquet")
+    local = run_sweep(load_batch(folder), ["single", "dso-led"], [GridPoint(need_scale=1.0), GridPoint(need_scale=2.0)])
+    keep = ~remote["metric"].str.startswith("scalability_max_solve")
+    pd.testing.assert_frame_equal(
+        remote[keep].reset_index(drop=True),
+        local[~local["metric"].str.startswith("scalability_max_solve")].reset_index(drop=True),
+        check_dtype=False,
+    )
+    assert (tmp_path / "out" / "report.html").is_file()
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["kind"] == "sweep" and manifest["input_sha256"]["grid"] == sha256_file(grid)
+    assert manifest["input_sha256"]["batch/bids.parquet"] == sha256_file(folder / "bids.parquet")

@@ -157,13 +157,26 @@ def solve_in_parts(
     options: dict[str, object] | None = None,
     parts: int | None = None,
     workers: int = 2,
+    scheduler: str | None = None,
 ) -> Solution:
-    """Solve ``model`` part by part (see the module docstring), parts in parallel threads."""
+    """Solve ``model`` part by part (see the module docstring): in parallel threads, or on
+    the Dask cluster at ``scheduler`` when one is given."""
     pieces = split(model, parts)
     if len(pieces) == 1:
         return solver(pieces[0].model, options)
+    if scheduler:  # the parts fan out on a Dask cluster
+        from market.clearing.parallel import parallel_map
+
+        solutions = parallel_map(_solve_part, (solver, options), pieces, scheduler=scheduler)
+        return stitch(model, pieces, solutions)
     # plain threads (HiGHS releases the GIL), so a clear already running on a Dask worker
     # or in a fan-out thread never waits on its own pool
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flexmarket-part") as pool:
         solutions = list(pool.map(lambda part: solver(part.model, options), pieces))
     return stitch(model, pieces, solutions)
+
+
+def _solve_part(common: tuple[Solver, dict[str, object] | None], part: Part) -> Solution:
+    """One part on a Dask worker (a module-level function, so it pickles)."""
+    solver, options = common
+    return solver(part.model, options)

@@ -50,7 +50,8 @@ def clear(
     """Clear ``batch`` under ``design`` (preset name, TOML path or :class:`Design`).
 
     ``pricing``: ``pay-as-bid`` or ``pay-as-clear``. ``scheduler``: a Dask scheduler
-    address for the per-DSO fan-out (default: local threads). Raises
+    address for the per-DSO fan-out and for the independent parts of each model (default:
+    local threads). Raises
     :class:`~market.errors.SolverError` on failure unless ``raise_on_failure=False``,
     in which case the result carries ``status=FAILED`` and the message.
     """
@@ -167,8 +168,11 @@ def _failed(design: Design, pricing: Pricing, message: str, outcomes: list[StepO
 def _solve_all(
     inputs: list[StepInput], scheduler: str | None, solver_options: dict[str, Any] | None
 ) -> list[StepOutcome]:
-    """Solve a step's model(s): a fan-out step's DSOs in parallel (on ``scheduler`` if given)."""
-    return parallel_map(_solve_with, solver_options, inputs, scheduler=scheduler if len(inputs) > 1 else None)
+    """Solve a step's model(s): a fan-out step's DSOs in parallel, or one model's independent
+    parts in parallel (on the Dask cluster at ``scheduler`` if given)."""
+    if len(inputs) == 1:
+        return [solve_step(inputs[0], solver_options, scheduler)]
+    return parallel_map(_solve_with, solver_options, inputs, scheduler=scheduler)
 
 
 def _solve_with(solver_options: dict[str, Any] | None, inp: StepInput) -> StepOutcome:
@@ -184,7 +188,9 @@ def step_model(batch: Batch, design: str | Design = "single", step: int = 0) -> 
     return build_step_model(inp)[0]
 
 
-def solve_step(inp: StepInput, solver_options: dict[str, Any] | None = None) -> StepOutcome:
+def solve_step(
+    inp: StepInput, solver_options: dict[str, Any] | None = None, scheduler: str | None = None
+) -> StepOutcome:
     """Build, solve, verify, price and read back one model.
 
     Prices are the marginal values of the model as built (no tie-break nudge in any cost);
@@ -193,10 +199,10 @@ def solve_step(inp: StepInput, solver_options: dict[str, Any] | None = None) -> 
     which changes no row's activity and so neither cost nor prices.
     """
     model, index = build_step_model(inp)
-    sol = _solve_checked(model, solver_options)
+    sol = _solve_checked(model, solver_options, scheduler)
     priced = sol
     if model.n_integer:
-        priced = _solve_checked(model.fixed_integers(sol.values), solver_options)
+        priced = _solve_checked(model.fixed_integers(sol.values), solver_options, scheduler)
     solves = [sol] if priced is sol else [sol, priced]
     stats = ModelStats(
         inp.step,
@@ -212,8 +218,8 @@ def solve_step(inp: StepInput, solver_options: dict[str, Any] | None = None) -> 
     return read_step(inp, model, index, sol, priced, stats)
 
 
-def _solve_checked(model: LinearModel, options: dict[str, Any] | None) -> Solution:
-    sol = solve_in_parts(model, solve_cvxpy, options)  # exact: only the parts nothing couples
+def _solve_checked(model: LinearModel, options: dict[str, Any] | None, scheduler: str | None = None) -> Solution:
+    sol = solve_in_parts(model, solve_cvxpy, options, scheduler=scheduler)  # exact: only what nothing couples
     if sol.status not in (SolveStatus.OPTIMAL, SolveStatus.LIMIT):
         raise SolverError(f"{model.name}: HiGHS returned {sol.status.value} ({sol.detail})")
     verify(model, sol)
