@@ -17,6 +17,9 @@ TOTALS = {  # statement column -> line column (settled lines only, except awarde
 }
 
 
+STATEMENT_COLUMNS = ["aggregator_id", "buyer_id", "period", "lines", "unverifiable_lines", *TOTALS, "net_eur"]
+
+
 def statements(lines: pd.DataFrame, period: str) -> pd.DataFrame:
     """Totals per aggregator and buyer for the period (unverifiable lines counted apart):
     integer sums of the lines' micro-units, so a statement is the exact sum of its lines."""
@@ -35,5 +38,4 @@ def statements(lines: pd.DataFrame, period: str) -> pd.DataFrame:
     for c in [*TOTALS, "net_eur"]:
         g[c] = g[c] / MICRO
     g.insert(2, "period", period)
-    cols = ["aggregator_id", "buyer_id", "period", "lines", "unverifiable_lines", *TOTALS, "net_eur"]
-    return g[cols]
+    return g[STATEMENT_COLUMNS]

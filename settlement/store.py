@@ -31,6 +31,7 @@ from sqlalchemy.exc import OperationalError
 from market.errors import StoreConflictError, StoreUnavailableError
 from settlement.migrate import add_missing_columns, migrate_to_exact_amounts
 from settlement.money import AMOUNT_COLUMNS, MICRO, as_decimal, decimal_text, to_micro
+from settlement.statements import STATEMENT_COLUMNS
 from settlement.statements import statements as statement_totals
 from settlement.store_tables import (
     ACTUAL,
@@ -239,20 +240,6 @@ def save_run(
     return written
 
 
-STATEMENT_COLUMNS = [
-    "aggregator_id",
-    "buyer_id",
-    "period",
-    "lines",
-    "unverifiable_lines",
-    "awarded_mwh",
-    "allocated_mwh",
-    "shortfall_mwh",
-    "payment_eur",
-    "make_whole_eur",
-    "penalty_eur",
-    "net_eur",
-]
 LINE_NAMES = [n for n, _ in LINE_COLS]
 
 

@@ -132,14 +132,8 @@ def price_heatmap(results: Sequence[ClearingResult], voll_eur_mwh: float) -> go.
     )
     for i, r in enumerate(results, start=1):
         p = r.prices.assign(label=lambda d: d["area_id"] + " " + d["direction"])
-        grid = p.pivot_table(index="label", columns="interval_start", values="price_eur_mwh", aggfunc="first")
-        fig.add_heatmap(
-            z=grid.to_numpy(),
-            x=[t.strftime("%H:%M") for t in grid.columns],
-            y=list(grid.index),
-            coloraxis="coloraxis",
-            row=i,
-            col=1,
+        _add_grid(
+            fig, p.pivot_table(index="label", columns="interval_start", values="price_eur_mwh", aggfunc="first"), i
         )
     fig.update_xaxes(title_text="interval start (UTC)", row=len(results), col=1)
     fig.update_layout(
@@ -151,6 +145,18 @@ def price_heatmap(results: Sequence[ClearingResult], voll_eur_mwh: float) -> go.
         height=160 * len(results) + 100,
     )
     return fig
+
+
+def _add_grid(fig: go.Figure, grid: pd.DataFrame, row: int) -> None:
+    """One design's rows x intervals (UTC clock times) on the shared colour axis."""
+    fig.add_heatmap(
+        z=grid.to_numpy(),
+        x=[t.strftime("%H:%M") for t in grid.columns],
+        y=list(grid.index),
+        coloraxis="coloraxis",
+        row=row,
+        col=1,
+    )
 
 
 def violations_heatmap(results: Sequence[ClearingResult]) -> go.Figure:
@@ -169,14 +175,7 @@ def violations_heatmap(results: Sequence[ClearingResult]) -> go.Figure:
             if len(f)
             else pd.DataFrame()
         )
-        fig.add_heatmap(
-            z=grid.to_numpy(),
-            x=[t.strftime("%H:%M") for t in grid.columns],
-            y=list(grid.index),
-            coloraxis="coloraxis",
-            row=i,
-            col=1,
-        )
+        _add_grid(fig, grid, i)
     fig.update_xaxes(title_text="interval start (UTC)", row=len(results), col=1)
     fig.update_layout(
         title="Network violations by constraint and interval (MW over the limit)",
