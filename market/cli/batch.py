@@ -10,7 +10,6 @@ import typer
 from market.cli.console import emit_json, exit_on_error, load_or_exit, say
 from market.cli.render import summary_tables
 from market.io.batch import TABLE_NAMES
-from market.io.write import write_batch
 
 
 def validate(
@@ -47,9 +46,11 @@ def synth(
     integer_share: Annotated[float, typer.Option(help="share of all-or-nothing DER")] = 0.0,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
 ) -> None:
-    """Write a deterministic synthetic batch of any size."""
-    from market.io.synth import SynthSpec, synth_batch
+    """Write a deterministic synthetic batch of any size (the bids in chunks: a 10^7 book
+    never sits in memory as text; it is validated when it is loaded)."""
+    from market.io.synth import SynthSpec, write_synth
 
-    b = synth_batch(SynthSpec(bids=bids, intervals=intervals, dsos=dsos, seed=seed, integer_share=integer_share))
-    write_batch(b, out, fmt)
-    say(f"wrote {len(b.bids)} bids, {len(b.needs)} needs to {out}")
+    spec = SynthSpec(bids=bids, intervals=intervals, dsos=dsos, seed=seed, integer_share=integer_share)
+    with exit_on_error():
+        n = write_synth(spec, out, fmt)
+    say(f"wrote {n} bids to {out}")

@@ -15,12 +15,16 @@ integer (``min_quantity_mw = quantity_mw``), in blocks or exclusive groups.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from market.errors import FlexmarketError
 from market.io.batch import Batch, BatchConfig
-from market.io.read import batch_from_frames
+from market.io.read import batch_from_frames, empty_table
+from market.io.schemas import BATCH_TABLES
+from market.io.write import write_batch
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,9 @@ class SynthSpec:
     start: str = "2026-03-02T00:00:00+00:00"
 
 
-def synth_batch(spec: SynthSpec) -> Batch:
+def synth_parts(spec: SynthSpec) -> tuple[BatchConfig, BidParts, dict[str, pd.DataFrame]]:
+    """Everything drawn from the seeded generator: the config, the bids' numbers and the
+    small tables (one draw order, so every writer gives the same batch)."""
     rng = np.random.default_rng(spec.seed)
     n_der, n_t = spec.bids, spec.intervals
     n_feed = min(spec.feeders or max(2 * spec.dsos, n_der // 50), n_der)
@@ -59,35 +65,13 @@ def synth_batch(spec: SynthSpec) -> Batch:
     der_price = np.where(der_up, rng.uniform(20, 150, n_der), rng.uniform(-20, 80, n_der))
     der_integer = rng.random(n_der) < spec.integer_share
 
-    # Bids: DER x interval, vectorised.
+    # Bids: DER x interval, vectorised (numbers for every bid now, text per chunk later).
     d_idx = np.repeat(np.arange(n_der), n_t)
     t_idx = np.tile(np.arange(n_t), n_der)
     shape = 0.8 + 0.4 * np.sin(2 * np.pi * t_idx / max(n_t, 1))
     q = np.round(der_q[d_idx] * shape, 3)
-    integer = der_integer[d_idx]
-    block_names = np.char.add("blk-", np.char.add(der_node[d_idx], np.char.add("-", (t_idx // 4).astype(str)))).astype(
-        object
-    )
-    block = pd.Series(block_names).where(integer & (d_idx % 2 == 0), None)
-    excl_names = np.char.add("ex-", (d_idx // 4).astype(str)).astype(object)
-    excl = pd.Series(excl_names).where(integer & (d_idx % 2 == 1), None)
-    bids = pd.DataFrame(
-        {
-            "bid_id": np.char.add(np.char.add("b", d_idx.astype(str)), np.char.add("-", t_idx.astype(str))),
-            "aggregator_id": np.char.add("agg", (d_idx % 7).astype(str)),
-            "der_id": np.char.add("der", d_idx.astype(str)),
-            "dso_id": dso_ids[feeder_dso[der_feeder[d_idx]]],
-            "node_id": der_node[d_idx],
-            "interval_start": times[t_idx],
-            "direction": np.where(der_up[d_idx], "up", "down"),
-            "quantity_mw": q,
-            "min_quantity_mw": np.where(integer, q, 0.0),
-            "price_eur_mwh": np.round(der_price[d_idx] + rng.normal(0, 2, len(d_idx)), 2),
-            "block_id": block,
-            "exclusive_group": excl,
-            "services": None,
-        }
-    )
+    price = np.round(der_price[d_idx] + rng.normal(0, 2, len(d_idx)), 2)
+    bid_parts = BidParts(d_idx, t_idx, q, price, der_integer, der_up, der_node, dso_ids[feeder_dso[der_feeder]], times)
 
     node_areas = pd.DataFrame(
         {
@@ -151,7 +135,7 @@ def synth_batch(spec: SynthSpec) -> Batch:
         }
     )
 
-    up_total = np.bincount(t_idx, weights=q * der_up[d_idx], minlength=n_t)
+    up_total = np.bincount(t_idx, weights=q * der_up[d_idx], minlength=n_t)  # (the bids' q)
     down_total = np.bincount(t_idx, weights=q * ~der_up[d_idx], minlength=n_t)
     sign = np.where(rng.random(n_t) < 0.6, 1, -1)
     avail = np.where(sign > 0, up_total, down_total)
@@ -171,12 +155,100 @@ def synth_batch(spec: SynthSpec) -> Batch:
         }
     )
     needs = pd.concat([tso_needs, dso_needs], ignore_index=True)
-    return batch_from_frames(
-        cfg,
-        bids=bids,
-        needs=needs,
-        node_areas=node_areas,
-        constraints=constraints,
-        sensitivities=sensitivities,
-        signals=signals,
-    )
+    small = {
+        "needs": needs,
+        "node_areas": node_areas,
+        "constraints": constraints,
+        "sensitivities": sensitivities,
+        "signals": signals,
+    }
+    return cfg, bid_parts, small
+
+
+def synth_batch(spec: SynthSpec) -> Batch:
+    """The synthetic batch, validated, in memory."""
+    cfg, parts, small = synth_parts(spec)
+    return batch_from_frames(cfg, bids=parts.frame(0, len(parts.d_idx)), **small)
+
+
+def write_synth(spec: SynthSpec, folder: str | Path, fmt: str = "parquet", chunk_rows: int = 2_000_000) -> int:
+    """Write the synthetic batch straight to ``folder``, its bids ``chunk_rows`` at a time
+    (so a 10^7-row book never sits in memory as text); returns the number of bids. The
+    same data as :func:`synth_batch`; it is validated when it is loaded."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if fmt not in ("parquet", "csv"):
+        raise FlexmarketError(f"--format must be parquet or csv, not {fmt!r}")
+    cfg, parts, small = synth_parts(spec)
+    folder = Path(folder)
+    empty = Batch(cfg, *(empty_table(t) for t in BATCH_TABLES))
+    write_batch(empty.replace(**small), folder, fmt)  # batch.toml and the small tables
+    target = folder / f"bids.{fmt}"
+    n = len(parts.d_idx)
+    writer = None
+    try:
+        for lo in range(0, max(n, 1), chunk_rows):
+            chunk = parts.frame(lo, min(lo + chunk_rows, n))
+            if fmt == "parquet":
+                table = pa.Table.from_pandas(chunk, preserve_index=False)
+                writer = writer or pq.ParquetWriter(target, table.schema)
+                writer.write_table(table)
+            else:
+                chunk = chunk.assign(interval_start=chunk["interval_start"].map(lambda t: t.isoformat()))
+                chunk.to_csv(target, mode="w" if lo == 0 else "a", header=lo == 0, index=False)
+    finally:
+        if writer is not None:
+            writer.close()
+    return n
+
+
+@dataclass(frozen=True)
+class BidParts:
+    """The numbers of every synthetic bid, turned into rows (text included) range by range."""
+
+    d_idx: np.ndarray
+    t_idx: np.ndarray
+    q: np.ndarray
+    price: np.ndarray
+    der_integer: np.ndarray
+    der_up: np.ndarray
+    der_node: np.ndarray
+    der_dso: np.ndarray
+    times: pd.DatetimeIndex
+
+    def frame(self, lo: int, hi: int) -> pd.DataFrame:
+        """Rows ``lo..hi`` of the bids table; ids joined by Arrow string kernels."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        d, t = self.d_idx[lo:hi], self.t_idx[lo:hi]
+        q = self.q[lo:hi]
+        integer = self.der_integer[d]
+
+        def text(values: np.ndarray) -> pa.Array:
+            return pa.array(values).cast(pa.string())
+
+        def join(*parts: object) -> pd.Series:
+            return pd.Series(pc.binary_join_element_wise(*parts, "").to_numpy(zero_copy_only=False), dtype=object)
+
+        node = pa.array(self.der_node[d])
+        block = join("blk-", node, "-", text(t // 4)).where(integer & (d % 2 == 0), None)
+        excl = join("ex-", text(d // 4)).where(integer & (d % 2 == 1), None)
+        return pd.DataFrame(
+            {
+                "bid_id": join("b", text(d), "-", text(t)),
+                "aggregator_id": join("agg", text(d % 7)),
+                "der_id": join("der", text(d)),
+                "dso_id": self.der_dso[d],
+                "node_id": self.der_node[d],
+                "interval_start": self.times[t],
+                "direction": np.where(self.der_up[d], "up", "down"),
+                "quantity_mw": q,
+                "min_quantity_mw": np.where(integer, q, 0.0),
+                "price_eur_mwh": self.price[lo:hi],
+                "block_id": block.to_numpy(),
+                "exclusive_group": excl.to_numpy(),
+                "services": None,
+            }
+        )
