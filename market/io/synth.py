@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -191,8 +192,8 @@ def write_synth(spec: SynthSpec, folder: str | Path, fmt: str = "parquet", chunk
         for lo in range(0, max(n, 1), chunk_rows):
             chunk = parts.frame(lo, min(lo + chunk_rows, n))
             if fmt == "parquet":
-                table = pa.Table.from_pandas(chunk, preserve_index=False)
-                writer = writer or pq.ParquetWriter(target, table.schema)
+                table = pa.Table.from_pandas(chunk, schema=BID_SCHEMA, preserve_index=False)
+                writer = writer or pq.ParquetWriter(target, BID_SCHEMA)
                 writer.write_table(table)
             else:
                 chunk = chunk.assign(interval_start=chunk["interval_start"].map(lambda t: t.isoformat()))
@@ -201,6 +202,21 @@ def write_synth(spec: SynthSpec, folder: str | Path, fmt: str = "parquet", chunk
         if writer is not None:
             writer.close()
     return n
+
+
+def _bid_schema() -> Any:
+    import pyarrow as pa
+
+    text = ("bid_id", "aggregator_id", "der_id", "dso_id", "node_id")
+    return pa.schema(
+        [(c, pa.string()) for c in text]
+        + [("interval_start", pa.timestamp("ns", tz="UTC")), ("direction", pa.string())]
+        + [(c, pa.float64()) for c in ("quantity_mw", "min_quantity_mw", "price_eur_mwh")]
+        + [(c, pa.string()) for c in ("block_id", "exclusive_group", "services")]
+    )
+
+
+BID_SCHEMA = _bid_schema()  # one schema for every chunk (a chunk without blocks has no block ids)
 
 
 @dataclass(frozen=True)
