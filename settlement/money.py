@@ -82,4 +82,6 @@ def as_decimal(value: float | None) -> Decimal | None:
     """One 6-decimal value as an exact :class:`~decimal.Decimal` (for single-row inserts)."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
-    return Decimal(int(to_micro(pd.Series([value]), "amount")[0])).scaleb(-6)
+    if not np.isfinite(value) or abs(value) > AMOUNT_LIMIT:
+        raise SettlementInputError(f"amount {value!r} is not finite or beyond ±{AMOUNT_LIMIT:g}")
+    return Decimal(f"{value:.6f}")  # the 6-decimal value, exactly (|x| < 9e9 round-trips)
