@@ -146,8 +146,8 @@ def sentences(table: pd.DataFrame) -> list[str]:
         best = t[(t["value"] - best_v).abs() <= risk.tolerance]
         worst = t[(t["value"] - worst_v).abs() <= risk.tolerance]
         out.append(
-            f"{risk.label}: best {_names(best)} ({_fmt(best_v)} {risk.unit}, {_vs(best.iloc[0], risk.unit)} "
-            f"against {ref}); worst {_names(worst)} ({_fmt(worst_v)} {risk.unit}, {_vs(worst.iloc[0], risk.unit)})."
+            f"{risk.label}: best {_names(best)} ({_fmt(best_v)} {risk.unit}, {_vs(best.iloc[0], risk.unit, ref)}); "
+            f"worst {_names(worst)} ({_fmt(worst_v)} {risk.unit}, {_vs(worst.iloc[0], risk.unit, ref)})."
         )
     return out
 
@@ -167,11 +167,12 @@ def _names(rows: pd.DataFrame) -> str:
     return ", ".join(names) if len(names) <= 4 else f"{', '.join(names[:4])} and {len(names) - 4} more"
 
 
-def _vs(row: pd.Series, unit: str) -> str:
+def _vs(row: pd.Series, unit: str, ref: str) -> str:
+    """The difference to the reference design, absolute and relative, in words."""
     if row["diff"] == 0:
-        return "the same as"
+        return f"the same as {ref}"
     rel = "" if not np.isfinite(row["rel_diff"]) else f", {row['rel_diff']:+.0%}"
-    return f"{row['diff']:+,.3g} {unit}{rel}"
+    return f"{row['diff']:+,.3g} {unit}{rel} against {ref}"
 
 
 def _fmt(v: float) -> str:
