@@ -50,6 +50,9 @@ from market.io.grid import pandapower_tables  # noqa: E402
 from market.io.read import batch_from_frames, load_batch  # noqa: E402
 from market.io.write import write_batch  # noqa: E402
 
+sys.path.insert(0, str(HERE))
+from make_sample import write_meter  # noqa: E402  (the same meter writer as data/sample)
+
 GRIDS = {"dso-rural": "1-MV-rural--0-sw", "dso-semiurb": "1-MV-semiurb--0-sw", "dso-comm": "1-MV-comm--0-sw"}
 DAY = "2016-12-01"  # a Thursday (German local day)
 METER_DAYS = 60
@@ -287,25 +290,6 @@ def build() -> None:
     write_meter(der_series, day, run.awards, HERE / "contested_meter.parquet")
     tso = batch.needs[batch.needs["buyer_id"] == "tso"]["quantity_mw"].sum() * INTERVAL_H
     print(f"contested: {len(batch.bids)} bids, DSO needs {dso_mwh:.2f} MWh, TSO needs {tso:.2f} MWh")
-
-
-def write_meter(der_series, day: pd.Timestamp, awards: pd.DataFrame, path: Path) -> None:  # type: ignore[no-untyped-def]
-    """60 days of 15-minute net consumption (kWh) per DER, delivered flexibility removed."""
-    first = (day.tz_convert(LOCAL_TZ) - pd.DateOffset(days=METER_DAYS - 1)).tz_convert("UTC")
-    frames = []
-    for der, times, mw in der_series:
-        sel = (times >= first) & (times < day + pd.Timedelta(days=1))
-        frames.append(
-            pd.DataFrame({"der_id": der, "interval_start": times[sel], "consumption_kwh": mw[sel] * 1000 * INTERVAL_H})
-        )
-    meter = pd.concat(frames, ignore_index=True)
-    signed = np.where(awards["direction"] == "up", -1.0, 1.0) * awards["quantity_mw"] * 1000 * INTERVAL_H
-    delivered = awards.assign(kwh=signed).groupby(["der_id", "interval_start"])["kwh"].sum().rename("delta_kwh")
-    meter = meter.merge(delivered.reset_index(), on=["der_id", "interval_start"], how="left", validate="one_to_one")
-    meter["consumption_kwh"] = (meter["consumption_kwh"] + meter["delta_kwh"].fillna(0.0)).round(3)
-    meter = meter.drop(columns="delta_kwh").sort_values(["der_id", "interval_start"])
-    meter["interval_start"] = pd.to_datetime(meter["interval_start"], utc=True)
-    meter.to_parquet(path, index=False)
 
 
 if __name__ == "__main__":

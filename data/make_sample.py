@@ -320,8 +320,9 @@ def build() -> None:
     )
 
 
-def write_meter(der_series, day: pd.Timestamp, awards: pd.DataFrame) -> None:  # type: ignore[no-untyped-def]
-    """60 days of 15-minute net consumption (kWh) per DER, delivered flexibility removed."""
+def write_meter(der_series, day: pd.Timestamp, awards: pd.DataFrame, path: Path | None = None) -> None:  # type: ignore[no-untyped-def]
+    """60 days of 15-minute net consumption (kWh) per DER, delivered flexibility removed
+    (``path``: default ``data/meter.parquet``)."""
     first = (day.tz_convert(LOCAL_TZ) - pd.DateOffset(days=METER_DAYS - 1)).tz_convert("UTC")
     frames = []
     for der, times, mw in der_series:
@@ -344,7 +345,7 @@ def write_meter(der_series, day: pd.Timestamp, awards: pd.DataFrame) -> None:  #
     meter["consumption_kwh"] = (meter["consumption_kwh"] + meter["delta_kwh"].fillna(0.0)).round(3)
     meter = meter.drop(columns="delta_kwh").sort_values(["der_id", "interval_start"])
     meter["interval_start"] = pd.to_datetime(meter["interval_start"], utc=True)
-    meter.to_parquet(HERE / "meter.parquet", index=False)
+    meter.to_parquet(path or HERE / "meter.parquet", index=False)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,10 @@ import re
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from market.errors import Finding, FindingCode
 from market.io.schemas import TableSpec
-from market.io.strict import blank_text, per_unique
+from market.io.strict import blank_text, per_unique, text_array
 
 TZ_SUFFIX = re.compile(r"(Z|z|[+-]\d{2}(:?\d{2})?)$")
 
@@ -106,20 +105,12 @@ def _is_blank(series: pd.Series) -> np.ndarray:
 def _as_str(series: pd.Series) -> pd.Series:
     """Text as is; a whole-number float as its integer (``7.0`` -> ``"7"``); other values as
     ``str``; blanks as missing. Converted once per distinct value, never per cell."""
-    blank = _is_blank(series)
+    text = text_array(series)  # converted once, for both checks
+    blank = blank_text(series, text)
     out = series.astype(object)
-    if not pd.api.types.is_string_dtype(series) or not _all_text(series):
+    if text is None:
         out = pd.Series(per_unique(out, _str_value), index=series.index, dtype=object)
-    out = out.where(~blank, None)
-    return out
-
-
-def _all_text(series: pd.Series) -> bool:
-    try:
-        arr = pa.array(series, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return False
-    return bool(pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) or pa.types.is_null(arr.type))
+    return out.where(~blank, None)
 
 
 def _str_value(v: object) -> object:

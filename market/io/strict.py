@@ -43,17 +43,29 @@ def per_unique(series: pd.Series, fn: Callable[[object], Any]) -> np.ndarray:
     return table[codes]  # code -1 (missing) takes the last entry
 
 
-def blank_text(series: pd.Series) -> np.ndarray:
-    """Missing, or text that is empty after stripping whitespace: through Arrow when the
-    column holds only text (C speed), cell by cell when it mixes kinds."""
-    missing = np.asarray(series.isna())
+def text_array(series: pd.Series) -> pa.Array | None:
+    """The column as an Arrow string array when it holds only text (and missing values),
+    else ``None`` (numbers, or mixed kinds)."""
     if series.dtype.kind in "biufcmM":
-        return missing
+        return None
     try:
         arr = pa.array(series, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed kinds: cell by cell
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    if pa.types.is_null(arr.type):
+        return arr.cast(pa.string())
+    return arr if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) else None
+
+
+def blank_text(series: pd.Series, text: pa.Array | None = None) -> np.ndarray:
+    """Missing, or text that is empty after stripping whitespace: through Arrow when the
+    column holds only text (C speed; ``text`` if already converted), cell by cell when it
+    mixes kinds."""
+    missing = np.asarray(series.isna())
+    arr = text if text is not None else text_array(series)
+    if arr is None:
+        if series.dtype.kind in "biufcmM":
+            return missing
         return missing | np.asarray(series.map(lambda v: isinstance(v, str) and v.strip() == ""), dtype=bool)
-    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-        return missing  # no text at all
     empty = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(arr), ""), False)
     return missing | np.asarray(empty.to_numpy(zero_copy_only=False), dtype=bool)
