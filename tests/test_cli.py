@@ -65,6 +65,27 @@ def test_a_mistyped_pricing_is_a_usage_error(small_batch: Path, tmp_path: Path) 
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(("option", "value"), [("--mip-gap", "nan"), ("--mip-gap", "1"), ("--time-limit", "0")])
+def test_mip_limits_out_of_range_are_usage_errors(small_batch: Path, tmp_path: Path, option: str, value: str) -> None:
+    res = CliRunner().invoke(app, ["clear", str(small_batch), option, value, "--out", str(tmp_path / "run")])
+    assert res.exit_code == 2 and option in res.output
+    assert not any(tmp_path.iterdir())
+
+
+def test_mip_limits_are_passed_to_highs_and_recorded_in_the_manifest(tmp_path: Path) -> None:
+    from market.io.synth import SynthSpec, write_synth
+
+    batch = tmp_path / "b"
+    write_synth(SynthSpec(bids=60, intervals=4, dsos=1, seed=1, integer_share=0.5), batch)
+    res = CliRunner().invoke(
+        app, ["clear", str(batch), "--mip-gap", "0.01", "--time-limit", "30", "--out", str(tmp_path / "run")]
+    )
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["options"]["mip_gap"] == 0.01 and manifest["options"]["time_limit_s"] == 30.0
+    assert manifest["models"][0]["n_integer"] > 0
+
+
 def test_one_pricing_default_everywhere() -> None:
     import inspect
 

@@ -46,6 +46,30 @@ def test_a_block_keeps_the_intervals_it_spans_together():
     assert any(set(p.columns["x"]) >= {1, 2} for p in pieces)
 
 
+def test_a_milps_pricing_lp_falls_apart_once_its_integers_are_fixed():
+    """An exclusive group spanning the day couples every interval of the MILP; with the
+    integer decisions fixed (the LP that prices it), the group's row holds only constants,
+    so the pricing LP splits per interval, with the whole model's values and prices."""
+    bids = [bid(f"ex{t}", 10 + t, 2, t=t, minq=2, excl="G") for t in range(4)]
+    bids += [bid(f"c{t}", 30, 5, t=t) for t in range(4)]
+    b = make_batch(bids, [tso_need(f"T{t}", 3, t=t) for t in range(4)], n_intervals=4)
+    model = step_model(b, "single")
+    n = model.variables["x"].size  # x is the first family; bids in bid_id order: c0..c3, ex0..ex3
+    assert model.n_integer and len(set(component_labels(model)[1][:4])) == 1  # the group joins them
+    mip = solve_highspy(model, None)
+    fixed = model.fixed_integers(mip.values)
+    assert len(set(component_labels(fixed)[1][:4])) == 4  # fixed: one component per interval
+    assert len(split(fixed, 4)) == 4 and n == 8
+    whole = solve_highspy(fixed, None)
+    parts = solve_in_parts(fixed, solve_highspy, None, parts=4)
+    verify(fixed, parts)
+    assert parts.objective == pytest.approx(whole.objective, rel=1e-9)
+    for name in whole.values:
+        np.testing.assert_allclose(parts.values[name], whole.values[name], atol=1e-7)
+    for name in whole.marginals:
+        np.testing.assert_allclose(parts.marginals[name], whole.marginals[name], atol=1e-7)
+
+
 def test_clear_gives_the_same_awards_whole_and_in_parts(monkeypatch):
     batch = synth_batch(SynthSpec(bids=200, intervals=16, dsos=2, seed=2))
     monkeypatch.setattr(decompose, "COLUMNS_PER_PART", 10**9)

@@ -2,7 +2,10 @@
 
 Two columns belong to one part when a row holds both (the connected components of the
 bipartite row-column graph of every constraint family): intervals not linked by a block or
-another inter-temporal row, DSO areas with no shared row, fall apart by themselves. The
+another inter-temporal row, DSO areas with no shared row, fall apart by themselves. A fixed
+column (lower = upper: an integer decision fixed to price a MILP) couples nothing: it is a
+constant, moved to the right-hand side of the rows of the parts it does not sit in, so a
+MILP's pricing LP falls apart per interval like any LP. The
 components are packed into a few parts of similar size (in label order, cut by column
 count; deterministic), each part is solved on its own, in parallel, and the values and
 marginals are stitched back. As nothing couples the parts, the stitched solution is an
@@ -44,17 +47,28 @@ def _offsets(model: LinearModel) -> dict[str, int]:
     return out
 
 
+def fixed_columns(model: LinearModel) -> dict[str, np.ndarray]:
+    """Per family, whether each column is fixed (finite lower = upper): a constant."""
+    return {n: np.isfinite(f.lower) & (f.lower == f.upper) for n, f in model.variables.items()}
+
+
 def component_labels(model: LinearModel) -> tuple[int, np.ndarray, dict[str, np.ndarray]]:
     """Number of components, a label per column (families in order) and per row of each
-    constraint family."""
+    constraint family. Fixed columns link no rows (each is a component of its own)."""
     offsets = _offsets(model)
+    fixed = fixed_columns(model)
     n = model.n_variables
     stacked = []
     for con in model.constraints.values():
         blocks = [sp.csr_matrix((con.size, n))]
         for var, mat in con.blocks:
             coo = mat.tocoo()
-            blocks.append(sp.csr_matrix((np.ones(coo.nnz), (coo.row, coo.col + offsets[var])), shape=(con.size, n)))
+            free = ~fixed[var][coo.col]
+            blocks.append(
+                sp.csr_matrix(
+                    (np.ones(int(free.sum())), (coo.row[free], coo.col[free] + offsets[var])), shape=(con.size, n)
+                )
+            )
         stacked.append(sum(blocks[1:], blocks[0]))
     a = sp.vstack(stacked, format="csr") if stacked else sp.csr_matrix((0, n))
     m = a.shape[0]
@@ -111,14 +125,21 @@ def _whole(model: LinearModel) -> Part:
 def _sub_model(
     model: LinearModel, columns: dict[str, np.ndarray], rows: dict[str, np.ndarray], name: str
 ) -> LinearModel:
+    """The part's columns and rows; the fixed columns of other parts its rows hold are
+    constants moved to the right-hand side (nothing else of another part is in its rows)."""
     sub = LinearModel(name=name)
+    outside = {}
     for var, fam in model.variables.items():
         idx = columns[var]
         sub.add_variable(var, fam.lower[idx], fam.upper[idx], fam.cost[idx], fam.integer)
+        constant = np.where(np.isfinite(fam.lower) & (fam.lower == fam.upper), fam.lower, 0.0)
+        constant[idx] = 0.0
+        outside[var] = constant
     for cname, con in model.constraints.items():
         r = rows[cname]
         blocks = {var: mat[r][:, columns[var]] for var, mat in con.blocks}
-        sub.add_constraint(cname, blocks, con.sense, con.rhs[r])
+        moved = sum((mat[r] @ outside[var] for var, mat in con.blocks), np.zeros(len(r)))
+        sub.add_constraint(cname, blocks, con.sense, con.rhs[r] - moved)
     return sub
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Annotated
@@ -12,7 +13,9 @@ from rich.table import Table
 from rich.text import Text
 
 from market.analysis.compare import batch_input_hashes
+from market.clearing.ir import SolveStatus
 from market.clearing.results import ClearingResult
+from market.clearing.solvers import DEFAULT_HIGHS_OPTIONS
 from market.cli.console import EXIT_FAILED, emit_json, exit_on_error, load_or_exit, log, progress, say
 from market.cli.render import comparison_rich, metrics_table
 from market.design.spec import Design
@@ -31,6 +34,12 @@ def clear(
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the run's metrics as JSON")] = False,
     force: Annotated[bool, typer.Option(help="replace OUT even if it is not an earlier run")] = False,
+    mip_gap: Annotated[
+        float, typer.Option(help="relative MIP gap at which HiGHS stops (0 <= gap < 1; integer bids only)")
+    ] = DEFAULT_HIGHS_OPTIONS["mip_rel_gap"],
+    time_limit: Annotated[
+        float, typer.Option(help="seconds per MILP; then the best feasible solution is kept and its gap reported")
+    ] = DEFAULT_HIGHS_OPTIONS["time_limit"],
 ) -> None:
     """Clear a batch under one design and write the run folder."""
     from market.clearing.run import clear as do_clear
@@ -38,6 +47,7 @@ def clear(
     from market.design.spec import load_design
     from market.io.place import check_target
 
+    limits = mip_limits(mip_gap, time_limit)
     t0 = time.perf_counter()
     b = load_or_exit(batch)
     t1 = time.perf_counter()
@@ -45,16 +55,32 @@ def clear(
         spec = load_design(design)
         check_target(out, RUN_KIND, force)
     with progress(f"clearing {spec.name}", len(spec.steps)) as step_started, exit_on_error(EXIT_FAILED):
-        result = do_clear(b, spec, pricing, scheduler=scheduler, progress=step_started)
+        result = do_clear(b, spec, pricing, scheduler=scheduler, progress=step_started, solver_options=limits)
     t2 = time.perf_counter()
+    params = {"design": design, "pricing": pricing.value, "mip_gap": mip_gap, "time_limit_s": time_limit}
     with exit_on_error():
-        write_run(
-            out, b, result, {"design": design, "pricing": pricing.value}, {"load": t1 - t0, "clear": t2 - t1}, force
-        )
+        write_run(out, b, result, params, {"load": t1 - t0, "clear": t2 - t1}, force)
+    for stats in result.stats:
+        if stats.status.startswith(SolveStatus.LIMIT.value):
+            log.warning(
+                "%s: time limit of %g s reached; awards are the best feasible solution found (%s)",
+                stats.step,
+                time_limit,
+                stats.status,
+            )
     log.info("run written to %s", out)
     if as_json:
         emit_json({"run": str(out), "design": spec.name, "pricing": pricing.value, "metrics": result.metrics})
     say(metrics_table(result.design.name, result.metrics), f"run written to [bold]{out}[/]")
+
+
+def mip_limits(mip_gap: float, time_limit: float) -> dict[str, float]:
+    """HiGHS options from ``--mip-gap`` and ``--time-limit``, refused unless sensible."""
+    if not (math.isfinite(mip_gap) and 0.0 <= mip_gap < 1.0):
+        raise typer.BadParameter(f"a relative gap in [0, 1), not {mip_gap}", param_hint="--mip-gap")
+    if not (math.isfinite(time_limit) and time_limit > 0.0):
+        raise typer.BadParameter(f"a positive number of seconds, not {time_limit}", param_hint="--time-limit")
+    return {"mip_rel_gap": mip_gap, "time_limit": time_limit}
 
 
 CORE_DESIGNS = "single,dso-led,tso-only"
