@@ -54,12 +54,12 @@ def test_a_milps_pricing_lp_falls_apart_once_its_integers_are_fixed():
     bids += [bid(f"c{t}", 30, 5, t=t) for t in range(4)]
     b = make_batch(bids, [tso_need(f"T{t}", 3, t=t) for t in range(4)], n_intervals=4)
     model = step_model(b, "single")
-    n = model.variables["x"].size  # x is the first family; bids in bid_id order: c0..c3, ex0..ex3
+    assert model.variables["x"].size == 8  # x is the first family; bids in bid_id order: c0..c3, ex0..ex3
     assert model.n_integer and len(set(component_labels(model)[1][:4])) == 1  # the group joins them
     mip = solve_highspy(model, None)
     fixed = model.fixed_integers(mip.values)
     assert len(set(component_labels(fixed)[1][:4])) == 4  # fixed: one component per interval
-    assert len(split(fixed, 4)) == 4 and n == 8
+    assert len(split(fixed, 4)) == 4
     whole = solve_highspy(fixed, None)
     parts = solve_in_parts(fixed, solve_highspy, None, parts=4)
     verify(fixed, parts)

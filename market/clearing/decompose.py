@@ -103,6 +103,7 @@ def split(model: LinearModel, parts: int | None = None) -> list[Part]:
     col_part = part_of[col_labels]
     row_part = {name: part_of[lab] for name, lab in row_labels.items()}
     offsets = _offsets(model)
+    constants = {n: np.where(mask, model.variables[n].lower, 0.0) for n, mask in fixed_columns(model).items()}
     out = []
     for p in range(int(part_of.max()) + 1):
         columns = {
@@ -110,7 +111,7 @@ def split(model: LinearModel, parts: int | None = None) -> list[Part]:
             for name, fam in model.variables.items()
         }
         rows = {name: np.flatnonzero(row_part[name] == p) for name in model.constraints}
-        out.append(Part(_sub_model(model, columns, rows, f"{model.name}#{p}"), columns, rows))
+        out.append(Part(_sub_model(model, columns, rows, constants, f"{model.name}#{p}"), columns, rows))
     return out
 
 
@@ -123,18 +124,22 @@ def _whole(model: LinearModel) -> Part:
 
 
 def _sub_model(
-    model: LinearModel, columns: dict[str, np.ndarray], rows: dict[str, np.ndarray], name: str
+    model: LinearModel,
+    columns: dict[str, np.ndarray],
+    rows: dict[str, np.ndarray],
+    constants: dict[str, np.ndarray],
+    name: str,
 ) -> LinearModel:
-    """The part's columns and rows; the fixed columns of other parts its rows hold are
-    constants moved to the right-hand side (nothing else of another part is in its rows)."""
+    """The part's columns and rows; the fixed columns of other parts its rows hold
+    (``constants``: each fixed column's value, 0 elsewhere) are moved to the right-hand side
+    (nothing else of another part is in its rows)."""
     sub = LinearModel(name=name)
     outside = {}
     for var, fam in model.variables.items():
         idx = columns[var]
         sub.add_variable(var, fam.lower[idx], fam.upper[idx], fam.cost[idx], fam.integer)
-        constant = np.where(np.isfinite(fam.lower) & (fam.lower == fam.upper), fam.lower, 0.0)
-        constant[idx] = 0.0
-        outside[var] = constant
+        outside[var] = constants[var].copy()
+        outside[var][idx] = 0.0
     for cname, con in model.constraints.items():
         r = rows[cname]
         blocks = {var: mat[r][:, columns[var]] for var, mat in con.blocks}

@@ -13,7 +13,6 @@ from rich.table import Table
 from rich.text import Text
 
 from market.analysis.compare import batch_input_hashes
-from market.clearing.ir import SolveStatus
 from market.clearing.results import ClearingResult
 from market.clearing.solvers import DEFAULT_HIGHS_OPTIONS
 from market.cli.console import EXIT_FAILED, emit_json, exit_on_error, load_or_exit, log, progress, say
@@ -60,14 +59,6 @@ def clear(
     params = {"design": design, "pricing": pricing.value, "mip_gap": mip_gap, "time_limit_s": time_limit}
     with exit_on_error():
         write_run(out, b, result, params, {"load": t1 - t0, "clear": t2 - t1}, force)
-    for stats in result.stats:
-        if stats.status.startswith(SolveStatus.LIMIT.value):
-            log.warning(
-                "%s: time limit of %g s reached; awards are the best feasible solution found (%s)",
-                stats.step,
-                time_limit,
-                stats.status,
-            )
     log.info("run written to %s", out)
     if as_json:
         emit_json({"run": str(out), "design": spec.name, "pricing": pricing.value, "metrics": result.metrics})
