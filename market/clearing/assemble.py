@@ -42,10 +42,10 @@ def make_whole_eur(commitment: np.ndarray, shortfall_eur: np.ndarray, energy_mwh
 
 
 def assemble(
-    batch: Batch, prep: Prepared, design: Design, pricing: Pricing, outcomes: list[StepOutcome]
+    batch: Batch, prep: Prepared, design: Design, pricing: Pricing, outcomes: list[StepOutcome], *, metrics: bool = True
 ) -> ClearingResult:
     """The run's tables from every step's outcome, the physics after the last step, then its
-    metrics (computed once)."""
+    metrics (computed once; ``metrics=False`` for a stretch of a streamed run)."""
     cfg = batch.config
     aw = with_operators(_concat([o.awards for o in outcomes], AWARD_PARTS), design)
     needs = needs_table(batch, outcomes)
@@ -68,7 +68,7 @@ def assemble(
         conflicts=physics.conflicts,
         blind_violations=physics.blind,
     )
-    return replace(result, metrics=compute_metrics(batch, result))
+    return replace(result, metrics=compute_metrics(batch, result)) if metrics else result
 
 
 def with_operators(aw: pd.DataFrame, design: Design) -> pd.DataFrame:

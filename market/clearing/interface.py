@@ -228,7 +228,7 @@ def _bands(own: pd.DataFrame, q: np.ndarray, k: int) -> pd.DataFrame:
     rows = groups.reset_index(drop=True).loc[np.repeat(np.arange(len(groups)), k)].reset_index(drop=True)
     rows["band"] = np.tile(np.arange(k), len(groups))
     rows["quantity_mw"] = inc.reshape(-1)
-    rows = rows[rows["quantity_mw"] > EPS_MW]
+    rows = rows[rows["quantity_mw"] > EPS_MW].copy()
     # a band's MW may come from cheaper bands' bids the limits held back: price its own bids,
     # or (a band of none) the dearest bid below it
     idx = pd.MultiIndex.from_frame(rows[[*GROUP, "band"]])

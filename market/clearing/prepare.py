@@ -138,7 +138,7 @@ def step_inputs(batch: Batch, prep: Prepared, step: Step, taken: np.ndarray) -> 
     if not step.per_dso:
         return [one(ALL_PARTS, bids, dso_needs, network)]
     out = []
-    for dso in sorted(dso_needs["buyer_id"].unique()):
+    for dso in batch.dso_buyers if Buyer.DSO in step.buyers else []:
         dn = dso_needs[dso_needs["buyer_id"] == dso]
         b = _bids_for_dso(bids, dn, na, dso)
         net = network[network["owner_id"] == dso] if step.constraints is ConstraintScope.OWN else network

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -21,12 +22,14 @@ from market.clearing.decompose import solve_in_parts
 from market.clearing.formulation import StepInput, build_step_model
 from market.clearing.interface import accepted, disaggregate, offer_curves, tso_view
 from market.clearing.ir import LinearModel, Solution, SolveStatus
+from market.clearing.metrics import compute_metrics
 from market.clearing.override import apply_override
-from market.clearing.parallel import parallel_map
+from market.clearing.parallel import parallel_map, stream_map
 from market.clearing.prepare import Prepared, prepare, step_inputs
 from market.clearing.readback import StepOutcome, read_step
 from market.clearing.results import ClearingResult, ClearingStatus, ModelStats
 from market.clearing.solvers import solve_cvxpy
+from market.clearing.stream import STREAM_FROM_BIDS, WORKERS, stack, streamable, stretches, sub_batch
 from market.clearing.verify import verify
 from market.design.spec import Design, load_design
 from market.enums import DEFAULT_PRICING, SYSTEM_AREA, TSO_ID, Pricing, Service, View
@@ -46,17 +49,36 @@ def clear(
     raise_on_failure: bool = True,
     solver_options: dict[str, Any] | None = None,
     progress: Progress | None = None,
+    stream: bool | None = None,
+    metrics: bool = True,
 ) -> ClearingResult:
     """Clear ``batch`` under ``design`` (preset name, TOML path or :class:`Design`).
 
     ``pricing``: ``pay-as-bid`` or ``pay-as-clear``. ``scheduler``: a Dask scheduler
-    address for the per-DSO fan-out and for the independent parts of each model (default:
-    local threads). Raises
+    address for the per-DSO fan-out, the independent parts of each model and the stretches
+    of a streamed batch (default: local threads and worker processes). ``stream``: clear
+    the horizon stretch by stretch (:mod:`market.clearing.stream`); ``None`` streams a
+    batch of at least ``STREAM_FROM_BIDS`` bid-intervals when its design allows. Raises
     :class:`~market.errors.SolverError` on failure unless ``raise_on_failure=False``,
     in which case the result carries ``status=FAILED`` and the message.
     """
     pricing = parse_pricing(pricing)
     design = design if isinstance(design, Design) else load_design(design)
+    spans = _stretches(batch, design, stream)
+    if len(spans) > 1:
+        if progress:
+            progress(f"{design.name}: {len(spans)} stretches of the horizon")
+        try:
+            result = stream_map(
+                _clear_stretch, (design, pricing, solver_options), (sub_batch(batch, a, b) for a, b in spans),
+                scheduler=scheduler, workers=WORKERS,
+            )  # fmt: skip
+        except SolverError as exc:
+            if raise_on_failure:
+                raise
+            return _failed(design, pricing, str(exc), [])
+        stacked = stack(result)
+        return replace(stacked, metrics=compute_metrics(batch, stacked)) if metrics else stacked
     prep = prepare(batch)
     taken = np.zeros(len(prep.bids))
     seen = taken  # what the next step sees: ``taken`` unless it runs alongside the step before
@@ -86,7 +108,22 @@ def clear(
         if raise_on_failure:
             raise
         return _failed(design, pricing, str(exc), outcomes)
-    return assemble(batch, prep, design, pricing, outcomes)
+    return assemble(batch, prep, design, pricing, outcomes, metrics=metrics)
+
+
+def _stretches(batch: Batch, design: Design, stream: bool | None) -> list[tuple[int, int]]:
+    whole = [(0, len(batch.config.intervals))]
+    if stream is False or not streamable(design):
+        return whole
+    if stream is None and len(batch.bids) < STREAM_FROM_BIDS:
+        return whole
+    return stretches(batch)
+
+
+def _clear_stretch(common: tuple[Design, Pricing, dict[str, Any] | None], part: Batch) -> ClearingResult:
+    """One stretch of a streamed batch, cleared whole without metrics (on a worker)."""
+    design, pricing, options = common
+    return clear(part, design, pricing, solver_options=options, stream=False, metrics=False)
 
 
 def _deliverable_only(prep: Prepared, taken: np.ndarray, out: StepOutcome) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from market.enums import TSO_ID
 from market.io.schemas import BATCH_TABLES
 
 DEFAULT_VOLL_EUR_MWH = 10_000.0
@@ -82,6 +83,9 @@ class Batch:
     aggregators: pd.DataFrame
     source: Path | None = None
     file_hashes: dict[str, str] = field(default_factory=dict)
+    # a stretch of a streamed batch (market.clearing.stream) keeps the DSOs that buy anywhere
+    # in the whole batch, so its fan-out steps run the same models as the whole run
+    buying_dsos: tuple[str, ...] | None = None
 
     def table(self, name: str) -> pd.DataFrame:
         table: pd.DataFrame = getattr(self, name)
@@ -91,16 +95,25 @@ class Batch:
     def dsos(self) -> list[str]:
         return sorted(self.node_areas["dso_id"].unique())
 
+    @property
+    def dso_buyers(self) -> list[str]:
+        """The DSOs with a need in the batch (a fan-out step runs one model for each)."""
+        if self.buying_dsos is not None:
+            return list(self.buying_dsos)
+        return sorted(self.needs.loc[self.needs["buyer_id"] != TSO_ID, "buyer_id"].unique())
+
     def replace(self, **tables: pd.DataFrame) -> Batch:
         """A copy with some tables replaced (used by sweeps); the original is untouched."""
         values = {name: getattr(self, name) for name in TABLE_NAMES}
         values.update(tables)
-        return Batch(self.config, **values, source=self.source, file_hashes=self.file_hashes)
+        return Batch(
+            self.config, **values, source=self.source, file_hashes=self.file_hashes, buying_dsos=self.buying_dsos
+        )
 
     def with_config(self, **changes: Any) -> Batch:
         cfg = BatchConfig(**{**self.config.__dict__, **changes})
         values = {name: getattr(self, name) for name in TABLE_NAMES}
-        return Batch(cfg, **values, source=self.source, file_hashes=self.file_hashes)
+        return Batch(cfg, **values, source=self.source, file_hashes=self.file_hashes, buying_dsos=self.buying_dsos)
 
 
 TABLE_NAMES = tuple(t.name for t in BATCH_TABLES)

@@ -1,0 +1,171 @@
+"""Streaming a large batch through a design, one stretch of the horizon at a time.
+
+Nothing in a step's model links two intervals except a block or an exclusive group, and
+nothing a step prepares looks across intervals except the aggregator view (its virtual
+node weights each aggregator's nodes over the whole horizon). So a batch whose design has
+no aggregator view can be cut wherever no block or exclusive group crosses, into
+*stretches* of consecutive intervals, and each stretch cleared on its own: every step, its
+awards, prices, flows and physics. The run's tables are the stretches' tables stacked in
+the contract's row order, and its metrics are computed once over them. Each stretch's
+models are exactly the rows and columns of the whole run's models in those intervals, so
+model sizes add up and the objective is the whole run's.
+
+Only a stretch is ever built in memory at once per worker: the book is streamed through
+two worker processes (or the Dask cluster at ``--scheduler``) instead of building every
+constraint family for the whole horizon.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from market.clearing.results import ClearingResult, ClearingStatus, ModelStats
+from market.design.spec import Design
+from market.enums import View
+from market.io.batch import Batch
+
+BIDS_PER_STRETCH = 1_000_000  # bid-intervals a worker clears at once (about 1.5 GB of model)
+STREAM_FROM_BIDS = 500_000  # smaller batches are cleared whole (a worker costs ~2 s to start)
+WORKERS = 2
+
+# the contract's row order of each run table that is not ordered by time first
+ROW_ORDER = {
+    "needs": ["need_id"],
+    "unmet": ["need_id"],
+    "dso_delivery": ["need_id"],
+    "flows": ["constraint_id", "interval_start"],
+    "blind_violations": ["constraint_id", "interval_start"],
+}
+
+
+def streamable(design: Design) -> bool:
+    """Whether each stretch of the horizon can be cleared on its own (see module doc)."""
+    return all(step.view is not View.AGGREGATOR for step in design.steps)
+
+
+def cut_points(batch: Batch) -> np.ndarray:
+    """Interval boundaries (0 < k < n_t) no block or exclusive group crosses."""
+    cfg = batch.config
+    n_t = len(cfg.intervals)
+    bids = batch.bids
+    crossing = np.zeros(n_t + 1, dtype=np.int64)
+    for col in ("block_id", "exclusive_group"):
+        linked = bids[col].notna().to_numpy()
+        if not linked.any():
+            continue
+        t = cfg.slot_of(bids.loc[linked, "interval_start"])
+        span = pd.DataFrame({"unit": bids.loc[linked, col].to_numpy(), "t": t}).groupby("unit")["t"].agg(["min", "max"])
+        np.add.at(crossing, span["min"].to_numpy() + 1, 1)  # boundaries min+1 .. max are crossed
+        np.add.at(crossing, span["max"].to_numpy() + 1, -1)
+    crossed = np.cumsum(crossing)
+    return np.flatnonzero(crossed[1:n_t] == 0) + 1
+
+
+def stretches(batch: Batch, per_stretch: int = BIDS_PER_STRETCH, at_least: int = WORKERS) -> list[tuple[int, int]]:
+    """``[(first, end), ...]`` interval ranges covering the horizon, cut only at
+    :func:`cut_points`, each about ``per_stretch`` bid-intervals (at least ``at_least``
+    stretches where the cuts allow; deterministic)."""
+    cfg = batch.config
+    n_t = len(cfg.intervals)
+    per_t = np.bincount(cfg.slot_of(batch.bids["interval_start"]), minlength=n_t)
+    total = int(per_t.sum())
+    count = max(at_least, -(-total // per_stretch))
+    cuts = cut_points(batch)
+    if count <= 1 or not len(cuts):
+        return [(0, n_t)]
+    before = np.cumsum(per_t)[cuts - 1]  # bid-intervals before each possible cut
+    targets = total * np.arange(1, count) / count
+    chosen = np.unique(cuts[np.abs(before[None, :] - targets[:, None]).argmin(axis=1)])
+    edges = [0, *chosen.tolist(), n_t]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def sub_batch(batch: Batch, first: int, end: int) -> Batch:
+    """The batch restricted to intervals ``[first, end)``: its own horizon, the bids, needs,
+    signals and per-interval constraint rows of those intervals (every-interval rows and
+    the static tables as they are), and the whole batch's buying DSOs."""
+    cfg = batch.config
+    start, stop = cfg.start + first * cfg.interval, cfg.start + end * cfg.interval
+
+    def within(df: pd.DataFrame, keep_empty: bool = False) -> pd.DataFrame:
+        ts = df["interval_start"]
+        mask = ((ts >= start) & (ts < stop)).to_numpy()
+        if keep_empty:
+            mask |= ts.isna().to_numpy()
+        return df[mask].reset_index(drop=True)
+
+    part = replace(
+        batch,
+        bids=within(batch.bids),
+        needs=within(batch.needs),
+        signals=within(batch.signals),
+        constraints=within(batch.constraints, keep_empty=True),
+        buying_dsos=tuple(batch.dso_buyers),
+    )
+    return part.with_config(start=start, end=stop)
+
+
+def stack(results: list[ClearingResult]) -> ClearingResult:
+    """One result from the results of consecutive stretches (in time order)."""
+    failed = next((r for r in results if not r.ok), None)
+    if failed is not None:
+        return failed
+    first = results[0]
+    tables: dict[str, pd.DataFrame] = {}
+    for name in (
+        "awards",
+        "prices",
+        "node_prices",
+        "unmet",
+        "flows",
+        "imbalance",
+        "needs",
+        "dso_delivery",
+        "signal_breaches",
+        "conflicts",
+        "blind_violations",
+    ):
+        frames = [getattr(r, name) for r in results]
+        stacked = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
+        if name in ROW_ORDER and len(stacked):
+            stacked = stacked.sort_values(ROW_ORDER[name], kind="stable", ignore_index=True)
+        tables[name] = stacked
+    liquidity = pd.concat([r.liquidity for r in results], ignore_index=True)
+    if len(liquidity):
+        liquidity = liquidity.groupby(["step", "buyer_id"], as_index=False, sort=True).sum()
+    return ClearingResult(
+        first.design,
+        first.pricing,
+        ClearingStatus.OPTIMAL,
+        liquidity=liquidity,
+        stats=merge_stats([r.stats for r in results]),
+        **tables,
+    )
+
+
+def merge_stats(per_stretch: list[tuple[ModelStats, ...]]) -> tuple[ModelStats, ...]:
+    """One :class:`ModelStats` per model of the run: each stretch holds the rows and columns
+    of the run's models in its intervals, so sizes, timings and objectives add up; a model
+    that stopped at a limit in any stretch reports it."""
+    merged: dict[tuple[str, str, str], ModelStats] = {}
+    for stats in per_stretch:
+        for st in stats:
+            key = (st.step, st.part, st.operator)
+            was = merged.get(key)
+            if was is None:
+                merged[key] = st
+                continue
+            merged[key] = replace(
+                was,
+                n_variables=was.n_variables + st.n_variables,
+                n_constraints=was.n_constraints + st.n_constraints,
+                n_integer=was.n_integer + st.n_integer,
+                build_seconds=was.build_seconds + st.build_seconds,
+                solve_seconds=was.solve_seconds + st.solve_seconds,
+                status=was.status if was.status != "optimal" else st.status,
+                objective_eur_h=was.objective_eur_h + st.objective_eur_h,
+            )
+    return tuple(merged.values())

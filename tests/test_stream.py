@@ -1,0 +1,96 @@
+"""Streaming: a batch cleared stretch by stretch of its horizon gives the whole run's tables,
+model sizes and metrics, and never cuts where a block or an exclusive group links intervals."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from market import clear
+from market.clearing.stream import cut_points, stretches, sub_batch
+from market.design.spec import load_design
+from market.io.read import load_batch
+from market.testing import bid, make_batch, tso_need
+
+SAMPLE = "data/contested"
+
+
+def _same_metrics(a: dict[str, object], b: dict[str, object]) -> list[str]:
+    """Metric names that differ beyond float summation order (1e-9 relative)."""
+
+    def close(x: object, y: object) -> bool:
+        if isinstance(x, dict) and isinstance(y, dict):
+            return x.keys() == y.keys() and all(close(x[k], y[k]) for k in x)
+        if isinstance(x, float) and isinstance(y, float):
+            return math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-6)
+        return x == y
+
+    return [k for k in a if not close(a[k], b.get(k))]
+
+
+@pytest.fixture(scope="module")
+def contested():  # type: ignore[no-untyped-def]
+    return load_batch(SAMPLE)
+
+
+@pytest.mark.parametrize("design", ["single", "tso-only", "nyiso-alt1"])
+def test_a_streamed_run_is_the_whole_run(contested, design):  # type: ignore[no-untyped-def]
+    """Every table equal, every model's size and the run's metrics the same (an LP design,
+    a fan-out design whose DSOs have needs in only some stretches, simultaneous steps)."""
+    spec = load_design(design)
+    options = {"mip_rel_gap": 0.0}  # a MILP's optimum within a gap may differ per stretch
+    whole = clear(contested, spec, stream=False, solver_options=options)
+    streamed = clear(contested, spec, stream=True, solver_options=options)
+    assert len(stretches(contested)) >= 2
+    for name, table in whole.tables().items():
+        pd.testing.assert_frame_equal(
+            streamed.tables()[name].reset_index(drop=True),
+            table.reset_index(drop=True),
+            check_dtype=False,
+            atol=1e-6,
+            obj=name,
+        )
+    assert [(s.step, s.part, s.n_variables, s.n_constraints, s.n_integer) for s in streamed.stats] == [
+        (s.step, s.part, s.n_variables, s.n_constraints, s.n_integer) for s in whole.stats
+    ]
+    assert _same_metrics(whole.metrics, streamed.metrics) == []
+
+
+def test_the_aggregator_view_is_never_streamed(contested):  # type: ignore[no-untyped-def]
+    """CAISO multi-node weights each aggregator's nodes over the whole horizon: cut, a
+    stretch would see other weights, so such a design is cleared whole."""
+    from market.clearing.stream import streamable
+
+    assert not streamable(load_design("california-today"))
+    assert streamable(load_design("single"))
+
+
+def test_stretches_are_cut_only_where_no_block_or_group_crosses():
+    bids = [bid(f"b{t}", 10, 1, t=t) for t in range(8)]
+    bids += [bid("k1", 10, 1, t=1, block="K"), bid("k3", 10, 1, t=3, block="K")]
+    bids += [bid("g5", 10, 1, t=5, minq=1, excl="G"), bid("g6", 10, 1, t=6, minq=1, excl="G")]
+    b = make_batch(bids, [tso_need(f"T{t}", 1, t=t) for t in range(8)], n_intervals=8)
+    # boundary k lies between intervals k-1 and k: 2 and 3 are inside block K, 6 inside group G
+    assert cut_points(b).tolist() == [1, 4, 5, 7]
+    spans = stretches(b, per_stretch=3, at_least=2)
+    assert spans[0][0] == 0 and spans[-1][1] == 8
+    assert all(a < z for a, z in spans) and all(spans[i][1] == spans[i + 1][0] for i in range(len(spans) - 1))
+    assert {a for a, _ in spans[1:]} <= {1, 4, 5, 7}
+
+
+def test_a_stretch_holds_its_intervals_only(contested):  # type: ignore[no-untyped-def]
+    part = sub_batch(contested, 10, 20)
+    cfg = contested.config
+    assert part.config.start == cfg.start + 10 * cfg.interval
+    assert part.config.end == cfg.start + 20 * cfg.interval
+    for name in ("bids", "needs", "signals"):
+        ts = part.table(name)["interval_start"]
+        assert ts.between(part.config.start, part.config.end, inclusive="left").all()
+    every = contested.constraints["interval_start"].isna().sum()
+    inside = contested.constraints["interval_start"].between(part.config.start, part.config.end, inclusive="left")
+    assert len(part.constraints) == every + int(inside.sum())
+    assert part.dso_buyers == contested.dso_buyers  # the whole batch's fan-out, even without needs here
+    assert np.array_equal(part.node_areas.to_numpy(), contested.node_areas.to_numpy())
