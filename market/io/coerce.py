@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from market.errors import Finding, FindingCode
 from market.io.schemas import TableSpec
@@ -18,8 +19,13 @@ from market.io.strict import blank_text, per_unique, text_array
 TZ_SUFFIX = re.compile(r"(Z|z|[+-]\d{2}(:?\d{2})?)$")
 
 
-def coerce_table(spec: TableSpec, raw: pd.DataFrame) -> tuple[pd.DataFrame | None, list[Finding]]:
+def coerce_table(
+    spec: TableSpec, raw: pd.DataFrame, arrow: pa.Table | None = None
+) -> tuple[pd.DataFrame | None, list[Finding]]:
     """Give each column its kind; report cells that cannot be read as that kind.
+
+    ``arrow``: the same table as read from Parquet, whose text columns are checked as they
+    are (rather than converted from pandas objects once more).
 
     Returns ``None`` for the frame when a required column is missing (nothing else
     of that table can be checked meaningfully).
@@ -32,19 +38,20 @@ def coerce_table(spec: TableSpec, raw: pd.DataFrame) -> tuple[pd.DataFrame | Non
         )
     if missing:
         return None, findings
-    df = raw.reset_index(drop=True).copy()
-    ids = _row_ids(spec, df)
+    raw = raw.reset_index(drop=True) if not isinstance(raw.index, pd.RangeIndex) or raw.index.start else raw
+    ids = _row_ids(spec, raw)
+    columns: dict[str, pd.Series] = {}
     for col in spec.columns:
-        if col.name not in df.columns:
-            df[col.name] = col.default if col.default is not None else None
-            if col.kind == "float":
-                df[col.name] = df[col.name].astype(float)
+        if col.name not in raw.columns:
+            fill = col.default if col.default is not None else None
+            columns[col.name] = pd.Series(fill, index=raw.index, dtype=float if col.kind == "float" else object)
             continue
-        series = df[col.name]
+        series = raw[col.name]
         if col.kind == "str":
-            df[col.name] = _as_str(series)
+            source = arrow.column(col.name) if arrow is not None and col.name in arrow.column_names else None
+            columns[col.name] = _as_str(series, source)
         elif col.kind == "float":
-            df[col.name], bad = _as_float(series)
+            columns[col.name], bad = _as_float(series)
             nan_text = bad.copy()
             if bad.any():  # only the bad cells are looked at again
                 text = series[bad].astype(str).str.strip().str.lower()
@@ -56,7 +63,7 @@ def coerce_table(spec: TableSpec, raw: pd.DataFrame) -> tuple[pd.DataFrame | Non
                 spec, series, bad & ~nan_text, ids, col.name, "not a number", FindingCode.NOT_A_NUMBER
             )
         else:
-            df[col.name], naive, unreadable = _as_utc(series)
+            columns[col.name], naive, unreadable = _as_utc(series)
             findings += _cell_findings(
                 spec,
                 series,
@@ -69,7 +76,9 @@ def coerce_table(spec: TableSpec, raw: pd.DataFrame) -> tuple[pd.DataFrame | Non
             findings += _cell_findings(
                 spec, series, unreadable, ids, col.name, "not a timestamp", FindingCode.NOT_A_TIMESTAMP
             )
-    return df, findings
+    extra = {name: raw[name] for name in raw.columns if name not in columns}
+    # one frame from the columns (no copy of the raw table, no consolidation of its blocks)
+    return pd.DataFrame({**columns, **extra}, index=raw.index, copy=False), findings
 
 
 def _row_ids(spec: TableSpec, df: pd.DataFrame) -> pd.Series:
@@ -102,11 +111,17 @@ def _is_blank(series: pd.Series) -> np.ndarray:
     return blank_text(series)
 
 
-def _as_str(series: pd.Series) -> pd.Series:
+def _as_str(series: pd.Series, source: pa.ChunkedArray | None = None) -> pd.Series:
     """Text as is; a whole-number float as its integer (``7.0`` -> ``"7"``); other values as
-    ``str``; blanks as missing. Converted once per distinct value, never per cell."""
-    text = text_array(series)  # converted once, for both checks
+    ``str``; blanks as missing. Converted once per distinct value, never per cell.
+    ``source``: the column as read from Parquet (used when it is text)."""
+    if source is not None and (pa.types.is_string(source.type) or pa.types.is_large_string(source.type)):
+        text: pa.Array | None = source.combine_chunks()
+    else:
+        text = text_array(series)  # converted once, for both checks
     blank = blank_text(series, text)
+    if text is not None and series.dtype == object and not blank.any():
+        return series  # text already, nothing blank: kept as it is (no copy)
     out = series.astype(object)
     if text is None:
         out = pd.Series(per_unique(out, _str_value), index=series.index, dtype=object)

@@ -8,6 +8,8 @@ import tomllib
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from market.errors import BatchError, BatchValidationError, Finding, FindingCode
 from market.io.batch import DEFAULT_HOP_LATENCY_S, DEFAULT_VOLL_EUR_MWH, Batch, BatchConfig
@@ -165,12 +167,14 @@ def find_table_file(folder: Path, table: str) -> Path | None:
     return present[0] if present else None
 
 
-def read_raw_table(path: Path) -> pd.DataFrame:
-    """Read one table file without interpreting kinds (CSV cells stay strings)."""
+def read_raw_table(path: Path) -> tuple[pd.DataFrame, pa.Table | None]:
+    """Read one table file without interpreting kinds (CSV cells stay strings); for Parquet,
+    the Arrow table too (its text columns are checked as they are, not converted back)."""
     try:
         if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8")
+            table = pq.read_table(path)
+            return table.to_pandas(split_blocks=True), table  # a block per column: no 2-D copy
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8"), None
     except UnicodeDecodeError as exc:
         raise BatchError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except Exception as exc:  # pyarrow and pandas raise many kinds for a broken file
@@ -208,7 +212,7 @@ def load_batch(folder: str | Path) -> Batch:
                 tables[spec.name] = empty_table(spec)
             continue
         hashes[path.name] = sha256_file(path)
-        df, bad = coerce_table(spec, read_raw_table(path))
+        df, bad = coerce_table(spec, *read_raw_table(path))
         findings += bad
         tables[spec.name] = df
     return validate_tables(config, tables, findings, source=folder, file_hashes=hashes)

@@ -102,8 +102,13 @@ def _services_ok(s: pd.Series) -> pd.Series:
     return pd.Series(per_unique(s, ok), index=s.index).astype(bool)  # once per distinct value
 
 
+NON_EMPTY = "non_empty"
+
+
 def _non_empty() -> pa.Check:
-    return pa.Check(lambda s: pd.Series(~blank_text(s), index=s.index) | s.isna(), error="must not be empty")
+    return pa.Check(
+        lambda s: pd.Series(~blank_text(s), index=s.index) | s.isna(), error="must not be empty", name=NON_EMPTY
+    )
 
 
 def _id(name: str, required: bool = True, nullable: bool = False) -> ColumnSpec:
@@ -268,16 +273,22 @@ _PANDERA_DTYPE: dict[str, object] = {
 }
 
 
-def pandera_schema(spec: TableSpec) -> pa.DataFrameSchema:
-    """A lazy pandera schema for one table (after :mod:`market.io.coerce` gave cells their kinds)."""
+def pandera_schema(spec: TableSpec, *, coerced: bool = False, unique: bool = True) -> pa.DataFrameSchema:
+    """A lazy pandera schema for one table.
+
+    ``coerced``: the frame came through :mod:`market.io.coerce`, which already turned blank
+    text into missing values (so the not-null check reports them, and the blank-text checks
+    are left out). ``unique=False`` leaves out the key's uniqueness check, for a caller that
+    has established it already.
+    """
     columns = {
         c.name: pa.Column(
             _PANDERA_DTYPE[c.kind],
-            checks=list(c.checks),
+            checks=[ch for ch in c.checks if not (coerced and ch.name == NON_EMPTY)],
             nullable=c.nullable,
             required=c.required,
             coerce=False,
         )
         for c in spec.columns
     }
-    return pa.DataFrameSchema(columns, unique=list(spec.key), strict=False, name=spec.name)
+    return pa.DataFrameSchema(columns, unique=list(spec.key) if unique else None, strict=False, name=spec.name)

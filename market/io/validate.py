@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
+import pandera.pandas as pandera
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from market.enums import SYSTEM_AREA, TSO_ID, Service
 from market.errors import BatchValidationError, Finding, FindingCode
@@ -35,26 +37,63 @@ def validate_tables(
     """Run every check; raise :class:`BatchValidationError` or return the :class:`Batch`."""
     findings = list(findings)
     already = {(f.table, f.row, f.column) for f in findings}
+    orders: dict[str, np.ndarray] = {}
     for spec in BATCH_TABLES:
         df = tables.get(spec.name)
         if df is not None:
-            findings += [f for f in schema_findings(spec, df) if (f.table, f.row, f.column) not in already]
+            orders[spec.name] = key_order(spec, df)
+            found = schema_findings(spec, df, orders[spec.name])
+            findings += [f for f in found if (f.table, f.row, f.column) not in already]
             findings += grid_findings(spec, df, config)
     findings += foreign_key_findings(tables)
     findings += domain_findings(tables)
     if findings:
         raise BatchValidationError(findings)
-    clean = {name: _normalise(TABLES[name], df) for name, df in tables.items() if df is not None}
+    clean = {name: _normalise(TABLES[name], df, orders[name]) for name, df in tables.items() if df is not None}
     return Batch(config=config, source=source, file_hashes=dict(file_hashes or {}), **clean)
 
 
-def _normalise(spec: TableSpec, df: pd.DataFrame) -> pd.DataFrame:
-    out = df.copy()
+def key_order(spec: TableSpec, df: pd.DataFrame) -> np.ndarray:
+    """Row positions in natural-key order (stable; missing first): the order a valid table
+    is kept in, and the order in which equal keys sit side by side."""
+    key = [k for k in spec.key if k in df.columns]
+    if not key or not len(df):
+        return np.arange(len(df))
+    try:  # Arrow's stable sort: C++ string comparisons, about 3x pandas' on 10^7 ids
+        table = pa.table({k: pa.array(df[k], from_pandas=True) for k in key})
+        order = pc.sort_indices(table, sort_keys=[(k, "ascending", "at_start") for k in key])
+        return np.asarray(order.to_numpy(), dtype=np.int64)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):  # mixed kinds in a column
+        keys = pd.DataFrame({k: df[k] for k in key}, copy=False)
+        ordered = keys.sort_values(key, kind="stable", na_position="first", ignore_index=False)
+        return np.asarray(ordered.index.to_numpy(), dtype=np.int64)
+
+
+def surely_unique(spec: TableSpec, df: pd.DataFrame, order: np.ndarray) -> bool:
+    """True when the natural key has no missing part and no two rows share it (equal keys
+    sit side by side in ``order``); False when that is not certain (pandera then checks)."""
+    key = list(spec.key)
+    if len(df) < 2:
+        return True
+    if any(k not in df.columns for k in key) or df[key].isna().to_numpy().any():
+        return False
+    same = np.ones(len(df) - 1, dtype=bool)
+    for k in key:
+        v = df[k].to_numpy()[order]
+        same &= v[1:] == v[:-1]
+    return not same.any()
+
+
+def _normalise(spec: TableSpec, df: pd.DataFrame, order: np.ndarray) -> pd.DataFrame:
+    """The valid table in key order with a fresh index, its columns in contract order
+    (bids' services lists canonical)."""
+    names = {c.name for c in spec.columns}
+    cols = [c.name for c in spec.columns] + [c for c in df.columns if c not in names]
+    out = pd.DataFrame({c: df[c] for c in cols}, copy=False).take(order)
+    out.index = pd.RangeIndex(len(out))
     if spec.name == "bids":
         out["services"] = per_unique(out["services"], _canonical_services)
-    cols = [c.name for c in spec.columns] + [c for c in out.columns if c not in {c.name for c in spec.columns}]
-    # ignore_index: a fresh RangeIndex without reset_index's copy of every column (0.8 s at 1e6)
-    return out[cols].sort_values(list(spec.key), kind="stable", na_position="first", ignore_index=True)
+    return out
 
 
 def _canonical_services(v: object) -> str:
@@ -101,13 +140,18 @@ def _plain(v: object) -> object:
     return v
 
 
-def schema_findings(spec: TableSpec, df: pd.DataFrame) -> list[Finding]:
-    """Every failing cell of the pandera schema of one table."""
+def schema_findings(spec: TableSpec, df: pd.DataFrame, order: np.ndarray | None = None) -> list[Finding]:
+    """Every failing cell of the pandera schema of one (coerced) table. ``order``: the rows
+    in key order (:func:`key_order`), where a sorted pass can settle the key's uniqueness
+    before pandera's hash check is needed."""
     if spec.name == "bids" and len(df) == 0:
         return [Finding("bids", None, None, None, None, "bids table is empty", FindingCode.EMPTY_TABLE)]
+    order = key_order(spec, df) if order is None else order
     try:
-        pandera_schema(spec).validate(df, lazy=True)
-    except pa.errors.SchemaErrors as exc:
+        pandera_schema(spec, coerced=True, unique=not surely_unique(spec, df, order)).validate(
+            df, lazy=True, inplace=True
+        )  # inplace: no copy (coerce=False: nothing is changed)
+    except pandera.errors.SchemaErrors as exc:
         return _from_failure_cases(spec, df, exc.failure_cases)
     return []
 
