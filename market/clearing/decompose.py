@@ -26,6 +26,7 @@ from scipy.sparse.csgraph import connected_components
 
 from market.clearing.ir import LinearModel, Solution, SolveStatus
 
+PART_THREADS = [2]  # threads solving a model's parts; 1 in a process that shares the cores with others
 COLUMNS_PER_PART = 25_000  # below this a model is solved whole (the per-solve overhead dominates)
 MAX_PARTS = 64
 
@@ -182,7 +183,7 @@ def solve_in_parts(
     solver: Solver,
     options: dict[str, object] | None = None,
     parts: int | None = None,
-    workers: int = 2,
+    workers: int | None = None,
     scheduler: str | None = None,
 ) -> Solution:
     """Solve ``model`` part by part (see the module docstring): in parallel threads, or on
@@ -197,7 +198,10 @@ def solve_in_parts(
         return stitch(model, pieces, solutions)
     # plain threads (HiGHS releases the GIL), so a clear already running on a Dask worker
     # or in a fan-out thread never waits on its own pool
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flexmarket-part") as pool:
+    threads = workers or PART_THREADS[0]
+    if threads == 1:
+        return stitch(model, pieces, [solver(part.model, options) for part in pieces])
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="flexmarket-part") as pool:
         solutions = list(pool.map(lambda part: solver(part.model, options), pieces))
     return stitch(model, pieces, solutions)
 

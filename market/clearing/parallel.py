@@ -75,8 +75,10 @@ def stream_map(
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
-    # spawned, not forked: a fork would copy the parent's threads' locks (HiGHS, Dask)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    # spawned, not forked: a fork would copy the parent's threads' locks (HiGHS, Dask);
+    # each worker solves its models' parts in one thread (the workers share the cores)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_one_thread_each) as pool:
         futures: list[Future[R]] = []
         for item in items:
             while sum(not f.done() for f in futures) >= workers + 1:
@@ -84,6 +86,12 @@ def stream_map(
             futures.append(pool.submit(fn, common, item))
             del item
         return [f.result() for f in futures]
+
+
+def _one_thread_each() -> None:
+    from market.clearing.decompose import PART_THREADS
+
+    PART_THREADS[0] = 1
 
 
 def _stream_on_cluster(fn: Callable[[C, T], R], common: C, items: Iterable[T], scheduler: str) -> list[R]:

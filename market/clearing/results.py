@@ -63,6 +63,7 @@ class ClearingResult:
     blind_violations: pd.DataFrame = field(default_factory=pd.DataFrame)
     metrics: dict[str, Any] = field(default_factory=dict)
     message: str = ""
+    stretches: int = 1  # stretches of the horizon cleared one by one (market.clearing.stream)
 
     @property
     def ok(self) -> bool:

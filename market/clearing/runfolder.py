@@ -31,6 +31,7 @@ def manifest(
         "versions": package_versions(),
         "status": result.status.value,
         "models": [s.__dict__ for s in result.stats],
+        "stretches": result.stretches,
         "timings_s": timings,
     }
 

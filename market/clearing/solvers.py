@@ -45,6 +45,16 @@ DEFAULT_HIGHS_OPTIONS: dict[str, Any] = {
 }
 
 
+# HiGHS's presolve spends most of an LP clearing model's solve finding little to remove (on
+# the 1e6 bid-interval case: 5.8 s of parts solved in 1.9 s without it); a MILP keeps it
+LP_HIGHS_OPTIONS: dict[str, Any] = {"presolve": "off"}
+
+
+def highs_options(model: LinearModel, options: dict[str, object] | None) -> dict[str, Any]:
+    """The HiGHS options of a solve: the defaults, the LP ones for an LP, then ``options``."""
+    return {**DEFAULT_HIGHS_OPTIONS, **(LP_HIGHS_OPTIONS if not model.n_integer else {}), **(options or {})}
+
+
 SOLVER_OUTPUT = {"verbose": False}  # set by ``flexmarket --verbose``: HiGHS's own log on stdout
 
 
@@ -105,7 +115,7 @@ def solve_cvxpy(model: LinearModel, options: dict[str, object] | None = None) ->
     t0 = time.perf_counter()
     problem, cvars, constraints = to_cvxpy(model)
     t1 = time.perf_counter()
-    opts = {**DEFAULT_HIGHS_OPTIONS, "verbose": SOLVER_OUTPUT["verbose"], **(options or {})}
+    opts = {**highs_options(model, options), "verbose": SOLVER_OUTPUT["verbose"]}
     try:
         with warnings.catch_warnings():  # a limit's "may be inaccurate": the status is handled below
             warnings.filterwarnings("ignore", message="Solution may be inaccurate")
@@ -217,7 +227,7 @@ def solve_highspy(model: LinearModel, options: dict[str, object] | None = None) 
         lp.integrality_ = [kinds[int(f.integer)] for f in fams for _ in range(f.size)]
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
-    for k, v in {**DEFAULT_HIGHS_OPTIONS, **(options or {})}.items():
+    for k, v in highs_options(model, options).items():
         h.setOptionValue(k, v)
     h.passModel(lp)
     t1 = time.perf_counter()

@@ -27,7 +27,7 @@ from market.design.spec import Design
 from market.enums import View
 from market.io.batch import Batch
 
-BIDS_PER_STRETCH = 1_000_000  # bid-intervals a worker clears at once (about 1.5 GB of model)
+BIDS_PER_STRETCH = 500_000  # bid-intervals a worker clears at once
 STREAM_FROM_BIDS = 500_000  # smaller batches are cleared whole (a worker costs ~2 s to start)
 WORKERS = 2
 
@@ -142,6 +142,7 @@ def stack(results: list[ClearingResult]) -> ClearingResult:
         ClearingStatus.OPTIMAL,
         liquidity=liquidity,
         stats=merge_stats([r.stats for r in results]),
+        stretches=len(results),
         **tables,
     )
 

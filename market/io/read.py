@@ -167,19 +167,33 @@ def find_table_file(folder: Path, table: str) -> Path | None:
     return present[0] if present else None
 
 
-def read_raw_table(path: Path) -> tuple[pd.DataFrame, pa.Table | None]:
+def read_raw_table(path: Path, unique: tuple[str, ...] = ()) -> tuple[pd.DataFrame, pa.Table | None]:
     """Read one table file without interpreting kinds (CSV cells stay strings); for Parquet,
-    the Arrow table too (its text columns are checked as they are, not converted back)."""
+    the Arrow table too (its text columns are checked as they are, not converted back).
+    ``unique``: columns expected to hold a distinct value per row (a table's id), turned
+    into Python strings without pyarrow's de-duplication, which for 10^7 distinct ids costs
+    6 s instead of 0.7 s."""
     try:
         if path.suffix == ".parquet":
             table = pq.read_table(path)
-            return table.to_pandas(split_blocks=True), table  # a block per column: no 2-D copy
+            return _to_pandas(table, unique), table
         return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8"), None
     except UnicodeDecodeError as exc:
         raise BatchError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except Exception as exc:  # pyarrow and pandas raise many kinds for a broken file
         kind = "Parquet" if path.suffix == ".parquet" else "CSV"
         raise BatchError(f"{path}: cannot be read as {kind} ({type(exc).__name__}: {exc})") from exc
+
+
+def _to_pandas(table: pa.Table, unique: tuple[str, ...]) -> pd.DataFrame:
+    """The table in pandas, a block per column (no 2-D copy); repeated text shared as one
+    object per distinct value, except in the ``unique`` columns."""
+    plain = [c for c in table.column_names if c in unique]
+    if not plain:
+        return table.to_pandas(split_blocks=True)
+    rest = table.drop_columns(plain).to_pandas(split_blocks=True)
+    ids = {name: table.column(name).to_pandas(deduplicate_objects=False) for name in plain}
+    return pd.DataFrame({c: ids[c] if c in ids else rest[c] for c in table.column_names}, copy=False)
 
 
 def load_batch(folder: str | Path) -> Batch:
@@ -212,7 +226,8 @@ def load_batch(folder: str | Path) -> Batch:
                 tables[spec.name] = empty_table(spec)
             continue
         hashes[path.name] = sha256_file(path)
-        df, bad = coerce_table(spec, *read_raw_table(path))
+        unique = (spec.id_column,) if spec.id_column and spec.key == (spec.id_column,) else ()
+        df, bad = coerce_table(spec, *read_raw_table(path, unique))
         findings += bad
         tables[spec.name] = df
     return validate_tables(config, tables, findings, source=folder, file_hashes=hashes)
