@@ -94,3 +94,20 @@ def test_a_stretch_holds_its_intervals_only(contested):  # type: ignore[no-untyp
     assert len(part.constraints) == every + int(inside.sum())
     assert part.dso_buyers == contested.dso_buyers  # the whole batch's fan-out, even without needs here
     assert np.array_equal(part.node_areas.to_numpy(), contested.node_areas.to_numpy())
+
+
+def test_stretches_fan_out_on_a_real_dask_cluster(contested, dask_scheduler):  # type: ignore[no-untyped-def]
+    """With a scheduler, the stretches go to its workers (one at a time per worker), with
+    the local whole run's tables."""
+    options = {"mip_rel_gap": 0.0}
+    whole = clear(contested, "dso-led", stream=False, solver_options=options)
+    remote = clear(contested, "dso-led", stream=True, scheduler=dask_scheduler, solver_options=options)
+    assert remote.stretches == len(stretches(contested)) >= 2
+    for name, table in whole.tables().items():
+        pd.testing.assert_frame_equal(
+            remote.tables()[name].reset_index(drop=True),
+            table.reset_index(drop=True),
+            check_dtype=False,
+            atol=1e-6,
+            obj=name,
+        )
