@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from market import clear
+from market.clearing.results import ClearingResult
 from market.clearing.stream import cut_points, stretches, sub_batch
 from market.design.spec import load_design
 from market.io.read import load_batch
@@ -31,6 +32,17 @@ def _same_metrics(a: dict[str, object], b: dict[str, object]) -> list[str]:
     return [k for k in a if not close(a[k], b.get(k))]
 
 
+def _assert_same_tables(got: ClearingResult, want: ClearingResult) -> None:
+    for name, table in want.tables().items():
+        pd.testing.assert_frame_equal(
+            got.tables()[name].reset_index(drop=True),
+            table.reset_index(drop=True),
+            check_dtype=False,
+            atol=1e-6,
+            obj=name,
+        )
+
+
 @pytest.fixture(scope="module")
 def contested():  # type: ignore[no-untyped-def]
     return load_batch(SAMPLE)
@@ -45,14 +57,7 @@ def test_a_streamed_run_is_the_whole_run(contested, design):  # type: ignore[no-
     whole = clear(contested, spec, stream=False, solver_options=options)
     streamed = clear(contested, spec, stream=True, solver_options=options)
     assert len(stretches(contested)) >= 2
-    for name, table in whole.tables().items():
-        pd.testing.assert_frame_equal(
-            streamed.tables()[name].reset_index(drop=True),
-            table.reset_index(drop=True),
-            check_dtype=False,
-            atol=1e-6,
-            obj=name,
-        )
+    _assert_same_tables(streamed, whole)
     assert [(s.step, s.part, s.n_variables, s.n_constraints, s.n_integer) for s in streamed.stats] == [
         (s.step, s.part, s.n_variables, s.n_constraints, s.n_integer) for s in whole.stats
     ]
@@ -103,11 +108,4 @@ def test_stretches_fan_out_on_a_real_dask_cluster(contested, dask_scheduler):  #
     whole = clear(contested, "dso-led", stream=False, solver_options=options)
     remote = clear(contested, "dso-led", stream=True, scheduler=dask_scheduler, solver_options=options)
     assert remote.stretches == len(stretches(contested)) >= 2
-    for name, table in whole.tables().items():
-        pd.testing.assert_frame_equal(
-            remote.tables()[name].reset_index(drop=True),
-            table.reset_index(drop=True),
-            check_dtype=False,
-            atol=1e-6,
-            obj=name,
-        )
+    _assert_same_tables(remote, whole)

@@ -25,8 +25,8 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from market.clearing.ir import LinearModel, Solution, SolveStatus
+from market.clearing.parallel import PART_THREADS, parallel_map
 
-PART_THREADS = [2]  # threads solving a model's parts; 1 in a process that shares the cores with others
 COLUMNS_PER_PART = 25_000  # below this a model is solved whole (the per-solve overhead dominates)
 MAX_PARTS = 64
 
@@ -192,8 +192,6 @@ def solve_in_parts(
     if len(pieces) == 1:
         return solver(pieces[0].model, options)
     if scheduler:  # the parts fan out on a Dask cluster
-        from market.clearing.parallel import parallel_map
-
         solutions = parallel_map(_solve_part, (solver, options), pieces, scheduler=scheduler)
         return stitch(model, pieces, solutions)
     # plain threads (HiGHS releases the GIL), so a clear already running on a Dask worker

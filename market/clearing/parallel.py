@@ -88,9 +88,10 @@ def stream_map(
         return [f.result() for f in futures]
 
 
-def _one_thread_each() -> None:
-    from market.clearing.decompose import PART_THREADS
+PART_THREADS = [2]  # threads solving a model's parts (decompose); 1 where processes share the cores
 
+
+def _one_thread_each() -> None:
     PART_THREADS[0] = 1
 
 
