@@ -10,7 +10,8 @@ Every error a user can cause or meet derives from :class:`FlexmarketError`::
     ├── OutputError                an output would replace something flexmarket did not make
     ├── SolverError                the solver failed, is missing, or returned values
     │   │                          that break the model's own constraints
-    │   └── SolverNotInstalledError
+    │   ├── SolverNotInstalledError
+    │   └── WorkerLostError        a worker process of a streamed run died (memory, signal)
     └── SettlementError            settlement inputs or store state are inconsistent
         ├── SettlementConfigError  settle.toml is malformed
         ├── SettlementInputError   the run folder or the meter data cannot be settled
@@ -145,6 +146,11 @@ class SolverError(FlexmarketError):
 
 class SolverNotInstalledError(SolverError):
     """The named solver is not available in this environment."""
+
+
+class WorkerLostError(SolverError):
+    """A worker process of a streamed run died before it finished (killed for memory, or
+    by a signal); nothing of the run is written."""
 
 
 class SettlementError(FlexmarketError):

@@ -4,15 +4,18 @@ model sizes and metrics, and never cuts where a block or an exclusive group link
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from market import clear
+from market.clearing.parallel import stream_map
 from market.clearing.results import ClearingResult
 from market.clearing.stream import cut_points, stretches, sub_batch
 from market.design.spec import load_design
+from market.errors import WorkerLostError
 from market.io.read import load_batch
 from market.testing import bid, make_batch, tso_need
 
@@ -109,3 +112,12 @@ def test_stretches_fan_out_on_a_real_dask_cluster(contested, dask_scheduler):  #
     remote = clear(contested, "dso-led", stream=True, scheduler=dask_scheduler, solver_options=options)
     assert remote.stretches == len(stretches(contested)) >= 2
     _assert_same_tables(remote, whole)
+
+
+def _die(common: object, item: object) -> None:
+    os._exit(9)  # a worker killed mid-stretch (as the kernel does when memory runs out)
+
+
+def test_a_worker_that_dies_is_a_named_error_not_a_traceback():
+    with pytest.raises(WorkerLostError, match="worker process died"):
+        stream_map(_die, None, iter([1, 2]), workers=1)

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
+from market.errors import WorkerLostError
+
 C = TypeVar("C")
 T = TypeVar("T")
 R = TypeVar("R")
@@ -74,18 +76,22 @@ def stream_map(
         return _stream_on_cluster(fn, common, items, scheduler)
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     # spawned, not forked: a fork would copy the parent's threads' locks (HiGHS, Dask);
     # each worker solves its models' parts in one thread (the workers share the cores)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_one_thread_each) as pool:
         futures: list[Future[R]] = []
-        for item in items:
-            while sum(not f.done() for f in futures) >= workers + 1:
-                wait([f for f in futures if not f.done()], return_when=FIRST_COMPLETED)
-            futures.append(pool.submit(fn, common, item))
-            del item
-        return [f.result() for f in futures]
+        try:
+            for item in items:
+                while sum(not f.done() for f in futures) >= workers + 1:
+                    wait([f for f in futures if not f.done()], return_when=FIRST_COMPLETED)
+                futures.append(pool.submit(fn, common, item))
+                del item
+            return [f.result() for f in futures]
+        except BrokenProcessPool as exc:  # a worker was killed (out of memory, a signal)
+            raise WorkerLostError(f"a worker process died before it finished ({exc})") from exc
 
 
 PART_THREADS = [2]  # threads solving a model's parts (decompose); 1 where processes share the cores

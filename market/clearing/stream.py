@@ -133,9 +133,10 @@ def stack(results: list[ClearingResult]) -> ClearingResult:
         if name in ROW_ORDER and len(stacked):
             stacked = stacked.sort_values(ROW_ORDER[name], kind="stable", ignore_index=True)
         tables[name] = stacked
-    liquidity = pd.concat([r.liquidity for r in results], ignore_index=True)
-    if len(liquidity):
-        liquidity = liquidity.groupby(["step", "buyer_id"], as_index=False, sort=True).sum()
+    parts = [r.liquidity for r in results if len(r.liquidity)]
+    liquidity = first.liquidity
+    if parts:
+        liquidity = pd.concat(parts, ignore_index=True).groupby(["step", "buyer_id"], as_index=False, sort=True).sum()
     return ClearingResult(
         first.design,
         first.pricing,
