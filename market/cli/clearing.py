@@ -30,7 +30,10 @@ def clear(
     design: Annotated[str, typer.Option(help="preset name or design .toml")] = "single",
     pricing: Annotated[Pricing, typer.Option(help="how awards are paid")] = DEFAULT_PRICING,
     out: Annotated[Path, typer.Option(help="run folder to write")] = Path("runs/run"),
-    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address")] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Dask scheduler address: model parts, or the stretches of a large batch, run there"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the run's metrics as JSON")] = False,
     force: Annotated[bool, typer.Option(help="replace OUT even if it is not an earlier run")] = False,
     mip_gap: Annotated[
@@ -40,7 +43,10 @@ def clear(
         float, typer.Option(help="seconds per MILP; then the best feasible solution is kept and its gap reported")
     ] = DEFAULT_HIGHS_OPTIONS["time_limit"],
 ) -> None:
-    """Clear a batch under one design and write the run folder."""
+    """Clear a batch under one design and write the run folder.
+
+    Batches of 500,000 bid-intervals or more are cleared stretch by stretch (the same run).
+    """
     from market.clearing.run import clear as do_clear
     from market.clearing.runfolder import RUN_KIND, write_run
     from market.design.spec import load_design
