@@ -1,10 +1,15 @@
 """pytest-benchmark: clearing per design and size, and the same LP straight to highspy.
 
 Run: ``python -m pytest -o addopts="" tests/benchmarks --benchmark-only``
-(the 10^6 case is in ``tests/benchmarks/compare.py``, which also measures peak memory).
+(the 10^6 model against highspy is in ``tests/benchmarks/compare.py``, which also measures
+peak memory; ``tests/benchmarks/end_to_end.py`` measures the whole CLI run and its process
+tree's memory against a pyarrow read plus highspy).
 """
 
 from __future__ import annotations
+
+import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -53,3 +58,25 @@ def test_tso_step_size_under_interface_offers(benchmark, n_der, design):
     benchmark.extra_info["tso_variables"] = result.metrics["scalability_tso_variables"]
     benchmark.extra_info["tso_constraints"] = result.metrics["scalability_tso_constraints"]
     assert result.ok
+
+
+# 10^7 takes about two minutes and 6.5 GiB: measured only when asked for
+# (FLEXMARKET_BENCH_1E7=1); tests/benchmarks/end_to_end.py measures memory and the reference.
+END_TO_END = [("1e5", 1040), ("1e6", 10400)] + ([("1e7", 104000)] if os.environ.get("FLEXMARKET_BENCH_1E7") else [])
+
+
+@pytest.mark.parametrize(("name", "bids"), END_TO_END, ids=[n for n, _ in END_TO_END])
+def test_clear_end_to_end(benchmark, tmp_path, name, bids):
+    """`flexmarket clear` as a user runs it (a fresh process: load, validate, build, solve,
+    verify, price, evaluate, write), on a batch `flexmarket synth` wrote beforehand."""
+    batch = tmp_path / "batch"
+    subprocess.run(["flexmarket", "synth", "--bids", str(bids), "--intervals", "96", "--out", str(batch)], check=True)
+    benchmark.group = f"flexmarket clear end to end {name}"
+    runs = iter(range(100))
+
+    def run() -> None:
+        out = tmp_path / f"run{next(runs)}"
+        subprocess.run(["flexmarket", "clear", str(batch), "--out", str(out)], check=True, capture_output=True)
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    assert (tmp_path / "run0" / "manifest.json").is_file()
