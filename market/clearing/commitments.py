@@ -44,6 +44,17 @@ def define_blocks(m: LinearModel, bids: pd.DataFrame) -> None:
 
 def define_integer_units(m: LinearModel, bids: pd.DataFrame) -> pd.DataFrame:
     """Binary ``z`` per unit with a minimum or an exclusive group; at most one per group."""
+    if not (bids["min_mw"].to_numpy() > 0).any() and not bids["exclusive_group"].notna().any():
+        # no unit can have a minimum or a group (a block's ratio is its bids' largest): an LP
+        return pd.DataFrame(
+            {
+                "unit": pd.Series(dtype=object),
+                "anchor": pd.Series(dtype=np.int64),
+                "ratio": pd.Series(dtype=float),
+                "group": pd.Series(dtype=object),
+                "live": pd.Series(dtype=bool),
+            }
+        )
     unit = bids["block_id"].where(bids["block_id"].notna(), "bid:" + bids["bid_id"])
     cap = bids["cap_mw"].to_numpy()
     ratio = np.divide(bids["min_mw"].to_numpy(), cap, out=np.zeros(len(bids)), where=cap > 0)

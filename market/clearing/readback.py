@@ -229,22 +229,22 @@ def _node_prices(
     if not len(index.balance_t):
         return pd.DataFrame()
     nodes = np.unique(inp.node_areas["node_id"].to_numpy().astype(str))
-    grid = pd.DataFrame({"node_id": np.repeat(nodes, len(index.balance_t)), "t": np.tile(index.balance_t, len(nodes))})
+    bt = np.asarray(index.balance_t)
+    congestion = np.zeros(len(nodes) * len(bt))
     net = inp.network.reset_index(drop=True)
     if len(net) and "flow_max" in marg:
         rows = net[["constraint_id", "t"]].assign(m=marg["flow_max"] + marg["flow_min"])
         cong = rows.merge(inp.sens, on="constraint_id")
-        cong = (
-            cong.assign(v=cong["m"] * cong["factor"])
-            .groupby(["node_id", "t"])["v"]
-            .sum()
-            .rename("congestion_eur_mwh")
-            .reset_index()
-        )
-        grid = grid.merge(cong, on=["node_id", "t"], how="left")
-    else:
-        grid["congestion_eur_mwh"] = 0.0
-    grid["congestion_eur_mwh"] = grid["congestion_eur_mwh"].fillna(0.0)
+        node = pd.Index(nodes).get_indexer(cong["node_id"].astype(str))  # -1: a node in no area
+        t = cong["t"].to_numpy()
+        slot = np.minimum(np.searchsorted(bt, t), len(bt) - 1)
+        keep = (node >= 0) & (bt[slot] == t)  # nodes of the grid, balance intervals only
+        cell = node[keep] * len(bt) + slot[keep]  # the grid's row: nodes in order, each over bt
+        v = (cong["m"] * cong["factor"]).to_numpy()[keep]
+        congestion = np.asarray(np.bincount(cell, weights=v, minlength=len(congestion)), dtype=float)
+    grid = pd.DataFrame(
+        {"node_id": np.repeat(nodes, len(bt)), "t": np.tile(bt, len(nodes)), "congestion_eur_mwh": congestion}
+    )
     grid["energy_eur_mwh"] = lam[grid["t"].to_numpy()]
     grid["step"] = step
     return grid
