@@ -255,3 +255,23 @@ def test_validate_meter_applies_exactly_the_checks_of_settle(good, tmp_path):
     )
     assert ok.exit_code == 0, ok.output
     assert "68 DER" in ok.output
+
+
+def test_parquet_written_with_a_pandas_index_reads_as_its_rows(good, tmp_path):
+    """pandas keeps a non-default index as a column of the Parquet file (a filtered or
+    re-ordered frame): the rows are still read in file order, numbered from 0, and a bad
+    cell is named at its row in the file."""
+    folder = tmp_path / "indexed"
+    shutil.copytree(good, folder)
+    bids = pd.read_csv(folder / "bids.csv", dtype=str, keep_default_na=False)
+    for col in ("quantity_mw", "min_quantity_mw", "price_eur_mwh"):
+        bids[col] = bids[col].astype(float)
+    bids["interval_start"] = pd.to_datetime(bids["interval_start"], utc=True)
+    (folder / "bids.csv").unlink()
+    reordered = bids.iloc[::-1]  # index 47, 46, ...: stored in the file
+    reordered.to_parquet(folder / "bids.parquet")
+    assert load_batch(folder).bids.equals(load_batch(good).bids)
+    reordered = reordered.copy()
+    reordered.iloc[3, reordered.columns.get_loc("direction")] = "sideways"
+    reordered.to_parquet(folder / "bids.parquet")
+    assert_names(refused(folder), "bids", 3, "direction", "must be one of")

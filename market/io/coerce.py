@@ -38,7 +38,8 @@ def coerce_table(
         )
     if missing:
         return None, findings
-    raw = raw.reset_index(drop=True) if not isinstance(raw.index, pd.RangeIndex) or raw.index.start else raw
+    if not raw.index.equals(pd.RangeIndex(len(raw))):  # rows are numbered from 0, as in the file
+        raw = raw.reset_index(drop=True)
     ids = _row_ids(spec, raw)
     columns: dict[str, pd.Series] = {}
     for col in spec.columns:

@@ -189,11 +189,12 @@ def _to_pandas(table: pa.Table, unique: tuple[str, ...]) -> pd.DataFrame:
     """The table in pandas, a block per column (no 2-D copy); repeated text shared as one
     object per distinct value, except in the ``unique`` columns."""
     plain = [c for c in table.column_names if c in unique]
+    rest = table.drop_columns(plain).to_pandas(split_blocks=True)  # an index pandas stored is restored
     if not plain:
-        return table.to_pandas(split_blocks=True)
-    rest = table.drop_columns(plain).to_pandas(split_blocks=True)
-    ids = {name: table.column(name).to_pandas(deduplicate_objects=False) for name in plain}
-    return pd.DataFrame({c: ids[c] if c in ids else rest[c] for c in table.column_names}, copy=False)
+        return rest
+    ids = {name: table.column(name).to_pandas(deduplicate_objects=False).set_axis(rest.index) for name in plain}
+    order = [c for c in table.column_names if c in ids or c in rest.columns]
+    return pd.DataFrame({c: ids[c] if c in ids else rest[c] for c in order}, index=rest.index, copy=False)
 
 
 def load_batch(folder: str | Path) -> Batch:
