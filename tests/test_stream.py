@@ -13,7 +13,7 @@ import pytest
 from market import clear
 from market.clearing.parallel import stream_map
 from market.clearing.results import ClearingResult
-from market.clearing.stream import cut_points, stretches, sub_batch
+from market.clearing.stream import cut_points, streamable, stretches, sub_batch
 from market.design.spec import load_design
 from market.errors import WorkerLostError
 from market.io.read import load_batch
@@ -70,10 +70,9 @@ def test_a_streamed_run_is_the_whole_run(contested, design):  # type: ignore[no-
 def test_the_aggregator_view_is_never_streamed(contested):  # type: ignore[no-untyped-def]
     """CAISO multi-node weights each aggregator's nodes over the whole horizon: cut, a
     stretch would see other weights, so such a design is cleared whole."""
-    from market.clearing.stream import streamable
-
     assert not streamable(load_design("california-today"))
     assert streamable(load_design("single"))
+    assert clear(contested, "california-today", stream=True).stretches == 1  # asked for, still whole
 
 
 def test_stretches_are_cut_only_where_no_block_or_group_crosses():

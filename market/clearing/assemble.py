@@ -197,7 +197,12 @@ def node_prices_table(outcomes: list[StepOutcome], cfg: BatchConfig) -> pd.DataF
 
 def liquidity_table(outcomes: list[StepOutcome]) -> pd.DataFrame:
     """``liquidity``: bids and MW each buyer could use, per step."""
-    liq = [o.liquidity for o in outcomes if len(o.liquidity)]
+    return sum_liquidity([o.liquidity for o in outcomes])
+
+
+def sum_liquidity(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Liquidity rows of several models (or stretches) summed per step and buyer."""
+    liq = [f for f in frames if len(f)]
     if not liq:
         return pd.DataFrame(columns=["step", "buyer_id", "bids", "offered_mw"])
     return pd.concat(liq).groupby(["step", "buyer_id"], as_index=False).sum()

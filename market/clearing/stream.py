@@ -22,6 +22,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from market.clearing.assemble import sum_liquidity
+from market.clearing.ir import SolveStatus
 from market.clearing.results import ClearingResult, ClearingStatus, ModelStats
 from market.design.spec import Design
 from market.enums import View
@@ -115,33 +117,19 @@ def stack(results: list[ClearingResult]) -> ClearingResult:
         return failed
     first = results[0]
     tables: dict[str, pd.DataFrame] = {}
-    for name in (
-        "awards",
-        "prices",
-        "node_prices",
-        "unmet",
-        "flows",
-        "imbalance",
-        "needs",
-        "dso_delivery",
-        "signal_breaches",
-        "conflicts",
-        "blind_violations",
-    ):
-        frames = [getattr(r, name) for r in results]
+    for name in first.tables():
+        frames = [r.tables()[name] for r in results]
+        if name == "liquidity":
+            tables[name] = sum_liquidity(frames)
+            continue
         stacked = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
         if name in ROW_ORDER and len(stacked):
             stacked = stacked.sort_values(ROW_ORDER[name], kind="stable", ignore_index=True)
         tables[name] = stacked
-    parts = [r.liquidity for r in results if len(r.liquidity)]
-    liquidity = first.liquidity
-    if parts:
-        liquidity = pd.concat(parts, ignore_index=True).groupby(["step", "buyer_id"], as_index=False, sort=True).sum()
     return ClearingResult(
         first.design,
         first.pricing,
         ClearingStatus.OPTIMAL,
-        liquidity=liquidity,
         stats=merge_stats([r.stats for r in results]),
         stretches=len(results),
         **tables,
@@ -167,7 +155,7 @@ def merge_stats(per_stretch: list[tuple[ModelStats, ...]]) -> tuple[ModelStats, 
                 n_integer=was.n_integer + st.n_integer,
                 build_seconds=was.build_seconds + st.build_seconds,
                 solve_seconds=was.solve_seconds + st.solve_seconds,
-                status=was.status if was.status != "optimal" else st.status,
+                status=was.status if was.status != SolveStatus.OPTIMAL.value else st.status,
                 objective_eur_h=was.objective_eur_h + st.objective_eur_h,
             )
     return tuple(merged.values())

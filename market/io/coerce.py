@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from market.errors import Finding, FindingCode
 from market.io.schemas import TableSpec
-from market.io.strict import blank_text, per_unique, text_array
+from market.io.strict import arrow_array, blank_text, is_text, per_unique
 
 TZ_SUFFIX = re.compile(r"(Z|z|[+-]\d{2}(:?\d{2})?)$")
 
@@ -116,15 +116,13 @@ def _as_str(series: pd.Series, source: pa.ChunkedArray | None = None) -> pd.Seri
     """Text as is; a whole-number float as its integer (``7.0`` -> ``"7"``); other values as
     ``str``; blanks as missing. Converted once per distinct value, never per cell.
     ``source``: the column as read from Parquet (used when it is text)."""
-    if source is not None and (pa.types.is_string(source.type) or pa.types.is_large_string(source.type)):
-        text: pa.Array | None = source.combine_chunks()
-    else:
-        text = text_array(series)  # converted once, for both checks
-    blank = blank_text(series, text)
-    if text is not None and series.dtype == object and not blank.any():
+    arr = source.combine_chunks() if source is not None and is_text(source) else arrow_array(series)
+    blank = blank_text(series, arr)
+    text = is_text(arr)
+    if text and series.dtype == object and not blank.any():
         return series  # text already, nothing blank: kept as it is (no copy)
     out = series.astype(object)
-    if text is None:
+    if not text:
         out = pd.Series(per_unique(out, _str_value), index=series.index, dtype=object)
     return out.where(~blank, None)
 

@@ -43,30 +43,35 @@ def per_unique(series: pd.Series, fn: Callable[[object], Any]) -> np.ndarray:
     return table[codes]  # code -1 (missing) takes the last entry
 
 
-def text_array(series: pd.Series) -> pa.Array | None:
-    """The column as an Arrow string array when it holds only text (and missing values),
-    else ``None`` (numbers, or mixed kinds)."""
+def arrow_array(series: pd.Series) -> pa.Array | None:
+    """The column as one Arrow array (text, numbers, ...), or ``None`` when it mixes kinds
+    Arrow cannot hold in one array."""
     if series.dtype.kind in "biufcmM":
         return None
     try:
         arr = pa.array(series, from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
-    if pa.types.is_null(arr.type):
-        return arr.cast(pa.string())
-    return arr if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) else None
+    return arr.cast(pa.string()) if pa.types.is_null(arr.type) else arr
 
 
-def blank_text(series: pd.Series, text: pa.Array | None = None) -> np.ndarray:
+def is_text(arr: pa.Array | pa.ChunkedArray | None) -> bool:
+    """Whether an Arrow array holds text (and missing values) only."""
+    return arr is not None and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type))
+
+
+def blank_text(series: pd.Series, arr: pa.Array | None = None) -> np.ndarray:
     """Missing, or text that is empty after stripping whitespace: through Arrow when the
-    column holds only text (C speed; ``text`` if already converted), cell by cell when it
-    mixes kinds."""
-    arr = text if text is not None else text_array(series)
-    if arr is None:
+    column converts to one Arrow array (C speed; ``arr`` if already converted), cell by cell
+    only when it mixes kinds."""
+    if series.dtype.kind in "biufcmM":
+        return np.asarray(series.isna())
+    arr = arr if arr is not None else arrow_array(series)
+    if arr is None:  # mixed kinds: cell by cell
         missing = np.asarray(series.isna())
-        if series.dtype.kind in "biufcmM":
-            return missing
         return missing | np.asarray(series.map(lambda v: isinstance(v, str) and v.strip() == ""), dtype=bool)
+    if not is_text(arr):  # no text at all: only missing values are blank
+        return np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     # missing (null) or empty once stripped, in one Arrow pass (no per-object NA check)
     blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(arr), ""), True)
     return np.asarray(blank.to_numpy(zero_copy_only=False), dtype=bool)
