@@ -41,7 +41,7 @@ def test_solver_failure_raises_named_error_unless_opted_out(batch):
             clear(batch, "single", solver_options={"time_limit": 0.0})
         r = clear(batch, "single", raise_on_failure=False, solver_options={"time_limit": 0.0})
     assert r.status is ClearingStatus.FAILED and not r.ok
-    assert "user_limit" in r.message
+    assert "Time limit reached" in r.message
 
 
 def test_unknown_pricing_is_refused(batch):

@@ -38,7 +38,7 @@ import scipy.sparse as sp
 from market.clearing.formulation import StepInput
 from market.clearing.ir import LinearModel, SolveStatus
 from market.clearing.results import ModelStats
-from market.clearing.solvers import solve_cvxpy
+from market.clearing.solvers import solve
 from market.enums import TSO_ID, Operator
 from market.errors import SolverError
 
@@ -361,7 +361,7 @@ def _solve_dso_model(
     m: LinearModel, name: str, kind: str, options: dict[str, object] | None
 ) -> tuple[dict[str, np.ndarray], ModelStats]:
     """Solve one of a DSO's own LPs (``name`` = ``step:dso``) and describe it as the DSO's."""
-    sol = solve_cvxpy(m, options)
+    sol = solve(m, options)
     if sol.status is not SolveStatus.OPTIMAL:
         raise SolverError(f"{m.name}: HiGHS returned {sol.status.value} ({sol.detail})")
     step, dso = name.split(":")[0], name.split(":")[-1]

@@ -28,7 +28,7 @@ from market.clearing.parallel import parallel_map, stream_map
 from market.clearing.prepare import Prepared, prepare, step_inputs
 from market.clearing.readback import StepOutcome, read_step
 from market.clearing.results import ClearingResult, ClearingStatus, ModelStats
-from market.clearing.solvers import solve_cvxpy
+from market.clearing.solvers import solve
 from market.clearing.stream import STREAM_FROM_BIDS, WORKERS, stack, streamable, stretches, sub_batch
 from market.clearing.verify import verify
 from market.design.spec import Design, load_design
@@ -256,7 +256,7 @@ def solve_step(
 
 
 def _solve_checked(model: LinearModel, options: dict[str, Any] | None, scheduler: str | None = None) -> Solution:
-    sol = solve_in_parts(model, solve_cvxpy, options, scheduler=scheduler)  # exact: only what nothing couples
+    sol = solve_in_parts(model, solve, options, scheduler=scheduler)  # exact: only what nothing couples
     if sol.status not in (SolveStatus.OPTIMAL, SolveStatus.LIMIT):
         raise SolverError(f"{model.name}: HiGHS returned {sol.status.value} ({sol.detail})")
     verify(model, sol)

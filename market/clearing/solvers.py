@@ -1,7 +1,8 @@
 """Solver backends behind one protocol: ``solve(model, options) -> Solution``.
 
-:func:`solve_cvxpy` (production: cvxpy + HiGHS, one ``cp.Variable`` per family) and
-:func:`solve_highspy` (reference: the same model straight to highspy). Marginals are
+:func:`solve_highspy` (the default: the model's sparse families stacked and passed straight
+to HiGHS) and :func:`solve_cvxpy` (the same model through cvxpy + HiGHS, one ``cp.Variable``
+per family); :func:`solve` picks one by ``options["backend"]``. Marginals are
 ``d objective / d rhs`` for every sense, so the sign of a price never depends on how a
 row was written. Values below ``SNAP_MW`` are snapped to zero before pricing.
 """
@@ -13,13 +14,14 @@ import os
 import sys
 import time
 import warnings
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
 
 from market.clearing.ir import SNAP_MW, LinearModel, Solution, SolveStatus
-from market.errors import SolverNotInstalledError
+from market.errors import SolverError, SolverNotInstalledError
 
 if TYPE_CHECKING:  # cvxpy takes most of a second to import: only where a model is solved
     import cvxpy as cp
@@ -203,10 +205,45 @@ def _coo_sum(blocks: list[sp.coo_matrix], shape: tuple[int, int]) -> sp.coo_matr
     )
 
 
-def solve_highspy(model: LinearModel, options: dict[str, object] | None = None) -> Solution:
-    """The same model passed straight to highspy (reference path)."""
+def _highs_status(h: Any, model: LinearModel) -> tuple[SolveStatus, float, str]:
+    """The :class:`SolveStatus`, MIP gap and a readable detail of a finished HiGHS run."""
     import highspy
 
+    ms = h.getModelStatus()
+    detail = h.modelStatusToString(ms)
+    status = {
+        highspy.HighsModelStatus.kOptimal: SolveStatus.OPTIMAL,
+        highspy.HighsModelStatus.kInfeasible: SolveStatus.INFEASIBLE,
+        highspy.HighsModelStatus.kUnbounded: SolveStatus.UNBOUNDED,
+        highspy.HighsModelStatus.kUnboundedOrInfeasible: SolveStatus.INFEASIBLE,
+    }.get(ms, SolveStatus.FAILED)
+    info = h.getInfo()
+    limits = (
+        highspy.HighsModelStatus.kTimeLimit,
+        highspy.HighsModelStatus.kIterationLimit,
+        highspy.HighsModelStatus.kSolutionLimit,
+    )
+    feasible = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    if ms in limits and model.n_integer and feasible:
+        return SolveStatus.LIMIT, float(info.mip_gap), detail  # the best feasible solution and its gap
+    return status, 0.0, detail
+
+
+def _set_options(h: Any, options: dict[str, Any]) -> None:
+    """Pass ``options`` to HiGHS; an unknown option or a value of the wrong type is an error."""
+    h.setOptionValue("output_flag", bool(SOLVER_OUTPUT["verbose"]))
+    for key, value in options.items():
+        if str(h.setOptionValue(key, value)) != "HighsStatus.kOk":
+            raise SolverError(f"HiGHS refused option {key} = {value!r}")
+
+
+def solve_highspy(model: LinearModel, options: dict[str, object] | None = None) -> Solution:
+    """Solve with HiGHS through highspy (production): the model's families stacked into one
+    column-wise matrix and passed as it is; duals (LP only) as marginals d objective / d rhs
+    (HiGHS's row duals of a minimisation, whatever the row's sense)."""
+    import highspy
+
+    silence_highs_banner()
     t0 = time.perf_counter()
     a, row_lo, row_hi, col, rows = stacked(model)
     fams = list(model.variables.values())
@@ -222,21 +259,19 @@ def solve_highspy(model: LinearModel, options: dict[str, object] | None = None) 
     lp.a_matrix_.start_ = a.indptr
     lp.a_matrix_.index_ = a.indices
     lp.a_matrix_.value_ = a.data
-    if model.n_integer:
-        kinds = (highspy.HighsVarType.kContinuous, highspy.HighsVarType.kInteger)
-        lp.integrality_ = [kinds[int(f.integer)] for f in fams for _ in range(f.size)]
     h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    for k, v in highs_options(model, options).items():
-        h.setOptionValue(k, v)
+    _set_options(h, highs_options(model, options))
     h.passModel(lp)
+    if model.n_integer:
+        integer = np.concatenate([np.full(f.size, f.integer) for f in fams]) if fams else np.zeros(0, bool)
+        cols = np.flatnonzero(integer).astype(np.int32)
+        h.changeColsIntegrality(len(cols), cols, np.ones(len(cols), dtype=np.uint8))
     t1 = time.perf_counter()
     h.run()
     t2 = time.perf_counter()
-    ms = h.getModelStatus()
-    if ms != highspy.HighsModelStatus.kOptimal:
-        status = SolveStatus.INFEASIBLE if ms == highspy.HighsModelStatus.kInfeasible else (SolveStatus.FAILED)
-        return Solution(status, np.nan, {}, {}, t1 - t0, t2 - t1, "highspy", str(ms))
+    status, gap, detail = _highs_status(h, model)
+    if status not in (SolveStatus.OPTIMAL, SolveStatus.LIMIT):
+        return Solution(status, np.nan, {}, {}, t1 - t0, t2 - t1, "HiGHS", detail)
     sol = h.getSolution()
     x = np.asarray(sol.col_value)
     values = {name: _snap(x[s]) for name, s in col.items()}
@@ -244,13 +279,24 @@ def solve_highspy(model: LinearModel, options: dict[str, object] | None = None) 
     if not model.n_integer:
         duals = np.asarray(sol.row_dual)
         marginals = {name: duals[s] for name, s in rows.items()}
-    return Solution(
-        SolveStatus.OPTIMAL,
-        h.getInfo().objective_function_value,
-        values,
-        marginals,
-        t1 - t0,
-        t2 - t1,
-        "highspy",
-        str(ms),
-    )
+    objective = float(h.getInfo().objective_function_value)
+    return Solution(status, objective, values, marginals, t1 - t0, t2 - t1, "HiGHS", detail, gap)
+
+
+class Backend(StrEnum):
+    """How a model reaches HiGHS: straight through highspy (the default, fastest) or through
+    cvxpy (one ``cp.Variable`` per family). Both give the same optimum and duals."""
+
+    HIGHSPY = "highspy"
+    CVXPY = "cvxpy"
+
+
+BACKEND_OPTION = "backend"  # the key in solver options that picks the backend (not a HiGHS option)
+BACKENDS: dict[Backend, Solver] = {Backend.HIGHSPY: solve_highspy, Backend.CVXPY: solve_cvxpy}
+
+
+def solve(model: LinearModel, options: dict[str, object] | None = None) -> Solution:
+    """Solve ``model`` with the backend ``options["backend"]`` names (default highspy)."""
+    rest = dict(options or {})
+    backend = Backend(str(rest.pop(BACKEND_OPTION, Backend.HIGHSPY)))
+    return BACKENDS[backend](model, rest)

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from market.analysis.compare import batch_input_hashes
 from market.clearing.results import ClearingResult
-from market.clearing.solvers import DEFAULT_HIGHS_OPTIONS
+from market.clearing.solvers import BACKEND_OPTION, DEFAULT_HIGHS_OPTIONS, Backend
 from market.cli.console import EXIT_FAILED, emit_json, exit_on_error, load_or_exit, log, progress, say
 from market.cli.render import comparison_rich, metrics_table
 from market.design.spec import Design
@@ -42,6 +42,9 @@ def clear(
     time_limit: Annotated[
         float, typer.Option(help="seconds per MILP; then the best feasible solution is kept and its gap reported")
     ] = DEFAULT_HIGHS_OPTIONS["time_limit"],
+    backend: Annotated[
+        Backend, typer.Option(help="how models reach HiGHS: straight through highspy, or through cvxpy")
+    ] = Backend.HIGHSPY,
 ) -> None:
     """Clear a batch under one design and write the run folder.
 
@@ -52,7 +55,7 @@ def clear(
     from market.design.spec import load_design
     from market.io.place import check_target
 
-    limits = mip_limits(mip_gap, time_limit)
+    options = {**mip_limits(mip_gap, time_limit), BACKEND_OPTION: backend.value}
     t0 = time.perf_counter()
     b = load_or_exit(batch)
     t1 = time.perf_counter()
@@ -60,9 +63,15 @@ def clear(
         spec = load_design(design)
         check_target(out, RUN_KIND, force)
     with progress(f"clearing {spec.name}", len(spec.steps)) as step_started, exit_on_error(EXIT_FAILED):
-        result = do_clear(b, spec, pricing, scheduler=scheduler, progress=step_started, solver_options=limits)
+        result = do_clear(b, spec, pricing, scheduler=scheduler, progress=step_started, solver_options=options)
     t2 = time.perf_counter()
-    params = {"design": design, "pricing": pricing.value, "mip_gap": mip_gap, "time_limit_s": time_limit}
+    params = {
+        "design": design,
+        "pricing": pricing.value,
+        "mip_gap": mip_gap,
+        "time_limit_s": time_limit,
+        "backend": backend.value,
+    }
     with exit_on_error():
         write_run(out, b, result, params, {"load": t1 - t0, "clear": t2 - t1}, force)
     log.info("run written to %s", out)
