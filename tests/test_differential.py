@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from market import clear
+from market.clearing.ir import LinearModel, SolveStatus
 from market.clearing.run import step_model
 from market.clearing.solvers import BACKEND_OPTION, Backend, solve_cvxpy, solve_highspy
 from market.io.read import load_batch
@@ -24,6 +25,15 @@ def test_cvxpy_and_highspy_agree(seed, integer_share):
         for name in ("balance", "dso_need", "flow_max"):
             if name in model.constraints:
                 np.testing.assert_allclose(a.marginals[name], b.marginals[name], atol=1e-5)
+
+
+@pytest.mark.parametrize("solve", [solve_cvxpy, solve_highspy])
+def test_a_model_without_columns_is_solved_as_empty(solve):  # type: ignore[no-untyped-def]
+    """A part of a decomposed model may hold no columns at all: that is an optimum of 0."""
+    model = LinearModel("empty")
+    model.add_variable("x", np.zeros(0), np.zeros(0), np.zeros(0))
+    sol = solve(model)
+    assert sol.status is SolveStatus.OPTIMAL and sol.objective == 0.0 and sol.values["x"].size == 0
 
 
 @pytest.fixture(scope="module")

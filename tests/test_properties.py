@@ -159,3 +159,21 @@ def test_pay_as_clear_makes_every_commitment_whole(spec):
         integer = (bids["min_quantity_mw"] > 0) | bids["block_id"].notna() | bids["exclusive_group"].notna()
         divisible = aw["bid_id"].map(~integer).to_numpy(dtype=bool)
         assert (aw.loc[divisible, "make_whole_eur"] == 0).all(), design
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    keys=st.lists(st.integers(-1, 6), max_size=30),
+    table=st.lists(st.integers(-1, 6), max_size=30),
+)
+def test_integer_join_is_pandas_inner_merge(keys, table):  # type: ignore[no-untyped-def]
+    """``expand_pairs`` (the integer join behind bids-in-areas and the network matrix) gives
+    the pairs of an inner ``pandas.merge`` in its order; -1 matches nothing."""
+    from market.clearing.formulation import expand_pairs
+
+    i, j = expand_pairs(np.array(keys, dtype=int), np.array(table, dtype=int))
+    left = pd.DataFrame({"k": keys, "i": np.arange(len(keys))})
+    right = pd.DataFrame({"k": table, "j": np.arange(len(table))})
+    want = left[left["k"] >= 0].merge(right[right["k"] >= 0], on="k")
+    np.testing.assert_array_equal(i, want["i"].to_numpy())
+    np.testing.assert_array_equal(j, want["j"].to_numpy())

@@ -82,6 +82,36 @@ class StepIndex:
     units: pd.DataFrame  # integer units: anchor pos, unit id
 
 
+def expand_pairs(keys: np.ndarray, table_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (i, j) with ``keys[i] == table_keys[j]`` (integer codes, -1 matches nothing),
+    ordered by ``i`` and then by ``j``: an inner join done with integers (as
+    ``pandas.merge`` orders it)."""
+    valid = table_keys >= 0
+    order = np.flatnonzero(valid)[np.argsort(table_keys[valid], kind="stable")]
+    n_keys = int(max(keys.max(initial=0), table_keys.max(initial=0))) + 1
+    counts = np.bincount(table_keys[valid], minlength=n_keys)
+    starts = np.cumsum(counts) - counts
+    k = np.where(keys >= 0, keys, 0)
+    rep = np.where(keys >= 0, counts[k], 0)
+    i = np.repeat(np.arange(len(keys)), rep)
+    within = np.arange(len(i)) - np.repeat(np.cumsum(rep) - rep, rep)
+    return i, order[starts[k[i]] + within]
+
+
+def bids_in_areas(bids: pd.DataFrame, node_areas: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, pd.Index]:
+    """Each bid position once per area its node is in: (bid positions, area codes, the area
+    ids the codes index). Strings are hashed once per table, then joined as integers."""
+    nodes = pd.Index(pd.unique(node_areas["node_id"]))
+    areas = pd.Index(pd.unique(node_areas["area_id"]))
+    i, j = expand_pairs(nodes.get_indexer(bids["node_id"]), nodes.get_indexer(node_areas["node_id"]))
+    return i, areas.get_indexer(node_areas["area_id"].to_numpy()[j]), areas
+
+
+def _keyed(frame: pd.DataFrame, areas: pd.Index) -> pd.DataFrame:
+    """``frame`` with ``a``, its ``area_id`` as a code of ``areas`` (-1: not an area of the grid)."""
+    return frame.assign(a=areas.get_indexer(frame["area_id"]))
+
+
 def build_step_model(inp: StepInput) -> tuple[LinearModel, StepIndex]:
     m = LinearModel(name=inp.name)
     bids = inp.bids.reset_index(drop=True).copy()
@@ -89,9 +119,10 @@ def build_step_model(inp: StepInput) -> tuple[LinearModel, StepIndex]:
     bids["pos_batch"] = bids["pos"] if "pos" in bids else np.arange(n)
     bids["pos"] = np.arange(n)
     balance_t = np.sort(inp.tso_needs["t"].unique()) if len(inp.tso_needs) else np.zeros(0, int)
-    red, amber, amber_pairs = _signal_sets(bids, inp)
+    located = bids_in_areas(bids, inp.node_areas)
+    red, amber, amber_pairs = _signal_sets(bids, inp, located)
     bids["tso_eff"] = bids["tso_ok"].to_numpy() & np.isin(bids["t"], balance_t) & ~red
-    pairs = _dso_pairs(bids, inp)
+    pairs = _dso_pairs(bids, inp, located)
     members = np.unique(pairs["pos"].to_numpy()) if len(pairs) else np.zeros(0, int)
     pairs["j"] = np.searchsorted(members, pairs["pos"].to_numpy())
     bids["member"] = np.isin(bids["pos"], members)
@@ -101,7 +132,7 @@ def build_step_model(inp: StepInput) -> tuple[LinearModel, StepIndex]:
     define_dso_share(m, bids, members)
     define_tso_balance(m, bids, inp, balance_t)
     define_dso_needs(m, inp, pairs, len(members))
-    define_dso_physical(m, bids, inp, pairs, len(members))
+    define_dso_physical(m, bids, inp, pairs, len(members), located)
     define_amber_caps(m, bids, members, amber, amber_pairs)
     define_network(m, bids, inp)
     define_blocks(m, bids)
@@ -110,18 +141,18 @@ def build_step_model(inp: StepInput) -> tuple[LinearModel, StepIndex]:
     return m, index
 
 
-def _signal_sets(bids: pd.DataFrame, inp: StepInput) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+def _signal_sets(
+    bids: pd.DataFrame, inp: StepInput, located: tuple[np.ndarray, np.ndarray, pd.Index]
+) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
     """Red flag per bid; amber rows (area, t, direction, headroom) and their bids."""
     n = len(bids)
     empty = pd.DataFrame({"area_id": [], "t": [], "direction": [], "headroom_mw": [], "row": []})
     sig = inp.signals
     if not len(sig) or not n:
         return np.zeros(n, bool), empty, pd.DataFrame({"row": [], "pos": []}, dtype=int)
-    at = (
-        bids[["pos", "node_id", "t", "direction"]]
-        .merge(inp.node_areas[["node_id", "area_id"]], on="node_id")
-        .merge(sig, on=["area_id", "t"])
-    )
+    pos, a, areas = located
+    at = pd.DataFrame({"pos": pos, "a": a, "t": bids["t"].to_numpy()[pos]}).merge(_keyed(sig, areas), on=["a", "t"])
+    at["direction"] = bids["direction"].to_numpy()[at["pos"].to_numpy()]
     red = np.zeros(n, bool)
     red[at.loc[at["state"] == "red", "pos"].to_numpy()] = True
     amb = at[at["state"] == "amber"].copy()
@@ -137,17 +168,26 @@ def _signal_sets(bids: pd.DataFrame, inp: StepInput) -> tuple[np.ndarray, pd.Dat
     return red, rows, amb[["row", "pos"]].astype(int)
 
 
-def _dso_pairs(bids: pd.DataFrame, inp: StepInput) -> pd.DataFrame:
+def _dso_pairs(bids: pd.DataFrame, inp: StepInput, located: tuple[np.ndarray, np.ndarray, pd.Index]) -> pd.DataFrame:
     """(bid position, DSO need row) where the bid sits in the need's area, same t and direction."""
     needs = inp.dso_needs.reset_index(drop=True)
     if not len(needs) or not len(bids):
         return pd.DataFrame({"pos": np.zeros(0, int), "r": np.zeros(0, int)})
-    nr = needs[["area_id", "t", "direction", "buyer_id"]].copy()
+    pos, a, areas = located
+    nr = _keyed(needs[["area_id", "t", "direction", "buyer_id"]], areas).rename(columns={"buyer_id": "dso_id"})
     nr["r"] = np.arange(len(needs))
-    cand = bids.loc[bids["dso_ok"], ["pos", "node_id", "t", "direction", "dso_id"]]
-    pairs = cand.merge(inp.node_areas[["node_id", "area_id"]], on="node_id").merge(
-        nr, left_on=["area_id", "t", "direction", "dso_id"], right_on=["area_id", "t", "direction", "buyer_id"]
+    ok = bids["dso_ok"].to_numpy()[pos]
+    pos, a = pos[ok], a[ok]
+    cand = pd.DataFrame(
+        {
+            "pos": pos,
+            "a": a,
+            "t": bids["t"].to_numpy()[pos],
+            "direction": bids["direction"].to_numpy()[pos],
+            "dso_id": bids["dso_id"].to_numpy()[pos],
+        }
     )
+    pairs = cand.merge(nr[["a", "t", "direction", "dso_id", "r"]], on=["a", "t", "direction", "dso_id"])
     return pairs[["pos", "r"]].sort_values(["pos", "r"]).reset_index(drop=True)
 
 
@@ -240,7 +280,14 @@ def define_dso_needs(m: LinearModel, inp: StepInput, pairs: pd.DataFrame, n_yd: 
     )
 
 
-def define_dso_physical(m: LinearModel, bids: pd.DataFrame, inp: StepInput, pairs: pd.DataFrame, n_yd: int) -> None:
+def define_dso_physical(
+    m: LinearModel,
+    bids: pd.DataFrame,
+    inp: StepInput,
+    pairs: pd.DataFrame,
+    n_yd: int,
+    located: tuple[np.ndarray, np.ndarray, pd.Index],
+) -> None:
     """A DSO need is physical: the area's net change in the need's direction, from every
     activation in it (this step's, whoever buys them, and earlier steps'), covers what the
     DSO bought for it.
@@ -255,9 +302,10 @@ def define_dso_physical(m: LinearModel, bids: pd.DataFrame, inp: StepInput, pair
     m.add_variable("v_relief", np.zeros(k), np.full(k, np.inf), np.full(k, inp.voll_eur_mwh + RELIEF_PREMIUM_EUR_MWH))
     if not k:
         return
-    rows = needs[["area_id", "t", "sign"]].assign(r=np.arange(k))
-    inside = bids[["pos", "node_id", "t", "sign"]].merge(inp.node_areas[["node_id", "area_id"]], on="node_id")
-    inside = inside.merge(rows, on=["area_id", "t"], suffixes=("", "_need"))
+    pos, a, areas = located
+    rows = _keyed(needs[["area_id", "t", "sign"]], areas).drop(columns="area_id").assign(r=np.arange(k))
+    inside = pd.DataFrame({"pos": pos, "a": a, "t": bids["t"].to_numpy()[pos], "sign": bids["sign"].to_numpy()[pos]})
+    inside = inside.merge(rows, on=["a", "t"], suffixes=("", "_need"))
     eye = sp.identity(k, format="csr")
     m.add_constraint(
         "dso_physical",
@@ -300,12 +348,21 @@ def network_matrix(bids: pd.DataFrame, network: pd.DataFrame, sens: pd.DataFrame
     """Rows = network rows, columns = bids: flow change per MW accepted (factor * sign)."""
     if not len(network) or not len(bids):
         return sp.csr_matrix((len(network), len(bids)))
-    rows = network[["constraint_id", "t"]].reset_index(drop=True)
-    rows["row"] = np.arange(len(rows))
-    b = bids[["pos", "node_id", "t", "sign"]].merge(sens, on="node_id").merge(rows, on=["constraint_id", "t"])
-    return sparse_block(
-        b["row"].to_numpy(), b["pos"].to_numpy(), (b["factor"] * b["sign"]).to_numpy(), (len(rows), len(bids))
-    )
+    nodes = pd.Index(pd.unique(sens["node_id"]))
+    i, j = expand_pairs(nodes.get_indexer(bids["node_id"]), nodes.get_indexer(sens["node_id"]))
+    cons = pd.Index(pd.unique(network["constraint_id"]))
+    n_t = int(max(network["t"].max(), bids["t"].max())) + 1
+    row_of = np.full(len(cons) * n_t, -1)  # (constraint, t) -> network row
+    keys = cons.get_indexer(network["constraint_id"]) * n_t + network["t"].to_numpy()
+    if len(np.unique(keys)) != len(keys):
+        raise ValueError("network rows must be one per (constraint_id, t)")
+    row_of[keys] = np.arange(len(network))
+    c = cons.get_indexer(sens["constraint_id"].to_numpy()[j])
+    t = bids["t"].to_numpy()[i]
+    row = np.where(c >= 0, row_of[np.where(c >= 0, c, 0) * n_t + t], -1)
+    on = row >= 0
+    vals = sens["factor"].to_numpy()[j[on]] * bids["sign"].to_numpy()[i[on]]
+    return sparse_block(row[on], bids["pos"].to_numpy()[i[on]], vals, (len(network), len(bids)))
 
 
 def define_network(m: LinearModel, bids: pd.DataFrame, inp: StepInput) -> None:

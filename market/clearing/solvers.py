@@ -213,6 +213,7 @@ def _highs_status(h: Any, model: LinearModel) -> tuple[SolveStatus, float, str]:
     detail = h.modelStatusToString(ms)
     status = {
         highspy.HighsModelStatus.kOptimal: SolveStatus.OPTIMAL,
+        highspy.HighsModelStatus.kModelEmpty: SolveStatus.OPTIMAL,  # no columns: nothing to decide
         highspy.HighsModelStatus.kInfeasible: SolveStatus.INFEASIBLE,
         highspy.HighsModelStatus.kUnbounded: SolveStatus.UNBOUNDED,
         highspy.HighsModelStatus.kUnboundedOrInfeasible: SolveStatus.INFEASIBLE,
