@@ -118,5 +118,6 @@ def _die(common: object, item: object) -> None:
 
 
 def test_a_worker_that_dies_is_a_named_error_not_a_traceback():
-    with pytest.raises(WorkerLostError, match="worker process died"):
+    with pytest.raises(WorkerLostError, match="worker process died") as caught:
         stream_map(_die, None, iter([1, 2]), workers=1)
+    assert 'if __name__ == "__main__":' in str(caught.value)  # the usual cause in a script, named

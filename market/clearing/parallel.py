@@ -8,12 +8,16 @@ every worker. The result is the same whichever way it ran.
 
 ``stream_map(fn, common, items)`` is the same on worker processes (a local process pool,
 or the cluster) for items too large to hold all at once: each item is made only when a
-worker is about to be free, and at most one waits in the queue.
+worker is about to be free, and at most one waits in the queue. ``warm_workers()`` starts
+that local pool ahead of time (its workers import the clearing code while the caller loads
+the batch); ``stream_map`` then runs on it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
 
 from market.errors import WorkerLostError
@@ -74,24 +78,88 @@ def stream_map(
     at ``scheduler``, else a local pool of ``workers`` processes), pulling items lazily."""
     if scheduler:
         return _stream_on_cluster(fn, common, items, scheduler)
+    warm = [pool for pool in WARM_POOLS if pool[1] == workers]
+    if warm:
+        return _stream_on_pool(warm[0][0], fn, common, items, workers)
+    with _process_pool(workers) as pool:
+        return _stream_on_pool(pool, fn, common, items, workers)
+
+
+@contextlib.contextmanager
+def _process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """A pool of ``workers`` spawned processes, started now, each importing the clearing code.
+
+    Spawned, not forked: a fork would copy the parent's threads' locks (HiGHS, Dask); each
+    worker solves its models' parts in one thread (the workers share the cores). The workers
+    ignore Ctrl-C (no traceback of theirs reaches the terminal): the parent handles it, and
+    on any error or interrupt stops them at once instead of waiting for their work."""
     import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+    import signal
+    import threading
+
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_one_thread_each)
+    main = threading.current_thread() is threading.main_thread()
+    saved = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # inherited by the spawned
+    try:
+        for _ in range(workers):
+            pool.submit(_import_clearing)  # spawns every worker now
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, saved)
+    try:
+        yield pool
+    except BaseException:
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stream_on_pool(
+    pool: ProcessPoolExecutor, fn: Callable[[C, T], R], common: C, items: Iterable[T], workers: int
+) -> list[R]:
+    from concurrent.futures import FIRST_COMPLETED, Future, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    # spawned, not forked: a fork would copy the parent's threads' locks (HiGHS, Dask);
-    # each worker solves its models' parts in one thread (the workers share the cores)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_one_thread_each) as pool:
-        futures: list[Future[R]] = []
+    futures: list[Future[R]] = []
+    try:
+        for item in items:
+            while sum(not f.done() for f in futures) >= workers + 1:
+                wait([f for f in futures if not f.done()], return_when=FIRST_COMPLETED)
+            futures.append(pool.submit(fn, common, item))
+            del item
+        return [f.result() for f in futures]
+    except BrokenProcessPool as exc:  # a worker was killed (out of memory, a signal)
+        raise WorkerLostError(
+            f"a worker process died before it finished ({exc}); if this is a Python script that calls "
+            'clear() or compare(), put that call under `if __name__ == "__main__":` (the workers are '
+            "spawned processes that import the script)"
+        ) from exc
+
+
+WARM_POOLS: list[tuple[ProcessPoolExecutor, int]] = []  # started by warm_workers, used by stream_map
+
+
+@contextlib.contextmanager
+def warm_workers(workers: int = 2) -> Iterator[None]:
+    """Start ``stream_map``'s local pool now: its ``workers`` processes spawn and import the
+    clearing code while the caller goes on (loading a large batch); stopped on exit."""
+    with _process_pool(workers) as pool:
+        WARM_POOLS.append((pool, workers))
         try:
-            for item in items:
-                while sum(not f.done() for f in futures) >= workers + 1:
-                    wait([f for f in futures if not f.done()], return_when=FIRST_COMPLETED)
-                futures.append(pool.submit(fn, common, item))
-                del item
-            return [f.result() for f in futures]
-        except BrokenProcessPool as exc:  # a worker was killed (out of memory, a signal)
-            raise WorkerLostError(f"a worker process died before it finished ({exc})") from exc
+            yield
+        finally:
+            WARM_POOLS.remove((pool, workers))
+
+
+def _import_clearing() -> None:
+    """What every stretch needs, imported (and HiGHS's banner silenced) ahead of it."""
+    import market.clearing.run  # noqa: F401
+    from market.clearing.solvers import silence_highs_banner
+
+    silence_highs_banner()
 
 
 PART_THREADS = [2]  # threads solving a model's parts (decompose); 1 where processes share the cores

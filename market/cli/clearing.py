@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from pathlib import Path
@@ -57,13 +58,14 @@ def clear(
 
     options = {**mip_limits(mip_gap, time_limit), BACKEND_OPTION: backend.value}
     t0 = time.perf_counter()
-    b = load_or_exit(batch)
-    t1 = time.perf_counter()
-    with exit_on_error():
-        spec = load_design(design)
-        check_target(out, RUN_KIND, force)
-    with progress(f"clearing {spec.name}", len(spec.steps)) as step_started, exit_on_error(EXIT_FAILED):
-        result = do_clear(b, spec, pricing, scheduler=scheduler, progress=step_started, solver_options=options)
+    with workers_ahead(batch, scheduler):
+        b = load_or_exit(batch)
+        t1 = time.perf_counter()
+        with exit_on_error():
+            spec = load_design(design)
+            check_target(out, RUN_KIND, force)
+        with progress(f"clearing {spec.name}", len(spec.steps)) as step_started, exit_on_error(EXIT_FAILED):
+            result = do_clear(b, spec, pricing, scheduler=scheduler, progress=step_started, solver_options=options)
     t2 = time.perf_counter()
     params = {
         "design": design,
@@ -78,6 +80,23 @@ def clear(
     if as_json:
         emit_json({"run": str(out), "design": spec.name, "pricing": pricing.value, "metrics": result.metrics})
     say(metrics_table(result.design.name, result.metrics), f"run written to [bold]{out}[/]")
+
+
+def workers_ahead(batch: Path, scheduler: str | None) -> contextlib.AbstractContextManager[None]:
+    """Start the local workers of a streamed clear while the batch loads, when its bids file
+    holds enough rows to be streamed (its Parquet footer says how many)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from market.clearing.parallel import warm_workers
+    from market.clearing.stream import STREAM_FROM_BIDS, WORKERS
+
+    path = batch / "bids.parquet"
+    try:
+        rows = pq.ParquetFile(path).metadata.num_rows if path.is_file() and not scheduler else 0
+    except (OSError, pa.ArrowException):  # a broken file: loading names it
+        rows = 0
+    return warm_workers(WORKERS) if rows >= STREAM_FROM_BIDS else contextlib.nullcontext()
 
 
 def mip_limits(mip_gap: float, time_limit: float) -> dict[str, float]:
