@@ -86,8 +86,8 @@ def stream_map(
 
 
 @contextlib.contextmanager
-def _process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
-    """A pool of ``workers`` spawned processes, started now, each importing the clearing code.
+def _process_pool(workers: int, preload: tuple[str, ...] = ()) -> Iterator[ProcessPoolExecutor]:
+    """A pool of ``workers`` spawned processes, started now, each importing ``preload``.
 
     Spawned, not forked: a fork would copy the parent's threads' locks (HiGHS, Dask); each
     worker solves its models' parts in one thread (the workers share the cores). The workers
@@ -103,7 +103,7 @@ def _process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
     saved = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # inherited by the spawned
     try:
         for _ in range(workers):
-            pool.submit(_import_clearing)  # spawns every worker now
+            pool.submit(_preload, preload)  # spawns every worker now
     finally:
         if main:
             signal.signal(signal.SIGINT, saved)
@@ -143,10 +143,10 @@ WARM_POOLS: list[tuple[ProcessPoolExecutor, int]] = []  # started by warm_worker
 
 
 @contextlib.contextmanager
-def warm_workers(workers: int = 2) -> Iterator[None]:
+def warm_workers(workers: int = 2, preload: tuple[str, ...] = ()) -> Iterator[None]:
     """Start ``stream_map``'s local pool now: its ``workers`` processes spawn and import the
-    clearing code while the caller goes on (loading a large batch); stopped on exit."""
-    with _process_pool(workers) as pool:
+    modules named in ``preload`` while the caller goes on (loading a large batch); stopped on exit."""
+    with _process_pool(workers, preload) as pool:
         WARM_POOLS.append((pool, workers))
         try:
             yield
@@ -154,11 +154,14 @@ def warm_workers(workers: int = 2) -> Iterator[None]:
             WARM_POOLS.remove((pool, workers))
 
 
-def _import_clearing() -> None:
-    """What every stretch needs, imported (and HiGHS's banner silenced) ahead of it."""
-    import market.clearing.run  # noqa: F401
+def _preload(modules: tuple[str, ...]) -> None:
+    """Import what the worker's work will need, and silence HiGHS's banner, ahead of it."""
+    import importlib
+
     from market.clearing.solvers import silence_highs_banner
 
+    for name in modules:
+        importlib.import_module(name)
     silence_highs_banner()
 
 

@@ -96,7 +96,8 @@ def workers_ahead(batch: Path, scheduler: str | None) -> contextlib.AbstractCont
         rows = pq.ParquetFile(path).metadata.num_rows if path.is_file() and not scheduler else 0
     except (OSError, pa.ArrowException):  # a broken file: loading names it
         rows = 0
-    return warm_workers(WORKERS) if rows >= STREAM_FROM_BIDS else contextlib.nullcontext()
+    streamed = rows >= STREAM_FROM_BIDS
+    return warm_workers(WORKERS, preload=("market.clearing.run",)) if streamed else contextlib.nullcontext()
 
 
 def mip_limits(mip_gap: float, time_limit: float) -> dict[str, float]:
