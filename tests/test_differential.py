@@ -50,3 +50,14 @@ def test_both_backends_clear_the_contested_day_alike(contested, design):  # type
         pd.testing.assert_frame_equal(runs[0].tables()[name], table, check_exact=False, atol=1e-6, obj=name)
     assert runs[0].metrics.keys() == runs[1].metrics.keys()
     assert runs[0].metrics["total_cost_eur"] == pytest.approx(runs[1].metrics["total_cost_eur"], rel=1e-9)
+
+
+def test_an_unknown_backend_or_option_is_a_named_error():  # type: ignore[no-untyped-def]
+    from market.clearing.solvers import solve
+    from market.errors import SolverError
+
+    model = step_model(synth_batch(SynthSpec(bids=8, intervals=2, dsos=1, seed=1)), "single")
+    with pytest.raises(SolverError, match="unknown backend 'gurobi'"):
+        solve(model, {BACKEND_OPTION: "gurobi"})
+    with pytest.raises(SolverError, match="HiGHS refused option no_such_option"):
+        solve(model, {"no_such_option": 1})

@@ -299,5 +299,7 @@ BACKENDS: dict[Backend, Solver] = {Backend.HIGHSPY: solve_highspy, Backend.CVXPY
 def solve(model: LinearModel, options: dict[str, object] | None = None) -> Solution:
     """Solve ``model`` with the backend ``options["backend"]`` names (default highspy)."""
     rest = dict(options or {})
-    backend = Backend(str(rest.pop(BACKEND_OPTION, Backend.HIGHSPY)))
-    return BACKENDS[backend](model, rest)
+    name = str(rest.pop(BACKEND_OPTION, Backend.HIGHSPY))
+    if name not in set(Backend):
+        raise SolverError(f"unknown backend {name!r}: one of {', '.join(Backend)}")
+    return BACKENDS[Backend(name)](model, rest)
