@@ -275,3 +275,25 @@ def test_parquet_written_with_a_pandas_index_reads_as_its_rows(good, tmp_path):
     reordered.iloc[3, reordered.columns.get_loc("direction")] = "sideways"
     reordered.to_parquet(folder / "bids.parquet")
     assert_names(refused(folder), "bids", 3, "direction", "must be one of")
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_a_missing_value_in_a_required_column_is_named(good, tmp_path, kind):  # type: ignore[no-untyped-def]
+    """Blank, whitespace-only and null cells of required columns (text and numbers) are each
+    named by row and column, from CSV and from Parquet (the loader skips pandera's not-null
+    scan only for columns it read without a missing value)."""
+    folder = tmp_path / "blanks"
+    shutil.copytree(good, folder)
+    bids = pd.read_csv(folder / "bids.csv", dtype=str, keep_default_na=False)
+    bids.loc[2, "der_id"] = "   "
+    bids.loc[5, "node_id"] = None
+    bids.loc[7, "quantity_mw"] = None
+    (folder / "bids.csv").unlink()
+    if kind == "csv":
+        bids.to_csv(folder / "bids.csv", index=False)
+    else:
+        bids["quantity_mw"] = pd.to_numeric(bids["quantity_mw"])
+        bids.to_parquet(folder / "bids.parquet")
+    err = refused(folder)
+    for row, column in ((2, "der_id"), (5, "node_id"), (7, "quantity_mw")):
+        assert any(f.table == "bids" and f.row == row and f.column == column for f in err.findings), (row, column)

@@ -19,6 +19,9 @@ from market.io.strict import arrow_array, blank_text, is_text, per_unique
 TZ_SUFFIX = re.compile(r"(Z|z|[+-]\d{2}(:?\d{2})?)$")
 
 
+COMPLETE = "flexmarket_complete"  # attrs key: the coerced columns with no missing value
+
+
 def coerce_table(
     spec: TableSpec, raw: pd.DataFrame, arrow: pa.Table | None = None
 ) -> tuple[pd.DataFrame | None, list[Finding]]:
@@ -42,6 +45,7 @@ def coerce_table(
         raw = raw.reset_index(drop=True)
     ids = _row_ids(spec, raw)
     columns: dict[str, pd.Series] = {}
+    complete: set[str] = set()  # columns read with no missing value (as established here)
     for col in spec.columns:
         if col.name not in raw.columns:
             fill = col.default if col.default is not None else None
@@ -50,7 +54,9 @@ def coerce_table(
         series = raw[col.name]
         if col.kind == "str":
             source = arrow.column(col.name) if arrow is not None and col.name in arrow.column_names else None
-            columns[col.name] = _as_str(series, source)
+            columns[col.name], blank = _as_str(series, source)
+            if not blank.any():
+                complete.add(col.name)
         elif col.kind == "float":
             columns[col.name], bad = _as_float(series)
             nan_text = bad.copy()
@@ -77,9 +83,12 @@ def coerce_table(
             findings += _cell_findings(
                 spec, series, unreadable, ids, col.name, "not a timestamp", FindingCode.NOT_A_TIMESTAMP
             )
+    complete |= {c.name for c in spec.columns if c.kind != "str" and not columns[c.name].isna().any()}
     extra = {name: raw[name] for name in raw.columns if name not in columns}
     # one frame from the columns (no copy of the raw table, no consolidation of its blocks)
-    return pd.DataFrame({**columns, **extra}, index=raw.index, copy=False), findings
+    out = pd.DataFrame({**columns, **extra}, index=raw.index, copy=False)
+    out.attrs[COMPLETE] = frozenset(complete)
+    return out, findings
 
 
 def _row_ids(spec: TableSpec, df: pd.DataFrame) -> pd.Series:
@@ -112,19 +121,20 @@ def _is_blank(series: pd.Series) -> np.ndarray:
     return blank_text(series)
 
 
-def _as_str(series: pd.Series, source: pa.ChunkedArray | None = None) -> pd.Series:
+def _as_str(series: pd.Series, source: pa.ChunkedArray | None = None) -> tuple[pd.Series, np.ndarray]:
     """Text as is; a whole-number float as its integer (``7.0`` -> ``"7"``); other values as
-    ``str``; blanks as missing. Converted once per distinct value, never per cell.
-    ``source``: the column as read from Parquet (used when it is text)."""
+    ``str``; blanks as missing (returned with the mask of blanks). Converted once per
+    distinct value, never per cell. ``source``: the column as read from Parquet (used when
+    it is text)."""
     arr = source.combine_chunks() if source is not None and is_text(source) else arrow_array(series)
     blank = blank_text(series, arr)
     text = is_text(arr)
     if text and series.dtype == object and not blank.any():
-        return series  # text already, nothing blank: kept as it is (no copy)
+        return series, blank  # text already, nothing blank: kept as it is (no copy)
     out = series.astype(object)
     if not text:
         out = pd.Series(per_unique(out, _str_value), index=series.index, dtype=object)
-    return out.where(~blank, None)
+    return out.where(~blank, None), blank
 
 
 def _str_value(v: object) -> object:

@@ -273,19 +273,22 @@ _PANDERA_DTYPE: dict[str, object] = {
 }
 
 
-def pandera_schema(spec: TableSpec, *, coerced: bool = False, unique: bool = True) -> pa.DataFrameSchema:
+def pandera_schema(
+    spec: TableSpec, *, coerced: bool = False, unique: bool = True, complete: frozenset[str] = frozenset()
+) -> pa.DataFrameSchema:
     """A lazy pandera schema for one table.
 
     ``coerced``: the frame came through :mod:`market.io.coerce`, which already turned blank
     text into missing values (so the not-null check reports them, and the blank-text checks
     are left out). ``unique=False`` leaves out the key's uniqueness check, for a caller that
-    has established it already.
+    has established it already; ``complete`` names columns known to hold no missing value
+    (their not-null check, a per-object scan of a text column, is left out).
     """
     columns = {
         c.name: pa.Column(
             _PANDERA_DTYPE[c.kind],
             checks=[ch for ch in c.checks if not (coerced and ch.name == NON_EMPTY)],
-            nullable=c.nullable,
+            nullable=c.nullable or c.name in complete,
             required=c.required,
             coerce=False,
         )

@@ -18,6 +18,7 @@ import pandera.pandas as pandera
 from market.enums import SYSTEM_AREA, TSO_ID, Service
 from market.errors import BatchValidationError, Finding, FindingCode
 from market.io.batch import Batch, BatchConfig
+from market.io.coerce import COMPLETE
 from market.io.keys import key_order, surely_unique
 from market.io.schemas import BATCH_TABLES, SERVICES, TABLES, TableSpec, pandera_schema
 from market.io.strict import per_unique
@@ -116,9 +117,10 @@ def schema_findings(spec: TableSpec, df: pd.DataFrame, order: np.ndarray | None 
         return [Finding("bids", None, None, None, None, "bids table is empty", FindingCode.EMPTY_TABLE)]
     order = key_order(spec, df) if order is None else order
     try:
-        pandera_schema(spec, coerced=True, unique=not surely_unique(spec, df, order)).validate(
-            df, lazy=True, inplace=True
-        )  # inplace: no copy (coerce=False: nothing is changed)
+        schema = pandera_schema(
+            spec, coerced=True, unique=not surely_unique(spec, df, order), complete=df.attrs.get(COMPLETE, frozenset())
+        )
+        schema.validate(df, lazy=True, inplace=True)  # inplace: no copy (coerce=False: nothing is changed)
     except pandera.errors.SchemaErrors as exc:
         return _from_failure_cases(spec, df, exc.failure_cases)
     return []
