@@ -36,9 +36,9 @@ def test_clear_design(benchmark, case, design):
     assert result.ok
 
 
-@pytest.mark.parametrize("solve", [solve_cvxpy, solve_highspy], ids=["cvxpy", "highspy-reference"])
+@pytest.mark.parametrize("solve", [solve_cvxpy, solve_highspy], ids=["cvxpy", "highspy"])
 def test_single_model(benchmark, case, solve):
-    """The `single` model through cvxpy, and the same LP straight to highspy (reference)."""
+    """The `single` model through cvxpy, and the same LP straight to highspy (the default backend)."""
     c, batch = case
     benchmark.group = f"single LP {c.name}"
     model = step_model(batch, "single")
