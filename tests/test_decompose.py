@@ -28,6 +28,20 @@ def test_parts_solve_to_the_whole_models_optimum():
         np.testing.assert_allclose(parts.values[name], whole.values[name], atol=1e-7)
 
 
+def test_no_part_is_empty_when_parts_outnumber_what_can_be_filled():
+    """Components are never cut, so asking for many parts skips part numbers: only parts
+    that hold columns or rows are made (no empty solve), and together they hold everything."""
+    model = step_model(synth_batch(SynthSpec(bids=60, intervals=8, dsos=2, seed=1)), "single")
+    parts = split(model, parts=40)
+    assert all(p.model.n_variables or any(len(r) for r in p.rows.values()) for p in parts)
+    for name, fam in model.variables.items():
+        assert sorted(np.concatenate([p.columns[name] for p in parts])) == list(range(fam.size))
+    for name, con in model.constraints.items():
+        assert sorted(np.concatenate([p.rows[name] for p in parts])) == list(range(con.size))
+    sol = solve_in_parts(model, solve_highspy, None, parts=40)
+    assert sol.objective == pytest.approx(solve_highspy(model, None).objective, rel=1e-9)
+
+
 def test_a_block_keeps_the_intervals_it_spans_together():
     bids = [
         bid("blk0", 10, 2, t=0, block="B"),

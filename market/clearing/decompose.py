@@ -106,7 +106,8 @@ def split(model: LinearModel, parts: int | None = None) -> list[Part]:
     offsets = _offsets(model)
     constants = {n: np.where(mask, model.variables[n].lower, 0.0) for n, mask in fixed_columns(model).items()}
     out = []
-    for p in range(int(part_of.max()) + 1):
+    # only the parts that hold something: a component bigger than its share skips part numbers
+    for p in np.unique(np.concatenate([col_part, *row_part.values()])):
         columns = {
             name: np.flatnonzero(col_part[offsets[name] : offsets[name] + fam.size] == p)
             for name, fam in model.variables.items()
