@@ -147,6 +147,8 @@ def _sub_model(
         blocks = {var: mat[r][:, columns[var]] for var, mat in con.blocks}
         moved = sum((mat[r] @ outside[var] for var, mat in con.blocks), np.zeros(len(r)))
         sub.add_constraint(cname, blocks, con.sense, con.rhs[r] - moved)
+    if model.start is not None:
+        sub.start = {var: model.start[var][columns[var]] for var in model.variables}
     return sub
 
 

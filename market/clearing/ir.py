@@ -56,6 +56,9 @@ class LinearModel:
     name: str = "model"
     variables: dict[str, VarFamily] = field(default_factory=dict)
     constraints: dict[str, ConFamily] = field(default_factory=dict)
+    # a MILP's feasible starting point per variable family (HiGHS takes it as its first
+    # incumbent), or None
+    start: dict[str, np.ndarray] | None = None
 
     def add_variable(
         self, name: str, lower: np.ndarray, upper: np.ndarray, cost: np.ndarray, integer: bool = False
