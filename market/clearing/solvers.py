@@ -139,7 +139,9 @@ def to_cvxpy(model: LinearModel) -> tuple[cp.Problem, dict[str, cp.Variable], di
 
 
 def solve_cvxpy(model: LinearModel, options: dict[str, object] | None = None) -> Solution:
-    """Solve with cvxpy + HiGHS; duals (LP only) as marginals d objective / d rhs."""
+    """Solve with cvxpy + HiGHS; duals (LP only) as marginals d objective / d rhs. cvxpy
+    cannot pass a MIP start (``model.start`` is not used), so on a large MILP it may stop
+    at another solution within the gap than :func:`solve_highspy`."""
     import cvxpy as cp
 
     if "HIGHS" not in cp.installed_solvers():
