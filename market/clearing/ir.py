@@ -1,11 +1,11 @@
 """A small container for a linear (mixed-integer) model built family by family.
 
-Each ``define_*`` function of :mod:`market.model` adds one *variable family*
+Each ``define_*`` function of :mod:`market.clearing.formulation` adds one *variable family*
 (one vector, bounds as variable bounds) or one *constraint family* (sparse
 blocks over variable families, one sense, one right-hand side vector). The same
-object is then handed either to cvxpy (:func:`to_cvxpy`, the production path,
-solved by HiGHS) or straight to highspy (:func:`solve_highspy`, the reference
-used by the differential test and the benchmarks).
+object is then passed straight to highspy (:func:`solve_highspy`, the default) or
+through cvxpy (:func:`to_cvxpy`, one ``cp.Variable`` per family); both solve with
+HiGHS, and the differential test holds them to the same tables.
 
 Marginals: ``marginal[row] = d objective / d rhs[row]`` for every sense, so the
 sign of a price never depends on how a row was written.
