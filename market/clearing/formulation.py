@@ -98,13 +98,21 @@ def expand_pairs(keys: np.ndarray, table_keys: np.ndarray) -> tuple[np.ndarray, 
     return i, order[starts[k[i]] + within]
 
 
-def bids_in_areas(bids: pd.DataFrame, node_areas: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, pd.Index]:
+Located = tuple[np.ndarray, np.ndarray, pd.Index]  # (bid positions, area codes, area ids)
+
+
+def bids_in_areas(bids: pd.DataFrame, node_areas: pd.DataFrame) -> Located:
     """Each bid position once per area its node is in: (bid positions, area codes, the area
     ids the codes index). Strings are hashed once per table, then joined as integers."""
     nodes = pd.Index(pd.unique(node_areas["node_id"]))
     areas = pd.Index(pd.unique(node_areas["area_id"]))
     i, j = expand_pairs(nodes.get_indexer(bids["node_id"]), nodes.get_indexer(node_areas["node_id"]))
     return i, areas.get_indexer(node_areas["area_id"].to_numpy()[j]), areas
+
+
+def _in_areas(bids: pd.DataFrame, pos: np.ndarray, a: np.ndarray, columns: list[str]) -> pd.DataFrame:
+    """One row per (bid position, area code) pair, with the bid's ``columns`` beside them."""
+    return pd.DataFrame({"pos": pos, "a": a, **{c: bids[c].to_numpy()[pos] for c in columns}})
 
 
 def _keyed(frame: pd.DataFrame, areas: pd.Index) -> pd.DataFrame:
@@ -141,9 +149,7 @@ def build_step_model(inp: StepInput) -> tuple[LinearModel, StepIndex]:
     return m, index
 
 
-def _signal_sets(
-    bids: pd.DataFrame, inp: StepInput, located: tuple[np.ndarray, np.ndarray, pd.Index]
-) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+def _signal_sets(bids: pd.DataFrame, inp: StepInput, located: Located) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
     """Red flag per bid; amber rows (area, t, direction, headroom) and their bids."""
     n = len(bids)
     empty = pd.DataFrame({"area_id": [], "t": [], "direction": [], "headroom_mw": [], "row": []})
@@ -151,7 +157,7 @@ def _signal_sets(
     if not len(sig) or not n:
         return np.zeros(n, bool), empty, pd.DataFrame({"row": [], "pos": []}, dtype=int)
     pos, a, areas = located
-    at = pd.DataFrame({"pos": pos, "a": a, "t": bids["t"].to_numpy()[pos]}).merge(_keyed(sig, areas), on=["a", "t"])
+    at = _in_areas(bids, pos, a, ["t"]).merge(_keyed(sig, areas), on=["a", "t"])
     at["direction"] = bids["direction"].to_numpy()[at["pos"].to_numpy()]
     red = np.zeros(n, bool)
     red[at.loc[at["state"] == "red", "pos"].to_numpy()] = True
@@ -168,7 +174,7 @@ def _signal_sets(
     return red, rows, amb[["row", "pos"]].astype(int)
 
 
-def _dso_pairs(bids: pd.DataFrame, inp: StepInput, located: tuple[np.ndarray, np.ndarray, pd.Index]) -> pd.DataFrame:
+def _dso_pairs(bids: pd.DataFrame, inp: StepInput, located: Located) -> pd.DataFrame:
     """(bid position, DSO need row) where the bid sits in the need's area, same t and direction."""
     needs = inp.dso_needs.reset_index(drop=True)
     if not len(needs) or not len(bids):
@@ -178,15 +184,7 @@ def _dso_pairs(bids: pd.DataFrame, inp: StepInput, located: tuple[np.ndarray, np
     nr["r"] = np.arange(len(needs))
     ok = bids["dso_ok"].to_numpy()[pos]
     pos, a = pos[ok], a[ok]
-    cand = pd.DataFrame(
-        {
-            "pos": pos,
-            "a": a,
-            "t": bids["t"].to_numpy()[pos],
-            "direction": bids["direction"].to_numpy()[pos],
-            "dso_id": bids["dso_id"].to_numpy()[pos],
-        }
-    )
+    cand = _in_areas(bids, pos, a, ["t", "direction", "dso_id"])
     pairs = cand.merge(nr[["a", "t", "direction", "dso_id", "r"]], on=["a", "t", "direction", "dso_id"])
     return pairs[["pos", "r"]].sort_values(["pos", "r"]).reset_index(drop=True)
 
@@ -286,7 +284,7 @@ def define_dso_physical(
     inp: StepInput,
     pairs: pd.DataFrame,
     n_yd: int,
-    located: tuple[np.ndarray, np.ndarray, pd.Index],
+    located: Located,
 ) -> None:
     """A DSO need is physical: the area's net change in the need's direction, from every
     activation in it (this step's, whoever buys them, and earlier steps'), covers what the
@@ -304,7 +302,7 @@ def define_dso_physical(
         return
     pos, a, areas = located
     rows = _keyed(needs[["area_id", "t", "sign"]], areas).drop(columns="area_id").assign(r=np.arange(k))
-    inside = pd.DataFrame({"pos": pos, "a": a, "t": bids["t"].to_numpy()[pos], "sign": bids["sign"].to_numpy()[pos]})
+    inside = _in_areas(bids, pos, a, ["t", "sign"])
     inside = inside.merge(rows, on=["a", "t"], suffixes=("", "_need"))
     eye = sp.identity(k, format="csr")
     m.add_constraint(
