@@ -297,3 +297,63 @@ def test_a_missing_value_in_a_required_column_is_named(good, tmp_path, kind):  #
     err = refused(folder)
     for row, column in ((2, "der_id"), (5, "node_id"), (7, "quantity_mw")):
         assert any(f.table == "bids" and f.row == row and f.column == column for f in err.findings), (row, column)
+
+
+def test_blank_text_strips_exactly_the_whitespace_python_strips():
+    """The Arrow blank check (empty or whitespace only, no string copied) agrees with
+    ``str.strip() == ""`` on every Unicode code point, alone and repeated around text."""
+    from market.io.strict import blank_text
+
+    points = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    cells = pd.Series(points + [p * 2 for p in points] + [f"{p}x{p}" for p in points] + ["", None], dtype=object)
+    expected = np.array([v is None or v.strip() == "" for v in cells])
+    assert np.array_equal(blank_text(cells), expected)
+
+
+def test_a_null_in_a_checked_text_column_is_one_finding_and_microsecond_times_are_on_the_grid(good, tmp_path):
+    """From Parquet: a null ``direction`` is named once, as empty (the value check passes a
+    missing value); a null ``services`` is allowed; timestamps stored in microseconds are
+    checked against the grid like nanoseconds, and an off-grid one is named."""
+    folder = tmp_path / "nulls"
+    shutil.copytree(good, folder)
+    bids = pd.read_csv(folder / "bids.csv", dtype=str, keep_default_na=False)
+    for col in ("quantity_mw", "min_quantity_mw", "price_eur_mwh"):
+        bids[col] = bids[col].astype(float)
+    bids["interval_start"] = pd.to_datetime(bids["interval_start"], utc=True).dt.as_unit("us")
+    bids["services"] = None
+    (folder / "bids.csv").unlink()
+    bids.to_parquet(folder / "bids.parquet")
+    assert load_batch(folder).bids.equals(load_batch(good).bids.assign(services="tso_balancing;dso_congestion"))
+    bids.loc[4, "direction"] = None
+    bids.loc[6, "interval_start"] += pd.Timedelta(minutes=7)
+    bids.to_parquet(folder / "bids.parquet")
+    err = refused(folder)
+    assert [(f.row, f.column, f.code.value) for f in err.findings if f.table == "bids"] == [
+        (4, "direction", "empty_value"),
+        (6, "interval_start", "off_grid"),
+    ]
+
+
+def test_a_parquet_timestamp_beyond_nanoseconds_is_named_not_a_crash(good, tmp_path):
+    """Parquet holds microseconds; the year 3000 does not fit the engine's nanoseconds and
+    is named at its row (not an overflow, not a silent NaT)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "far"
+    shutil.copytree(good, folder)
+    bids = pd.read_csv(folder / "bids.csv", dtype=str, keep_default_na=False)
+    for col in ("quantity_mw", "min_quantity_mw", "price_eur_mwh"):
+        bids[col] = bids[col].astype(float)
+    micros = pd.to_datetime(bids.pop("interval_start"), utc=True).dt.as_unit("us").array.asi8.copy()
+    micros[3] = 32503680000000000  # 3000-01-01
+    table = pa.Table.from_pandas(bids, preserve_index=False).append_column(
+        "interval_start", pa.array(micros, pa.timestamp("us", tz="UTC"))
+    )
+    (folder / "bids.csv").unlink()
+    pq.write_table(table, folder / "bids.parquet")
+    err = refused(folder)
+    assert [(f.row, f.column, f.code.value) for f in err.findings if f.table == "bids"] == [
+        (3, "interval_start", "not_a_timestamp")
+    ]
+    assert "1677 to 2262" in str(err)

@@ -14,12 +14,13 @@ import pyarrow as pa
 
 from market.errors import Finding, FindingCode
 from market.io.schemas import TableSpec
-from market.io.strict import arrow_array, blank_text, is_text, per_unique
+from market.io.strict import arrow_array, blank_text, is_text, per_unique, per_unique_mask
 
 TZ_SUFFIX = re.compile(r"(Z|z|[+-]\d{2}(:?\d{2})?)$")
 
 
 COMPLETE = "flexmarket_complete"  # attrs key: the coerced columns with no missing value
+EMPTY = "flexmarket_empty"  # attrs key: the coerced text columns with no value at all
 
 
 def coerce_table(
@@ -43,9 +44,10 @@ def coerce_table(
         return None, findings
     if not raw.index.equals(pd.RangeIndex(len(raw))):  # rows are numbered from 0, as in the file
         raw = raw.reset_index(drop=True)
-    ids = _row_ids(spec, raw)
+    ids = _RowIds(spec, raw)
     columns: dict[str, pd.Series] = {}
     complete: set[str] = set()  # columns read with no missing value (as established here)
+    empty: set[str] = set()  # text columns read with no value at all
     for col in spec.columns:
         if col.name not in raw.columns:
             fill = col.default if col.default is not None else None
@@ -57,6 +59,8 @@ def coerce_table(
             columns[col.name], blank = _as_str(series, source)
             if not blank.any():
                 complete.add(col.name)
+            elif blank.all():
+                empty.add(col.name)
         elif col.kind == "float":
             columns[col.name], bad = _as_float(series)
             nan_text = bad.copy()
@@ -70,7 +74,16 @@ def coerce_table(
                 spec, series, bad & ~nan_text, ids, col.name, "not a number", FindingCode.NOT_A_NUMBER
             )
         else:
-            columns[col.name], naive, unreadable = _as_utc(series)
+            columns[col.name], naive, unreadable, beyond = _as_utc(series)
+            findings += _cell_findings(
+                spec,
+                series,
+                beyond,
+                ids,
+                col.name,
+                "timestamp outside the range this engine holds (years 1677 to 2262)",
+                FindingCode.NOT_A_TIMESTAMP,
+            )
             findings += _cell_findings(
                 spec,
                 series,
@@ -88,24 +101,33 @@ def coerce_table(
     # one frame from the columns (no copy of the raw table, no consolidation of its blocks)
     out = pd.DataFrame({**columns, **extra}, index=raw.index, copy=False)
     out.attrs[COMPLETE] = frozenset(complete)
+    out.attrs[EMPTY] = frozenset(empty)
     return out, findings
 
 
-def _row_ids(spec: TableSpec, df: pd.DataFrame) -> pd.Series:
-    if spec.id_column and spec.id_column in df.columns:
-        return df[spec.id_column].astype(str)
-    key = [k for k in spec.key if k in df.columns]
-    if key:
-        return df[key].astype(str).agg("/".join, axis=1)
-    return pd.Series([None] * len(df), index=df.index, dtype=object)
+class _RowIds:
+    """Each row's id as text (the id column, or the key's parts joined by ``/``), worked out
+    only for the rows a finding names (never for the whole table)."""
+
+    def __init__(self, spec: TableSpec, df: pd.DataFrame) -> None:
+        if spec.id_column and spec.id_column in df.columns:
+            self.columns = [spec.id_column]
+        else:
+            self.columns = [k for k in spec.key if k in df.columns]
+        self.df = df
+
+    def __getitem__(self, row: int) -> str | None:
+        if not self.columns:
+            return None
+        return "/".join(str(self.df[c].iloc[row]) for c in self.columns)
 
 
 def _cell_findings(
-    spec: TableSpec, series: pd.Series, bad: np.ndarray, ids: pd.Series, column: str, reason: str, code: FindingCode
+    spec: TableSpec, series: pd.Series, bad: np.ndarray, ids: _RowIds, column: str, reason: str, code: FindingCode
 ) -> list[Finding]:
     rows = np.flatnonzero(bad)
     return [
-        Finding(spec.name, int(i), _id_label(spec, ids.iloc[i]), column, repr(series.iloc[i]), reason, code)
+        Finding(spec.name, int(i), _id_label(spec, ids[int(i)]), column, repr(series.iloc[i]), reason, code)
         for i in rows
     ]
 
@@ -131,6 +153,8 @@ def _as_str(series: pd.Series, source: pa.ChunkedArray | None = None) -> tuple[p
     text = is_text(arr)
     if text and series.dtype == object and not blank.any():
         return series, blank  # text already, nothing blank: kept as it is (no copy)
+    if source is not None and text and series.dtype == object and int(blank.sum()) == arr.null_count:
+        return series, blank  # read from Parquet, every blank a null (already None): no copy
     out = series.astype(object)
     if not text:
         out = pd.Series(per_unique(out, _str_value), index=series.index, dtype=object)
@@ -146,6 +170,8 @@ def _str_value(v: object) -> object:
 
 
 def _as_float(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    if series.dtype.kind in "iuf":  # numbers already (Parquet): nothing to parse, missing stays missing
+        return series.astype(float, copy=False), np.zeros(len(series), dtype=bool)
     blank = _is_blank(series)
     if pd.api.types.is_bool_dtype(series):
         return pd.Series(np.nan, index=series.index), ~blank
@@ -154,22 +180,29 @@ def _as_float(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return values, bad
 
 
-def _as_utc(series: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+def _as_utc(series: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray, np.ndarray]:
+    """The column as UTC nanoseconds, with masks of naive, unreadable and out-of-range
+    (beyond what nanoseconds hold: Parquet may store us or ms) cells."""
     n = len(series)
     no = np.zeros(n, dtype=bool)
     if isinstance(series.dtype, pd.DatetimeTZDtype):
-        return series.dt.tz_convert("UTC"), no, no
+        utc = series.dt.tz_convert("UTC")
+        if utc.dt.unit == "ns":
+            return utc, no, no, no
+        low, high = (t.tz_localize("UTC") for t in (pd.Timestamp.min, pd.Timestamp.max))
+        beyond = np.asarray(utc.notna() & ((utc < low) | (utc > high)))
+        return utc.where(~beyond).dt.as_unit("ns"), no, no, beyond
     if pd.api.types.is_datetime64_dtype(series.dtype):
         naive = np.asarray(series.notna())
-        return pd.Series(pd.NaT, index=series.index, dtype="datetime64[ns, UTC]"), naive, no
+        return pd.Series(pd.NaT, index=series.index, dtype="datetime64[ns, UTC]"), naive, no, no
     blank = _is_blank(series)
     text = series.astype(object).where(~blank, None)
-    has_tz = np.asarray(text.map(lambda v: isinstance(v, str) and bool(TZ_SUFFIX.search(v.strip()))))
-    looks_like_ts = np.asarray(text.map(_parses_naive))
+    has_tz = per_unique_mask(text, lambda v: isinstance(v, str) and bool(TZ_SUFFIX.search(v.strip())))
+    looks_like_ts = per_unique_mask(text, _parses_naive)  # once per distinct value, not per cell
     naive = ~blank & ~has_tz & looks_like_ts
     parsed = pd.to_datetime(text.where(has_tz, None), utc=True, format="ISO8601", errors="coerce")
     unreadable = ~blank & ~naive & np.asarray(parsed.isna())
-    return parsed.astype("datetime64[ns, UTC]"), naive, unreadable
+    return parsed.astype("datetime64[ns, UTC]"), naive, unreadable, no
 
 
 def _parses_naive(v: object) -> bool:

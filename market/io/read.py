@@ -207,6 +207,7 @@ def load_batch(folder: str | Path) -> Batch:
     findings: list[Finding] = []
     tables: dict[str, pd.DataFrame | None] = {}
     hashes = {"batch.toml": sha256_file(folder / "batch.toml")}
+    keys: dict[str, pa.Table] = {}
     for spec in BATCH_TABLES:
         path = find_table_file(folder, spec.name)
         if path is None:
@@ -228,10 +229,13 @@ def load_batch(folder: str | Path) -> Batch:
             continue
         hashes[path.name] = sha256_file(path)
         unique = (spec.id_column,) if spec.id_column and spec.key == (spec.id_column,) else ()
-        df, bad = coerce_table(spec, *read_raw_table(path, unique))
+        raw, arrow = read_raw_table(path, unique)
+        df, bad = coerce_table(spec, raw, arrow)
         findings += bad
         tables[spec.name] = df
-    return validate_tables(config, tables, findings, source=folder, file_hashes=hashes)
+        if arrow is not None and df is not None:  # the key's text as read, for the key order
+            keys[spec.name] = arrow.select([k for k in spec.key if k in arrow.column_names])
+    return validate_tables(config, tables, findings, source=folder, file_hashes=hashes, arrow_keys=keys)
 
 
 def empty_table(spec: TableSpec) -> pd.DataFrame:

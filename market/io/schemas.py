@@ -11,6 +11,7 @@ Sign convention (everywhere): ``up`` = more injection / less consumption,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -19,7 +20,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from market.enums import Direction, Route, Service, SignalState
-from market.io.strict import blank_text, per_unique
+from market.io.strict import blank_text, per_unique_mask
 
 Kind = Literal["str", "float", "ts", "int", "bool", "date"]
 
@@ -88,18 +89,24 @@ def _non_negative() -> pa.Check:
     return pa.Check(lambda s: s >= 0, error="must be >= 0")
 
 
+def _text_check(ok: Callable[[object], bool], error: str) -> pa.Check:
+    """A check of a text column, decided once per distinct value; a missing value passes
+    (the not-null check reports it). ``ignore_na=False``: pandera's own missing-value
+    scans (two per check, per object) are not needed."""
+    return pa.Check(
+        lambda s: pd.Series(per_unique_mask(s, lambda v: v is None or ok(v)), index=s.index),
+        error=error,
+        ignore_na=False,
+    )
+
+
 def _one_of(values: tuple[str, ...]) -> pa.Check:
-    return pa.Check(lambda s: s.isin(values), error=f"must be one of {', '.join(values)}")
+    return _text_check(lambda v: v in values, f"must be one of {', '.join(values)}")
 
 
-def _services_ok(s: pd.Series) -> pd.Series:
-    def ok(v: object) -> bool:
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            return True
-        tokens = [t.strip() for t in str(v).split(";") if t.strip()]
-        return bool(tokens) and all(t in SERVICES for t in tokens)
-
-    return pd.Series(per_unique(s, ok), index=s.index).astype(bool)  # once per distinct value
+def _services_ok(v: object) -> bool:
+    tokens = [t.strip() for t in str(v).split(";") if t.strip()]
+    return bool(tokens) and all(t in SERVICES for t in tokens)
 
 
 NON_EMPTY = "non_empty"
@@ -149,7 +156,7 @@ BIDS = TableSpec(
             "str",
             required=False,
             nullable=True,
-            checks=(pa.Check(_services_ok, error="must be ';'-separated tso_balancing/dso_congestion"),),
+            checks=(_text_check(_services_ok, "must be ';'-separated tso_balancing/dso_congestion"),),
         ),
     ),
     key=("bid_id",),
@@ -274,7 +281,12 @@ _PANDERA_DTYPE: dict[str, object] = {
 
 
 def pandera_schema(
-    spec: TableSpec, *, coerced: bool = False, unique: bool = True, complete: frozenset[str] = frozenset()
+    spec: TableSpec,
+    *,
+    coerced: bool = False,
+    unique: bool = True,
+    complete: frozenset[str] = frozenset(),
+    empty: frozenset[str] = frozenset(),
 ) -> pa.DataFrameSchema:
     """A lazy pandera schema for one table.
 
@@ -282,12 +294,14 @@ def pandera_schema(
     text into missing values (so the not-null check reports them, and the blank-text checks
     are left out). ``unique=False`` leaves out the key's uniqueness check, for a caller that
     has established it already; ``complete`` names columns known to hold no missing value
-    (their not-null check, a per-object scan of a text column, is left out).
+    (their not-null check, a per-object scan of a text column, is left out); ``empty`` names
+    columns known to hold no value at all (their value checks have nothing to check; a
+    required one still fails its not-null check).
     """
     columns = {
         c.name: pa.Column(
             _PANDERA_DTYPE[c.kind],
-            checks=[ch for ch in c.checks if not (coerced and ch.name == NON_EMPTY)],
+            checks=[] if c.name in empty else [ch for ch in c.checks if not (coerced and ch.name == NON_EMPTY)],
             nullable=c.nullable or c.name in complete,
             required=c.required,
             coerce=False,

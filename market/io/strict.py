@@ -43,6 +43,14 @@ def per_unique(series: pd.Series, fn: Callable[[object], Any]) -> np.ndarray:
     return table[codes]  # code -1 (missing) takes the last entry
 
 
+def per_unique_mask(series: pd.Series, fn: Callable[[object], bool]) -> np.ndarray:
+    """``fn`` of every value of ``series`` as a boolean array, called once per distinct
+    value (missing values: NaN and NA are hashed as missing, so they get ``fn(None)``)."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    table = np.fromiter((bool(fn(u)) for u in uniques), dtype=bool, count=len(uniques))
+    return np.append(table, bool(fn(None)))[codes]  # code -1 (missing) takes the last entry
+
+
 def arrow_array(series: pd.Series) -> pa.Array | None:
     """The column as one Arrow array (text, numbers, ...), or ``None`` when it mixes kinds
     Arrow cannot hold in one array."""
@@ -72,6 +80,7 @@ def blank_text(series: pd.Series, arr: pa.Array | None = None) -> np.ndarray:
         return missing | np.asarray(series.map(lambda v: isinstance(v, str) and v.strip() == ""), dtype=bool)
     if not is_text(arr):  # no text at all: only missing values are blank
         return np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-    # missing (null) or empty once stripped, in one Arrow pass (no per-object NA check)
-    blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(arr), ""), True)
+    # missing (null), empty, or whitespace only (the same characters utf8_trim_whitespace
+    # strips, checked over every code point): Arrow kernels, no string is copied
+    blank = pc.fill_null(pc.or_(pc.equal(pc.binary_length(arr), 0), pc.utf8_is_space(arr)), True)
     return np.asarray(blank.to_numpy(zero_copy_only=False), dtype=bool)

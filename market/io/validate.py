@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pandera.pandas as pandera
+import pyarrow as pa
 
 from market.enums import SYSTEM_AREA, TSO_ID, Service
 from market.errors import BatchValidationError, Finding, FindingCode
 from market.io.batch import Batch, BatchConfig
-from market.io.coerce import COMPLETE
-from market.io.keys import key_order, surely_unique
+from market.io.coerce import COMPLETE, EMPTY
+from market.io.keys import KeyOrder, key_order
 from market.io.schemas import BATCH_TABLES, SERVICES, TABLES, TableSpec, pandera_schema
 from market.io.strict import per_unique
 
@@ -33,15 +34,18 @@ def validate_tables(
     *,
     source: Path | None = None,
     file_hashes: dict[str, str] | None = None,
+    arrow_keys: dict[str, pa.Table] | None = None,
 ) -> Batch:
-    """Run every check; raise :class:`BatchValidationError` or return the :class:`Batch`."""
+    """Run every check; raise :class:`BatchValidationError` or return the :class:`Batch`.
+    ``arrow_keys``: per table, its key columns as read from Parquet (the key order then
+    sorts them as they are, rather than converting the pandas column back to Arrow)."""
     findings = list(findings)
     already = {(f.table, f.row, f.column) for f in findings}
-    orders: dict[str, np.ndarray] = {}
+    orders: dict[str, KeyOrder] = {}
     for spec in BATCH_TABLES:
         df = tables.get(spec.name)
         if df is not None:
-            orders[spec.name] = key_order(spec, df)
+            orders[spec.name] = key_order(spec, df, (arrow_keys or {}).get(spec.name))
             found = schema_findings(spec, df, orders[spec.name])
             findings += [f for f in found if (f.table, f.row, f.column) not in already]
             findings += grid_findings(spec, df, config)
@@ -49,7 +53,7 @@ def validate_tables(
     findings += domain_findings(tables)
     if findings:
         raise BatchValidationError(findings)
-    clean = {name: _normalise(TABLES[name], df, orders[name]) for name, df in tables.items() if df is not None}
+    clean = {name: _normalise(TABLES[name], df, orders[name].order) for name, df in tables.items() if df is not None}
     return Batch(config=config, source=source, file_hashes=dict(file_hashes or {}), **clean)
 
 
@@ -61,7 +65,11 @@ def _normalise(spec: TableSpec, df: pd.DataFrame, order: np.ndarray) -> pd.DataF
     out = pd.DataFrame({c: df[c] for c in cols}, copy=False).take(order)
     out.index = pd.RangeIndex(len(out))
     if spec.name == "bids":
-        out["services"] = per_unique(out["services"], _canonical_services)
+        services = out["services"]
+        if services.isna().all():  # none given (the usual case): every service, without hashing a cell
+            out["services"] = np.full(len(out), _canonical_services(None), dtype=object)
+        else:
+            out["services"] = per_unique(services, _canonical_services)
     return out
 
 
@@ -109,16 +117,20 @@ def _plain(v: object) -> object:
     return v
 
 
-def schema_findings(spec: TableSpec, df: pd.DataFrame, order: np.ndarray | None = None) -> list[Finding]:
+def schema_findings(spec: TableSpec, df: pd.DataFrame, order: KeyOrder | None = None) -> list[Finding]:
     """Every failing cell of the pandera schema of one (coerced) table. ``order``: the rows
-    in key order (:func:`key_order`), where a sorted pass can settle the key's uniqueness
-    before pandera's hash check is needed."""
+    in key order (:func:`key_order`), whose sorted pass may have settled the key's
+    uniqueness already (pandera's hash check is then left out)."""
     if spec.name == "bids" and len(df) == 0:
         return [Finding("bids", None, None, None, None, "bids table is empty", FindingCode.EMPTY_TABLE)]
     order = key_order(spec, df) if order is None else order
     try:
         schema = pandera_schema(
-            spec, coerced=True, unique=not surely_unique(spec, df, order), complete=df.attrs.get(COMPLETE, frozenset())
+            spec,
+            coerced=True,
+            unique=not order.surely_unique,
+            complete=df.attrs.get(COMPLETE, frozenset()),
+            empty=df.attrs.get(EMPTY, frozenset()),
         )
         schema.validate(df, lazy=True, inplace=True)  # inplace: no copy (coerce=False: nothing is changed)
     except pandera.errors.SchemaErrors as exc:
@@ -158,11 +170,11 @@ def grid_findings(spec: TableSpec, df: pd.DataFrame, config: BatchConfig) -> lis
     """Timestamps must lie on the batch's interval grid and inside ``[start, end)``."""
     out: list[Finding] = []
     for col in (c for c in spec.columns if c.kind == "ts"):
-        ts = df[col.name]
-        ok = ts.notna()
-        offset = ts - config.start
-        off_grid = ok & (offset % config.interval != pd.Timedelta(0))
-        outside = ok & ~off_grid & ((ts < config.start) | (ts >= config.end))
+        ns = np.asarray(df[col.name].dt.as_unit("ns").array.asi8)  # UTC ns; NaT is the smallest int64
+        ok = ns != np.iinfo(np.int64).min
+        offset = ns - config.start.value
+        off_grid = ok & (offset % config.interval.value != 0)
+        outside = ok & ~off_grid & ((ns < config.start.value) | (ns >= config.end.value))
         out += _rows(
             spec,
             df,
@@ -190,18 +202,33 @@ def foreign_key_findings(tables: Tables) -> list[Finding]:
             ref = tables.get(fk.ref_table)
             if df is None or ref is None or not len(df):
                 continue
-            known = pd.MultiIndex.from_frame(ref[list(fk.ref_columns)].astype(object))
-            mine = pd.MultiIndex.from_frame(df[list(fk.columns)].astype(object))
-            missing = ~mine.isin(known) & df[list(fk.columns)].notna().all(axis=1).to_numpy()
             out += _rows(
                 spec,
                 df,
-                missing,
+                _present(df, fk.columns) & ~_known(df, fk.columns, ref, fk.ref_columns),
                 fk.columns[-1],
                 f"unknown {'/'.join(fk.columns)}: not in {fk.ref_table}",
                 FindingCode.UNKNOWN_REFERENCE,
             )
     return out
+
+
+def _present(df: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
+    """Rows where every one of ``columns`` has a value (columns read complete are not scanned)."""
+    complete = df.attrs.get(COMPLETE, frozenset())
+    mask = np.ones(len(df), dtype=bool)
+    for c in (c for c in columns if c not in complete):
+        mask &= np.asarray(df[c].notna())
+    return mask
+
+
+def _known(df: pd.DataFrame, columns: tuple[str, ...], ref: pd.DataFrame, ref_columns: tuple[str, ...]) -> np.ndarray:
+    """Whether each row's ``columns`` appear together as ``ref_columns`` in ``ref``: one hash
+    lookup per cell for a single column, tuples only for a composite key."""
+    if len(columns) == 1:
+        return np.asarray(df[columns[0]].isin(ref[ref_columns[0]]))
+    known = pd.MultiIndex.from_frame(ref[list(ref_columns)].astype(object))
+    return np.asarray(pd.MultiIndex.from_frame(df[list(columns)].astype(object)).isin(known))
 
 
 def domain_findings(tables: Tables) -> list[Finding]:
@@ -255,23 +282,30 @@ def _bid_rules(bids: pd.DataFrame, na: pd.DataFrame | None) -> list[Finding]:
         mask[blocks.index[spans.to_numpy()]] = True
         out += _rows(spec, bids, mask, "block_id", "block spans more than one DSO", FindingCode.INCONSISTENT)
     if na is not None and len(bids):
-        node_dso = na[["node_id", "dso_id"]].drop_duplicates()
-        known_dso = bids["dso_id"].isin(na["dso_id"])
+        node_codes, nodes = pd.factorize(bids["node_id"])  # a bid's node and DSO, as codes
+        dso_codes, dsos = pd.factorize(bids["dso_id"])
+        known_dso = np.append(pd.Index(dsos).isin(na["dso_id"]), False)[dso_codes]  # code -1: missing
+        known_node = np.append(pd.Index(nodes).isin(na["node_id"]), False)[node_codes]
         out += _rows(
             spec,
             bids,
-            ~known_dso & bids["dso_id"].notna(),
+            ~known_dso & (dso_codes >= 0),
             "dso_id",
             "unknown DSO: not in node_areas",
             FindingCode.UNKNOWN_REFERENCE,
         )
-        pair = pd.MultiIndex.from_frame(bids[["node_id", "dso_id"]].astype(object))
-        ok_pair = pair.isin(pd.MultiIndex.from_frame(node_dso.astype(object)))
-        known_node = bids["node_id"].isin(na["node_id"])
+        # (node, DSO) pairs of node_areas as the same codes; a bid's pair is one integer
+        allowed = na[["node_id", "dso_id"]].drop_duplicates()
+        allowed_node = pd.Index(nodes).get_indexer(allowed["node_id"])
+        allowed_dso = pd.Index(dsos).get_indexer(allowed["dso_id"])
+        both = (allowed_node >= 0) & (allowed_dso >= 0)
+        width = len(dsos) + 1
+        ok_pair = pd.Index(allowed_node[both] * width + allowed_dso[both]).unique()
+        ok = np.asarray(pd.Series(node_codes.astype(np.int64) * width + dso_codes).isin(ok_pair))
         out += _rows(
             spec,
             bids,
-            known_node & known_dso & ~ok_pair,
+            known_node & known_dso & ~ok,
             "dso_id",
             "node is not in this DSO's areas (node_areas)",
             FindingCode.INCONSISTENT,

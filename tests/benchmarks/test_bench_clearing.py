@@ -85,3 +85,30 @@ def test_clear_end_to_end(benchmark, tmp_path, name, bids, integer_share):
 
     benchmark.pedantic(run, rounds=1, iterations=1)
     assert (tmp_path / "run0" / "manifest.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def written_1e6(tmp_path_factory):  # type: ignore[no-untyped-def]
+    folder = tmp_path_factory.mktemp("load") / "batch"
+    cmd = ["flexmarket", "synth", "--bids", "10400", "--intervals", "96", "--out", str(folder)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return folder
+
+
+def _read_with_pyarrow(folder):  # type: ignore[no-untyped-def]
+    import pyarrow.parquet as pq
+
+    return {p.name: pq.read_table(p).to_pandas() for p in sorted(folder.glob("*.parquet"))}
+
+
+@pytest.mark.parametrize("reader", ["load_batch", "pyarrow"])
+def test_load_1e6(benchmark, written_1e6, reader):
+    """`load_batch` (read, coerce, every schema, key, reference and domain check, key
+    order) at 0.998 M bid-intervals, beside the bare pyarrow read of the same files into
+    pandas (target: within 2x)."""
+    from market.io.read import load_batch
+
+    benchmark.group = "load 1e6 bid-intervals"
+    fn = load_batch if reader == "load_batch" else _read_with_pyarrow
+    result = benchmark.pedantic(fn, args=(written_1e6,), rounds=7, iterations=1, warmup_rounds=1)
+    assert len(result.bids if reader == "load_batch" else result["bids.parquet"]) == 998_400
