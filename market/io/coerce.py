@@ -153,7 +153,8 @@ def _as_str(series: pd.Series, source: pa.ChunkedArray | None = None) -> tuple[p
     text = is_text(arr)
     if text and series.dtype == object and not blank.any():
         return series, blank  # text already, nothing blank: kept as it is (no copy)
-    if source is not None and text and series.dtype == object and int(blank.sum()) == arr.null_count:
+    nulls = arr.null_count if arr is not None else -1
+    if source is not None and text and series.dtype == object and int(blank.sum()) == nulls:
         return series, blank  # read from Parquet, every blank a null (already None): no copy
     out = series.astype(object)
     if not text:
