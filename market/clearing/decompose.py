@@ -149,6 +149,8 @@ def _sub_model(
         sub.add_constraint(cname, blocks, con.sense, con.rhs[r] - moved)
     if model.start is not None:
         sub.start = {var: model.start[var][columns[var]] for var in model.variables}
+    if model.tie_weights is not None:
+        sub.tie_weights = {var: w[columns[var]] for var, w in model.tie_weights.items()}
     return sub
 
 

@@ -59,6 +59,10 @@ class LinearModel:
     # a MILP's feasible starting point per variable family (HiGHS takes it as its first
     # incumbent), or None
     start: dict[str, np.ndarray] | None = None
+    # a second objective over the optimal face (per variable family; families left out weigh
+    # 0): of all optimal solutions the solver returns the one that minimises it, so equal-cost
+    # alternatives (a degenerate LP) come out the same however the model is split or solved
+    tie_weights: dict[str, np.ndarray] | None = None
 
     def add_variable(
         self, name: str, lower: np.ndarray, upper: np.ndarray, cost: np.ndarray, integer: bool = False

@@ -4,7 +4,9 @@
 to HiGHS) and :func:`solve_cvxpy` (the same model through cvxpy + HiGHS, one ``cp.Variable``
 per family); :func:`solve` picks one by ``options["backend"]``. Marginals are
 ``d objective / d rhs`` for every sense, so the sign of a price never depends on how a
-row was written. Values below ``SNAP_MW`` are snapped to zero before pricing.
+row was written. Values below ``SNAP_MW`` are snapped to zero before pricing. On the
+highspy backend an LP's equal-cost alternatives come out as one canonical optimum
+(:mod:`market.clearing.ties`); cvxpy returns the vertex HiGHS lands on.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from market.clearing.ir import SNAP_MW, LinearModel, Solution, SolveStatus
+from market.clearing.ties import least_weighted_optimum, tie_weight_vector
 from market.errors import SolverError, SolverNotInstalledError
 
 if TYPE_CHECKING:  # cvxpy takes most of a second to import: only where a model is solved
@@ -294,7 +297,9 @@ def _set_start(h: Any, model: LinearModel, integer_cols: np.ndarray) -> None:
 def solve_highspy(model: LinearModel, options: dict[str, object] | None = None) -> Solution:
     """Solve with HiGHS through highspy (production): the model's families stacked into one
     column-wise matrix and passed as it is; duals (LP only) as marginals d objective / d rhs
-    (HiGHS's row duals of a minimisation, whatever the row's sense)."""
+    (HiGHS's row duals of a minimisation, whatever the row's sense). An optimal LP with
+    ``tie_weights`` then returns the least tie-weighted of its optima (same prices, same
+    cost; :func:`market.clearing.ties.least_weighted_optimum`)."""
     import highspy
 
     silence_highs_banner()
@@ -330,13 +335,16 @@ def solve_highspy(model: LinearModel, options: dict[str, object] | None = None) 
         return Solution(status, np.nan, {}, {}, t1 - t0, t2 - t1, "HiGHS", detail)
     sol = h.getSolution()
     x = np.asarray(sol.col_value)
-    values = {name: _snap(x[s]) for name, s in col.items()}
     marginals = {}
     if not model.n_integer:
         duals = np.asarray(sol.row_dual)
         marginals = {name: duals[s] for name, s in rows.items()}
     objective = float(h.getInfo().objective_function_value)
-    return Solution(status, objective, values, marginals, t1 - t0, t2 - t1, "HiGHS", detail, gap)
+    if not model.n_integer and status == SolveStatus.OPTIMAL and model.tie_weights is not None:
+        x = least_weighted_optimum(h, lp, sol, tie_weight_vector(model, col))
+    values = {name: _snap(x[s]) for name, s in col.items()}
+    t3 = time.perf_counter()
+    return Solution(status, objective, values, marginals, t1 - t0, t3 - t1, "HiGHS", detail, gap)
 
 
 class Backend(StrEnum):
