@@ -121,3 +121,21 @@ def test_a_worker_that_dies_is_a_named_error_not_a_traceback():
     with pytest.raises(WorkerLostError, match="worker process died") as caught:
         stream_map(_die, None, iter([1, 2]), workers=1)
     assert 'if __name__ == "__main__":' in str(caught.value)  # the usual cause in a script, named
+
+
+def test_a_warm_pool_serves_one_stream_and_stops_once_its_work_is_back():
+    """The workers started while a batch loads are stopped as soon as the stretches are
+    back (their memory is then free while the results are stacked and written); a later
+    stream in the same context gets a pool of its own."""
+    import operator
+
+    from market.clearing import parallel
+
+    with parallel.warm_workers(2):
+        ((pool, _),) = parallel.WARM_POOLS
+        processes = list((pool._processes or {}).values())
+        assert processes
+        assert parallel.stream_map(operator.add, 10, iter(range(5)), workers=2) == [10, 11, 12, 13, 14]
+        assert parallel.WARM_POOLS == []
+        assert not any(p.is_alive() for p in processes)
+        assert parallel.stream_map(operator.add, 1, iter(range(3)), workers=2) == [1, 2, 3]

@@ -78,9 +78,13 @@ def stream_map(
     at ``scheduler``, else a local pool of ``workers`` processes), pulling items lazily."""
     if scheduler:
         return _stream_on_cluster(fn, common, items, scheduler)
-    warm = [pool for pool in WARM_POOLS if pool[1] == workers]
-    if warm:
-        return _stream_on_pool(warm[0][0], fn, common, items, workers)
+    warm = [entry for entry in WARM_POOLS if entry[1] == workers]
+    if warm:  # used once: stopped as soon as every item is back, so the workers' memory is
+        # free before the caller stacks and writes the results (at 10^7: 1.6 GiB of 8)
+        result = _stream_on_pool(warm[0][0], fn, common, items, workers)
+        warm[0][0].shutdown(wait=True)
+        WARM_POOLS.remove(warm[0])
+        return result
     with _process_pool(workers) as pool:
         return _stream_on_pool(pool, fn, common, items, workers)
 
@@ -145,13 +149,15 @@ WARM_POOLS: list[tuple[ProcessPoolExecutor, int]] = []  # started by warm_worker
 @contextlib.contextmanager
 def warm_workers(workers: int = 2, preload: tuple[str, ...] = ()) -> Iterator[None]:
     """Start ``stream_map``'s local pool now: its ``workers`` processes spawn and import the
-    modules named in ``preload`` while the caller goes on (loading a large batch); stopped on exit."""
+    modules named in ``preload`` while the caller goes on (loading a large batch); stopped by
+    the first ``stream_map`` that uses it once its work is back, or else on exit."""
     with _process_pool(workers, preload) as pool:
         WARM_POOLS.append((pool, workers))
         try:
             yield
         finally:
-            WARM_POOLS.remove((pool, workers))
+            if (pool, workers) in WARM_POOLS:  # not used by a stream_map (which stops it)
+                WARM_POOLS.remove((pool, workers))
 
 
 def _preload(modules: tuple[str, ...]) -> None:
