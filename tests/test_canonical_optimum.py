@@ -9,9 +9,9 @@ import pytest
 
 from market import clear
 from market.clearing.decompose import solve_in_parts
-from market.clearing.formulation import tie_weights
 from market.clearing.run import step_model
 from market.clearing.solvers import solve_highspy
+from market.clearing.ties import tie_weights
 from market.io.synth import SynthSpec, synth_batch
 from market.testing import area, award_mw, bid, constraint, make_batch, tso_need
 

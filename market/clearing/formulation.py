@@ -29,6 +29,7 @@ import scipy.sparse as sp
 
 from market.clearing.commitments import define_blocks, define_integer_units
 from market.clearing.ir import LinearModel, Sense, sparse_block
+from market.clearing.ties import tie_weights
 from market.enums import Direction
 
 IMBALANCE_PREMIUM_EUR_MWH = 1.0  # imbalance beyond the stated TSO need costs VoLL + this
@@ -148,22 +149,6 @@ def build_step_model(inp: StepInput) -> tuple[LinearModel, StepIndex]:
     m.tie_weights = tie_weights(bids, members)
     index = StepIndex(bids, members, pairs, balance_t, amber, amber_pairs, units)
     return m, index
-
-
-def tie_weights(bids: pd.DataFrame, members: np.ndarray) -> dict[str, np.ndarray]:
-    """Among equal-cost optima, the one with the least weighted acceptance (``x``) and DSO
-    share (``yd``): each bid's weights in [1, 2) are a fixed hash of its ``bid_id`` alone, so
-    a bid weighs the same in the whole step, in any part of it and in any stretch of a
-    streamed batch, and no two bids tie (unlike weights from positions, which depend on
-    which other bids a model holds)."""
-    ids = bids["bid_id"].to_numpy(dtype=object)
-    h = pd.util.hash_array(ids)
-    salted = pd.util.hash_array(ids, hash_key="flexmarket-dsoyd")
-    unit = 2.0**-53
-    return {
-        "x": 1.0 + (h >> np.uint64(11)).astype(float) * unit,
-        "yd": 1.0 + (salted[members] >> np.uint64(11)).astype(float) * unit,
-    }
 
 
 def _signal_sets(bids: pd.DataFrame, inp: StepInput, located: Located) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:

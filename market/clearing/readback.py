@@ -11,6 +11,7 @@ import pandas as pd
 from market.clearing.formulation import StepIndex, StepInput
 from market.clearing.ir import LinearModel, Solution
 from market.clearing.results import ModelStats
+from market.clearing.ties import splitmix64
 from market.enums import SYSTEM_AREA, TSO_ID, Service
 
 # The columns of a step's awards (``pos`` = the bid's row in the batch)
@@ -58,13 +59,6 @@ TIE_KEY = ["t", "direction", "price_eur_mwh", "services", "tso_eff", "member", "
 SHARED_ROWS = ("balance", "flow_max", "flow_min", "amber", "dso_need", "dso_physical")
 
 
-def _mix(h: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser (uint64, wrapping): a well-spread hash of each value."""
-    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return h ^ (h >> np.uint64(31))
-
-
 def column_signatures(model: LinearModel, index: StepIndex) -> np.ndarray:
     """Per bid: a hash of its ``x`` and ``yd`` columns over the rows bids share (balance,
     network, amber, DSO need rows). Two bids with the same signature appear with the same
@@ -81,7 +75,7 @@ def column_signatures(model: LinearModel, index: StepIndex) -> np.ndarray:
                 coo = mat.tocoo()
                 cols = coo.col if var == "x" else index.members[coo.col]
                 value = np.round(coo.data * 1e9).astype(np.int64).view(np.uint64)
-                h = _mix(value ^ _mix(coo.row.astype(np.uint64) * np.uint64(2 * k + (var == "yd") + 1)))
+                h = splitmix64(value ^ splitmix64(coo.row.astype(np.uint64) * np.uint64(2 * k + (var == "yd") + 1)))
                 np.add.at(sig, cols, h)
     return sig
 

@@ -7,10 +7,36 @@ import logging
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from market.clearing.ir import LinearModel
 
 LOG = logging.getLogger(__name__)
+
+
+def splitmix64(h: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser (uint64, wrapping): a well-spread hash of each value."""
+    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return h ^ (h >> np.uint64(31))
+
+
+def tie_weights(bids: pd.DataFrame, members: np.ndarray) -> dict[str, np.ndarray]:
+    """Among equal-cost optima, the one with the least weighted acceptance (``x``) and DSO
+    share (``yd``, of the bids at ``members``): each bid's weights in [1, 2) are a fixed
+    hash of its ``bid_id`` alone (SipHash with pandas' fixed key, one pass over the ids), so
+    a bid weighs the same in the whole step, in any part of it and in any stretch of a
+    streamed batch, and no two bids tie (unlike weights from positions, which depend on
+    which other bids a model holds)."""
+    h = pd.util.hash_array(bids["bid_id"].to_numpy(dtype=object), categorize=False)
+    with np.errstate(over="ignore"):
+        dso = splitmix64(h[members] ^ np.uint64(0x9E3779B97F4A7C15))  # the DSO share's own weight
+    unit = 2.0**-53
+    return {
+        "x": 1.0 + (h >> np.uint64(11)).astype(float) * unit,
+        "yd": 1.0 + (dso >> np.uint64(11)).astype(float) * unit,
+    }
+
 
 TIE_DUAL_TOLERANCE = 1e-7  # |reduced cost| or |row dual| above this: fixed on the optimal face
 
