@@ -357,3 +357,11 @@ def test_a_parquet_timestamp_beyond_nanoseconds_is_named_not_a_crash(good, tmp_p
         (3, "interval_start", "not_a_timestamp")
     ]
     assert "1677 to 2262" in str(err)
+
+
+def test_services_left_empty_share_one_canonical_string(good):
+    """Every bid without ``services`` gets both services as one shared string object (a
+    string per row would cost 10^7 objects on a national book, and pickling each)."""
+    services = load_batch(good).bids["services"].to_numpy()
+    assert services[0] == "tso_balancing;dso_congestion"
+    assert all(v is services[0] for v in services)

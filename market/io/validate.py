@@ -67,7 +67,9 @@ def _normalise(spec: TableSpec, df: pd.DataFrame, order: np.ndarray) -> pd.DataF
     if spec.name == "bids":
         services = out["services"]
         if services.isna().all():  # none given (the usual case): every service, without hashing a cell
-            out["services"] = np.full(len(out), _canonical_services(None), dtype=object)
+            every = np.empty(len(out), dtype=object)
+            every.fill(_canonical_services(None))  # one shared str (np.full would make one per row)
+            out["services"] = every
         else:
             out["services"] = per_unique(services, _canonical_services)
     return out
