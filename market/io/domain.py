@@ -8,6 +8,7 @@ import pandas as pd
 
 from market.enums import SYSTEM_AREA, TSO_ID, Service
 from market.errors import Finding, FindingCode
+from market.io.coerce import EMPTY
 from market.io.findings import row_findings
 from market.io.schemas import TABLES
 
@@ -60,7 +61,8 @@ def _bid_rules(bids: pd.DataFrame, na: pd.DataFrame | None) -> list[Finding]:
         "min_quantity_mw exceeds quantity_mw",
         FindingCode.INCONSISTENT,
     )
-    blocks = bids[bids["block_id"].notna()]
+    no_blocks = "block_id" in bids.attrs.get(EMPTY, frozenset())  # read with no block at all
+    blocks = bids.iloc[:0] if no_blocks else bids[bids["block_id"].notna()]
     if len(blocks):
         spans = blocks.groupby("block_id")["dso_id"].transform("nunique") > 1
         mask = np.zeros(len(bids), dtype=bool)
