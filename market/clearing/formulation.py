@@ -123,7 +123,7 @@ def _keyed(frame: pd.DataFrame, areas: pd.Index) -> pd.DataFrame:
 
 def build_step_model(inp: StepInput) -> tuple[LinearModel, StepIndex]:
     m = LinearModel(name=inp.name)
-    bids = inp.bids.reset_index(drop=True).copy()
+    bids = inp.bids.reset_index(drop=True)  # a copy already
     n = len(bids)
     bids["pos_batch"] = bids["pos"] if "pos" in bids else np.arange(n)
     bids["pos"] = np.arange(n)

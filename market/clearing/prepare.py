@@ -43,7 +43,7 @@ class Prepared:
 
 def prepare(batch: Batch) -> Prepared:
     cfg = batch.config
-    bids = batch.bids.copy()
+    bids = batch.bids.copy(deep=False)  # columns are added or replaced, never written into
     bids["pos"] = np.arange(len(bids))
     bids["t"] = cfg.slot_of(bids["interval_start"])
     bids["sign"] = Direction.signs(bids["direction"])
@@ -81,7 +81,7 @@ def expand_constraints(batch: Batch, n_t: int) -> pd.DataFrame:
 
 def step_inputs(batch: Batch, prep: Prepared, step: Step, taken: np.ndarray) -> list[StepInput]:
     """The model input(s) of a step: one, or one per DSO when the step fans out."""
-    bids = prep.bids.copy()
+    bids = prep.bids.copy(deep=False)  # columns are added or replaced, never written into
     # Awards never exceed the capacity a step saw (verified after every solve), so this only
     # removes solver round-off below 1e-9 MW; it cannot hide an over-award.
     bids["cap_mw"] = np.round(bids["quantity_mw"].to_numpy() - taken, 9).clip(min=0.0)
