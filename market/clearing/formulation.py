@@ -123,7 +123,8 @@ def _keyed(frame: pd.DataFrame, areas: pd.Index) -> pd.DataFrame:
 
 def build_step_model(inp: StepInput) -> tuple[LinearModel, StepIndex]:
     m = LinearModel(name=inp.name)
-    bids = inp.bids.reset_index(drop=True)  # a copy already
+    bids = inp.bids.copy(deep=False)  # columns are added or replaced, never written into
+    bids.index = pd.RangeIndex(len(bids))
     n = len(bids)
     bids["pos_batch"] = bids["pos"] if "pos" in bids else np.arange(n)
     bids["pos"] = np.arange(n)
