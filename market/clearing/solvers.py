@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from market.clearing.ir import SNAP_MW, LinearModel, Solution, SolveStatus
-from market.clearing.ties import least_weighted_optimum, tie_weight_vector
+from market.clearing.ties import Bounds, least_weighted_optimum, tie_weight_vector
 from market.errors import SolverError, SolverNotInstalledError
 
 if TYPE_CHECKING:  # cvxpy takes most of a second to import: only where a model is solved
@@ -310,10 +310,14 @@ def solve_highspy(model: LinearModel, options: dict[str, object] | None = None) 
     lp.num_col_ = a.shape[1]
     lp.num_row_ = a.shape[0]
     lp.col_cost_ = np.concatenate([f.cost for f in fams]) if fams else np.zeros(0)
-    lp.col_lower_ = np.concatenate([f.lower for f in fams]) if fams else np.zeros(0)
-    lp.col_upper_ = np.concatenate([f.upper for f in fams]) if fams else np.zeros(0)
-    lp.row_lower_ = np.where(np.isinf(row_lo), -highspy.kHighsInf, row_lo)
-    lp.row_upper_ = np.where(np.isinf(row_hi), highspy.kHighsInf, row_hi)
+    bounds = Bounds(
+        np.concatenate([f.lower for f in fams]) if fams else np.zeros(0),
+        np.concatenate([f.upper for f in fams]) if fams else np.zeros(0),
+        np.where(np.isinf(row_lo), -highspy.kHighsInf, row_lo),
+        np.where(np.isinf(row_hi), highspy.kHighsInf, row_hi),
+    )
+    lp.col_lower_, lp.col_upper_ = bounds.col_lower, bounds.col_upper
+    lp.row_lower_, lp.row_upper_ = bounds.row_lower, bounds.row_upper
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
     lp.a_matrix_.start_ = a.indptr
     lp.a_matrix_.index_ = a.indices
@@ -335,13 +339,11 @@ def solve_highspy(model: LinearModel, options: dict[str, object] | None = None) 
         return Solution(status, np.nan, {}, {}, t1 - t0, t2 - t1, "HiGHS", detail)
     sol = h.getSolution()
     x = np.asarray(sol.col_value)
-    marginals = {}
-    if not model.n_integer:
-        duals = np.asarray(sol.row_dual)
-        marginals = {name: duals[s] for name, s in rows.items()}
+    duals = np.asarray(sol.row_dual) if not model.n_integer else np.zeros(0)
+    marginals = {name: duals[s] for name, s in rows.items()} if not model.n_integer else {}
     objective = float(h.getInfo().objective_function_value)
     if not model.n_integer and status == SolveStatus.OPTIMAL and model.tie_weights is not None:
-        x = least_weighted_optimum(h, lp, sol, tie_weight_vector(model, col))
+        x = least_weighted_optimum(h, sol, x, duals, bounds, tie_weight_vector(model, col))
     values = {name: _snap(x[s]) for name, s in col.items()}
     t3 = time.perf_counter()
     return Solution(status, objective, values, marginals, t1 - t0, t3 - t1, "HiGHS", detail, gap)

@@ -4,7 +4,7 @@ the model's ``tie_weights`` (see :func:`least_weighted_optimum`)."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -50,7 +50,18 @@ def tie_weight_vector(model: LinearModel, col: dict[str, slice]) -> np.ndarray:
     return w
 
 
-def least_weighted_optimum(h: Any, lp: Any, sol: Any, weights: np.ndarray) -> np.ndarray:
+class Bounds(NamedTuple):
+    """An LP's column and row bounds as passed to HiGHS (infinite ones as ``kHighsInf``)."""
+
+    col_lower: np.ndarray
+    col_upper: np.ndarray
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+
+
+def least_weighted_optimum(
+    h: Any, sol: Any, x: np.ndarray, y: np.ndarray, bounds: Bounds, weights: np.ndarray
+) -> np.ndarray:
     """Of all optima of the LP just solved, the one minimising ``weights · x``.
 
     By complementary slackness with the optimal duals found, a solution is optimal exactly
@@ -61,12 +72,11 @@ def least_weighted_optimum(h: Any, lp: Any, sol: Any, weights: np.ndarray) -> np
     returned point is the same however the model was split. Skipped when the optimum is
     unique (no column or row at a bound with a zero reduced cost or dual). Prices stay the
     first solve's duals; the cost of the returned point is the optimum's (within the
-    solver's tolerance).
+    solver's tolerance). ``h``: the solved Highs; ``sol``: its solution, whose primal
+    values ``x`` and row duals ``y`` the caller has read already; ``bounds``: as passed.
     """
-    x, d = np.asarray(sol.col_value), np.asarray(sol.col_dual)
-    act, y = np.asarray(sol.row_value), np.asarray(sol.row_dual)
-    lo, hi = np.asarray(lp.col_lower_), np.asarray(lp.col_upper_)
-    rlo, rhi = np.asarray(lp.row_lower_), np.asarray(lp.row_upper_)
+    d, act = np.asarray(sol.col_dual), np.asarray(sol.row_value)
+    lo, hi, rlo, rhi = bounds
     free_col = np.abs(d) <= TIE_DUAL_TOLERANCE
     free_row = np.abs(y) <= TIE_DUAL_TOLERANCE
     at_bound = (np.isclose(x, lo, rtol=0, atol=1e-9) | np.isclose(x, hi, rtol=0, atol=1e-9)) & (lo < hi)
