@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ from market.clearing.stream import cut_points, streamable, stretches, sub_batch
 from market.design.spec import load_design
 from market.errors import WorkerLostError
 from market.io.read import load_batch
+from market.io.synth import SynthSpec, synth_batch
 from market.testing import bid, make_batch, tso_need
 
 SAMPLE = "data/contested"
@@ -139,3 +141,22 @@ def test_a_warm_pool_serves_one_stream_and_stops_once_its_work_is_back():
         assert parallel.WARM_POOLS == []
         assert not any(p.is_alive() for p in processes)
         assert parallel.stream_map(operator.add, 1, iter(range(3)), workers=2) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("name", ["sample", "contested", "synth-empty-tables"])
+def test_a_batch_pickles_through_arrow_and_comes_back_equal(name):
+    """A stretch travels to its worker as Arrow tables: every table comes back equal, with
+    the same dtypes, index and missing values (empty optional tables included)."""
+    import pickle
+
+    from market.io.batch import TABLE_NAMES
+
+    if name == "synth-empty-tables":
+        batch = synth_batch(SynthSpec(bids=30, intervals=4, dsos=2, seed=2))
+        batch = batch.replace(signals=batch.signals.iloc[:0], aggregators=batch.aggregators.iloc[:0])
+    else:
+        batch = load_batch(Path(__file__).parent.parent / "data" / name)
+    back = pickle.loads(pickle.dumps(batch))
+    for table in TABLE_NAMES:
+        pd.testing.assert_frame_equal(back.table(table), batch.table(table), check_exact=True)
+    assert (back.config, back.file_hashes, back.buying_dsos) == (batch.config, batch.file_hashes, batch.buying_dsos)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from market.enums import TSO_ID
 from market.io.schemas import BATCH_TABLES
@@ -91,6 +92,22 @@ class Batch:
         table: pd.DataFrame = getattr(self, name)
         return table
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (a stretch sent to a worker process or a Dask worker) with its tables as
+        Arrow tables: Arrow buffers instead of one pickled string per text cell (a 500k
+        stretch: 0.65 s to pickle as pandas objects)."""
+        state = dict(self.__dict__)
+        for name in TABLE_NAMES:
+            state[name] = _as_arrow(state[name])
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name in TABLE_NAMES:
+            if isinstance(state[name], pa.Table):
+                state[name] = state[name].to_pandas()
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+
     @property
     def dsos(self) -> list[str]:
         return sorted(self.node_areas["dso_id"].unique())
@@ -117,3 +134,12 @@ class Batch:
 
 
 TABLE_NAMES = tuple(t.name for t in BATCH_TABLES)
+
+
+def _as_arrow(df: pd.DataFrame) -> pa.Table | pd.DataFrame:
+    """``df`` as an Arrow table that converts back to an equal frame (pandas metadata keeps
+    dtypes and a non-default index), or ``df`` itself where Arrow cannot hold a column."""
+    try:
+        return pa.Table.from_pandas(df)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return df
