@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from market.errors import Finding, FindingCode
+from market.io.findings import RowIds
 from market.io.schemas import TableSpec
 from market.io.strict import arrow_array, blank_text, is_text, per_unique, per_unique_mask
 
@@ -44,7 +45,7 @@ def coerce_table(
         return None, findings
     if not raw.index.equals(pd.RangeIndex(len(raw))):  # rows are numbered from 0, as in the file
         raw = raw.reset_index(drop=True)
-    ids = _RowIds(spec, raw)
+    ids = RowIds(spec, raw)
     columns: dict[str, pd.Series] = {}
     complete: set[str] = set()  # columns read with no missing value (as established here)
     empty: set[str] = set()  # text columns read with no value at all
@@ -105,38 +106,11 @@ def coerce_table(
     return out, findings
 
 
-class _RowIds:
-    """Each row's id as text (the id column, or the key's parts joined by ``/``), worked out
-    only for the rows a finding names (never for the whole table)."""
-
-    def __init__(self, spec: TableSpec, df: pd.DataFrame) -> None:
-        if spec.id_column and spec.id_column in df.columns:
-            self.columns = [spec.id_column]
-        else:
-            self.columns = [k for k in spec.key if k in df.columns]
-        self.df = df
-
-    def __getitem__(self, row: int) -> str | None:
-        if not self.columns:
-            return None
-        return "/".join(str(self.df[c].iloc[row]) for c in self.columns)
-
-
 def _cell_findings(
-    spec: TableSpec, series: pd.Series, bad: np.ndarray, ids: _RowIds, column: str, reason: str, code: FindingCode
+    spec: TableSpec, series: pd.Series, bad: np.ndarray, ids: RowIds, column: str, reason: str, code: FindingCode
 ) -> list[Finding]:
     rows = np.flatnonzero(bad)
-    return [
-        Finding(spec.name, int(i), _id_label(spec, ids[int(i)]), column, repr(series.iloc[i]), reason, code)
-        for i in rows
-    ]
-
-
-def _id_label(spec: TableSpec, value: object) -> str | None:
-    if value is None:
-        return None
-    label = spec.id_column or "/".join(spec.key)
-    return f"{label}={value}"
+    return [Finding(spec.name, int(i), ids[int(i)], column, repr(series.iloc[i]), reason, code) for i in rows]
 
 
 def _is_blank(series: pd.Series) -> np.ndarray:

@@ -19,7 +19,7 @@ from market.errors import BatchValidationError, Finding, FindingCode
 from market.io.batch import Batch, BatchConfig
 from market.io.coerce import COMPLETE, EMPTY
 from market.io.domain import domain_findings
-from market.io.findings import plain, row_findings, row_ids
+from market.io.findings import RowIds, plain, row_findings
 from market.io.keys import KeyOrder, key_order
 from market.io.schemas import BATCH_TABLES, SERVICES, TABLES, TableSpec, pandera_schema
 from market.io.strict import per_unique
@@ -104,7 +104,7 @@ def schema_findings(spec: TableSpec, df: pd.DataFrame, order: KeyOrder | None = 
 
 
 def _from_failure_cases(spec: TableSpec, df: pd.DataFrame, cases: pd.DataFrame) -> list[Finding]:
-    ids = row_ids(spec, df)
+    ids = RowIds(spec, df)
     out: list[Finding] = []
     for case in cases.itertuples(index=False):
         check = str(case.check)
