@@ -20,8 +20,10 @@ What it does, deterministically (no randomness outside a fixed seed):
    converted to UTC; the sample day is the local day. Losses are ignored.
 3. DER: the largest LV-equivalent loads (flexible demand: up = consume less, down =
    consume more) and the largest PV and wind in-feeds (down = curtail), per grid. A few loads
-   offer all-or-nothing bids and one-hour blocks. Prices are drawn once per DER from a
-   seeded generator in plausible ranges (EUR/MWh).
+   offer all-or-nothing bids and one-hour blocks. Aggregators offer each registered resource
+   (aggregator x DSO, loads and PV apart) at one price per direction, drawn once from a
+   seeded generator in plausible ranges (EUR/MWh): a portfolio offer, so a resource's DER
+   are dispatched together (before 2026-11-28 every DER drew its own price).
 4. Needs: TSO balancing from the intra-hour deviation of the two grids' aggregate net
    load from its hourly mean (a proxy for the schedule imbalance the TSO balances), some of
    them elastic; DSO congestion needs where a feeder or transformer is over its limit
@@ -100,11 +102,26 @@ def node(dso: str, bus: int) -> str:
     return f"{dso}-b{bus:03d}"
 
 
+def resource_offer(
+    offers: dict[tuple[str, str, str], list[float]],
+    rng: np.random.Generator,
+    resource: tuple[str, str, str],
+    ranges: list[tuple[float, float]],
+) -> list[float]:
+    """The prices (EUR/MWh) at which an aggregator offers one registered resource
+    (aggregator x DSO x kind), drawn once from ``ranges`` on first use: a portfolio offer,
+    so the resource's DER are dispatched together, as the programmes dispatch resources."""
+    if resource not in offers:
+        offers[resource] = [round(float(rng.uniform(lo, hi)), 2) for lo, hi in ranges]
+    return offers[resource]
+
+
 def build() -> None:
     rng = np.random.default_rng(SEED)
     day = pd.Timestamp(SAMPLE_DAY, tz=LOCAL_TZ).tz_convert("UTC")
     bids, needs, areas, cons, sens, sigs, der_series = [], [], [], [], [], [], []
     net_total = None
+    offers: dict[tuple[str, str, str], list[float]] = {}
     for dso, code in GRIDS.items():
         net, times, feeder_of, heads, load_p, sgen_p, trafo_mva = grid_parts(dso, code)
         in_day = (times >= day) & (times < day + pd.Timedelta(days=1))
@@ -173,11 +190,10 @@ def build() -> None:
             series = load_p[idx]
             der_series.append((der, times, series.to_numpy()))
             p_day = series[in_day.to_numpy()].to_numpy()
-            up_price = round(float(rng.uniform(70, 190)), 2)
-            down_price = round(float(rng.uniform(5, 60)), 2)
             lumpy = k % 9 == 4
             block = k % 11 == 7
             agg = f"agg-{['north', 'south', 'volt'][k % 3]}"
+            up_price, down_price = resource_offer(offers, rng, (agg, dso, "load"), [(70, 190), (5, 60)])
             for i, ts in enumerate(t_day):
                 q_up = round(float(0.25 * p_day[i]), 4)
                 q_dn = round(float(0.12 * p_day[i]), 4)
@@ -223,8 +239,8 @@ def build() -> None:
             series = -sgen_p[idx]
             der_series.append((der, times, series.to_numpy()))
             g_day = -series[in_day.to_numpy()].to_numpy()
-            price = round(float(rng.uniform(-10, 45)), 2)
             agg = f"agg-{['sun', 'volt'][k % 2]}"
+            (price,) = resource_offer(offers, rng, (agg, dso, "pv"), [(-10, 45)])
             for i, ts in enumerate(t_day):
                 q = round(float(0.8 * g_day[i]), 4)
                 if q >= 0.001:

@@ -65,3 +65,31 @@ def test_baseline_accuracy_is_reported_per_der_and_per_resource(tmp_path):
     assert set(scores.loc[scores["level"] == "portfolio", "der_id"]) == {"agg/dso1"}
     flat = summary[summary["method"] == "caiso-10-in-10"]
     assert (flat["median_rrmse"] == 0).all()  # flat readings: every baseline exact at both levels
+
+
+def test_on_the_sample_portfolio_settlement_allocates_more_of_the_awarded_energy(tmp_path):
+    """data/sample: aggregators offer each registered resource (aggregator x DSO) at one
+    price, so resources are dispatched as a whole; settled per resource, members' baseline
+    errors net out and a larger share of the awarded energy is allocated than per DER
+    (README, "Level")."""
+    from typer.testing import CliRunner
+
+    from market.cli.app import app
+
+    root = Path(__file__).resolve().parents[1]
+    run = tmp_path / "run"
+    res = CliRunner().invoke(app, ["clear", str(root / "data" / "sample"), "--design", "single", "--out", str(run)])
+    assert res.exit_code == 0, res.output
+    raw = {
+        "priority": ["dso_congestion", "tso_balancing"],
+        "holidays": ["2016-10-03", "2016-10-31", "2016-11-01"],
+        "timezone": "Europe/Berlin",
+        "baseline": {"default": "caiso-10-in-10", "dso_congestion": "meter-before-meter-after"},
+    }
+    shares = {}
+    for level in ("der", "portfolio"):
+        db = f"duckdb:///{tmp_path / f'{level}.duckdb'}"
+        lines = settle(run, root / "data" / "meter.parquet", parse_config({**raw, "level": level}), db=db).lines
+        assert lines["awarded_mwh"].sum() == pytest.approx(31.684, abs=1e-3)
+        shares[level] = lines["allocated_mwh"].sum() / lines["awarded_mwh"].sum()
+    assert shares["portfolio"] > shares["der"]
