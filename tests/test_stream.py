@@ -143,6 +143,32 @@ def test_a_warm_pool_serves_one_stream_and_stops_once_its_work_is_back():
         assert parallel.stream_map(operator.add, 1, iter(range(3)), workers=2) == [1, 2, 3]
 
 
+def _pid_and_threads(common: object, item: int) -> tuple[int, int, int]:
+    from market.clearing import parallel
+
+    return item, os.getpid(), parallel.PART_THREADS[0]
+
+
+def test_items_that_fit_the_workers_leave_one_to_the_caller():
+    """Two stretches on two cores: this process clears the first (with one thread for its
+    parts, as a worker) while one worker clears the second; no second worker is started,
+    and none of this process's settings change."""
+    from market.clearing import parallel
+
+    assert parallel.local_workers(2, 2) == 1 and parallel.local_workers(3, 2) == 2
+    assert parallel.local_workers(None, 2) == 2 and parallel.local_workers(1, 2) == 1
+    here = os.getpid()
+    with parallel.warm_workers(parallel.local_workers(2, 2)):
+        ((pool, size),) = parallel.WARM_POOLS
+        assert size == 1
+        out = parallel.stream_map(_pid_and_threads, None, iter([7, 8]), workers=2, count=2)
+    assert [item for item, _, _ in out] == [7, 8]
+    assert out[0][1:] == (here, 1) and out[1][1] != here
+    assert parallel.PART_THREADS[0] == 2
+    many = parallel.stream_map(_pid_and_threads, None, iter([1, 2, 3]), workers=2, count=3)
+    assert [item for item, _, _ in many] == [1, 2, 3] and all(pid != here for _, pid, _ in many)
+
+
 @pytest.mark.parametrize("name", ["sample", "contested", "synth-empty-tables"])
 def test_a_batch_pickles_through_arrow_and_comes_back_equal(name):
     """A stretch travels to its worker as Arrow tables: every table comes back equal, with

@@ -8,7 +8,8 @@ every worker. The result is the same whichever way it ran.
 
 ``stream_map(fn, common, items)`` is the same on worker processes (a local process pool,
 or the cluster) for items too large to hold all at once: each item is made only when a
-worker is about to be free, and at most one waits in the queue. ``warm_workers()`` starts
+worker is about to be free, and at most one waits in the queue; when the items are no more
+than the workers, the caller's process does one of them itself. ``warm_workers()`` starts
 that local pool ahead of time (its workers import the clearing code while the caller loads
 the batch); ``stream_map`` then runs on it.
 """
@@ -16,6 +17,7 @@ the batch); ``stream_map`` then runs on it.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
@@ -73,20 +75,35 @@ def stream_map(
     *,
     scheduler: str | None = None,
     workers: int = 2,
+    count: int | None = None,
 ) -> list[R]:
     """``fn(common, item)`` for each item, in order, on worker processes (the Dask cluster
-    at ``scheduler``, else a local pool of ``workers`` processes), pulling items lazily."""
+    at ``scheduler``, else a local pool of ``workers`` processes), pulling items lazily.
+
+    Locally, when ``count`` says the items number no more than ``workers``, the caller's
+    process does the first item itself while ``count - 1`` workers do the others (see
+    :func:`local_workers`): one item fewer is pickled to a worker and back."""
     if scheduler:
         return _stream_on_cluster(fn, common, items, scheduler)
-    warm = [entry for entry in WARM_POOLS if entry[1] == workers]
+    in_pool = local_workers(count, workers)
+    own = in_pool < workers
+    warm = [entry for entry in WARM_POOLS if entry[1] >= in_pool]
     if warm:  # used once: stopped as soon as every item is back, so the workers' memory is
         # free before the caller stacks and writes the results (at 10^7: 1.6 GiB of 8)
-        result = _stream_on_pool(warm[0][0], fn, common, items, workers)
+        result = _stream_on_pool(warm[0][0], fn, common, items, in_pool, own)
         warm[0][0].shutdown(wait=True)
         WARM_POOLS.remove(warm[0])
         return result
-    with _process_pool(workers) as pool:
-        return _stream_on_pool(pool, fn, common, items, workers)
+    with _process_pool(in_pool) as pool:
+        return _stream_on_pool(pool, fn, common, items, in_pool, own)
+
+
+def local_workers(count: int | None, workers: int = 2) -> int:
+    """Worker processes a local :func:`stream_map` of ``count`` items starts: ``workers``,
+    or ``count - 1`` (at least one) when the caller can do one item itself."""
+    if count is None or count > workers:
+        return workers
+    return max(1, count - 1)
 
 
 @contextlib.contextmanager
@@ -122,19 +139,23 @@ def _process_pool(workers: int, preload: tuple[str, ...] = ()) -> Iterator[Proce
 
 
 def _stream_on_pool(
-    pool: ProcessPoolExecutor, fn: Callable[[C, T], R], common: C, items: Iterable[T], workers: int
+    pool: ProcessPoolExecutor, fn: Callable[[C, T], R], common: C, items: Iterable[T], workers: int, own: bool
 ) -> list[R]:
+    """``own``: the caller does the first item, after handing the others to the pool."""
     from concurrent.futures import FIRST_COMPLETED, Future, wait
     from concurrent.futures.process import BrokenProcessPool
 
     futures: list[Future[R]] = []
+    iterator = iter(items)
+    mine = list(itertools.islice(iterator, 1 if own else 0))
     try:
-        for item in items:
+        for item in iterator:
             while sum(not f.done() for f in futures) >= workers + 1:
                 wait([f for f in futures if not f.done()], return_when=FIRST_COMPLETED)
             futures.append(pool.submit(fn, common, item))
             del item
-        return [f.result() for f in futures]
+        here = [_one_thread_for_parts(fn, common, item) for item in mine]
+        return here + [f.result() for f in futures]
     except BrokenProcessPool as exc:  # a worker was killed (out of memory, a signal)
         raise WorkerLostError(
             f"a worker process died before it finished ({exc}); if this is a Python script that calls "
@@ -176,6 +197,17 @@ PART_THREADS = [2]  # threads solving a model's parts (decompose); 1 where proce
 
 def _one_thread_each() -> None:
     PART_THREADS[0] = 1
+
+
+def _one_thread_for_parts(fn: Callable[[C, T], R], common: C, item: T) -> R:
+    """``fn(common, item)`` in this process with one thread for a model's parts, as a
+    worker's (the workers have the other cores)."""
+    saved = PART_THREADS[0]
+    PART_THREADS[0] = 1
+    try:
+        return fn(common, item)
+    finally:
+        PART_THREADS[0] = saved
 
 
 def _stream_on_cluster(fn: Callable[[C, T], R], common: C, items: Iterable[T], scheduler: str) -> list[R]:

@@ -71,7 +71,7 @@ def clear(
         try:
             result = stream_map(
                 _clear_stretch, (design, pricing, solver_options), (sub_batch(batch, a, b) for a, b in spans),
-                scheduler=scheduler, workers=WORKERS,
+                scheduler=scheduler, workers=WORKERS, count=len(spans),
             )  # fmt: skip
         except SolverError as exc:
             if raise_on_failure:

@@ -12,7 +12,9 @@ model sizes add up and the objective is the whole run's.
 
 Only a stretch is ever built in memory at once per worker: the book is streamed through
 two worker processes (or the Dask cluster at ``--scheduler``) instead of building every
-constraint family for the whole horizon.
+constraint family for the whole horizon. A book of two stretches (up to 10^6 bid-intervals)
+is cleared by this process and one worker, a stretch each, so that only one stretch is
+pickled to a worker and back.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def stretches(batch: Batch, per_stretch: int = BIDS_PER_STRETCH, at_least: int =
     n_t = len(cfg.intervals)
     per_t = np.bincount(cfg.slot_of(batch.bids["interval_start"]), minlength=n_t)
     total = int(per_t.sum())
-    count = max(at_least, -(-total // per_stretch))
+    count = stretch_count(total, per_stretch, at_least)
     cuts = cut_points(batch)
     if count <= 1 or not len(cuts):
         return [(0, n_t)]
@@ -83,6 +85,12 @@ def stretches(batch: Batch, per_stretch: int = BIDS_PER_STRETCH, at_least: int =
     chosen = np.unique(cuts[np.abs(before[None, :] - targets[:, None]).argmin(axis=1)])
     edges = [0, *chosen.tolist(), n_t]
     return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def stretch_count(rows: int, per_stretch: int = BIDS_PER_STRETCH, at_least: int = WORKERS) -> int:
+    """How many stretches :func:`stretches` aims at for ``rows`` bid-intervals (fewer where
+    blocks or exclusive groups leave fewer cuts)."""
+    return max(at_least, -(-rows // per_stretch))
 
 
 def sub_batch(batch: Batch, first: int, end: int) -> Batch:

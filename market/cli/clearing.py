@@ -84,20 +84,22 @@ def clear(
 
 def workers_ahead(batch: Path, scheduler: str | None) -> contextlib.AbstractContextManager[None]:
     """Start the local workers of a streamed clear while the batch loads, when its bids file
-    holds enough rows to be streamed (its Parquet footer says how many)."""
+    holds enough rows to be streamed (its Parquet footer says how many): as many as the
+    stretches will use (one fewer than the stretches when this process clears one)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from market.clearing.parallel import warm_workers
-    from market.clearing.stream import STREAM_FROM_BIDS, WORKERS
+    from market.clearing.parallel import local_workers, warm_workers
+    from market.clearing.stream import STREAM_FROM_BIDS, WORKERS, stretch_count
 
     path = batch / "bids.parquet"
     try:
         rows = pq.ParquetFile(path).metadata.num_rows if path.is_file() and not scheduler else 0
     except (OSError, pa.ArrowException):  # a broken file: loading names it
         rows = 0
-    streamed = rows >= STREAM_FROM_BIDS
-    return warm_workers(WORKERS, preload=("market.clearing.run",)) if streamed else contextlib.nullcontext()
+    if rows < STREAM_FROM_BIDS:
+        return contextlib.nullcontext()
+    return warm_workers(local_workers(stretch_count(rows), WORKERS), preload=("market.clearing.run",))
 
 
 def mip_limits(mip_gap: float, time_limit: float) -> dict[str, float]:
