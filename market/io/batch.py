@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from market.enums import TSO_ID
-from market.io.schemas import BATCH_TABLES
+from market.io.schemas import BATCH_TABLES, TableSpec
 
 DEFAULT_VOLL_EUR_MWH = 10_000.0
 # seconds per tier an instruction passes, and per sequential clearing stage ("clearing_stage")
@@ -102,9 +102,10 @@ class Batch:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        specs = {spec.name: spec for spec in BATCH_TABLES}
         for name in TABLE_NAMES:
             if isinstance(state[name], pa.Table):
-                state[name] = state[name].to_pandas()
+                state[name] = arrow_to_pandas(state[name], unique_ids(specs[name]))
         for key, value in state.items():
             object.__setattr__(self, key, value)
 
@@ -134,6 +135,24 @@ class Batch:
 
 
 TABLE_NAMES = tuple(t.name for t in BATCH_TABLES)
+
+
+def unique_ids(spec: TableSpec) -> tuple[str, ...]:
+    """The columns of a table that hold a distinct value per row: its id, when that is its key."""
+    return (spec.id_column,) if spec.id_column and spec.key == (spec.id_column,) else ()
+
+
+def arrow_to_pandas(table: pa.Table, unique: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The table in pandas, a block per column (no 2-D copy); repeated text shared as one
+    object per distinct value, except in the ``unique`` columns, where pyarrow's
+    de-duplication would only cost time (for 10^7 distinct ids, 6 s instead of 0.7 s)."""
+    plain = [c for c in table.column_names if c in unique]
+    rest = table.drop_columns(plain).to_pandas(split_blocks=True)  # an index pandas stored is restored
+    if not plain:
+        return rest
+    ids = {name: table.column(name).to_pandas(deduplicate_objects=False).set_axis(rest.index) for name in plain}
+    order = [c for c in table.column_names if c in ids or c in rest.columns]
+    return pd.DataFrame({c: ids[c] if c in ids else rest[c] for c in order}, index=rest.index, copy=False)
 
 
 def _as_arrow(df: pd.DataFrame) -> pa.Table | pd.DataFrame:

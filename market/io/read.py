@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from market.errors import BatchError, BatchValidationError, Finding, FindingCode
-from market.io.batch import DEFAULT_HOP_LATENCY_S, DEFAULT_VOLL_EUR_MWH, Batch, BatchConfig
+from market.io.batch import DEFAULT_HOP_LATENCY_S, DEFAULT_VOLL_EUR_MWH, Batch, BatchConfig, arrow_to_pandas, unique_ids
 from market.io.coerce import TZ_SUFFIX, coerce_table
 from market.io.schemas import BATCH_TABLES, PRICE_LIMIT_EUR_MWH, TableSpec
 from market.io.strict import is_number, unknown_keys
@@ -176,25 +176,13 @@ def read_raw_table(path: Path, unique: tuple[str, ...] = ()) -> tuple[pd.DataFra
     try:
         if path.suffix == ".parquet":
             table = pq.read_table(path)
-            return _to_pandas(table, unique), table
+            return arrow_to_pandas(table, unique), table
         return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8"), None
     except UnicodeDecodeError as exc:
         raise BatchError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except Exception as exc:  # pyarrow and pandas raise many kinds for a broken file
         kind = "Parquet" if path.suffix == ".parquet" else "CSV"
         raise BatchError(f"{path}: cannot be read as {kind} ({type(exc).__name__}: {exc})") from exc
-
-
-def _to_pandas(table: pa.Table, unique: tuple[str, ...]) -> pd.DataFrame:
-    """The table in pandas, a block per column (no 2-D copy); repeated text shared as one
-    object per distinct value, except in the ``unique`` columns."""
-    plain = [c for c in table.column_names if c in unique]
-    rest = table.drop_columns(plain).to_pandas(split_blocks=True)  # an index pandas stored is restored
-    if not plain:
-        return rest
-    ids = {name: table.column(name).to_pandas(deduplicate_objects=False).set_axis(rest.index) for name in plain}
-    order = [c for c in table.column_names if c in ids or c in rest.columns]
-    return pd.DataFrame({c: ids[c] if c in ids else rest[c] for c in order}, index=rest.index, copy=False)
 
 
 def load_batch(folder: str | Path) -> Batch:
@@ -228,8 +216,7 @@ def load_batch(folder: str | Path) -> Batch:
                 tables[spec.name] = empty_table(spec)
             continue
         hashes[path.name] = sha256_file(path)
-        unique = (spec.id_column,) if spec.id_column and spec.key == (spec.id_column,) else ()
-        raw, arrow = read_raw_table(path, unique)
+        raw, arrow = read_raw_table(path, unique_ids(spec))
         df, bad = coerce_table(spec, raw, arrow)
         findings += bad
         tables[spec.name] = df
