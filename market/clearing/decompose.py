@@ -59,21 +59,19 @@ def component_labels(model: LinearModel) -> tuple[int, np.ndarray, dict[str, np.
     offsets = _offsets(model)
     fixed = fixed_columns(model)
     n = model.n_variables
-    stacked = []
+    row_ends, col_ends, at = [], [], 0  # the row-column graph's edges: rows are nodes 0..m-1
     for con in model.constraints.values():
-        blocks = [sp.csr_matrix((con.size, n))]
         for var, mat in con.blocks:
             coo = mat.tocoo()
             free = ~fixed[var][coo.col]
-            blocks.append(
-                sp.csr_matrix(
-                    (np.ones(int(free.sum())), (coo.row[free], coo.col[free] + offsets[var])), shape=(con.size, n)
-                )
-            )
-        stacked.append(sum(blocks[1:], blocks[0]))
-    a = sp.vstack(stacked, format="csr") if stacked else sp.csr_matrix((0, n))
-    m = a.shape[0]
-    graph = sp.bmat([[None, a], [a.T, None]], format="csr") if m else sp.csr_matrix((n, n))
+            row_ends.append(coo.row[free].astype(np.int64) + at)
+            col_ends.append(coo.col[free].astype(np.int64) + offsets[var])
+        at += con.size
+    m = at
+    r = np.concatenate(row_ends) if row_ends else np.zeros(0, dtype=np.int64)
+    c = np.concatenate(col_ends) if col_ends else np.zeros(0, dtype=np.int64)
+    # one edge per nonzero, row -> column (m + column); undirected, so no transpose is needed
+    graph = sp.csr_matrix((np.ones(len(r)), (r, c + m)), shape=(m + n, m + n))
     count, labels = connected_components(graph, directed=False)
     col_labels = labels[m:] if m else labels
     row_labels, at = {}, 0
@@ -105,6 +103,7 @@ def split(model: LinearModel, parts: int | None = None) -> list[Part]:
     row_part = {name: part_of[lab] for name, lab in row_labels.items()}
     offsets = _offsets(model)
     constants = {n: np.where(mask, model.variables[n].lower, 0.0) for n, mask in fixed_columns(model).items()}
+    constants = {n: c for n, c in constants.items() if c.any()}  # an LP's: none
     out = []
     # only the parts that hold something: a component bigger than its share skips part numbers
     for p in np.unique(np.concatenate([col_part, *row_part.values()])):
@@ -133,19 +132,24 @@ def _sub_model(
     name: str,
 ) -> LinearModel:
     """The part's columns and rows; the fixed columns of other parts its rows hold
-    (``constants``: each fixed column's value, 0 elsewhere) are moved to the right-hand side
-    (nothing else of another part is in its rows)."""
+    (``constants``: each fixed column's value, 0 elsewhere, for the families that have one)
+    are moved to the right-hand side (nothing else of another part is in its rows)."""
     sub = LinearModel(name=name)
     outside = {}
     for var, fam in model.variables.items():
         idx = columns[var]
         sub.add_variable(var, fam.lower[idx], fam.upper[idx], fam.cost[idx], fam.integer)
-        outside[var] = constants[var].copy()
-        outside[var][idx] = 0.0
+        if var in constants:
+            outside[var] = constants[var].copy()
+            outside[var][idx] = 0.0
     for cname, con in model.constraints.items():
         r = rows[cname]
-        blocks = {var: mat[r][:, columns[var]] for var, mat in con.blocks}
-        moved = sum((mat[r] @ outside[var] for var, mat in con.blocks), np.zeros(len(r)))
+        in_rows = {var: mat[r] for var, mat in con.blocks}  # each block's rows sliced once
+        blocks = {var: in_rows[var][:, columns[var]] for var, _ in con.blocks}
+        moved = np.zeros(len(r))
+        for var, _ in con.blocks:
+            if var in outside:
+                moved += in_rows[var] @ outside[var]
         sub.add_constraint(cname, blocks, con.sense, con.rhs[r] - moved)
     if model.start is not None:
         sub.start = {var: model.start[var][columns[var]] for var in model.variables}
