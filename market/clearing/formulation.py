@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from market.clearing.commitments import define_blocks, define_integer_units
 from market.clearing.ir import LinearModel, Sense, sparse_block
 from market.clearing.ties import tie_weights
-from market.enums import Direction
+from market.enums import Direction, SignalState
 
 IMBALANCE_PREMIUM_EUR_MWH = 1.0  # imbalance beyond the stated TSO need costs VoLL + this
 ALL_PARTS = "all"  # the part of a step that is not fanned out
@@ -108,7 +108,7 @@ def bids_in_areas(bids: pd.DataFrame, node_areas: pd.DataFrame) -> Located:
     nodes = pd.Index(pd.unique(node_areas["node_id"]))
     areas = pd.Index(pd.unique(node_areas["area_id"]))
     i, j = expand_pairs(nodes.get_indexer(bids["node_id"]), nodes.get_indexer(node_areas["node_id"]))
-    return i, areas.get_indexer(node_areas["area_id"].to_numpy()[j]), areas
+    return i, areas.get_indexer(node_areas["area_id"])[j], areas  # one lookup per table row
 
 
 def _in_areas(bids: pd.DataFrame, pos: np.ndarray, a: np.ndarray, columns: list[str]) -> pd.DataFrame:
@@ -160,6 +160,7 @@ def _signal_sets(bids: pd.DataFrame, inp: StepInput, located: Located) -> tuple[
     if not len(sig) or not n:
         return np.zeros(n, bool), empty, pd.DataFrame({"row": [], "pos": []}, dtype=int)
     pos, a, areas = located
+    sig = sig[sig["state"] != SignalState.GREEN]  # a green light limits nothing: not joined to bids
     at = _in_areas(bids, pos, a, ["t"]).merge(_keyed(sig, areas), on=["a", "t"])
     at["direction"] = bids["direction"].to_numpy()[at["pos"].to_numpy()]
     red = np.zeros(n, bool)
@@ -185,8 +186,11 @@ def _dso_pairs(bids: pd.DataFrame, inp: StepInput, located: Located) -> pd.DataF
     pos, a, areas = located
     nr = _keyed(needs[["area_id", "t", "direction", "buyer_id"]], areas).rename(columns={"buyer_id": "dso_id"})
     nr["r"] = np.arange(len(needs))
-    ok = bids["dso_ok"].to_numpy()[pos]
-    pos, a = pos[ok], a[ok]
+    t = bids["t"].to_numpy()
+    n_t = int(max(t.max(), nr["t"].max())) + 1
+    need_cells = nr["a"].to_numpy() * n_t + nr["t"].to_numpy()  # (area, t) of each need (-1 area: none)
+    ok = bids["dso_ok"].to_numpy()[pos] & np.isin(a * n_t + t[pos], need_cells[nr["a"].to_numpy() >= 0])
+    pos, a = pos[ok], a[ok]  # only pairs in an area and interval with a need are joined below
     cand = _in_areas(bids, pos, a, ["t", "direction", "dso_id"])
     pairs = cand.merge(nr[["a", "t", "direction", "dso_id", "r"]], on=["a", "t", "direction", "dso_id"])
     return pairs[["pos", "r"]].sort_values(["pos", "r"]).reset_index(drop=True)
@@ -358,7 +362,7 @@ def network_matrix(bids: pd.DataFrame, network: pd.DataFrame, sens: pd.DataFrame
     if len(np.unique(keys)) != len(keys):
         raise ValueError("network rows must be one per (constraint_id, t)")
     row_of[keys] = np.arange(len(network))
-    c = cons.get_indexer(sens["constraint_id"].to_numpy()[j])
+    c = cons.get_indexer(sens["constraint_id"])[j]  # one lookup per sensitivity row
     t = bids["t"].to_numpy()[i]
     row = np.where(c >= 0, row_of[np.where(c >= 0, c, 0) * n_t + t], -1)
     on = row >= 0
