@@ -186,12 +186,15 @@ def unmet_table(needs: pd.DataFrame, h: float) -> pd.DataFrame:
 
 def node_prices_table(outcomes: list[StepOutcome], cfg: BatchConfig) -> pd.DataFrame:
     """``node_prices``: locational up-price per node, interval and step."""
-    node_prices = _concat([o.node_prices for o in outcomes], NODE_PRICE_PARTS)
+    frames = [o.node_prices for o in outcomes if len(o.node_prices)]
+    node_prices = _concat(frames, NODE_PRICE_PARTS)
     node_prices["interval_start"] = cfg.start + node_prices["t"].astype(int) * cfg.interval
     node_prices["price_up_eur_mwh"] = node_prices["energy_eur_mwh"] + node_prices["congestion_eur_mwh"]
     for c in ("energy_eur_mwh", "congestion_eur_mwh", "price_up_eur_mwh"):
         node_prices[c] = np.round(node_prices[c].astype(float), PRICE_DECIMALS)
     columns = ["node_id", "interval_start", "energy_eur_mwh", "congestion_eur_mwh", "price_up_eur_mwh", "step"]
+    if len(frames) == 1:  # one model's grid is in this order already (see readback._node_prices)
+        return node_prices[columns]
     return node_prices[columns].sort_values(["interval_start", "node_id"]).reset_index(drop=True)
 
 

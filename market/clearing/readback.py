@@ -215,7 +215,8 @@ def read_step(
 def _node_prices(
     inp: StepInput, index: StepIndex, marg: dict[str, np.ndarray], lam: np.ndarray, step: str
 ) -> pd.DataFrame:
-    """Up-price per node and balance interval: energy (balance dual) + congestion.
+    """Up-price per node and balance interval: energy (balance dual) + congestion; rows in
+    interval order, nodes in order within each (the contract's order of ``node_prices``).
 
     ``congestion(n, t) = sum_c (m_max + m_min)(c, t) * factor(c, n)``: the value of one MW of
     up activation at ``n`` through the network rows (DC-OPF locational price).
@@ -233,11 +234,12 @@ def _node_prices(
         t = cong["t"].to_numpy()
         slot = np.minimum(np.searchsorted(bt, t), len(bt) - 1)
         keep = (node >= 0) & (bt[slot] == t)  # nodes of the grid, balance intervals only
-        cell = node[keep] * len(bt) + slot[keep]  # the grid's row: nodes in order, each over bt
+        cell = slot[keep] * len(nodes) + node[keep]  # the grid's row: intervals in order, each over the nodes
         v = (cong["m"] * cong["factor"]).to_numpy()[keep]
         congestion = np.asarray(np.bincount(cell, weights=v, minlength=len(congestion)), dtype=float)
+    names = nodes.astype(object)  # one str per node, shared by its rows
     grid = pd.DataFrame(
-        {"node_id": np.repeat(nodes, len(bt)), "t": np.tile(bt, len(nodes)), "congestion_eur_mwh": congestion}
+        {"node_id": np.tile(names, len(bt)), "t": np.repeat(bt, len(nodes)), "congestion_eur_mwh": congestion}
     )
     grid["energy_eur_mwh"] = lam[grid["t"].to_numpy()]
     grid["step"] = step
