@@ -16,6 +16,7 @@ Usage: ``python tests/benchmarks/end_to_end.py BATCH [BATCH ...]`` (batches writ
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -75,7 +76,8 @@ def peak_tree_rss(proc: subprocess.Popen[bytes]) -> int:
         except psutil.Error:
             continue
         peak = max(peak, rss)
-        time.sleep(0.2)
+        with contextlib.suppress(subprocess.TimeoutExpired):  # returns as soon as it exits
+            proc.wait(timeout=0.2)
     return peak
 
 
