@@ -59,6 +59,22 @@ def test_quiet_and_json(small_batch: Path, tmp_path: Path) -> None:
     assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""
 
 
+def test_the_console_script_leaves_with_the_commands_code_and_all_its_output(small_batch: Path, tmp_path: Path) -> None:
+    """``main`` exits without the interpreter's teardown (``hard_exit``): the exit code is
+    the command's and nothing it printed or logged is lost."""
+    done = _flexmarket("clear", str(small_batch), "--out", str(tmp_path / "run"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith(f"run written to {tmp_path / 'run'}")
+    assert f"INFO run written to {tmp_path / 'run'}" in done.stderr
+    as_json = _flexmarket("clear", str(small_batch), "--out", str(tmp_path / "run"), "--json")
+    assert as_json.returncode == 0 and json.loads(as_json.stdout)["design"] == "single"
+    bad = _flexmarket("clear", str(tmp_path / "missing"), "--out", str(tmp_path / "other"))
+    assert bad.returncode == 2 and "not a folder" in bad.stderr and not (tmp_path / "other").exists()
+    usage = _flexmarket("clear", str(small_batch), "--pricing", "nonsense")
+    assert usage.returncode == 2 and "pricing" in usage.stderr
+    assert _flexmarket("--version").stdout.strip() == f"flexmarket {market.__version__}"
+
+
 def test_a_mistyped_pricing_is_a_usage_error(small_batch: Path, tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["clear", str(small_batch), "--pricing", "pay-as-clr", "--out", str(tmp_path)])
     assert res.exit_code == 2

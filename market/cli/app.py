@@ -6,7 +6,11 @@ Exit codes: 0 done; 2 bad input (named file, row, column and reason; nothing wri
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+import logging
+import os
+import sys
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -69,5 +73,26 @@ statements_app.command("show")(statements_show)
 statements_app.command("export")(statements_export)
 
 
-def main() -> None:  # pragma: no cover
-    app()
+def main() -> None:
+    """The ``flexmarket`` console script: run the command, then leave the way mypy does
+    (``hard_exit``): flush what is buffered and exit without tearing the interpreter down.
+    Every command has closed its files, stores and worker pools by then; what is left is
+    freeing a large batch's millions of Python objects one by one, about 0.25 s of a 5 s
+    clear at 10^6 bid-intervals. An error that escapes a command is raised as usual."""
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if not isinstance(exc.code, int | None):
+            print(exc.code, file=sys.stderr)
+    hard_exit(code)
+
+
+def hard_exit(code: int) -> NoReturn:
+    """Flush the standard streams and the log handlers, then ``os._exit(code)``."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed or broken pipe: nothing left to flush
+            stream.flush()
+    os._exit(code)
