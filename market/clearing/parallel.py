@@ -88,14 +88,23 @@ def stream_map(
     in_pool = local_workers(count, workers)
     own = in_pool < workers
     warm = [entry for entry in WARM_POOLS if entry[1] >= in_pool]
-    if warm:  # used once: stopped as soon as every item is back, so the workers' memory is
-        # free before the caller stacks and writes the results (at 10^7: 1.6 GiB of 8)
+    if warm:  # used once
         result = _stream_on_pool(warm[0][0], fn, common, items, in_pool, own)
-        warm[0][0].shutdown(wait=True)
+        _stop(warm[0][0], own)
         WARM_POOLS.remove(warm[0])
         return result
     with _process_pool(in_pool) as pool:
-        return _stream_on_pool(pool, fn, common, items, in_pool, own)
+        result = _stream_on_pool(pool, fn, common, items, in_pool, own)
+        _stop(pool, own)
+        return result
+
+
+def _stop(pool: ProcessPoolExecutor, own: bool) -> None:
+    """Stop ``pool`` once every item is back. Many items: wait until its workers have exited,
+    so that their memory is free before the caller stacks and writes the results (at 10^7:
+    1.6 GiB of 8). Items no more than the workers (``own``): let the worker exit while the
+    caller goes on (a second or two of a 10^6 book's work for it, against 0.3 s of exit)."""
+    pool.shutdown(wait=not own, cancel_futures=True)
 
 
 def local_workers(count: int | None, workers: int = 2) -> int:
@@ -133,9 +142,11 @@ def _process_pool(workers: int, preload: tuple[str, ...] = ()) -> Iterator[Proce
     except BaseException:
         for proc in list((getattr(pool, "_processes", None) or {}).values()):
             proc.terminate()
-        raise
-    finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    # done with: stopped (a stream_map stops it as it sees fit first); its idle workers exit
+    # on their own while the caller goes on
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _stream_on_pool(
