@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import pickle
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
@@ -163,7 +164,11 @@ def _stream_on_pool(
         for item in iterator:
             while sum(not f.done() for f in futures) >= workers + 1:
                 wait([f for f in futures if not f.done()], return_when=FIRST_COMPLETED)
-            futures.append(pool.submit(fn, common, item))
+            if own:  # pickled here, before this process starts its own item, rather than by the
+                # pool's feeder thread while it works on it (the two would share the GIL)
+                futures.append(pool.submit(_unpickled, fn, common, pickle.dumps(item, protocol=5)))
+            else:
+                futures.append(pool.submit(fn, common, item))
             del item
         here = [_one_thread_for_parts(fn, common, item) for item in mine]
         return here + [f.result() for f in futures]
@@ -173,6 +178,10 @@ def _stream_on_pool(
             'clear() or compare(), put that call under `if __name__ == "__main__":` (the workers are '
             "spawned processes that import the script)"
         ) from exc
+
+
+def _unpickled(fn: Callable[[C, T], R], common: C, item: bytes) -> R:
+    return fn(common, pickle.loads(item))
 
 
 WARM_POOLS: list[tuple[ProcessPoolExecutor, int]] = []  # started by warm_workers, used by stream_map

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -67,6 +68,13 @@ print(json.dumps({"read_s": t1 - t0, "solve_s": t2 - t1, "objective": h.getInfo(
 """
 
 
+# the console script installed beside this interpreter (in a virtualenv, what `flexmarket`
+# runs); not a version manager's shim, which would add its own start-up to flexmarket's time
+FLEXMARKET = str(Path(sys.executable).with_name("flexmarket"))
+if not Path(FLEXMARKET).is_file():
+    FLEXMARKET = shutil.which("flexmarket") or "flexmarket"
+
+
 def peak_tree_rss(proc: subprocess.Popen[bytes]) -> int:
     """Wait for ``proc``; the largest sum of RSS over it and its descendants."""
     root, peak = psutil.Process(proc.pid), 0
@@ -99,7 +107,7 @@ def measure(batch: Path) -> dict[str, float]:
         refs = [_reference(batch, lp, presolve) for presolve in ("choose", "off")]
         ref = min(refs, key=lambda r: r["read_s"] + r["solve_s"])  # the faster of presolve on and off
         t0 = time.perf_counter()
-        proc = subprocess.Popen(["flexmarket", "clear", str(batch), "--out", str(Path(tmp) / "run")])
+        proc = subprocess.Popen([FLEXMARKET, "clear", str(batch), "--out", str(Path(tmp) / "run")])
         peak = peak_tree_rss(proc)
         wall = time.perf_counter() - t0
         if proc.returncode:
