@@ -186,3 +186,66 @@ def test_a_batch_pickles_through_arrow_and_comes_back_equal(name):
     for table in TABLE_NAMES:
         pd.testing.assert_frame_equal(back.table(table), batch.table(table), check_exact=True)
     assert (back.config, back.file_hashes, back.buying_dsos) == (batch.config, batch.file_hashes, batch.buying_dsos)
+
+
+EVENTS: list[str] = []  # in this process only (a worker appends to its own copy)
+
+
+def _ran(common: None, item: int) -> int:
+    EVENTS.append(f"ran {item} here")
+    return item
+
+
+def test_the_callers_item_waits_for_handed_off_which_runs_once_the_others_are_with_a_worker():
+    """``handed_off`` (a two-stretch clear's deferred checks) runs after the worker's item
+    was submitted and before the caller starts its own; with no item of the caller's, first."""
+    from market.clearing import parallel
+
+    events = EVENTS
+    events.clear()
+
+    def items():  # type: ignore[no-untyped-def]
+        for i in (1, 2):
+            events.append(f"made {i}")
+            yield i
+
+    out = parallel.stream_map(_ran, None, items(), workers=2, count=2, handed_off=lambda: events.append("checks"))
+    assert out == [1, 2]
+    assert events == ["made 1", "made 2", "checks", "ran 1 here"]
+    events.clear()
+    many = parallel.stream_map(_ran, None, items(), workers=2, count=3, handed_off=lambda: events.append("checks"))
+    assert many == [1, 2] and events == ["checks", "made 1", "made 2"]
+
+
+def test_a_two_stretch_clear_reports_invalid_input_found_after_the_hand_off(contested, tmp_path, monkeypatch):
+    """The CLI loads a two-stretch book with its checks left for later, hands the second
+    stretch to the worker, then checks: a bad row is still refused with exit 2, the same
+    findings as `validate`, and nothing written; a good book gives the run it always gave."""
+    from typer.testing import CliRunner
+
+    from market.clearing import run, stream
+    from market.cli import app
+    from market.cli import clearing as cli_clearing
+    from market.io.write import write_batch
+
+    monkeypatch.setattr(stream, "STREAM_FROM_BIDS", 100)  # the sample counts as a large book
+    monkeypatch.setattr(run, "STREAM_FROM_BIDS", 100)
+    monkeypatch.setattr(cli_clearing, "load_or_exit", None)  # the checks must be left for later
+    runner = CliRunner()
+    bad = tmp_path / "bad"
+    write_batch(
+        contested.replace(bids=contested.bids.assign(node_id=lambda d: d["node_id"].where(d.index != 5, "nowhere"))),
+        bad,
+    )
+    refused = runner.invoke(app, ["clear", str(bad), "--out", str(tmp_path / "run-bad")])
+    validated = runner.invoke(app, ["validate", str(bad)])
+    assert refused.exit_code == validated.exit_code == 2
+    assert "unknown node_id" in refused.output and "bids row 5" in refused.output
+    assert not (tmp_path / "run-bad").exists()
+    good = runner.invoke(app, ["clear", SAMPLE, "--out", str(tmp_path / "run")])
+    assert good.exit_code == 0, good.output
+    awards = pd.read_parquet(tmp_path / "run" / "awards.parquet")
+    whole = clear(contested, "single", stream=False)
+    assert len(awards) == len(whole.awards) and math.isclose(
+        awards["quantity_mw"].sum(), whole.awards["quantity_mw"].sum(), rel_tol=1e-9
+    )

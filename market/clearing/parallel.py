@@ -77,27 +77,45 @@ def stream_map(
     scheduler: str | None = None,
     workers: int = 2,
     count: int | None = None,
+    handed_off: Callable[[], None] | None = None,
 ) -> list[R]:
     """``fn(common, item)`` for each item, in order, on worker processes (the Dask cluster
     at ``scheduler``, else a local pool of ``workers`` processes), pulling items lazily.
 
     Locally, when ``count`` says the items number no more than ``workers``, the caller's
     process does the first item itself while ``count - 1`` workers do the others (see
-    :func:`local_workers`): one item fewer is pickled to a worker and back."""
+    :func:`local_workers`): one item fewer is pickled to a worker and back.
+    ``handed_off()`` is called once every item but the caller's own is with a worker (or
+    before any item is made, when the caller does none)."""
+    handed = once(handed_off)
+    in_pool = local_workers(count, workers)
+    own = in_pool < workers and not scheduler
+    if not own:
+        handed()
     if scheduler:
         return _stream_on_cluster(fn, common, items, scheduler)
-    in_pool = local_workers(count, workers)
-    own = in_pool < workers
     warm = [entry for entry in WARM_POOLS if entry[1] >= in_pool]
     if warm:  # used once
-        result = _stream_on_pool(warm[0][0], fn, common, items, in_pool, own)
+        result = _stream_on_pool(warm[0][0], fn, common, items, in_pool, own, handed)
         _stop(warm[0][0], own)
         WARM_POOLS.remove(warm[0])
         return result
     with _process_pool(in_pool) as pool:
-        result = _stream_on_pool(pool, fn, common, items, in_pool, own)
+        result = _stream_on_pool(pool, fn, common, items, in_pool, own, handed)
         _stop(pool, own)
         return result
+
+
+def once(fn: Callable[[], None] | None) -> Callable[[], None]:
+    """``fn`` run on the first call only (nothing for None)."""
+    done = [fn is None]
+
+    def call() -> None:
+        if not done[0] and fn is not None:
+            done[0] = True
+            fn()
+
+    return call
 
 
 def _stop(pool: ProcessPoolExecutor, own: bool) -> None:
@@ -151,9 +169,16 @@ def _process_pool(workers: int, preload: tuple[str, ...] = ()) -> Iterator[Proce
 
 
 def _stream_on_pool(
-    pool: ProcessPoolExecutor, fn: Callable[[C, T], R], common: C, items: Iterable[T], workers: int, own: bool
+    pool: ProcessPoolExecutor,
+    fn: Callable[[C, T], R],
+    common: C,
+    items: Iterable[T],
+    workers: int,
+    own: bool,
+    handed: Callable[[], None],
 ) -> list[R]:
-    """``own``: the caller does the first item, after handing the others to the pool."""
+    """``own``: the caller does the first item, after handing the others to the pool and
+    calling ``handed()``."""
     from concurrent.futures import FIRST_COMPLETED, Future, wait
     from concurrent.futures.process import BrokenProcessPool
 
@@ -170,6 +195,7 @@ def _stream_on_pool(
             else:
                 futures.append(pool.submit(fn, common, item))
             del item
+        handed()
         here = [_one_thread_for_parts(fn, common, item) for item in mine]
         return here + [f.result() for f in futures]
     except BrokenProcessPool as exc:  # a worker was killed (out of memory, a signal)

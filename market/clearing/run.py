@@ -24,7 +24,7 @@ from market.clearing.interface import accepted, disaggregate, offer_curves, tso_
 from market.clearing.ir import LinearModel, Solution, SolveStatus
 from market.clearing.metrics import compute_metrics
 from market.clearing.override import apply_override
-from market.clearing.parallel import parallel_map, stream_map
+from market.clearing.parallel import once, parallel_map, stream_map
 from market.clearing.prepare import Prepared, prepare, step_inputs
 from market.clearing.readback import StepOutcome, read_step
 from market.clearing.results import ClearingResult, ClearingStatus, ModelStats
@@ -51,6 +51,7 @@ def clear(
     progress: Progress | None = None,
     stream: bool | None = None,
     metrics: bool = True,
+    checks: Callable[[], None] | None = None,
 ) -> ClearingResult:
     """Clear ``batch`` under ``design`` (preset name, TOML path or :class:`Design`).
 
@@ -60,25 +61,49 @@ def clear(
     the horizon stretch by stretch (:mod:`market.clearing.stream`); ``None`` streams a
     batch of at least ``STREAM_FROM_BIDS`` bid-intervals when its design allows. Raises
     :class:`~market.errors.SolverError` on failure unless ``raise_on_failure=False``,
-    in which case the result carries ``status=FAILED`` and the message.
+    in which case the result carries ``status=FAILED`` and the message. ``checks``: the
+    batch's validation, still to run (:func:`market.io.read.load_batch_later`): run once
+    the stretch a worker clears is handed to it, else before anything is cleared; an error
+    before that runs it first (invalid input is reported as such).
     """
     pricing = parse_pricing(pricing)
     design = design if isinstance(design, Design) else load_design(design)
-    spans = _stretches(batch, design, stream)
-    if len(spans) > 1:
+    checked = once(checks)
+    try:
+        spans = _stretches(batch, design, stream)
+        if len(spans) <= 1:
+            checked()
+            return _clear_whole(batch, design, pricing, scheduler, raise_on_failure, solver_options, progress, metrics)
         if progress:
             progress(f"{design.name}: {len(spans)} stretches of the horizon")
-        try:
-            result = stream_map(
-                _clear_stretch, (design, pricing, solver_options), (sub_batch(batch, a, b) for a, b in spans),
-                scheduler=scheduler, workers=WORKERS, count=len(spans),
-            )  # fmt: skip
-        except SolverError as exc:
-            if raise_on_failure:
-                raise
-            return _failed(design, pricing, str(exc), [])
-        stacked = stack(result)
-        return replace(stacked, metrics=compute_metrics(batch, stacked)) if metrics else stacked
+        result = stream_map(
+            _clear_stretch, (design, pricing, solver_options), (sub_batch(batch, a, b) for a, b in spans),
+            scheduler=scheduler, workers=WORKERS, count=len(spans), handed_off=checked,
+        )  # fmt: skip
+    except SolverError as exc:
+        checked()
+        if raise_on_failure:
+            raise
+        return _failed(design, pricing, str(exc), [])
+    except BaseException:
+        checked()  # invalid input is what to report, whatever it broke
+        raise
+    checked()
+    stacked = stack(result)
+    return replace(stacked, metrics=compute_metrics(batch, stacked)) if metrics else stacked
+
+
+def _clear_whole(
+    batch: Batch,
+    design: Design,
+    pricing: Pricing,
+    scheduler: str | None,
+    raise_on_failure: bool,
+    solver_options: dict[str, Any] | None,
+    progress: Progress | None,
+    metrics: bool,
+) -> ClearingResult:
+    """The whole horizon at once, step by step (see :func:`clear`)."""
     prep = prepare(batch)
     taken = np.zeros(len(prep.bids))
     seen = taken  # what the next step sees: ``taken`` unless it runs alongside the step before

@@ -16,11 +16,20 @@ from rich.text import Text
 from market.analysis.compare import batch_input_hashes
 from market.clearing.results import ClearingResult
 from market.clearing.solvers import BACKEND_OPTION, DEFAULT_HIGHS_OPTIONS, Backend
-from market.cli.console import EXIT_FAILED, emit_json, exit_on_error, load_or_exit, log, progress, say
+from market.cli.console import (
+    EXIT_FAILED,
+    emit_json,
+    exit_on_error,
+    load_later_or_exit,
+    load_or_exit,
+    log,
+    progress,
+    say,
+)
 from market.cli.render import comparison_rich, metrics_table
 from market.design.spec import Design
 from market.enums import DEFAULT_PRICING, Pricing
-from market.errors import SolverError
+from market.errors import BatchError, SolverError
 from market.io.batch import Batch
 from market.io.read import sha256_file
 from market.io.write import output_manifest, write_json
@@ -58,14 +67,24 @@ def clear(
 
     options = {**mip_limits(mip_gap, time_limit), BACKEND_OPTION: backend.value}
     t0 = time.perf_counter()
-    with workers_ahead(batch, scheduler):
-        b = load_or_exit(batch)
+    stretches = streamed_stretches(batch, scheduler)
+    with workers_ahead(stretches):
+        checks = None
+        if stretches == 2:  # the worker's stretch leaves before the checks run here (see clear())
+            b, checks = load_later_or_exit(batch)
+        else:
+            b = load_or_exit(batch)
         t1 = time.perf_counter()
         with exit_on_error():
             spec = load_design(design)
             check_target(out, RUN_KIND, force)
-        with progress(f"clearing {spec.name}", len(spec.steps)) as step_started, exit_on_error(EXIT_FAILED):
-            result = do_clear(b, spec, pricing, scheduler=scheduler, progress=step_started, solver_options=options)
+        with (
+            progress(f"clearing {spec.name}", len(spec.steps)) as step_started,
+            exit_on_error(EXIT_FAILED, invalid=(BatchError,)),
+        ):
+            result = do_clear(
+                b, spec, pricing, scheduler=scheduler, progress=step_started, solver_options=options, checks=checks
+            )
     t2 = time.perf_counter()
     params = {
         "design": design,
@@ -82,24 +101,32 @@ def clear(
     say(metrics_table(result.design.name, result.metrics), f"run written to [bold]{out}[/]")
 
 
-def workers_ahead(batch: Path, scheduler: str | None) -> contextlib.AbstractContextManager[None]:
-    """Start the local workers of a streamed clear while the batch loads, when its bids file
-    holds enough rows to be streamed (its Parquet footer says how many): as many as the
-    stretches will use (one fewer than the stretches when this process clears one)."""
+def streamed_stretches(batch: Path, scheduler: str | None) -> int:
+    """How many stretches a local clear of ``batch`` will stream, as its bids file's
+    Parquet footer tells (0: not streamed, or on the cluster at ``scheduler``)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from market.clearing.parallel import local_workers, warm_workers
-    from market.clearing.stream import STREAM_FROM_BIDS, WORKERS, stretch_count
+    from market.clearing.stream import STREAM_FROM_BIDS, stretch_count
 
     path = batch / "bids.parquet"
     try:
         rows = pq.ParquetFile(path).metadata.num_rows if path.is_file() and not scheduler else 0
     except (OSError, pa.ArrowException):  # a broken file: loading names it
         rows = 0
-    if rows < STREAM_FROM_BIDS:
+    return stretch_count(rows) if rows >= STREAM_FROM_BIDS else 0
+
+
+def workers_ahead(stretches: int) -> contextlib.AbstractContextManager[None]:
+    """Start the local workers of a streamed clear of ``stretches`` (0: none) while the batch
+    loads: as many as the stretches will use (one fewer than the stretches when this process
+    clears one)."""
+    from market.clearing.parallel import local_workers, warm_workers
+    from market.clearing.stream import WORKERS
+
+    if not stretches:
         return contextlib.nullcontext()
-    return warm_workers(local_workers(stretch_count(rows), WORKERS), preload=("market.clearing.run",))
+    return warm_workers(local_workers(stretches, WORKERS), preload=("market.clearing.run",))
 
 
 def mip_limits(mip_gap: float, time_limit: float) -> dict[str, float]:

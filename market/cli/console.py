@@ -28,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from market.errors import FlexmarketError
 from market.io.batch import Batch
-from market.io.read import load_batch
+from market.io.read import load_batch, load_batch_later
 
 log = logging.getLogger("flexmarket")
 _WIDTH = None if sys.stdout.isatty() else 160  # logs and pipes get wide, untruncated tables
@@ -74,19 +74,32 @@ def emit_json(data: Any) -> None:
 
 
 @contextlib.contextmanager
-def exit_on_error(code: int = EXIT_INVALID, failed: tuple[type[FlexmarketError], ...] = ()) -> Iterator[None]:
+def exit_on_error(
+    code: int = EXIT_INVALID,
+    failed: tuple[type[FlexmarketError], ...] = (),
+    invalid: tuple[type[FlexmarketError], ...] = (),
+) -> Iterator[None]:
     """Report a flexmarket error as one red message (no traceback) and exit with ``code``,
-    or with EXIT_FAILED for the ``failed`` kinds (the inputs were fine, the job was not)."""
+    with EXIT_FAILED for the ``failed`` kinds (the inputs were fine, the job was not) and
+    EXIT_INVALID for the ``invalid`` kinds (bad input, found late)."""
     try:
         yield
     except FlexmarketError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(EXIT_FAILED if isinstance(exc, failed) else code) from exc
+        kind = EXIT_FAILED if isinstance(exc, failed) else EXIT_INVALID if isinstance(exc, invalid) else code
+        raise typer.Exit(kind) from exc
 
 
 def load_or_exit(folder: Path) -> Batch:
     with exit_on_error():
         return load_batch(folder)
+
+
+def load_later_or_exit(folder: Path) -> tuple[Batch, Callable[[], None]]:
+    """:func:`~market.io.read.load_batch_later` (its checks still to run), or exit 2 on
+    what reading and coercing find."""
+    with exit_on_error():
+        return load_batch_later(folder)
 
 
 @contextlib.contextmanager

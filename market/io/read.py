@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import io
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +18,7 @@ from market.io.batch import DEFAULT_HOP_LATENCY_S, DEFAULT_VOLL_EUR_MWH, Batch, 
 from market.io.coerce import TZ_SUFFIX, coerce_table
 from market.io.schemas import BATCH_TABLES, PRICE_LIMIT_EUR_MWH, TableSpec
 from market.io.strict import is_number, unknown_keys
-from market.io.validate import validate_tables
+from market.io.validate import validate_tables, validate_tables_later
 
 BATCH_TOML_KEYS = ("name", "start", "end", "interval_minutes", "currency", "voll_eur_mwh", "hop_latency_s")
 
@@ -197,6 +198,14 @@ def load_batch(folder: str | Path) -> Batch:
     Its ``file_hashes`` are the SHA-256 of the very bytes read and validated."""
     config, tables, findings, hashes, keys = _read_folder(Path(folder))
     return validate_tables(config, tables, findings, source=Path(folder), file_hashes=hashes, arrow_keys=keys)
+
+
+def load_batch_later(folder: str | Path) -> tuple[Batch, Callable[[], None]]:
+    """:func:`load_batch` with its checks left for later
+    (:func:`~market.io.validate.validate_tables_later`): the Batch, and ``check()`` to call
+    before anything is written from it. For work that can start before the checks end."""
+    config, tables, findings, hashes, keys = _read_folder(Path(folder))
+    return validate_tables_later(config, tables, findings, source=Path(folder), file_hashes=hashes, arrow_keys=keys)
 
 
 def _read_folder(

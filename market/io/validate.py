@@ -8,6 +8,7 @@ Nothing is clamped, dropped or repaired: a batch is either valid as given or ref
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,20 +40,73 @@ def validate_tables(
     """Run every check; raise :class:`BatchValidationError` or return the :class:`Batch`.
     ``arrow_keys``: per table, its key columns as read from Parquet (the key order then
     sorts them as they are, rather than converting the pandas column back to Arrow)."""
+    orders = _key_orders(tables, arrow_keys)
+    findings = _all_findings(config, tables, findings, orders)
+    if findings:
+        raise BatchValidationError(findings)
+    return _batch(config, tables, orders, source, file_hashes)
+
+
+def validate_tables_later(
+    config: BatchConfig,
+    tables: Tables,
+    findings: list[Finding],
+    *,
+    source: Path | None = None,
+    file_hashes: dict[str, str] | None = None,
+    arrow_keys: dict[str, pa.Table] | None = None,
+) -> tuple[Batch, Callable[[], None]]:
+    """:func:`validate_tables` with its checks left for later: the Batch a valid input
+    gives, and ``check()``, which raises exactly what :func:`validate_tables` would have
+    raised (the same findings) or returns. Problems found while reading and coercing
+    (``findings``) are checked at once, so the Batch is always well-typed; nothing may be
+    written from it before ``check()`` has returned. ``check()`` holds the tables as
+    coerced (before sorting) until it has run."""
+    orders = _key_orders(tables, arrow_keys)
+    if findings:
+        raise BatchValidationError(_all_findings(config, tables, findings, orders))
+    batch = _batch(config, tables, orders, source, file_hashes)
+
+    def check() -> None:
+        late = _all_findings(config, tables, [], orders)
+        if late:
+            raise BatchValidationError(late)
+
+    return batch, check
+
+
+def _key_orders(tables: Tables, arrow_keys: dict[str, pa.Table] | None) -> dict[str, KeyOrder]:
+    return {
+        spec.name: key_order(spec, df, (arrow_keys or {}).get(spec.name))
+        for spec in BATCH_TABLES
+        if (df := tables.get(spec.name)) is not None
+    }
+
+
+def _all_findings(
+    config: BatchConfig, tables: Tables, findings: list[Finding], orders: dict[str, KeyOrder]
+) -> list[Finding]:
+    """``findings`` (reading and coercing) and every check's, each cell named once."""
     findings = list(findings)
     already = {(f.table, f.row, f.column) for f in findings}
-    orders: dict[str, KeyOrder] = {}
     for spec in BATCH_TABLES:
         df = tables.get(spec.name)
         if df is not None:
-            orders[spec.name] = key_order(spec, df, (arrow_keys or {}).get(spec.name))
             found = schema_findings(spec, df, orders[spec.name])
             findings += [f for f in found if (f.table, f.row, f.column) not in already]
             findings += grid_findings(spec, df, config)
     findings += foreign_key_findings(tables)
     findings += domain_findings(tables)
-    if findings:
-        raise BatchValidationError(findings)
+    return findings
+
+
+def _batch(
+    config: BatchConfig,
+    tables: Tables,
+    orders: dict[str, KeyOrder],
+    source: Path | None,
+    file_hashes: dict[str, str] | None,
+) -> Batch:
     clean = {name: _normalise(TABLES[name], df, orders[name].order) for name, df in tables.items() if df is not None}
     return Batch(config=config, source=source, file_hashes=dict(file_hashes or {}), **clean)
 
