@@ -75,6 +75,16 @@ def test_the_console_script_leaves_with_the_commands_code_and_all_its_output(sma
     assert _flexmarket("--version").stdout.strip() == f"flexmarket {market.__version__}"
 
 
+def test_the_run_manifest_names_the_backend_that_solved(small_batch: Path, tmp_path: Path) -> None:
+    for backend in ("highspy", "cvxpy"):
+        res = CliRunner().invoke(
+            app, ["clear", str(small_batch), "--backend", backend, "--out", str(tmp_path / backend)]
+        )
+        assert res.exit_code == 0, res.output
+        manifest = json.loads((tmp_path / backend / "manifest.json").read_text())
+        assert manifest["solver"] == f"HiGHS via {backend}" and manifest["options"]["backend"] == backend
+
+
 def test_a_mistyped_pricing_is_a_usage_error(small_batch: Path, tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["clear", str(small_batch), "--pricing", "pay-as-clr", "--out", str(tmp_path)])
     assert res.exit_code == 2

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from market.clearing.results import ClearingResult
+from market.clearing.solvers import BACKEND_OPTION, Backend
 from market.io.batch import Batch
 from market.io.place import publish_folder
 from market.io.read import sha256_file
@@ -28,7 +29,7 @@ def manifest(
         "design": result.design.as_dict(),
         "pricing": result.pricing,
         "options": options,
-        "solver": "HIGHS (via cvxpy)",
+        "solver": f"HiGHS via {options.get(BACKEND_OPTION, Backend.HIGHSPY)}",
         "versions": package_versions(),
         "status": result.status.value,
         "models": [s.__dict__ for s in result.stats],
