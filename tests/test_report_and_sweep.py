@@ -157,3 +157,24 @@ def test_sweep_on_real_scheduler_and_worker(tmp_path, dask_scheduler):
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["kind"] == "sweep" and manifest["input_sha256"]["grid"] == sha256_file(grid)
     assert manifest["input_sha256"]["batch/bids.parquet"] == sha256_file(folder / "bids.parquet")
+    again = CliRunner().invoke(  # an earlier sweep is replaced whole
+        app, ["sweep", str(folder), "--grid", str(grid), "--designs", "single", "--out", str(tmp_path / "out"),
+              "--scheduler", address],
+    )  # fmt: skip
+    assert again.exit_code == 0, again.output
+    assert set(pd.read_parquet(tmp_path / "out" / "sweep.parquet")["design"]) == {"single"}
+
+
+def test_a_sweep_never_writes_into_a_folder_it_did_not_make(tmp_path):
+    """The sweep's folder is built beside OUT and moved into place whole; a folder that is
+    not an earlier sweep is refused before anything runs, and left as it was."""
+    folder = write_batch(synth_batch(SynthSpec(bids=6, intervals=2, dsos=2, seed=1)), tmp_path / "b")
+    grid = tmp_path / "sweep.toml"
+    grid.write_text("[grid]\nneed_scale = [1.0]\n")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.html").write_text("my notes")
+    res = CliRunner().invoke(app, ["sweep", str(folder), "--grid", str(grid), "--out", str(mine)])
+    assert res.exit_code == 2 and "not a flexmarket output" in res.output
+    assert [p.name for p in mine.iterdir()] == ["report.html"] and (mine / "report.html").read_text() == "my notes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "mine", "sweep.toml"]  # no temporary folder left

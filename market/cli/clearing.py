@@ -13,7 +13,6 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from market.analysis.compare import batch_input_hashes
 from market.clearing.results import ClearingResult
 from market.clearing.solvers import BACKEND_OPTION, DEFAULT_HIGHS_OPTIONS, Backend
 from market.cli.console import (
@@ -183,6 +182,9 @@ def compare(
     say(comparison_rich(results), f"report: [bold]{out / 'report.html'}[/]")
 
 
+SWEEP_KIND = "sweep"
+
+
 def sweep(
     batch: Annotated[Path, typer.Argument(help="batch folder")],
     grid: Annotated[Path, typer.Option(help="sweep.toml with a \\[grid] table")],
@@ -192,27 +194,35 @@ def sweep(
     scheduler: Annotated[
         str | None, typer.Option(help="Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a local cluster)")
     ] = None,
+    force: Annotated[bool, typer.Option(help="replace OUT even if it is not an earlier sweep")] = False,
 ) -> None:
     """Run designs over a grid of parameters, fanned out with Dask; one table, one report."""
+    from market.analysis.compare import batch_input_hashes
     from market.analysis.sweep import load_grid, run_sweep, sweep_figure
+    from market.io.place import check_target, publish_folder
 
     b = load_or_exit(batch)
     with exit_on_error():
+        check_target(out, SWEEP_KIND, force)  # refused before the sweep runs, not after
         points = load_grid(grid)
         names = design_list(designs)
         log.info("sweep: %d grid points x %d designs on Dask", len(points), len(names))
         results = run_sweep(b, names, points, pricing, scheduler)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(
-        out / "manifest.json",
-        output_manifest(
-            "sweep",
-            {**batch_input_hashes(b), "grid": sha256_file(grid)},
-            {"designs": designs, "pricing": pricing.value, "points": len(points)},
-        ),
-    )
-    results.to_parquet(out / "sweep.parquet", index=False)
-    sweep_figure(results).write_html(out / "report.html", include_plotlyjs="inline")
+
+    def build(tmp: Path) -> None:
+        write_json(
+            tmp / "manifest.json",
+            output_manifest(
+                SWEEP_KIND,
+                {**batch_input_hashes(b), "grid": sha256_file(grid)},
+                {"designs": designs, "pricing": pricing.value, "points": len(points)},
+            ),
+        )
+        results.to_parquet(tmp / "sweep.parquet", index=False)
+        sweep_figure(results).write_html(tmp / "report.html", include_plotlyjs="inline")
+
+    with exit_on_error():
+        publish_folder(out, SWEEP_KIND, build, force)
     wide = results[results["metric"] == "system_cost_eur"].pivot_table(index="point", columns="design", values="value")
     t = Table(title="system cost (EUR) per grid point and design")
     t.add_column("point")
