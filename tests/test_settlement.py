@@ -529,6 +529,18 @@ def test_settle_and_evaluate_cli_on_the_sample(tmp_path):
     } <= set(summary["method"])
     assert summary["within_20pct"].between(0, 1).all()
     assert (tmp_path / "bl" / "baseline_accuracy.html").is_file()
+    meter_args = ["baselines", "evaluate", "--meter", str(root / "data" / "meter.parquet")]
+    again = runner.invoke(app, [*meter_args, "--days", "5", "--out", str(tmp_path / "bl")])  # an earlier one: replaced
+    assert again.exit_code == 0, again.output
+    assert json.loads((tmp_path / "bl" / "manifest.json").read_text())["options"]["placebo_days"] == 5
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "manifest.json").write_text("my own")
+    refused = runner.invoke(app, [*meter_args, "--out", str(mine)])
+    assert refused.exit_code == 2 and "not a flexmarket output" in refused.output
+    assert [p.name for p in mine.iterdir()] == ["manifest.json"] and (mine / "manifest.json").read_text() == "my own"
+    bad_window = runner.invoke(app, [*meter_args, "--window", "1700", "--out", str(tmp_path / "w")])
+    assert bad_window.exit_code == 2 and "HH:MM-HH:MM" in bad_window.output and not (tmp_path / "w").exists()
 
 
 def test_bad_meter_rows_are_refused_and_named(tmp_path):

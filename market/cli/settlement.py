@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -48,6 +49,9 @@ def settle(
     say(f"{len(r.new_versions)} new statement version(s); {len(r.findings)} finding(s); written to [bold]{out}[/]")
 
 
+BASELINES_KIND = "baseline-evaluation"
+
+
 def baselines_evaluate(
     meter: Annotated[Path, typer.Option(help="meter data Parquet")],
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/baselines"),
@@ -57,28 +61,33 @@ def baselines_evaluate(
     run: Annotated[
         Path | None, typer.Option(help="clearing run whose awards define the resources (aggregator x DSO)")
     ] = None,
+    force: Annotated[bool, typer.Option(help="replace OUT even if it is not an earlier evaluation")] = False,
 ) -> None:
     """Score every baseline method on placebo days: bias, NMAE, RRMSE; table and plot.
     Per DER, and per resource (portfolio level) where a run or a resource_id column says
     which DER form one."""
+    from market.io.place import check_target, publish_folder
     from settlement.config import load_config
     from settlement.evaluate import accuracy_figure, evaluate_levels
 
-    cfg = load_config(config)
+    if not re.fullmatch(r"\d{1,2}:\d{2}-\d{1,2}:\d{2}", window):
+        raise typer.BadParameter(f"local HH:MM-HH:MM, e.g. 17:00-20:00, not {window!r}", param_hint="--window")
     lo, hi = window.split("-")
     with exit_on_error():
+        cfg = load_config(config)
+        check_target(out, BASELINES_KIND, force)  # refused before the evaluation runs
         scores, summary = evaluate_levels(meter, cfg, run, window=(lo, hi), placebo_days=days)
-    out.mkdir(parents=True, exist_ok=True)
     inputs = {"meter": sha256_file(meter), **({"config": sha256_file(config)} if config else {})}
-    write_json(
-        out / "manifest.json",
-        output_manifest(
-            "baseline-evaluation", inputs, {"window": window, "placebo_days": days, "settle_config": cfg.as_dict()}
-        ),
-    )
-    scores.to_parquet(out / "baseline_scores.parquet", index=False)
-    summary.to_parquet(out / "baseline_summary.parquet", index=False)
-    accuracy_figure(scores).write_html(out / "baseline_accuracy.html", include_plotlyjs="inline")
+
+    def build(tmp: Path) -> None:
+        options = {"window": window, "placebo_days": days, "settle_config": cfg.as_dict()}
+        write_json(tmp / "manifest.json", output_manifest(BASELINES_KIND, inputs, options))
+        scores.to_parquet(tmp / "baseline_scores.parquet", index=False)
+        summary.to_parquet(tmp / "baseline_summary.parquet", index=False)
+        accuracy_figure(scores).write_html(tmp / "baseline_accuracy.html", include_plotlyjs="inline")
+
+    with exit_on_error():
+        publish_folder(out, BASELINES_KIND, build, force)
     t = Table(title="baseline accuracy on placebo days (median over DER or resources)")
     for c in ("level", "method", "units", "bias", "NMAE", "RRMSE", "share within 20% RRMSE"):
         t.add_column(c, justify="right")
