@@ -14,7 +14,8 @@ Only a stretch is ever built in memory at once per worker: the book is streamed 
 two worker processes (or the Dask cluster at ``--scheduler``) instead of building every
 constraint family for the whole horizon. A book of two stretches (up to 10^6 bid-intervals)
 is cleared by this process and one worker, a stretch each, so that only one stretch is
-pickled to a worker and back.
+pickled to a worker and back; the CLI runs such a book's checks once the worker has its
+stretch (``clear(checks=)``, :func:`market.io.read.load_batch_later`).
 """
 
 from __future__ import annotations
