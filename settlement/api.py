@@ -23,7 +23,7 @@ from market.errors import SettlementInputError, StoreConflictError, StoreUnavail
 from market.io.read import sha256_file
 from market.io.write import package_versions, write_json
 from settlement.config import SettleConfig, load_config
-from settlement.connection import open_duckdb, sql_path
+from settlement.connection import open_duckdb, reading, sql_path
 from settlement.inputs import validate_meter
 from settlement.money import exact_lines
 from settlement.pipeline import run_stages
@@ -164,10 +164,11 @@ def check_meter(meter: str | Path, interval_minutes: int) -> dict[str, Any]:
     con = open_duckdb()
     try:
         validate_meter(con, meter, interval_minutes)
-        rows, der, first, last, distinct = con.execute(
-            f"SELECT count(*), count(DISTINCT der_id), min(interval_start), max(interval_start), "
-            f"count(DISTINCT (der_id, interval_start)) FROM read_parquet({sql_path(meter)})"
-        ).fetchone() or (0, 0, None, None, 0)
+        with reading(meter, "meter data"):
+            rows, der, first, last, distinct = con.execute(
+                f"SELECT count(*), count(DISTINCT der_id), min(interval_start), max(interval_start), "
+                f"count(DISTINCT (der_id, interval_start)) FROM read_parquet({sql_path(meter)})"
+            ).fetchone() or (0, 0, None, None, 0)
     finally:
         con.close()
     return {"rows": rows, "der": der, "first": first, "last": last, "duplicate_readings": rows - distinct}

@@ -8,9 +8,11 @@ out): ``local_day(t)`` the local date, ``local_tod(t)`` the local time-of-day sl
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import tempfile
 import zoneinfo
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,16 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
     row = con.execute(sql).fetchone()
     assert row is not None  # an aggregate query always returns one row
     return row[0]
+
+
+@contextlib.contextmanager
+def reading(path: Path, what: str) -> Iterator[None]:
+    """DuckDB failing while it reads ``path`` (a truncated or corrupt Parquet file, whose
+    footer may read well and a data page not) as a :class:`SettlementInputError` naming it."""
+    try:
+        yield
+    except duckdb.Error as exc:
+        raise SettlementInputError(f"{path}: the {what} cannot be read as Parquet ({exc})") from exc
 
 
 def parquet_columns(con: duckdb.DuckDBPyConnection, path: Path, what: str) -> dict[str, str]:

@@ -21,10 +21,11 @@ import duckdb
 import pandas as pd
 import plotly.graph_objects as go
 
+from market.errors import SettlementInputError
 from settlement.baselines import METHODS, BaselineKind, baseline_sql
 from settlement.config import SettleConfig
-from settlement.connection import connect, parquet_columns, sql_path
-from settlement.inputs import create_day_info, weigh_repeated_slots
+from settlement.connection import connect, parquet_columns, reading, sql_path
+from settlement.inputs import create_day_info, validate_meter, weigh_repeated_slots
 from settlement.portfolio import aggregate_meter, create_resource_map
 
 EVALUATED = [m for m, spec in METHODS.items() if spec.kind is not BaselineKind.NOMINATED]
@@ -110,17 +111,22 @@ def evaluate_levels(
     DER's aggregator and DSO), per resource (``level = "portfolio"``: ``der_id`` then names
     the resource), side by side."""
     meter = Path(meter)
-    scores, summary = evaluate(meter, cfg, **options)
-    frames = [(scores.assign(level="der"), summary.assign(level="der"))]
+    if not meter.is_file():
+        raise SettlementInputError(f"{meter}: meter file not found")
     con = duckdb.connect()
     try:
+        validate_meter(con, meter, options.get("interval_minutes", 15))  # settle's checks
+        with reading(meter, "meter data"):
+            scores, summary = evaluate(meter, cfg, **options)
+        frames = [(scores.assign(level="der"), summary.assign(level="der"))]
         has_resource = "resource_id" in parquet_columns(con, meter, "meter data")
         if run is not None or has_resource:
             awards = Path(run) / "awards.parquet" if run is not None else None
-            create_resource_map(con, meter, awards)
-            with tempfile.TemporaryDirectory(prefix="flexmarket-portfolio-") as folder:
-                summed = aggregate_meter(con, meter, Path(folder) / "meter.parquet")
-                p_scores, p_summary = evaluate(summed, cfg, **options)
+            with reading(meter, "meter data (or the run's awards)"):
+                create_resource_map(con, meter, awards)
+                with tempfile.TemporaryDirectory(prefix="flexmarket-portfolio-") as folder:
+                    summed = aggregate_meter(con, meter, Path(folder) / "meter.parquet")
+                    p_scores, p_summary = evaluate(summed, cfg, **options)
             frames.append((p_scores.assign(level="portfolio"), p_summary.assign(level="portfolio")))
     finally:
         con.close()

@@ -16,7 +16,7 @@ from market.enums import Service
 from market.errors import Finding, FindingCode, SettlementInputError
 from market.io.schemas import MW_LIMIT, PRICE_LIMIT_EUR_MWH
 from settlement.config import SettleConfig
-from settlement.connection import parquet_columns, scalar, sql_path
+from settlement.connection import parquet_columns, reading, scalar, sql_path
 
 AWARD_COLUMNS = (
     "bid_id",
@@ -33,6 +33,11 @@ AWARD_COLUMNS = (
 
 def award_span(con: duckdb.DuckDBPyConnection, awards_path: Path) -> tuple[dt.datetime, dt.datetime] | None:
     """First and last awarded interval start (UTC), or None for a run without awards."""
+    with reading(awards_path, "awards"):
+        return _award_span(con, awards_path)
+
+
+def _award_span(con: duckdb.DuckDBPyConnection, awards_path: Path) -> tuple[dt.datetime, dt.datetime] | None:
     columns = parquet_columns(con, awards_path, "awards")
     if "interval_start" not in columns:
         raise SettlementInputError(f"{awards_path}: awards have no interval_start column")
@@ -50,6 +55,11 @@ def load_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, cfg: SettleCo
     and the allocation rank of their service (``cfg.priority``), read straight from Parquet.
     Only the contract's columns are read (other columns of the file are ignored); the
     optional ``nominated_baseline_mw``, ``need_id`` and ``make_whole_eur`` default to none."""
+    with reading(awards_path, "awards"):
+        _load_awards(con, awards_path, cfg, hours)
+
+
+def _load_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, cfg: SettleConfig, hours: float) -> None:
     columns = set(parquet_columns(con, awards_path, "awards"))
     missing = set(AWARD_COLUMNS) - columns
     if missing:
@@ -136,6 +146,11 @@ def validate_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, minutes: in
     interval grid), ``consumption_kwh`` (finite number). Gaps and duplicates are not errors
     but findings (see :func:`settlement.findings.quality_findings`).
     """
+    with reading(meter_path, "meter data"):
+        _validate_meter(con, meter_path, minutes, max_listed)
+
+
+def _validate_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, minutes: int, max_listed: int = 50) -> None:
 
     desc = parquet_columns(con, meter_path, "meter data")
     problems = [
@@ -222,6 +237,13 @@ def load_meter(
     ``event_meter`` (the readings of awarded DER on their event days, which adjustments,
     lines and findings join instead of the whole window).
     """
+    with reading(meter_path, "meter data"):
+        _load_meter(con, meter_path, cfg, minutes, lookback_days)
+
+
+def _load_meter(
+    con: duckdb.DuckDBPyConnection, meter_path: Path, cfg: SettleConfig, minutes: int, lookback_days: int
+) -> None:
     validate_meter(con, meter_path, minutes)
     first_day, last_day = con.execute("SELECT min(lday), max(lday) FROM awards_t").fetchone() or (None, None)
     window_start = f"DATE '{first_day}' - INTERVAL {lookback_days + 1} DAY"

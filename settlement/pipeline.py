@@ -30,7 +30,7 @@ import pandas as pd
 from settlement.allocation import LINE_COLUMNS, settlement_lines
 from settlement.baselines import METHODS, compute_baselines, event_targets
 from settlement.config import SettleConfig
-from settlement.connection import connect, open_duckdb
+from settlement.connection import connect, open_duckdb, reading
 from settlement.findings import FINDING_COLUMNS, quality_findings
 from settlement.inputs import award_span, load_awards, load_meter, validate_meter
 from settlement.portfolio import name_ders, portfolio_inputs
@@ -127,9 +127,10 @@ def run_stages(
         with tempfile.TemporaryDirectory(prefix="flexmarket-portfolio-") as folder:
             der_of = None
             if cfg.level == "portfolio":  # the stages see each resource in place of its DER
-                awards_path, meter_path, der_of = portfolio_inputs(
-                    con, awards_path, meter_path, interval_minutes, Path(folder)
-                )
+                with reading(meter_path, "meter data (or the awards)"):
+                    awards_path, meter_path, der_of = portfolio_inputs(
+                        con, awards_path, meter_path, interval_minutes, Path(folder)
+                    )
             ctx = SettlementContext(con, awards_path, meter_path, cfg, interval_minutes)
             for stage in STAGES:
                 stage.run(ctx)

@@ -675,3 +675,36 @@ def test_unusable_store_is_a_clean_error_and_writes_nothing(tmp_path, db, says):
     text = " ".join(res.output.split())
     assert says in text and "secret" not in text and "Traceback" not in text
     assert not out.exists()
+
+
+@pytest.mark.parametrize("damaged", ["awards", "meter"])
+def test_a_parquet_file_with_a_corrupt_page_is_a_named_input_error(tmp_path, damaged):
+    """A file whose footer reads well but whose first page does not (byte 4 zeroed, found
+    by the fuzz test): settle, validate --meter and baselines evaluate name the file and
+    exit 2, no traceback."""
+    from typer.testing import CliRunner
+
+    from market.cli import app
+    from market.io.synth import SynthSpec, synth_batch
+    from market.io.write import write_batch
+
+    run = make_run(tmp_path / "run", [{"t": "2026-01-15T17:00Z", "q": 2.0, "price": 7.0}], minutes=60)
+    meter = write_meter(daily_meter("D1", "2025-11-03", 80, lambda d, s: 10_000.0, minutes=60), tmp_path / "m.parquet")
+    path = run / "awards.parquet" if damaged == "awards" else meter
+    data = bytearray(path.read_bytes())
+    data[4] = 0
+    path.write_bytes(bytes(data))
+    runner = CliRunner()
+    res = runner.invoke(app, ["settle", "--run", str(run), "--meter", str(meter), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and res.exception is None or isinstance(res.exception, SystemExit), res.output
+    assert (
+        res.exit_code == 2 and str(path) in res.output.replace("\n", "") and "cannot be read as Parquet" in res.output
+    )
+    assert not (tmp_path / "o").exists()
+    if damaged == "meter":
+        batch = write_batch(synth_batch(SynthSpec(bids=5, intervals=2, dsos=1, seed=5)), tmp_path / "b")
+        checked = runner.invoke(app, ["validate", str(batch), "--meter", str(meter)])
+        assert checked.exit_code == 2 and "cannot be read as Parquet" in checked.output
+        scored = runner.invoke(app, ["baselines", "evaluate", "--meter", str(meter), "--out", str(tmp_path / "e")])
+        assert scored.exit_code == 2 and "cannot be read as Parquet" in scored.output
+        assert not (tmp_path / "e").exists()

@@ -40,11 +40,11 @@ def validate_tables(
     """Run every check; raise :class:`BatchValidationError` or return the :class:`Batch`.
     ``arrow_keys``: per table, its key columns as read from Parquet (the key order then
     sorts them as they are, rather than converting the pandas column back to Arrow)."""
-    orders = _key_orders(tables, arrow_keys)
-    findings = _all_findings(config, tables, findings, orders)
-    if findings:
-        raise BatchValidationError(findings)
-    return _batch(config, tables, orders, source, file_hashes)
+    batch, check = validate_tables_later(
+        config, tables, findings, source=source, file_hashes=file_hashes, arrow_keys=arrow_keys
+    )
+    check()
+    return batch
 
 
 def validate_tables_later(
@@ -57,8 +57,8 @@ def validate_tables_later(
     arrow_keys: dict[str, pa.Table] | None = None,
 ) -> tuple[Batch, Callable[[], None]]:
     """:func:`validate_tables` with its checks left for later: the Batch a valid input
-    gives, and ``check()``, which raises exactly what :func:`validate_tables` would have
-    raised (the same findings) or returns. Problems found while reading and coercing
+    gives, and ``check()``, which raises every finding (:func:`validate_tables` is this,
+    checked at once) or returns. Problems found while reading and coercing
     (``findings``) are checked at once, so the Batch is always well-typed; nothing may be
     written from it before ``check()`` has returned. ``check()`` holds the tables as
     coerced (before sorting) until it has run."""
