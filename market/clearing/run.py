@@ -85,8 +85,8 @@ def clear(
         if raise_on_failure:
             raise
         return _failed(design, pricing, str(exc), [])
-    except BaseException:
-        checked()  # invalid input is what to report, whatever it broke
+    except Exception:
+        checked()  # invalid input is what to report, whatever it broke (Ctrl-C is not waited on)
         raise
     checked()
     stacked = stack(result)
