@@ -195,8 +195,9 @@ def _conflicts(batch: Batch, prep: Prepared, acts: pd.DataFrame) -> pd.DataFrame
     """Opposite instructions from separate operators: per DER-interval, and per DSO need
     area-interval beyond what its DER-level conflicts already count."""
     cols = ["level", "id", "interval_start", "up_mw", "down_mw", "conflict_mw", "operators"]
-    if not len(acts):
-        return pd.DataFrame({c: pd.Series(dtype=float if c.endswith("_mw") else object) for c in cols})
+    if not len(acts) or acts["operator_id"].nunique() < 2:  # opposition needs two operators
+        kinds = {"interval_start": "datetime64[ns, UTC]", "up_mw": float, "down_mw": float, "conflict_mw": float}
+        return pd.DataFrame({c: pd.Series(dtype=kinds.get(c, object)) for c in cols})
     located = _in_areas(prep, acts, batch.node_areas)
     per_der = _opposed(located.drop_duplicates(["pos", "buyer_id", "need_id", "operator_id"]), ["der_id", "t"])
     per_der = per_der[per_der["conflict_mw"] > EPS_MW]
