@@ -151,7 +151,6 @@ def validate_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, minutes: in
 
 
 def _validate_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, minutes: int, max_listed: int = 50) -> None:
-
     desc = parquet_columns(con, meter_path, "meter data")
     problems = [
         Finding("meter", None, None, c, None, "missing required column", FindingCode.MISSING_COLUMN)

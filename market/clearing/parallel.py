@@ -108,7 +108,7 @@ def stream_map(
 
 def once(fn: Callable[[], None] | None) -> Callable[[], None]:
     """``fn`` run on the first call only (nothing for None)."""
-    done = [fn is None]
+    done = [False]
 
     def call() -> None:
         if not done[0] and fn is not None:
