@@ -41,11 +41,10 @@ class Service(StrEnum):
     DSO_CONGESTION = "dso_congestion"
 
     @staticmethod
-    def offered(services: pd.Series, service: Service) -> np.ndarray:
-        """Per row of a canonical ``;``-separated ``services`` column: does it list ``service``?"""
-        codes, uniques = pd.factorize(services, use_na_sentinel=True)  # a handful of distinct lists
-        listed = np.array([service.value in str(u).split(";") for u in uniques] + [False], dtype=bool)
-        return listed[codes]
+    def listed(lists: pd.Index | np.ndarray, service: Service) -> np.ndarray:
+        """Per distinct ``services`` list, and a last ``False`` for the code -1 a missing list
+        gets from :func:`pandas.factorize`: does it list ``service``?"""
+        return np.array([service.value in str(u).split(";") for u in lists] + [False], dtype=bool)
 
 
 class SignalState(StrEnum):

@@ -48,8 +48,11 @@ def prepare(batch: Batch) -> Prepared:
     bids["t"] = cfg.slot_of(bids["interval_start"])
     bids["sign"] = Direction.signs(bids["direction"])
     bids["cost"] = bids["price_eur_mwh"]
-    bids["tso_ok"] = Service.offered(bids["services"], Service.TSO_BALANCING)
-    bids["dso_ok"] = Service.offered(bids["services"], Service.DSO_CONGESTION)
+    # a code per distinct services list (a handful), equal exactly where ``services`` is
+    service_set, lists = pd.factorize(bids["services"], use_na_sentinel=True)
+    bids["service_set"] = service_set
+    bids["tso_ok"] = Service.listed(lists, Service.TSO_BALANCING)[service_set]
+    bids["dso_ok"] = Service.listed(lists, Service.DSO_CONGESTION)[service_set]
     routes = batch.aggregators.set_index("aggregator_id")["route"]
     bids["route"] = bids["aggregator_id"].map(routes).fillna(Route.BOTH.value).to_numpy()
     needs = batch.needs.copy()

@@ -55,7 +55,8 @@ def _col_value(model: LinearModel, marg: dict[str, np.ndarray], var: str, famili
     return out
 
 
-TIE_KEY = ["t", "direction", "price_eur_mwh", "services", "tso_eff", "member", "column"]
+# ``sign`` and ``service_set`` split the bids exactly as ``direction`` and ``services`` do
+TIE_KEY = ["t", "sign", "price_eur_mwh", "service_set", "tso_eff", "member", "column"]
 SHARED_ROWS = ("balance", "flow_max", "flow_min", "amber", "dso_need", "dso_physical")
 
 
@@ -94,14 +95,14 @@ def order_ties(
     total (and the DSO's share of it) is handed out to the bids in ``bid_id`` order (the
     step's bids are in batch order, which is ``bid_id`` order), each up to its capacity.
     """
-    free = bids["block_id"].isna() & bids["exclusive_group"].isna() & (bids["min_mw"] <= 0)
+    free = (bids["block_id"].isna() & bids["exclusive_group"].isna() & (bids["min_mw"] <= 0)).to_numpy()
     if not free.any():
         return x, yd
-    keys = bids.loc[free, TIE_KEY[:-1]].assign(column=signature[free.to_numpy()])
-    group = keys.groupby(TIE_KEY, sort=False, dropna=False).ngroup().to_numpy()
-    pos = np.flatnonzero(free.to_numpy())
-    order = np.lexsort((bids["pos_batch"].to_numpy()[pos], group))
-    pos, group = pos[order], group[order]
+    pos = np.flatnonzero(free)
+    key = _tie_key([bids[c].to_numpy()[pos] for c in TIE_KEY[:-1]] + [signature[pos]])
+    order = np.lexsort((bids["pos_batch"].to_numpy()[pos], key))
+    pos, key = pos[order], key[order]
+    group = np.concatenate([[0], np.cumsum(key[1:] != key[:-1])])  # 0, 1, ... per run of equal keys
     cap = np.asarray(bids["cap_mw"].to_numpy(), dtype=float)[pos]
     x, yd = x.copy(), yd.copy()
     x[pos] = _fill(group, cap, x[pos])
@@ -109,12 +110,32 @@ def order_ties(
     return x, yd
 
 
+def _tie_key(keys: list[np.ndarray]) -> np.ndarray:
+    """One int64 per row, equal exactly where every key is equal (missing values alike).
+
+    Each key is factorized and the codes combined in mixed radix; where the product of
+    the key counts would leave int64, the combination so far is factorized again (exact,
+    no hashing)."""
+    combined = np.zeros(len(keys[0]), dtype=np.int64)
+    count = 1
+    for key in keys:
+        codes, uniques = pd.factorize(key, use_na_sentinel=False)
+        if count * len(uniques) >= 2**62:
+            combined, kept = pd.factorize(combined)
+            count = len(kept)
+        combined = combined * len(uniques) + codes
+        count *= max(len(uniques), 1)
+    return combined
+
+
 def _fill(group: np.ndarray, cap: np.ndarray, amount: np.ndarray) -> np.ndarray:
     """Per group (consecutive rows), the group's total ``amount`` handed out in row order,
     each row up to ``cap`` (prefix sums taken within each group, so no rounding of a
     batch-wide running sum leaks into another group)."""
     total = np.bincount(group, weights=amount)[group]
-    before = pd.Series(cap).groupby(group).cumsum().to_numpy() - cap  # capacity of earlier rows of the group
+    before = np.zeros(len(cap))  # capacity of earlier rows of the group
+    shared = np.bincount(group)[group] > 1  # most groups are one bid, with nothing before it
+    before[shared] = pd.Series(cap[shared]).groupby(group[shared]).cumsum().to_numpy() - cap[shared]
     out = np.clip(total - before, 0.0, cap)
     out[out < 1e-9] = 0.0  # snap residues, as after every solve
     return out
