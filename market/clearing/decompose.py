@@ -11,7 +11,8 @@ count; deterministic), each part is solved on its own, in parallel, and the valu
 marginals are stitched back. As nothing couples the parts, the stitched solution is an
 optimum of the whole model and its marginals are the whole model's (a MILP's relative gap
 is at most the largest part's). The caller verifies the stitched solution against the whole
-model, as after any solve.
+model, as after any solve. Each constraint block is permuted once so that every part's rows
+and columns are consecutive; a part's block is then a slice of it (no per-part search).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from market.clearing.ir import LinearModel, Solution, SolveStatus
+from market.clearing.ir import ConFamily, LinearModel, Solution, SolveStatus
 from market.clearing.parallel import PART_THREADS, parallel_map
 
 COLUMNS_PER_PART = 25_000  # below this a model is solved whole (the per-solve overhead dominates)
@@ -56,22 +57,25 @@ def fixed_columns(model: LinearModel) -> dict[str, np.ndarray]:
 def component_labels(model: LinearModel) -> tuple[int, np.ndarray, dict[str, np.ndarray]]:
     """Number of components, a label per column (families in order) and per row of each
     constraint family. Fixed columns link no rows (each is a component of its own)."""
-    offsets = _offsets(model)
     fixed = fixed_columns(model)
     n = model.n_variables
-    row_ends, col_ends, at = [], [], 0  # the row-column graph's edges: rows are nodes 0..m-1
+    families = []  # each constraint family's rows over all columns, as its blocks are (CSR)
     for con in model.constraints.values():
-        for var, mat in con.blocks:
-            coo = mat.tocoo()
-            free = ~fixed[var][coo.col]
-            row_ends.append(coo.row[free].astype(np.int64) + at)
-            col_ends.append(coo.col[free].astype(np.int64) + offsets[var])
-        at += con.size
-    m = at
-    r = np.concatenate(row_ends) if row_ends else np.zeros(0, dtype=np.int64)
-    c = np.concatenate(col_ends) if col_ends else np.zeros(0, dtype=np.int64)
-    # one edge per nonzero, row -> column (m + column); undirected, so no transpose is needed
-    graph = sp.csr_matrix((np.ones(len(r)), (r, c + m)), shape=(m + n, m + n))
+        blocks = dict(con.blocks)
+        row = []
+        for var, fam in model.variables.items():
+            mat = blocks.get(var, sp.csr_matrix((con.size, fam.size)))
+            if fixed[var].any():
+                indptr, indices, data = _kept(mat.indptr, mat.indices, mat.data, ~fixed[var][mat.indices])
+                mat = sp.csr_matrix((data, indices, indptr), shape=mat.shape)
+            row.append(mat)
+        families.append(sp.hstack(row, format="csr") if row else sp.csr_matrix((con.size, 0)))
+    a = sp.vstack(families, format="csr") if families else sp.csr_matrix((0, n))
+    m = a.shape[0]
+    # the row-column graph: rows are nodes 0..m-1, columns m..m+n-1 (no edges of their own);
+    # one edge per nonzero, row -> column; undirected, so no transpose is needed
+    indptr = np.concatenate([a.indptr, np.full(n, a.indptr[-1])])
+    graph = sp.csr_matrix((np.ones(a.nnz), a.indices + m, indptr), shape=(m + n, m + n))
     count, labels = connected_components(graph, directed=False)
     col_labels = labels[m:] if m else labels
     row_labels, at = {}, 0
@@ -79,6 +83,14 @@ def component_labels(model: LinearModel) -> tuple[int, np.ndarray, dict[str, np.
         row_labels[name] = labels[at : at + con.size]
         at += con.size
     return int(count), col_labels, row_labels
+
+
+def _kept(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, keep: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A CSR matrix's arrays with only the stored entries where ``keep`` (one flag per entry)."""
+    before = np.concatenate([[0], np.cumsum(keep)])  # entries kept before each entry
+    return before[indptr], indices[keep], data[keep]
 
 
 def pack(labels: np.ndarray, count: int, parts: int) -> np.ndarray:
@@ -99,21 +111,113 @@ def split(model: LinearModel, parts: int | None = None) -> list[Part]:
     if count <= 1:
         return [_whole(model)]
     part_of = pack(col_labels, count, min(wanted, count))
-    col_part = part_of[col_labels]
-    row_part = {name: part_of[lab] for name, lab in row_labels.items()}
+    # only the parts that hold something: a component bigger than its share skips part numbers
+    present = np.unique(np.concatenate([part_of[col_labels], *(part_of[lab] for lab in row_labels.values())]))
     offsets = _offsets(model)
+    cols = {
+        name: _Grouping.of(part_of[col_labels[offsets[name] : offsets[name] + fam.size]], present)
+        for name, fam in model.variables.items()
+    }
+    rows = {name: _Grouping.of(part_of[lab], present) for name, lab in row_labels.items()}
+    ordered = {
+        cname: {var: _permuted(mat, rows[cname].order, cols[var].order) for var, mat in con.blocks}
+        for cname, con in model.constraints.items()
+    }
     constants = {n: np.where(mask, model.variables[n].lower, 0.0) for n, mask in fixed_columns(model).items()}
     constants = {n: c for n, c in constants.items() if c.any()}  # an LP's: none
-    out = []
-    # only the parts that hold something: a component bigger than its share skips part numbers
-    for p in np.unique(np.concatenate([col_part, *row_part.values()])):
-        columns = {
-            name: np.flatnonzero(col_part[offsets[name] : offsets[name] + fam.size] == p)
-            for name, fam in model.variables.items()
+    return [_part(model, k, p, cols, rows, ordered, constants) for k, p in enumerate(present.tolist())]
+
+
+def _part(
+    model: LinearModel,
+    k: int,
+    p: int,
+    cols: dict[str, _Grouping],
+    rows: dict[str, _Grouping],
+    ordered: dict[str, dict[str, sp.csr_matrix]],
+    constants: dict[str, np.ndarray],
+) -> Part:
+    """The ``k``-th present part (part number ``p``): its columns and rows, its blocks taken
+    from the part-ordered matrices (``ordered``), and the fixed columns of other parts its
+    rows hold moved to the right-hand side."""
+    columns = {name: g.members(k) for name, g in cols.items()}
+    part_rows = {name: g.members(k) for name, g in rows.items()}
+    sub = LinearModel(name=f"{model.name}#{p}")
+    for var, fam in model.variables.items():
+        idx = columns[var]
+        sub.add_variable(var, fam.lower[idx], fam.upper[idx], fam.cost[idx], fam.integer)
+    for cname, con in model.constraints.items():
+        r = part_rows[cname]
+        blocks = {
+            var: _diagonal_block(ordered[cname][var], rows[cname].span(k), cols[var].span(k)) for var, _ in con.blocks
         }
-        rows = {name: np.flatnonzero(row_part[name] == p) for name in model.constraints}
-        out.append(Part(_sub_model(model, columns, rows, constants, f"{model.name}#{p}"), columns, rows))
-    return out
+        sub.add_constraint(cname, blocks, con.sense, con.rhs[r] - _moved(con, r, columns, constants))
+    if model.start is not None:
+        sub.start = {var: model.start[var][columns[var]] for var in model.variables}
+    if model.tie_weights is not None:
+        sub.tie_weights = {var: w[columns[var]] for var, w in model.tie_weights.items()}
+    return Part(sub, columns, part_rows)
+
+
+@dataclass(frozen=True)
+class _Grouping:
+    """The indices of one family (columns or rows) grouped by part: ``order`` lists them
+    part by part (ascending within each), the ``k``-th present part at ``[start[k], end[k])``."""
+
+    order: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+
+    @staticmethod
+    def of(part: np.ndarray, present: np.ndarray) -> _Grouping:
+        order = np.argsort(part, kind="stable")
+        sorted_part = part[order]
+        return _Grouping(
+            order, np.searchsorted(sorted_part, present, "left"), np.searchsorted(sorted_part, present, "right")
+        )
+
+    def span(self, k: int) -> tuple[int, int]:
+        return int(self.start[k]), int(self.end[k])
+
+    def members(self, k: int) -> np.ndarray:
+        return self.order[self.start[k] : self.end[k]]
+
+
+def _permuted(mat: sp.csr_matrix, row_order: np.ndarray, col_order: np.ndarray) -> sp.csr_matrix:
+    """``mat[row_order][:, col_order]`` (rows and columns grouped by part) in one pass: the
+    rows taken in order, each column index renamed (entries within a row left unsorted)."""
+    rows = mat[row_order]
+    renamed = np.empty(len(col_order), dtype=np.int64)
+    renamed[col_order] = np.arange(len(col_order))
+    return sp.csr_matrix((rows.data, renamed[rows.indices], rows.indptr), shape=rows.shape)
+
+
+def _diagonal_block(ordered: sp.csr_matrix, rows: tuple[int, int], cols: tuple[int, int]) -> sp.csr_matrix:
+    """A part's block: its rows of the part-ordered matrix, restricted to its columns. Nothing
+    of another part sits in its rows except fixed columns, which are dropped here (their
+    values move to the right-hand side: :func:`_moved`)."""
+    (r0, r1), (c0, c1) = rows, cols
+    lo, hi = ordered.indptr[r0], ordered.indptr[r1]
+    indptr, indices, data = ordered.indptr[r0 : r1 + 1] - lo, ordered.indices[lo:hi], ordered.data[lo:hi]
+    inside = (indices >= c0) & (indices < c1)
+    if not inside.all():  # fixed columns of other parts: dropped
+        indptr, indices, data = _kept(indptr, indices, data, inside)
+    return sp.csr_matrix((data, indices - c0, indptr), shape=(r1 - r0, c1 - c0))
+
+
+def _moved(
+    con: ConFamily, rows: np.ndarray, columns: dict[str, np.ndarray], constants: dict[str, np.ndarray]
+) -> np.ndarray | float:
+    """What the fixed columns of other parts (``constants``: each fixed column's value, 0
+    elsewhere, for the families that have one) add to the part's ``rows``: moved to the
+    right-hand side (nothing else of another part is in its rows)."""
+    moved: np.ndarray | float = 0.0
+    for var, mat in con.blocks:
+        if var in constants:
+            outside = constants[var].copy()
+            outside[columns[var]] = 0.0
+            moved = moved + mat[rows] @ outside
+    return moved
 
 
 def _whole(model: LinearModel) -> Part:
@@ -122,40 +226,6 @@ def _whole(model: LinearModel) -> Part:
         {n: np.arange(f.size) for n, f in model.variables.items()},
         {n: np.arange(c.size) for n, c in model.constraints.items()},
     )
-
-
-def _sub_model(
-    model: LinearModel,
-    columns: dict[str, np.ndarray],
-    rows: dict[str, np.ndarray],
-    constants: dict[str, np.ndarray],
-    name: str,
-) -> LinearModel:
-    """The part's columns and rows; the fixed columns of other parts its rows hold
-    (``constants``: each fixed column's value, 0 elsewhere, for the families that have one)
-    are moved to the right-hand side (nothing else of another part is in its rows)."""
-    sub = LinearModel(name=name)
-    outside = {}
-    for var, fam in model.variables.items():
-        idx = columns[var]
-        sub.add_variable(var, fam.lower[idx], fam.upper[idx], fam.cost[idx], fam.integer)
-        if var in constants:
-            outside[var] = constants[var].copy()
-            outside[var][idx] = 0.0
-    for cname, con in model.constraints.items():
-        r = rows[cname]
-        in_rows = {var: mat[r] for var, mat in con.blocks}  # each block's rows sliced once
-        blocks = {var: in_rows[var][:, columns[var]] for var, _ in con.blocks}
-        moved = np.zeros(len(r))
-        for var, _ in con.blocks:
-            if var in outside:
-                moved += in_rows[var] @ outside[var]
-        sub.add_constraint(cname, blocks, con.sense, con.rhs[r] - moved)
-    if model.start is not None:
-        sub.start = {var: model.start[var][columns[var]] for var in model.variables}
-    if model.tie_weights is not None:
-        sub.tie_weights = {var: w[columns[var]] for var, w in model.tie_weights.items()}
-    return sub
 
 
 def stitch(model: LinearModel, parts: list[Part], solutions: list[Solution]) -> Solution:
