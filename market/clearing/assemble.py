@@ -73,24 +73,30 @@ def assemble(
 
 def with_operators(aw: pd.DataFrame, design: Design) -> pd.DataFrame:
     """Each award with the operator that decided it and its instruction path."""
-    rows = [
-        {"step": s.name, "buyer_kind": b.value, "operator": s.operator.value, "path": ">".join(s.path_for(b))}
-        for s in design.steps
-        for b in Buyer
-    ]
-    kind = np.where(aw["buyer_id"] == TSO_ID, Buyer.TSO.value, Buyer.DSO.value)
-    out = aw.assign(buyer_kind=kind).merge(
-        pd.DataFrame(rows), on=["step", "buyer_kind"], how="left", validate="many_to_one"
-    )
     steps = {s.name: s for s in design.steps}
-    pairs = out[["step", "part"]].drop_duplicates()
-    pairs["operator_id"] = [operator_id(steps[s], p) for s, p in pairs.itertuples(index=False)]  # per (step, part)
-    out = out.merge(pairs, on=["step", "part"], how="left", validate="many_to_one")
-    direct = out["direct"].fillna(False).astype(bool).to_numpy()
-    direct_path = out["step"].map({s.name: ">".join(s.direct_path) for s in design.steps})
-    out["path"] = np.where(direct, direct_path, out["path"])
-    out["direct"] = direct
-    return out.drop(columns="buyer_kind")
+    step_code, names = pd.factorize(aw["step"])  # the design's steps that awarded (a handful)
+    part_code, parts = pd.factorize(aw["part"])
+    tso = (aw["buyer_id"] == TSO_ID).to_numpy()
+    direct = aw["direct"].fillna(False).astype(bool).to_numpy()
+    ran = [steps[name] for name in names]
+
+    def per_step(values: list[str]) -> np.ndarray:
+        return np.array(values, dtype=object)
+
+    path = np.where(
+        tso,
+        per_step([">".join(s.path_for(Buyer.TSO)) for s in ran])[step_code],
+        per_step([">".join(s.path_for(Buyer.DSO)) for s in ran])[step_code],
+    )
+    width = max(len(parts), 1)
+    pair_code, pairs = pd.factorize(step_code * width + part_code)  # who decided: per (step, part)
+    decided = per_step([operator_id(ran[p // width], parts[p % width]) for p in pairs])
+    return aw.assign(
+        direct=direct,
+        operator=per_step([s.operator.value for s in ran])[step_code],
+        path=np.where(direct, per_step([">".join(s.direct_path) for s in ran])[step_code], path),
+        operator_id=decided[pair_code],
+    )
 
 
 NODE_PRICE_PARTS = ["node_id", "t", "energy_eur_mwh", "congestion_eur_mwh", "step"]
