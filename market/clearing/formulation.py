@@ -153,29 +153,56 @@ def build_step_model(inp: StepInput) -> tuple[LinearModel, StepIndex]:
 
 
 def _signal_sets(bids: pd.DataFrame, inp: StepInput, located: Located) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
-    """Red flag per bid; amber rows (area, t, direction, headroom) and their bids."""
+    """Red flag per bid; amber rows (area, t, direction, headroom; sorted by the first three)
+    and their bids (row, pos; in the order of ``located``)."""
     n = len(bids)
     empty = pd.DataFrame({"area_id": [], "t": [], "direction": [], "headroom_mw": [], "row": []})
     sig = inp.signals
     if not len(sig) or not n:
         return np.zeros(n, bool), empty, pd.DataFrame({"row": [], "pos": []}, dtype=int)
     pos, a, areas = located
-    sig = sig[sig["state"] != SignalState.GREEN]  # a green light limits nothing: not joined to bids
-    at = _in_areas(bids, pos, a, ["t"]).merge(_keyed(sig, areas), on=["a", "t"])
-    at["direction"] = bids["direction"].to_numpy()[at["pos"].to_numpy()]
+    sig = _keyed(sig[sig["state"] != SignalState.GREEN], areas).reset_index(drop=True)  # green limits nothing
+    row = _signal_row(a, bids["t"].to_numpy()[pos], sig, len(areas))
+    hit = row >= 0
+    pos, row = pos[hit], row[hit]  # each located bid under a red or amber light, and that light
+    state = sig["state"].to_numpy()
     red = np.zeros(n, bool)
-    red[at.loc[at["state"] == "red", "pos"].to_numpy()] = True
-    amb = at[at["state"] == "amber"].copy()
-    amb["headroom_mw"] = np.where(amb["direction"] == Direction.UP, amb["headroom_up_mw"], amb["headroom_down_mw"])
-    rows = (
-        amb[["area_id", "t", "direction", "headroom_mw"]]
-        .drop_duplicates(["area_id", "t", "direction"])
-        .sort_values(["area_id", "t", "direction"])
-        .reset_index(drop=True)
+    red[pos[(state == SignalState.RED.value)[row]]] = True
+    amber = (state == SignalState.AMBER.value)[row]
+    pos, row = pos[amber], row[amber]
+    direction = bids["direction"].to_numpy()[pos]
+    up = direction == Direction.UP.value
+    # one amber row per light and direction: (area, t) is the light's key
+    cell_of, cells = pd.factorize(row * 2 + up)
+    light, first = cells // 2, np.unique(cell_of, return_index=True)[1]
+    rows = pd.DataFrame(
+        {
+            "area_id": sig["area_id"].to_numpy()[light],
+            "t": sig["t"].to_numpy()[light],
+            "direction": direction[first],
+            "headroom_mw": np.where(
+                up[first], sig["headroom_up_mw"].to_numpy()[light], sig["headroom_down_mw"].to_numpy()[light]
+            ),
+        }
     )
+    order = rows.sort_values(["area_id", "t", "direction"]).index.to_numpy()
+    rows = rows.take(order).reset_index(drop=True)
     rows["row"] = np.arange(len(rows))
-    amb = amb.merge(rows[["area_id", "t", "direction", "row"]], on=["area_id", "t", "direction"])
-    return red, rows, amb[["row", "pos"]].astype(int)
+    row_of_cell = np.empty(len(order), dtype=np.int64)
+    row_of_cell[order] = np.arange(len(order))
+    return red, rows, pd.DataFrame({"row": row_of_cell[cell_of], "pos": pos}).astype(int)
+
+
+def _signal_row(a: np.ndarray, t: np.ndarray, sig: pd.DataFrame, n_areas: int) -> np.ndarray:
+    """Per (area code, interval) pair, the row of ``sig`` (``a``, ``t``: at most one row per
+    area and interval, its key) with the same area and interval, or -1: a dense table of
+    (area, interval) cells instead of a hash join."""
+    sa, st = sig["a"].to_numpy(), sig["t"].to_numpy()
+    n_t = int(max(t.max(initial=-1), st.max(initial=-1))) + 1
+    row_of = np.full(n_areas * n_t, -1, dtype=np.int64)
+    known = sa >= 0
+    row_of[sa[known] * n_t + st[known]] = np.flatnonzero(known)
+    return row_of[a * n_t + t]
 
 
 def _dso_pairs(bids: pd.DataFrame, inp: StepInput, located: Located) -> pd.DataFrame:
