@@ -169,7 +169,7 @@ def test_pay_as_clear_makes_every_commitment_whole(spec):
 def test_integer_join_is_pandas_inner_merge(keys, table):  # type: ignore[no-untyped-def]
     """``expand_pairs`` (the integer join behind bids-in-areas and the network matrix) gives
     the pairs of an inner ``pandas.merge`` in its order; -1 matches nothing."""
-    from market.clearing.formulation import expand_pairs
+    from market.clearing.locate import expand_pairs
 
     i, j = expand_pairs(np.array(keys, dtype=int), np.array(table, dtype=int))
     left = pd.DataFrame({"k": keys, "i": np.arange(len(keys))})
