@@ -78,7 +78,7 @@ def signal_sets(
     rows = pd.DataFrame(
         {
             "area_id": sig["area_id"].to_numpy()[light],
-            "t": sig["t"].to_numpy()[light],
+            "t": bids["t"].to_numpy()[pos[first]],  # the light's interval, as the bids hold it
             "direction": direction[first],
             "headroom_mw": np.where(
                 up[first], sig["headroom_up_mw"].to_numpy()[light], sig["headroom_down_mw"].to_numpy()[light]
@@ -97,11 +97,13 @@ def signal_row(a: np.ndarray, t: np.ndarray, sig: pd.DataFrame, n_areas: int) ->
     """Per (area code, interval) pair, the row of ``sig`` (``a``, ``t``: at most one row per
     area and interval, its key) with the same area and interval, or -1: a dense table of
     (area, interval) cells instead of a hash join."""
-    sa, st = sig["a"].to_numpy(), sig["t"].to_numpy()
-    n_t = int(max(t.max(initial=-1), st.max(initial=-1))) + 1
+    sa, st = sig["a"].to_numpy(), sig["t"].to_numpy()  # ``t`` may come as float from a concat
+    known = (sa >= 0) & (st >= 0)  # an area of the grid, an interval (a NaN compares false)
+    slot = np.where(known, st, 0).astype(np.int64)
+    known &= slot == np.where(known, st, 0)
+    n_t = int(max(t.max(initial=-1), slot.max(initial=-1))) + 1
     row_of = np.full(n_areas * n_t, -1, dtype=np.int64)
-    known = sa >= 0
-    row_of[sa[known] * n_t + st[known]] = np.flatnonzero(known)
+    row_of[sa[known] * n_t + slot[known]] = np.flatnonzero(known)
     return row_of[a * n_t + t]
 
 

@@ -53,8 +53,10 @@ def prepare(batch: Batch) -> Prepared:
     bids["service_set"] = service_set
     bids["tso_ok"] = Service.listed(lists, Service.TSO_BALANCING)[service_set]
     bids["dso_ok"] = Service.listed(lists, Service.DSO_CONGESTION)[service_set]
-    routes = batch.aggregators.set_index("aggregator_id")["route"]
-    bids["route"] = bids["aggregator_id"].map(routes).fillna(Route.BOTH.value).to_numpy()
+    # each aggregator's route (both where it gives none, or the bid's aggregator is not listed)
+    routes = batch.aggregators.set_index("aggregator_id")["route"].fillna(Route.BOTH.value)
+    known = np.append(routes.to_numpy(dtype=object), Route.BOTH.value)
+    bids["route"] = known[routes.index.get_indexer(bids["aggregator_id"])]  # -1: the last, both
     needs = batch.needs.copy()
     needs["t"] = cfg.slot_of(needs["interval_start"])
     needs["sign"] = Direction.signs(needs["direction"])
