@@ -10,6 +10,7 @@ import pandas as pd
 
 from market.clearing.formulation import StepIndex, StepInput
 from market.clearing.ir import LinearModel, Solution
+from market.clearing.locate import expand_pairs
 from market.clearing.results import ModelStats
 from market.clearing.ties import splitmix64
 from market.enums import SYSTEM_AREA, TSO_ID, Service
@@ -249,14 +250,16 @@ def _node_prices(
     congestion = np.zeros(len(nodes) * len(bt))
     net = inp.network.reset_index(drop=True)
     if len(net) and "flow_max" in marg:
-        rows = net[["constraint_id", "t"]].assign(m=marg["flow_max"] + marg["flow_min"])
-        cong = rows.merge(inp.sens, on="constraint_id")
-        node = pd.Index(nodes).get_indexer(cong["node_id"].astype(str))  # -1: a node in no area
-        t = cong["t"].to_numpy()
+        sens = inp.sens
+        cons = pd.Index(pd.unique(net["constraint_id"]))
+        # (network row, sensitivity row) of each constraint: an integer join in merge's order
+        i, j = expand_pairs(cons.get_indexer(net["constraint_id"]), cons.get_indexer(sens["constraint_id"]))
+        node = pd.Index(nodes).get_indexer(sens["node_id"].astype(str))[j]  # -1: a node in no area
+        t = net["t"].to_numpy()[i]
         slot = np.minimum(np.searchsorted(bt, t), len(bt) - 1)
         keep = (node >= 0) & (bt[slot] == t)  # nodes of the grid, balance intervals only
         cell = slot[keep] * len(nodes) + node[keep]  # the grid's row: intervals in order, each over the nodes
-        v = (cong["m"] * cong["factor"]).to_numpy()[keep]
+        v = ((marg["flow_max"] + marg["flow_min"])[i] * sens["factor"].to_numpy()[j])[keep]
         congestion = np.asarray(np.bincount(cell, weights=v, minlength=len(congestion)), dtype=float)
     names = nodes.astype(object)  # one str per node, shared by its rows
     grid = pd.DataFrame(
