@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from market import clear
@@ -177,3 +177,26 @@ def test_integer_join_is_pandas_inner_merge(keys, table):  # type: ignore[no-unt
     want = left[left["k"] >= 0].merge(right[right["k"] >= 0], on="k")
     np.testing.assert_array_equal(i, want["i"].to_numpy())
     np.testing.assert_array_equal(j, want["j"].to_numpy())
+
+
+@settings(max_examples=100, deadline=None)
+@example(rows=80, spread=[10**6] * 12, seed=0, missing=True)  # 80 distinct values per key, 12 keys: past int64
+@given(
+    rows=st.integers(1, 80),
+    spread=st.lists(st.sampled_from([1, 2, 3, 10**6]), min_size=1, max_size=12),
+    seed=st.integers(0, 2**32 - 1),
+    missing=st.booleans(),
+)
+def test_tie_key_groups_exactly_as_pandas_groupby(rows, spread, seed, missing):  # type: ignore[no-untyped-def]
+    """The tie order's exact key (factorized codes in mixed radix, refactorized before
+    int64 would overflow) puts two rows together exactly where ``groupby(dropna=False)`` does."""
+    from market.clearing.readback import _tie_key
+
+    rng = np.random.default_rng(seed)
+    keys = [rng.integers(0, k, rows).astype(float) for k in spread]
+    if missing:
+        keys[0][rng.random(rows) < 0.3] = np.nan
+    got = pd.factorize(_tie_key(keys))[0]
+    frame = pd.DataFrame({f"k{n}": k for n, k in enumerate(keys)})
+    want = frame.groupby(list(frame.columns), sort=False, dropna=False).ngroup().to_numpy()
+    np.testing.assert_array_equal(got, want)
