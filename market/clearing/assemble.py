@@ -80,21 +80,21 @@ def with_operators(aw: pd.DataFrame, design: Design) -> pd.DataFrame:
     direct = aw["direct"].fillna(False).astype(bool).to_numpy()
     ran = [steps[name] for name in names]
 
-    def per_step(values: list[str]) -> np.ndarray:
+    def as_objects(values: list[str]) -> np.ndarray:
         return np.array(values, dtype=object)
 
     path = np.where(
         tso,
-        per_step([">".join(s.path_for(Buyer.TSO)) for s in ran])[step_code],
-        per_step([">".join(s.path_for(Buyer.DSO)) for s in ran])[step_code],
+        as_objects([">".join(s.path_for(Buyer.TSO)) for s in ran])[step_code],
+        as_objects([">".join(s.path_for(Buyer.DSO)) for s in ran])[step_code],
     )
     width = max(len(parts), 1)
     pair_code, pairs = pd.factorize(step_code * width + part_code)  # who decided: per (step, part)
-    decided = per_step([operator_id(ran[p // width], parts[p % width]) for p in pairs])
+    decided = as_objects([operator_id(ran[p // width], parts[p % width]) for p in pairs])
     return aw.assign(
         direct=direct,
-        operator=per_step([s.operator.value for s in ran])[step_code],
-        path=np.where(direct, per_step([">".join(s.direct_path) for s in ran])[step_code], path),
+        operator=as_objects([s.operator.value for s in ran])[step_code],
+        path=np.where(direct, as_objects([">".join(s.direct_path) for s in ran])[step_code], path),
         operator_id=decided[pair_code],
     )
 
