@@ -380,3 +380,19 @@ def test_services_left_empty_share_one_canonical_string(good):
     services = load_batch(good).bids["services"].to_numpy()
     assert services[0] == "tso_balancing;dso_congestion"
     assert all(v is services[0] for v in services)
+
+
+def test_a_constraint_with_every_interval_and_per_interval_rows_is_named_and_a_row_without_id_is_not(good, tmp_path):
+    """Row 1 of ``head-d0-f0000`` made an every-interval row: the constraint's other
+    (per-interval) rows are named. Row 5 without a ``constraint_id`` is named by the
+    not-null check only: it belongs to no constraint, so not to a mixed one."""
+
+    def edit(df):
+        df.loc[1, "interval_start"] = ""
+        df.loc[5, "constraint_id"] = ""
+        return df
+
+    err = refused(corrupt(good, tmp_path, "constraints", edit))
+    mixed = "constraint has both an every-interval row and per-interval rows"
+    assert sorted(f.row for f in err.findings if mixed in f.reason) == [0, 2, 3]
+    assert [f.column for f in err.findings if f.row == 5] == ["constraint_id"]

@@ -170,7 +170,13 @@ def _constraint_rules(cons: pd.DataFrame, na: pd.DataFrame | None) -> list[Findi
             FindingCode.UNKNOWN_REFERENCE,
         )
     every = cons["interval_start"].isna()
-    mixed = cons.groupby("constraint_id")["interval_start"].transform(lambda s: s.isna().any() and s.notna().any())
+    # per constraint, whether it has both kinds of row; a row without a constraint_id (code -1,
+    # the last entry) belongs to none: the not-null check names it
+    group, ids = pd.factorize(cons["constraint_id"])
+    known = group >= 0
+    per = np.bincount(group[known], weights=every.to_numpy()[known], minlength=len(ids))  # every-interval rows
+    size = np.bincount(group[known], minlength=len(ids))
+    mixed = pd.Series(np.append((per > 0) & (per < size), False)[group], index=cons.index)
     out += row_findings(
         spec,
         cons,
