@@ -46,9 +46,9 @@ def compute_metrics(batch: Batch, result: ClearingResult) -> dict[str, Any]:
 def _per_path(aw: pd.DataFrame, fn: Callable[[list[str]], Any]) -> pd.Series:
     """``fn`` of each award's instruction path (as a list of tiers), evaluated once per
     distinct path (a design has a handful), never per award."""
-    paths = aw["path"].astype(str)
-    values = {p: fn(p.split(">")) for p in paths.unique()}
-    return paths.map(values)
+    code, paths = pd.factorize(aw["path"], use_na_sentinel=False)
+    values = np.array([fn(str(p).split(">")) for p in paths])
+    return pd.Series(values[code] if len(values) else np.zeros(0), index=aw.index)
 
 
 def _bypassing(aw: pd.DataFrame) -> dict[str, Any]:
