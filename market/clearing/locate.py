@@ -57,11 +57,10 @@ def signal_sets(
     and their bids (row, pos; in the order of ``located``)."""
     n = len(bids)
     empty = pd.DataFrame({"area_id": [], "t": [], "direction": [], "headroom_mw": [], "row": []})
-    sig = signals
-    if not len(sig) or not n:
+    if not len(signals) or not n:
         return np.zeros(n, bool), empty, pd.DataFrame({"row": [], "pos": []}, dtype=int)
     pos, a, areas = located
-    sig = keyed(sig[sig["state"] != SignalState.GREEN], areas).reset_index(drop=True)  # green limits nothing
+    sig = keyed(signals[signals["state"] != SignalState.GREEN], areas).reset_index(drop=True)  # green limits nothing
     row = signal_row(a, bids["t"].to_numpy()[pos], sig, len(areas))
     hit = row >= 0
     pos, row = pos[hit], row[hit]  # each located bid under a red or amber light, and that light
