@@ -10,9 +10,11 @@ Sign convention (everywhere): **up** = more injection into the grid or less cons
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # numpy is imported where used: the command line starts without it
+    import numpy as np
+    import pandas as pd
 
 TSO_ID = "tso"  # the buyer_id (and owner_id) of the TSO
 SYSTEM_AREA = "system"  # the area_id of TSO balancing needs
@@ -31,6 +33,8 @@ class Direction(StrEnum):
     @staticmethod
     def signs(direction: pd.Series | np.ndarray) -> np.ndarray:
         """+1.0 where ``direction`` is up, -1.0 where down (vectorised)."""
+        import numpy as np
+
         return np.where(np.asarray(direction) == Direction.UP.value, 1.0, -1.0)
 
 
@@ -44,6 +48,8 @@ class Service(StrEnum):
     def listed(lists: pd.Index | np.ndarray, service: Service) -> np.ndarray:
         """Per distinct ``services`` list, and a last ``False`` for the code -1 a missing list
         gets from :func:`pandas.factorize`: does it list ``service``?"""
+        import numpy as np
+
         return np.array([service.value in str(u).split(";") for u in lists] + [False], dtype=bool)
 
 

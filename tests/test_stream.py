@@ -15,6 +15,7 @@ from market import clear
 from market.clearing.parallel import stream_map
 from market.clearing.results import ClearingResult
 from market.clearing.stream import cut_points, streamable, stretches, sub_batch
+from market.clearing.stream import stack as stack_results
 from market.design.spec import load_design
 from market.errors import WorkerLostError
 from market.io.read import load_batch
@@ -22,6 +23,8 @@ from market.io.synth import SynthSpec, synth_batch
 from market.testing import bid, make_batch, tso_need
 
 SAMPLE = "data/contested"
+# the contested day has integer bids: within a gap, a MILP's optimum may differ per stretch
+EXACT = {"mip_rel_gap": 0.0}
 
 
 def _same_metrics(a: dict[str, object], b: dict[str, object]) -> list[str]:
@@ -58,9 +61,8 @@ def test_a_streamed_run_is_the_whole_run(contested, design):  # type: ignore[no-
     """Every table equal, every model's size and the run's metrics the same (an LP design,
     a fan-out design whose DSOs have needs in only some stretches, simultaneous steps)."""
     spec = load_design(design)
-    options = {"mip_rel_gap": 0.0}  # a MILP's optimum within a gap may differ per stretch
-    whole = clear(contested, spec, stream=False, solver_options=options)
-    streamed = clear(contested, spec, stream=True, solver_options=options)
+    whole = clear(contested, spec, stream=False, solver_options=EXACT)
+    streamed = clear(contested, spec, stream=True, solver_options=EXACT)
     assert len(stretches(contested)) >= 2
     _assert_same_tables(streamed, whole)
     assert [(s.step, s.part, s.n_variables, s.n_constraints, s.n_integer) for s in streamed.stats] == [
@@ -218,19 +220,24 @@ def test_the_callers_item_waits_for_handed_off_which_runs_once_the_others_are_wi
 
 
 def test_a_two_stretch_clear_reports_invalid_input_found_after_the_hand_off(contested, tmp_path, monkeypatch):
-    """The CLI loads a two-stretch book with its checks left for later, hands the second
-    stretch to the worker, then checks: a bad row is still refused with exit 2, the same
-    findings as `validate`, and nothing written; a good book gives the run it always gave."""
+    """The CLI starts a worker that reads a two-stretch book itself and clears its second
+    stretch, loads the book here with its checks left for later, then checks: a bad row is
+    still refused with exit 2, the same findings as `validate`, and nothing written; a good
+    book gives the whole run's tables, the worker's stretch included."""
     from typer.testing import CliRunner
 
-    from market.clearing import run, stream
+    from market.clearing import run, sizing
     from market.cli import app
     from market.cli import clearing as cli_clearing
     from market.io.write import write_batch
 
-    monkeypatch.setattr(stream, "STREAM_FROM_BIDS", 100)  # the sample counts as a large book
+    monkeypatch.setattr(sizing, "STREAM_FROM_BIDS", 100)  # the sample counts as a large book
     monkeypatch.setattr(run, "STREAM_FROM_BIDS", 100)
     monkeypatch.setattr(cli_clearing, "load_or_exit", None)  # the checks must be left for later
+    joined: list[list[ClearingResult]] = []
+    with_ahead, clear_here = run._with_second_ahead, run._clear_stretch
+    monkeypatch.setattr(run, "_with_second_ahead", lambda *a: joined.append(with_ahead(*a)) or joined[-1])
+    monkeypatch.setattr(run, "_clear_stretch", lambda *a: joined.append([]) or clear_here(*a))  # in this process
     runner = CliRunner()
     bad = tmp_path / "bad"
     write_batch(
@@ -242,10 +249,77 @@ def test_a_two_stretch_clear_reports_invalid_input_found_after_the_hand_off(cont
     assert refused.exit_code == validated.exit_code == 2
     assert "unknown node_id" in refused.output and "bids row 5" in refused.output
     assert not (tmp_path / "run-bad").exists()
-    good = runner.invoke(app, ["clear", SAMPLE, "--out", str(tmp_path / "run")])
+    good = runner.invoke(app, ["clear", SAMPLE, "--out", str(tmp_path / "run"), "--mip-gap", "0"])
     assert good.exit_code == 0, good.output
-    awards = pd.read_parquet(tmp_path / "run" / "awards.parquet")
-    whole = clear(contested, "single", stream=False)
-    assert len(awards) == len(whole.awards) and math.isclose(
-        awards["quantity_mw"].sum(), whole.awards["quantity_mw"].sum(), rel_tol=1e-9
-    )
+    assert [len(j) for j in joined] == [0, 2]  # one stretch cleared here, the other came from the worker
+    whole = clear(contested, "single", stream=False, solver_options=EXACT)
+    for name in ("awards", "prices", "needs", "flows"):
+        written, want = pd.read_parquet(tmp_path / "run" / f"{name}.parquet"), whole.tables()[name]
+        pd.testing.assert_frame_equal(_nan_for_missing(written), _nan_for_missing(want), check_dtype=False, atol=1e-6)
+
+
+def _nan_for_missing(df: pd.DataFrame) -> pd.DataFrame:
+    """Missing values as NaN whatever they were (None in an object column read back)."""
+    return df.astype(object).where(df.notna(), np.nan)
+
+
+def test_the_worker_ahead_reads_and_cuts_the_batch_as_this_process_does(contested):  # type: ignore[no-untyped-def]
+    """``clear_second_stretch`` (run by the worker the CLI starts first): the same stretches
+    as this process cuts, the hashes of the files it read, and the second stretch cleared
+    as here; None for a design that is never streamed."""
+    from market.clearing.run import _clear_stretch, clear_second_stretch
+    from market.clearing.sizing import AHEAD_FIRST_SHARE
+    from market.enums import Pricing
+
+    got = clear_second_stretch(Path(SAMPLE), "single", Pricing.PAY_AS_CLEAR, None)
+    assert got is not None
+    spans = stretches(contested, first_share=AHEAD_FIRST_SHARE)
+    assert got.spans == spans and len(spans) == 2
+    assert got.file_hashes == contested.file_hashes
+    assert got.result.design == load_design("single")  # so the caller takes its stretch
+    here = _clear_stretch((load_design("single"), Pricing.PAY_AS_CLEAR, None), sub_batch(contested, *spans[1]))
+    _assert_same_tables(got.result, here)
+    assert clear_second_stretch(Path(SAMPLE), "california-today", Pricing.PAY_AS_CLEAR, None) is None
+
+
+class _Ahead:
+    """What :func:`market.clearing.parallel.job_ahead` yields, with a result given."""
+
+    def __init__(self, result: object) -> None:
+        self._result, self.stopped = result, False
+
+    def result(self) -> object:
+        return self._result
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def test_a_worker_that_read_other_files_is_refused_and_one_that_cut_otherwise_is_redone_here(contested):  # type: ignore[no-untyped-def]
+    """The batch's files changed between this process's read and the worker's: a BatchError
+    naming the file. The worker cut other stretches (or its design did not stream): its
+    stretch is cleared here, and the run is the whole run."""
+    from market.clearing.run import SecondStretch, _with_second_ahead, clear_second_stretch
+    from market.errors import BatchError
+
+    worker = clear_second_stretch(Path(SAMPLE), "single", "pay-as-clear", EXACT)
+    assert worker is not None
+    spans, common = worker.spans, (load_design("single"), worker.result.pricing, EXACT)
+    changed = SecondStretch(spans, {**worker.file_hashes, "bids.parquet": "0" * 64}, worker.result)
+    with pytest.raises(BatchError, match="bids.parquet changed while the batch was cleared"):
+        _with_second_ahead(contested, spans, common, _Ahead(changed), lambda: None)  # type: ignore[arg-type]
+    whole = clear(contested, "single", stream=False, solver_options=EXACT)
+    other_cut = SecondStretch([(0, 1), (1, len(contested.config.intervals))], worker.file_hashes, worker.result)
+    for theirs in (None, other_cut):
+        parts = _with_second_ahead(contested, spans, common, _Ahead(theirs), lambda: None)  # type: ignore[arg-type]
+        _assert_same_tables(stack_results(parts), whole)
+
+
+def test_a_job_ahead_that_is_not_wanted_is_stopped_at_once():
+    """Leaving ``job_ahead``'s block while its job still runs terminates the worker."""
+    from market.clearing.parallel import job_ahead
+
+    with job_ahead("time:sleep", 600) as ahead:
+        procs = list(ahead._pool._processes.values())  # type: ignore[attr-defined]
+        assert procs and all(p.is_alive() for p in procs)
+    assert not any(p.is_alive() for p in procs)

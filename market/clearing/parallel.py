@@ -20,8 +20,8 @@ import contextlib
 import itertools
 import pickle
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from typing import TypeVar
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, Generic, TypeVar
 
 from market.errors import WorkerLostError
 
@@ -159,13 +159,63 @@ def _process_pool(workers: int, preload: tuple[str, ...] = ()) -> Iterator[Proce
     try:
         yield pool
     except BaseException:
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            proc.terminate()
-        pool.shutdown(wait=True, cancel_futures=True)
+        _terminate(pool)
         raise
     # done with: stopped (a stream_map stops it as it sees fit first); its idle workers exit
     # on their own while the caller goes on
     pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Stop ``pool``'s workers now, whatever they are doing, and wait until they are gone."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+class Ahead(Generic[R]):
+    """A job started on its own spawned worker before the caller needs its result
+    (:func:`job_ahead`)."""
+
+    def __init__(self, pool: ProcessPoolExecutor, future: Future[R]) -> None:
+        self._pool, self._future = pool, future
+
+    def result(self) -> R:
+        """The job's result (waits for it); raises what the job raised."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self._future.result()
+        except BrokenProcessPool as exc:
+            raise WorkerLostError(f"the worker process died before it finished ({exc})") from exc
+
+    def stop(self) -> None:
+        """Stop the worker: at once if its job is still running (its result is not wanted)."""
+        if self._future.done():
+            self._pool.shutdown(wait=False)
+        else:
+            _terminate(self._pool)
+
+
+@contextlib.contextmanager
+def job_ahead(target: str, *args: object) -> Iterator[Ahead[Any]]:
+    """Start ``target(*args)`` now on a spawned worker of its own; ``target`` names the
+    function as ``"package.module:function"`` and is imported by the worker only, so that
+    the caller starts it before importing anything heavy. The worker is stopped when the
+    block ends (at once if the job is still running)."""
+    with _process_pool(1) as pool:
+        ahead: Ahead[Any] = Ahead(pool, pool.submit(_call_named, target, args))
+        try:
+            yield ahead
+        finally:
+            ahead.stop()
+
+
+def _call_named(target: str, args: tuple[object, ...]) -> object:
+    import importlib
+
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)(*args)
 
 
 def _stream_on_pool(
@@ -179,7 +229,7 @@ def _stream_on_pool(
 ) -> list[R]:
     """``own``: the caller does the first item, after handing the others to the pool and
     calling ``handed()``."""
-    from concurrent.futures import FIRST_COMPLETED, Future, wait
+    from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
 
     futures: list[Future[R]] = []
@@ -196,7 +246,7 @@ def _stream_on_pool(
                 futures.append(pool.submit(fn, common, item))
             del item
         handed()
-        here = [_one_thread_for_parts(fn, common, item) for item in mine]
+        here = [one_thread_for_parts(fn, common, item) for item in mine]
         return here + [f.result() for f in futures]
     except BrokenProcessPool as exc:  # a worker was killed (out of memory, a signal)
         raise WorkerLostError(
@@ -245,7 +295,7 @@ def _one_thread_each() -> None:
     PART_THREADS[0] = 1
 
 
-def _one_thread_for_parts(fn: Callable[[C, T], R], common: C, item: T) -> R:
+def one_thread_for_parts(fn: Callable[[C, T], R], common: C, item: T) -> R:
     """``fn(common, item)`` in this process with one thread for a model's parts, as a
     worker's (the workers have the other cores)."""
     saved = PART_THREADS[0]

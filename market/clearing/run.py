@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,17 +25,19 @@ from market.clearing.interface import accepted, disaggregate, offer_curves, tso_
 from market.clearing.ir import LinearModel, Solution, SolveStatus
 from market.clearing.metrics import compute_metrics
 from market.clearing.override import apply_override
-from market.clearing.parallel import once, parallel_map, stream_map
+from market.clearing.parallel import Ahead, once, one_thread_for_parts, parallel_map, stream_map
 from market.clearing.prepare import Prepared, prepare, step_inputs
 from market.clearing.readback import StepOutcome, read_step
 from market.clearing.results import ClearingResult, ClearingStatus, ModelStats
+from market.clearing.sizing import AHEAD_FIRST_SHARE, STREAM_FROM_BIDS, WORKERS
 from market.clearing.solvers import is_large_milp, solve
-from market.clearing.stream import STREAM_FROM_BIDS, WORKERS, stack, streamable, stretches, sub_batch
+from market.clearing.stream import stack, streamable, stretches, sub_batch
 from market.clearing.verify import verify
 from market.design.spec import Design, load_design
 from market.enums import DEFAULT_PRICING, SYSTEM_AREA, TSO_ID, Pricing, Service, View
-from market.errors import FlexmarketError, SolverError
+from market.errors import BatchError, FlexmarketError, SolverError
 from market.io.batch import Batch
+from market.io.read import load_batch_later
 
 Progress = Callable[[str], None]
 log = logging.getLogger("flexmarket")
@@ -52,6 +55,7 @@ def clear(
     stream: bool | None = None,
     metrics: bool = True,
     checks: Callable[[], None] | None = None,
+    ahead: Ahead[SecondStretch | None] | None = None,
 ) -> ClearingResult:
     """Clear ``batch`` under ``design`` (preset name, TOML path or :class:`Design`).
 
@@ -64,22 +68,31 @@ def clear(
     in which case the result carries ``status=FAILED`` and the message. ``checks``: the
     batch's validation, still to run (:func:`market.io.read.load_batch_later`): run once
     the stretch a worker clears is handed to it, else before anything is cleared; an error
-    before that runs it first (invalid input is reported as such).
+    before that runs it first (invalid input is reported as such). ``ahead``: a worker
+    already clearing the second stretch of a two-stretch batch from its files
+    (:func:`clear_second_stretch`, started by the CLI before it loaded the batch): used
+    when this batch is streamed in two stretches, else stopped.
     """
     pricing = parse_pricing(pricing)
     design = design if isinstance(design, Design) else load_design(design)
     checked = once(checks)
     try:
-        spans = _stretches(batch, design, stream)
+        spans = _stretches(batch, design, stream, AHEAD_FIRST_SHARE if ahead is not None else None)
+        if ahead is not None and len(spans) != 2:
+            ahead.stop()  # its core is this process's now
         if len(spans) <= 1:
             checked()
             return _clear_whole(batch, design, pricing, scheduler, raise_on_failure, solver_options, progress, metrics)
         if progress:
             progress(f"{design.name}: {len(spans)} stretches of the horizon")
-        result = stream_map(
-            _clear_stretch, (design, pricing, solver_options), (sub_batch(batch, a, b) for a, b in spans),
-            scheduler=scheduler, workers=WORKERS, count=len(spans), handed_off=checked,
-        )  # fmt: skip
+        common = (design, pricing, solver_options)
+        if ahead is not None and len(spans) == 2:
+            result = _with_second_ahead(batch, spans, common, ahead, checked)
+        else:
+            result = stream_map(
+                _clear_stretch, common, (sub_batch(batch, a, b) for a, b in spans),
+                scheduler=scheduler, workers=WORKERS, count=len(spans), handed_off=checked,
+            )  # fmt: skip
     except SolverError as exc:
         checked()
         if raise_on_failure:
@@ -136,19 +149,73 @@ def _clear_whole(
     return assemble(batch, prep, design, pricing, outcomes, metrics=metrics)
 
 
-def _stretches(batch: Batch, design: Design, stream: bool | None) -> list[tuple[int, int]]:
+def _stretches(batch: Batch, design: Design, stream: bool | None, first_share: float | None) -> list[tuple[int, int]]:
     whole = [(0, len(batch.config.intervals))]
     if stream is False or not streamable(design):
         return whole
     if stream is None and len(batch.bids) < STREAM_FROM_BIDS:
         return whole
-    return stretches(batch)
+    return stretches(batch, first_share=first_share)
 
 
 def _clear_stretch(common: tuple[Design, Pricing, dict[str, Any] | None], part: Batch) -> ClearingResult:
     """One stretch of a streamed batch, cleared whole without metrics (on a worker)."""
     design, pricing, options = common
     return clear(part, design, pricing, solver_options=options, stream=False, metrics=False)
+
+
+@dataclass(frozen=True)
+class SecondStretch:
+    """What :func:`clear_second_stretch` returns: the stretches it cut the batch into, the
+    SHA-256 of each file it read, and the second stretch's result."""
+
+    spans: list[tuple[int, int]]
+    file_hashes: dict[str, str]
+    result: ClearingResult
+
+
+def clear_second_stretch(
+    folder: Path, design: str, pricing: Pricing, options: dict[str, Any] | None
+) -> SecondStretch | None:
+    """On the worker the CLI starts before it reads a batch that streams in two stretches:
+    read the batch from ``folder`` here (its checks are the caller's), cut it as the caller
+    will (:func:`~market.clearing.stream.stretches`, deterministic) and clear the second
+    stretch. None where the design does not stream or the batch does not cut in two."""
+    spec = load_design(design)
+    if not streamable(spec):
+        return None
+    batch, _checks = load_batch_later(folder)
+    spans = stretches(batch, first_share=AHEAD_FIRST_SHARE)
+    if len(spans) != 2:
+        return None
+    part = sub_batch(batch, *spans[1])
+    hashes = dict(batch.file_hashes)
+    del batch
+    return SecondStretch(spans, hashes, _clear_stretch((spec, pricing, options), part))
+
+
+def _with_second_ahead(
+    batch: Batch,
+    spans: list[tuple[int, int]],
+    common: tuple[Design, Pricing, dict[str, Any] | None],
+    ahead: Ahead[SecondStretch | None],
+    checked: Callable[[], None],
+) -> list[ClearingResult]:
+    """The first of two stretches cleared here while ``ahead`` clears the second from the
+    same files; that one is cleared here too if the worker cut or read something else (the
+    files changed in between: refused)."""
+    own = sub_batch(batch, *spans[0])
+    checked()
+    first = one_thread_for_parts(_clear_stretch, common, own)
+    theirs = ahead.result()
+    if theirs is not None and theirs.file_hashes != dict(batch.file_hashes):
+        changed = sorted(k for k in {*theirs.file_hashes, *batch.file_hashes}
+                         if theirs.file_hashes.get(k) != batch.file_hashes.get(k))  # fmt: skip
+        raise BatchError(f"{batch.source}: {', '.join(changed)} changed while the batch was cleared; run it again")
+    if theirs is None or theirs.spans != spans or theirs.result.design != common[0]:
+        log.info("the worker cleared something else: the second stretch is cleared here")
+        return [first, _clear_stretch(common, sub_batch(batch, *spans[1]))]
+    return [first, theirs.result]
 
 
 def _deliverable_only(prep: Prepared, taken: np.ndarray, out: StepOutcome) -> None:

@@ -16,13 +16,13 @@ import os
 import sys
 import time
 import warnings
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
 
 from market.clearing.ir import SNAP_MW, LinearModel, Solution, SolveStatus
+from market.clearing.options import BACKEND_OPTION, DEFAULT_HIGHS_OPTIONS, SOLVER_OUTPUT, Backend
 from market.clearing.ties import Bounds, least_weighted_optimum, tie_weight_vector
 from market.errors import SolverError, SolverNotInstalledError
 
@@ -34,20 +34,6 @@ class Solver(Protocol):
     """What every backend is: a model and options in, a :class:`Solution` out."""
 
     def __call__(self, model: LinearModel, options: dict[str, object] | None = None) -> Solution: ...
-
-
-DEFAULT_HIGHS_OPTIONS: dict[str, Any] = {
-    "threads": 1,
-    "random_seed": 0,
-    "mip_rel_gap": 1e-4,  # HiGHS default; prices come from the LP with integers fixed
-    "time_limit": 600.0,  # s per MILP: then the best feasible solution is kept and its gap reported
-    # HiGHS's probing (presolve rule 15) tries each binary both ways: on clearing MILPs
-    # (all-or-nothing bids, blocks, exclusive groups) it found nothing on the 1e6-bid-interval
-    # case and cost 50 s of 130 (the optimum within the gap is the same without it)
-    "presolve_rule_off": 1 << 15,
-    "primal_feasibility_tolerance": 1e-9,
-    "dual_feasibility_tolerance": 1e-9,
-}
 
 
 # HiGHS's presolve spends most of an LP clearing model's solve finding little to remove (on
@@ -89,9 +75,6 @@ def highs_options(model: LinearModel, options: dict[str, object] | None) -> dict
         light = model.n_variables >= LIGHT_PRESOLVE_COLUMNS
         kind = {**LARGE_MILP_HIGHS_OPTIONS, **(LIGHT_PRESOLVE_OPTIONS if light else {})}
     return {**DEFAULT_HIGHS_OPTIONS, **kind, **(options or {})}
-
-
-SOLVER_OUTPUT = {"verbose": False}  # set by ``flexmarket --verbose``: HiGHS's own log on stdout
 
 
 @functools.cache
@@ -353,15 +336,6 @@ def solve_highspy(model: LinearModel, options: dict[str, object] | None = None) 
     return Solution(status, objective, values, marginals, t1 - t0, t3 - t1, "HiGHS", detail, gap)
 
 
-class Backend(StrEnum):
-    """How a model reaches HiGHS: straight through highspy (the default, fastest) or through
-    cvxpy (one ``cp.Variable`` per family). Both give the same optimum and duals."""
-
-    HIGHSPY = "highspy"
-    CVXPY = "cvxpy"
-
-
-BACKEND_OPTION = "backend"  # the key in solver options that picks the backend (not a HiGHS option)
 BACKENDS: dict[Backend, Solver] = {Backend.HIGHSPY: solve_highspy, Backend.CVXPY: solve_cvxpy}
 
 

@@ -15,7 +15,10 @@ two worker processes (or the Dask cluster at ``--scheduler``) instead of buildin
 constraint family for the whole horizon. A book of two stretches (up to 10^6 bid-intervals)
 is cleared by this process and one worker, a stretch each, so that only one stretch is
 pickled to a worker and back; the CLI runs such a book's checks once the worker has its
-stretch (``clear(checks=)``, :func:`market.io.read.load_batch_later`).
+stretch (``clear(checks=)``, :func:`market.io.read.load_batch_later`). From the CLI,
+that worker is started first of all and reads the batch's files itself
+(:func:`market.clearing.run.clear_second_stretch`): nothing is pickled to it, and it reads
+while this process does.
 """
 
 from __future__ import annotations
@@ -28,13 +31,10 @@ import pandas as pd
 from market.clearing.assemble import sum_liquidity
 from market.clearing.ir import SolveStatus
 from market.clearing.results import ClearingResult, ClearingStatus, ModelStats
+from market.clearing.sizing import BIDS_PER_STRETCH, WORKERS, stretch_count
 from market.design.spec import Design
 from market.enums import View
 from market.io.batch import Batch
-
-BIDS_PER_STRETCH = 500_000  # bid-intervals a worker clears at once
-STREAM_FROM_BIDS = 500_000  # smaller batches are cleared whole (a worker costs ~2 s to start)
-WORKERS = 2
 
 # the contract's row order of each run table that is not ordered by time first
 ROW_ORDER = {
@@ -69,10 +69,13 @@ def cut_points(batch: Batch) -> np.ndarray:
     return np.flatnonzero(crossed[1:n_t] == 0) + 1
 
 
-def stretches(batch: Batch, per_stretch: int = BIDS_PER_STRETCH, at_least: int = WORKERS) -> list[tuple[int, int]]:
+def stretches(
+    batch: Batch, per_stretch: int = BIDS_PER_STRETCH, at_least: int = WORKERS, first_share: float | None = None
+) -> list[tuple[int, int]]:
     """``[(first, end), ...]`` interval ranges covering the horizon, cut only at
     :func:`cut_points`, each about ``per_stretch`` bid-intervals (at least ``at_least``
-    stretches where the cuts allow; deterministic)."""
+    stretches where the cuts allow; deterministic). ``first_share``: of two stretches, the
+    share of the bid-intervals the first gets (default: an equal share each)."""
     cfg = batch.config
     n_t = len(cfg.intervals)
     per_t = np.bincount(cfg.slot_of(batch.bids["interval_start"]), minlength=n_t)
@@ -82,16 +85,10 @@ def stretches(batch: Batch, per_stretch: int = BIDS_PER_STRETCH, at_least: int =
     if count <= 1 or not len(cuts):
         return [(0, n_t)]
     before = np.cumsum(per_t)[cuts - 1]  # bid-intervals before each possible cut
-    targets = total * np.arange(1, count) / count
+    targets = total * (np.array([first_share]) if first_share and count == 2 else np.arange(1, count) / count)
     chosen = np.unique(cuts[np.abs(before[None, :] - targets[:, None]).argmin(axis=1)])
     edges = [0, *chosen.tolist(), n_t]
     return list(zip(edges[:-1], edges[1:], strict=True))
-
-
-def stretch_count(rows: int, per_stretch: int = BIDS_PER_STRETCH, at_least: int = WORKERS) -> int:
-    """How many stretches :func:`stretches` aims at for ``rows`` bid-intervals (fewer where
-    blocks or exclusive groups leave fewer cuts)."""
-    return max(at_least, -(-rows // per_stretch))
 
 
 def sub_batch(batch: Batch, first: int, end: int) -> Batch:

@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from market.cli.console import emit_json, exit_on_error, load_or_exit, say
-from market.cli.render import summary_tables
-from market.io.batch import TABLE_NAMES
 
 
 def validate(
@@ -19,6 +17,9 @@ def validate(
 ) -> None:
     """Check a batch (and meter data, exactly as settle does); print a summary, or every bad
     row (exit 2)."""
+    from market.cli.render import summary_tables
+    from market.io.batch import TABLE_NAMES
+
     b = load_or_exit(batch)
     lines: list[str] = []
     summary: dict[str, object] = {"batch": str(batch), "valid": True, "rows": {n: len(b.table(n)) for n in TABLE_NAMES}}

@@ -5,16 +5,16 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from market.clearing.results import ClearingResult
-from market.clearing.solvers import BACKEND_OPTION, DEFAULT_HIGHS_OPTIONS, Backend
+from market.clearing.options import BACKEND_OPTION, DEFAULT_HIGHS_OPTIONS, Backend
 from market.cli.console import (
     EXIT_FAILED,
     emit_json,
@@ -25,13 +25,14 @@ from market.cli.console import (
     progress,
     say,
 )
-from market.cli.render import comparison_rich, metrics_table
-from market.design.spec import Design
 from market.enums import DEFAULT_PRICING, Pricing
 from market.errors import BatchError, SolverError
-from market.io.batch import Batch
-from market.io.read import sha256_file
-from market.io.write import output_manifest, write_json
+
+if TYPE_CHECKING:  # imported where used: `flexmarket` starts (and spawns a worker) without pandas
+    from market.clearing.parallel import Ahead
+    from market.clearing.results import ClearingResult
+    from market.design.spec import Design
+    from market.io.batch import Batch
 
 
 def clear(
@@ -59,15 +60,16 @@ def clear(
 
     Batches of 500,000 bid-intervals or more are cleared stretch by stretch (the same run).
     """
-    from market.clearing.run import clear as do_clear
-    from market.clearing.runfolder import RUN_KIND, write_run
-    from market.design.spec import load_design
-    from market.io.place import check_target
-
     options = {**mip_limits(mip_gap, time_limit), BACKEND_OPTION: backend.value}
     t0 = time.perf_counter()
     stretches = streamed_stretches(batch, scheduler)
-    with workers_ahead(stretches):
+    with workers_ahead(stretches, batch, design, pricing, options) as ahead:
+        # imported once the workers are on their way (they import the same meanwhile)
+        from market.clearing.run import clear as do_clear
+        from market.clearing.runfolder import RUN_KIND, write_run
+        from market.design.spec import load_design
+        from market.io.place import check_target
+
         checks = None
         if stretches == 2:  # the worker's stretch leaves before the checks run here (see clear())
             b, checks = load_later_or_exit(batch)
@@ -82,7 +84,14 @@ def clear(
             exit_on_error(EXIT_FAILED, invalid=(BatchError,)),
         ):
             result = do_clear(
-                b, spec, pricing, scheduler=scheduler, progress=step_started, solver_options=options, checks=checks
+                b,
+                spec,
+                pricing,
+                scheduler=scheduler,
+                progress=step_started,
+                solver_options=options,
+                checks=checks,
+                ahead=ahead,
             )
     t2 = time.perf_counter()
     params = {
@@ -97,6 +106,8 @@ def clear(
     log.info("run written to %s", out)
     if as_json:
         emit_json({"run": str(out), "design": spec.name, "pricing": pricing.value, "metrics": result.metrics})
+    from market.cli.render import metrics_table
+
     say(metrics_table(result.design.name, result.metrics), f"run written to [bold]{out}[/]")
 
 
@@ -106,7 +117,7 @@ def streamed_stretches(batch: Path, scheduler: str | None) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from market.clearing.stream import STREAM_FROM_BIDS, stretch_count
+    from market.clearing.sizing import STREAM_FROM_BIDS, stretch_count
 
     path = batch / "bids.parquet"
     try:
@@ -116,16 +127,28 @@ def streamed_stretches(batch: Path, scheduler: str | None) -> int:
     return stretch_count(rows) if rows >= STREAM_FROM_BIDS else 0
 
 
-def workers_ahead(stretches: int) -> contextlib.AbstractContextManager[None]:
-    """Start the local workers of a streamed clear of ``stretches`` (0: none) while the batch
-    loads: as many as the stretches will use (one fewer than the stretches when this process
-    clears one)."""
-    from market.clearing.parallel import local_workers, warm_workers
-    from market.clearing.stream import WORKERS
+def workers_ahead(
+    stretches: int, batch: Path, design: str, pricing: Pricing, options: dict[str, Any]
+) -> contextlib.AbstractContextManager[Ahead[Any] | None]:
+    """Start the local workers of a streamed clear of ``stretches`` (0: none) before the
+    batch is read. Two stretches: one worker that reads the batch itself and clears the
+    second (:func:`market.clearing.run.clear_second_stretch`) while this process imports,
+    reads and checks it and clears the first: nothing is pickled to it. More: a pool of
+    workers that import the clearing code while this process reads the batch."""
+    from market.clearing.parallel import job_ahead, warm_workers
+    from market.clearing.sizing import WORKERS
 
     if not stretches:
         return contextlib.nullcontext()
-    return warm_workers(local_workers(stretches, WORKERS), preload=("market.clearing.run",))
+    if stretches == 2:
+        return job_ahead("market.clearing.run:clear_second_stretch", batch, design, pricing, options)
+    return _yield_none(warm_workers(WORKERS, preload=("market.clearing.run",)))
+
+
+@contextlib.contextmanager
+def _yield_none(manager: contextlib.AbstractContextManager[None]) -> Iterator[None]:
+    with manager:
+        yield None
 
 
 def mip_limits(mip_gap: float, time_limit: float) -> dict[str, float]:
@@ -179,6 +202,8 @@ def compare(
         emit_json(
             {"folder": str(out), "pricing": pricing.value, "metrics": {r.design.name: r.metrics for r in results}}
         )
+    from market.cli.render import comparison_rich
+
     say(comparison_rich(results), f"report: [bold]{out / 'report.html'}[/]")
 
 
@@ -200,6 +225,8 @@ def sweep(
     from market.analysis.compare import batch_input_hashes
     from market.analysis.sweep import load_grid, run_sweep, sweep_figure
     from market.io.place import check_target, publish_folder
+    from market.io.read import sha256_file
+    from market.io.write import output_manifest, write_json
 
     b = load_or_exit(batch)
     with exit_on_error():

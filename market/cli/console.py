@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console, RenderableType
@@ -27,8 +27,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from market.errors import FlexmarketError
-from market.io.batch import Batch
-from market.io.read import load_batch, load_batch_later
+
+if TYPE_CHECKING:  # the commands import pandas and the contract only when they run
+    from market.io.batch import Batch
 
 log = logging.getLogger("flexmarket")
 _WIDTH = None if sys.stdout.isatty() else 160  # logs and pipes get wide, untruncated tables
@@ -43,7 +44,7 @@ LOG_EVERY_S = 10.0  # off a terminal, a progress line at most this often (and at
 
 def configure(quiet: bool, verbose: bool) -> None:
     """Logging to stderr at the level the flags ask for; the solver's log with ``verbose``."""
-    from market.clearing.solvers import SOLVER_OUTPUT
+    from market.clearing.options import SOLVER_OUTPUT
 
     MODE["quiet"] = quiet
     MODE["json"] = False  # set by emit_json, per command
@@ -91,6 +92,8 @@ def exit_on_error(
 
 
 def load_or_exit(folder: Path) -> Batch:
+    from market.io.read import load_batch
+
     with exit_on_error():
         return load_batch(folder)
 
@@ -98,6 +101,8 @@ def load_or_exit(folder: Path) -> Batch:
 def load_later_or_exit(folder: Path) -> tuple[Batch, Callable[[], None]]:
     """:func:`~market.io.read.load_batch_later` (its checks still to run), or exit 2 on
     what reading and coercing find."""
+    from market.io.read import load_batch_later
+
     with exit_on_error():
         return load_batch_later(folder)
 

@@ -12,7 +12,6 @@ import typer
 import market
 from market.cli.clearing import design_list, run_compare
 from market.cli.console import EXIT_INVALID, err, exit_on_error, load_or_exit, log, say
-from market.cli.render import comparison_rich, findings_rich, statements_rich, summary_tables
 from market.enums import DEFAULT_PRICING
 from market.errors import SolverError
 
@@ -43,6 +42,8 @@ def demo(
 ) -> None:
     """The main job on the contested sample: validate, clear every preset design, compare, settle."""
     # (the settlement store in OUT/settlement keeps versions across demo runs)
+    from market.cli.render import comparison_rich, findings_rich, statements_rich, summary_tables
+
     folder = find_sample(data)
     log.info("sample data from %s", folder)
     b = load_or_exit(folder / BATCH)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 
 from market.cli.console import emit_json, err, exit_on_error, log, say
 from market.errors import NetworkError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TABLES = ("constraints", "sensitivities", "node_areas")
 
@@ -60,6 +62,8 @@ def network_import(
 
 
 def _utc(text: str) -> pd.Timestamp:
+    import pandas as pd
+
     try:
         ts = pd.Timestamp(text)
     except ValueError as exc:

@@ -11,10 +11,7 @@ import typer
 from rich.table import Table
 
 from market.cli.console import emit_json, exit_on_error, log, say
-from market.cli.render import findings_rich, findings_summary, statements_rich
 from market.errors import StoreConflictError, StoreUnavailableError
-from market.io.read import sha256_file
-from market.io.write import output_manifest, write_json
 
 
 def settle(
@@ -30,6 +27,7 @@ def settle(
 ) -> None:
     """Settle a clearing run against meter data; versioned statements into the store.
     A statement covers every market session settled into its scenario for its period."""
+    from market.cli.render import findings_rich, findings_summary, statements_rich
     from settlement import settle as do_settle
 
     log.info("settling %s against %s", run, meter)
@@ -67,6 +65,8 @@ def baselines_evaluate(
     Per DER, and per resource (portfolio level) where a run or a resource_id column says
     which DER form one."""
     from market.io.place import check_target, publish_folder
+    from market.io.read import sha256_file
+    from market.io.write import output_manifest, write_json
     from settlement.config import load_config
     from settlement.evaluate import accuracy_figure, evaluate_levels
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.table import Table
 
 from market.cli.console import emit_json, exit_on_error, say
 from market.errors import OutputError, StoreConflictError, StoreUnavailableError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DB = Annotated[str, typer.Option(help="SQLAlchemy URL of the store, e.g. duckdb:///runs/s/store.duckdb")]
 STORE_FAILURES = (StoreConflictError, StoreUnavailableError)

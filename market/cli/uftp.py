@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 
 from market.cli.console import emit_json, exit_on_error, load_or_exit, log, say
@@ -21,6 +20,8 @@ def uftp_import(
     as_json: Annotated[bool, typer.Option("--json", help="print what was imported as JSON")] = False,
 ) -> None:
     """Add the needs of FlexRequests and the bids of FlexOffers to a copy of a batch."""
+    import pandas as pd
+
     from market.io.read import batch_from_frames
     from market.io.uftp import OFFERS_FOLDER, import_messages
     from market.io.write import write_batch
@@ -51,6 +52,8 @@ def uftp_export(
     time_stamp: Annotated[str | None, typer.Option(help="the orders' TimeStamp (default: the offer's)")] = None,
 ) -> None:
     """One FlexOrder per accepted offer option of the run."""
+    import pandas as pd
+
     from market.io.uftp import orders_for_awards, to_xml
 
     with exit_on_error():
@@ -73,6 +76,8 @@ def uftp_settlement(
     batch: Annotated[Path | None, typer.Option(help="the batch that was cleared (default: the run's manifest)")] = None,
 ) -> None:
     """One FlexSettlement per aggregator: the settled lines of its FlexOrders."""
+    import pandas as pd
+
     from market.io.uftp import orders_for_awards, settlements_for_lines, to_xml
 
     with exit_on_error():
