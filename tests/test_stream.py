@@ -268,12 +268,11 @@ def test_the_worker_ahead_reads_and_cuts_the_batch_as_this_process_does(conteste
     as this process cuts, the hashes of the files it read, and the second stretch cleared
     as here; None for a design that is never streamed."""
     from market.clearing.run import _clear_stretch, clear_second_stretch
-    from market.clearing.sizing import AHEAD_FIRST_SHARE
     from market.enums import Pricing
 
     got = clear_second_stretch(Path(SAMPLE), "single", Pricing.PAY_AS_CLEAR, None)
     assert got is not None
-    spans = stretches(contested, first_share=AHEAD_FIRST_SHARE)
+    spans = stretches(contested)
     assert got.spans == spans and len(spans) == 2
     assert got.file_hashes == contested.file_hashes
     assert got.result.design == load_design("single")  # so the caller takes its stretch

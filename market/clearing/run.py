@@ -29,7 +29,7 @@ from market.clearing.parallel import Ahead, once, one_thread_for_parts, parallel
 from market.clearing.prepare import Prepared, prepare, step_inputs
 from market.clearing.readback import StepOutcome, read_step
 from market.clearing.results import ClearingResult, ClearingStatus, ModelStats
-from market.clearing.sizing import AHEAD_FIRST_SHARE, STREAM_FROM_BIDS, WORKERS
+from market.clearing.sizing import STREAM_FROM_BIDS, WORKERS
 from market.clearing.solvers import is_large_milp, solve
 from market.clearing.stream import stack, streamable, stretches, sub_batch
 from market.clearing.verify import verify
@@ -77,7 +77,7 @@ def clear(
     design = design if isinstance(design, Design) else load_design(design)
     checked = once(checks)
     try:
-        spans = _stretches(batch, design, stream, AHEAD_FIRST_SHARE if ahead is not None else None)
+        spans = _stretches(batch, design, stream)
         if ahead is not None and len(spans) != 2:
             ahead.stop()  # its core is this process's now
         if len(spans) <= 1:
@@ -149,13 +149,13 @@ def _clear_whole(
     return assemble(batch, prep, design, pricing, outcomes, metrics=metrics)
 
 
-def _stretches(batch: Batch, design: Design, stream: bool | None, first_share: float | None) -> list[tuple[int, int]]:
+def _stretches(batch: Batch, design: Design, stream: bool | None) -> list[tuple[int, int]]:
     whole = [(0, len(batch.config.intervals))]
     if stream is False or not streamable(design):
         return whole
     if stream is None and len(batch.bids) < STREAM_FROM_BIDS:
         return whole
-    return stretches(batch, first_share=first_share)
+    return stretches(batch)
 
 
 def _clear_stretch(common: tuple[Design, Pricing, dict[str, Any] | None], part: Batch) -> ClearingResult:
@@ -185,7 +185,7 @@ def clear_second_stretch(
     if not streamable(spec):
         return None
     batch, _checks = load_batch_later(folder)
-    spans = stretches(batch, first_share=AHEAD_FIRST_SHARE)
+    spans = stretches(batch)
     if len(spans) != 2:
         return None
     part = sub_batch(batch, *spans[1])

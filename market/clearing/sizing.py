@@ -8,11 +8,6 @@ from __future__ import annotations
 BIDS_PER_STRETCH = 500_000  # bid-intervals a worker clears at once
 STREAM_FROM_BIDS = 500_000  # smaller batches are cleared whole (a worker costs ~2 s to start)
 WORKERS = 2
-# of a two-stretch batch whose second stretch a worker reads from the files itself
-# (:func:`market.clearing.run.clear_second_stretch`), the share this process clears: the
-# worker starts its stretch about as late as this process (it imports and reads the batch
-# too, in parallel) but its result still has to come back (~0.3 s of a ~6 s 10^6 run)
-AHEAD_FIRST_SHARE = 0.55
 
 
 def stretch_count(rows: int, per_stretch: int = BIDS_PER_STRETCH, at_least: int = WORKERS) -> int:

@@ -69,13 +69,10 @@ def cut_points(batch: Batch) -> np.ndarray:
     return np.flatnonzero(crossed[1:n_t] == 0) + 1
 
 
-def stretches(
-    batch: Batch, per_stretch: int = BIDS_PER_STRETCH, at_least: int = WORKERS, first_share: float | None = None
-) -> list[tuple[int, int]]:
+def stretches(batch: Batch, per_stretch: int = BIDS_PER_STRETCH, at_least: int = WORKERS) -> list[tuple[int, int]]:
     """``[(first, end), ...]`` interval ranges covering the horizon, cut only at
     :func:`cut_points`, each about ``per_stretch`` bid-intervals (at least ``at_least``
-    stretches where the cuts allow; deterministic). ``first_share``: of two stretches, the
-    share of the bid-intervals the first gets (default: an equal share each)."""
+    stretches where the cuts allow; deterministic)."""
     cfg = batch.config
     n_t = len(cfg.intervals)
     per_t = np.bincount(cfg.slot_of(batch.bids["interval_start"]), minlength=n_t)
@@ -85,7 +82,7 @@ def stretches(
     if count <= 1 or not len(cuts):
         return [(0, n_t)]
     before = np.cumsum(per_t)[cuts - 1]  # bid-intervals before each possible cut
-    targets = total * (np.array([first_share]) if first_share and count == 2 else np.arange(1, count) / count)
+    targets = total * np.arange(1, count) / count
     chosen = np.unique(cuts[np.abs(before[None, :] - targets[:, None]).argmin(axis=1)])
     edges = [0, *chosen.tolist(), n_t]
     return list(zip(edges[:-1], edges[1:], strict=True))
