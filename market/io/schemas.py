@@ -13,14 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 
 from market.enums import Direction, Route, Service, SignalState
 from market.io.strict import blank_text, per_unique_mask
+
+if TYPE_CHECKING:  # pandera (with pydantic and typeguard, 0.2 s) only where a schema is checked
+    import pandera.pandas as pa
 
 Kind = Literal["str", "float", "ts", "int", "bool", "date"]
 
@@ -31,6 +33,22 @@ ROUTES = tuple(r.value for r in Route)
 
 
 @dataclass(frozen=True)
+class CheckSpec:
+    """A value check of a column, made a ``pandera.Check`` by :func:`pandera_schema`:
+    ``test`` gives a boolean Series (True where the value passes)."""
+
+    test: Callable[[pd.Series], pd.Series]
+    error: str
+    name: str | None = None
+    ignore_na: bool = True
+
+    def as_pandera(self) -> pa.Check:
+        import pandera.pandas as pa
+
+        return pa.Check(self.test, error=self.error, name=self.name, ignore_na=self.ignore_na)
+
+
+@dataclass(frozen=True)
 class ColumnSpec:
     """A column: name (with unit suffix), kind, whether it must be present and non-null."""
 
@@ -38,7 +56,7 @@ class ColumnSpec:
     kind: Kind
     required: bool = True
     nullable: bool = False
-    checks: tuple[pa.Check, ...] = ()
+    checks: tuple[CheckSpec, ...] = ()
     default: object = None  # filled in when an optional column is absent
 
 
@@ -73,34 +91,34 @@ FACTOR_LIMIT = 1e3  # a sensitivity (MW of flow per MW injected) above this is r
 KWH_LIMIT = 1e8  # a meter reading above this per interval is refused
 
 
-def _finite(limit: float) -> pa.Check:
+def _finite(limit: float) -> CheckSpec:
     """Finite and within ``±limit``: a huge value is a typo, not a market."""
-    return pa.Check(
+    return CheckSpec(
         lambda s: np.isfinite(s.astype(float)) & (np.abs(s.astype(float)) <= limit),
         error=f"must be a finite number within ±{limit:g}",
     )
 
 
-def _positive() -> pa.Check:
-    return pa.Check(lambda s: s > 0, error="must be > 0")
+def _positive() -> CheckSpec:
+    return CheckSpec(lambda s: s > 0, error="must be > 0")
 
 
-def _non_negative() -> pa.Check:
-    return pa.Check(lambda s: s >= 0, error="must be >= 0")
+def _non_negative() -> CheckSpec:
+    return CheckSpec(lambda s: s >= 0, error="must be >= 0")
 
 
-def _text_check(ok: Callable[[object], bool], error: str) -> pa.Check:
+def _text_check(ok: Callable[[object], bool], error: str) -> CheckSpec:
     """A check of a text column, decided once per distinct value; a missing value passes
     (the not-null check reports it). ``ignore_na=False``: pandera's own missing-value
     scans (two per check, per object) are not needed."""
-    return pa.Check(
+    return CheckSpec(
         lambda s: pd.Series(per_unique_mask(s, lambda v: v is None or ok(v)), index=s.index),
         error=error,
         ignore_na=False,
     )
 
 
-def _one_of(values: tuple[str, ...]) -> pa.Check:
+def _one_of(values: tuple[str, ...]) -> CheckSpec:
     return _text_check(lambda v: v in values, f"must be one of {', '.join(values)}")
 
 
@@ -112,8 +130,8 @@ def _services_ok(v: object) -> bool:
 NON_EMPTY = "non_empty"
 
 
-def _non_empty() -> pa.Check:
-    return pa.Check(
+def _non_empty() -> CheckSpec:
+    return CheckSpec(
         lambda s: pd.Series(~blank_text(s), index=s.index) | s.isna(), error="must not be empty", name=NON_EMPTY
     )
 
@@ -298,10 +316,14 @@ def pandera_schema(
     columns known to hold no value at all (their value checks have nothing to check; a
     required one still fails its not-null check).
     """
+    import pandera.pandas as pa
+
     columns = {
         c.name: pa.Column(
             _PANDERA_DTYPE[c.kind],
-            checks=[] if c.name in empty else [ch for ch in c.checks if not (coerced and ch.name == NON_EMPTY)],
+            checks=[]
+            if c.name in empty
+            else [ch.as_pandera() for ch in c.checks if not (coerced and ch.name == NON_EMPTY)],
             nullable=c.nullable or c.name in complete,
             required=c.required,
             coerce=False,

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pandera
 import pyarrow as pa
 
 from market.errors import BatchValidationError, Finding, FindingCode
@@ -142,6 +141,8 @@ def schema_findings(spec: TableSpec, df: pd.DataFrame, order: KeyOrder | None = 
     uniqueness already (pandera's hash check is then left out)."""
     if spec.name == "bids" and len(df) == 0:
         return [Finding("bids", None, None, None, None, "bids table is empty", FindingCode.EMPTY_TABLE)]
+    import pandera.pandas as pandera  # here: loading a batch to clear it does not need it
+
     order = key_order(spec, df) if order is None else order
     try:
         schema = pandera_schema(
