@@ -315,10 +315,63 @@ def test_a_worker_that_read_other_files_is_refused_and_one_that_cut_otherwise_is
 
 
 def test_a_job_ahead_that_is_not_wanted_is_stopped_at_once():
-    """Leaving ``job_ahead``'s block while its job still runs terminates the worker."""
+    """Leaving ``job_ahead``'s block while its job still runs terminates the worker; so
+    does leaving it once the job is done (its result taken or not), or on an error."""
     from market.clearing.parallel import job_ahead
 
+    def workers(ahead) -> list:  # type: ignore[no-untyped-def, type-arg]
+        return list(ahead._pool._processes.values())
+
     with job_ahead("time:sleep", 600) as ahead:
-        procs = list(ahead._pool._processes.values())  # type: ignore[attr-defined]
-        assert procs and all(p.is_alive() for p in procs)
-    assert not any(p.is_alive() for p in procs)
+        running = workers(ahead)
+        assert running and all(p.is_alive() for p in running)
+    with job_ahead("operator:add", 2, 3) as ahead:
+        assert ahead.result() == 5
+        done = workers(ahead)
+    with pytest.raises(RuntimeError), job_ahead("operator:add", 2, 3) as ahead:
+        failed = workers(ahead)
+        raise RuntimeError("the caller's own error")
+    assert not any(p.is_alive() for p in running + done + failed)
+
+
+def test_an_items_own_stream_leaves_no_worker_behind():
+    """A stream whose first item the caller does itself stops its worker once every item
+    is back (a worker left to exit on its own would block for good if this process exited
+    first)."""
+    import operator
+
+    from market.clearing import parallel
+
+    with parallel.warm_workers(1):
+        ((pool, _),) = parallel.WARM_POOLS
+        processes = list((pool._processes or {}).values())
+        assert parallel.stream_map(operator.add, 10, iter(range(2)), workers=2, count=2) == [10, 11]
+        assert processes and not any(p.is_alive() for p in processes)
+
+
+def test_a_clear_refused_before_its_worker_is_done_leaves_no_process(tmp_path):  # type: ignore[no-untyped-def]
+    """`flexmarket clear` of a two-stretch book under an unknown design exits 2 while its
+    worker (started first of all) may still run: no process of it is left behind."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    from market.io.write import write_batch
+
+    book = tmp_path / "book"
+    write_batch(synth_batch(SynthSpec(bids=5300, intervals=96, dsos=2, seed=3)), book)  # 508,800 bid-intervals
+    flexmarket = Path(sys.executable).with_name("flexmarket")
+    proc = subprocess.Popen([str(flexmarket), "clear", str(book), "--design", "nope", "--out", str(tmp_path / "run")])
+    seen: set[int] = set()
+    while proc.poll() is None:
+        try:
+            seen |= {c.pid for c in psutil.Process(proc.pid).children(recursive=True)}
+        except psutil.NoSuchProcess:
+            break
+    assert proc.wait() == 2 and seen  # its worker (and multiprocessing's resource tracker) were there
+    left = [psutil.Process(pid) for pid in seen if psutil.pid_exists(pid)]
+    # the tracker leaves once every process that shares its pipe is gone: a moment, not a minute
+    _, alive = psutil.wait_procs(left, timeout=60)
+    assert alive == [], [p.cmdline() for p in alive]
+    assert not (tmp_path / "run").exists()

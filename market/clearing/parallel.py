@@ -97,12 +97,12 @@ def stream_map(
     warm = [entry for entry in WARM_POOLS if entry[1] >= in_pool]
     if warm:  # used once
         result = _stream_on_pool(warm[0][0], fn, common, items, in_pool, own, handed)
-        _stop(warm[0][0], own)
+        _stop(warm[0][0])
         WARM_POOLS.remove(warm[0])
         return result
     with _process_pool(in_pool) as pool:
         result = _stream_on_pool(pool, fn, common, items, in_pool, own, handed)
-        _stop(pool, own)
+        _stop(pool)
         return result
 
 
@@ -118,12 +118,13 @@ def once(fn: Callable[[], None] | None) -> Callable[[], None]:
     return call
 
 
-def _stop(pool: ProcessPoolExecutor, own: bool) -> None:
-    """Stop ``pool`` once every item is back. Many items: wait until its workers have exited,
-    so that their memory is free before the caller stacks and writes the results (at 10^7:
-    1.6 GiB of 8). Items no more than the workers (``own``): let the worker exit while the
-    caller goes on (a second or two of a 10^6 book's work for it, against 0.3 s of exit)."""
-    pool.shutdown(wait=not own, cancel_futures=True)
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Stop ``pool`` once every item is back: its idle workers are terminated at once, so
+    that their memory is free before the caller stacks and writes the results (at 10^7:
+    1.6 GiB of 8) and none is left behind however soon this process exits (a worker of a
+    pool shut down without waiting blocks on its queue for good if the caller exits before
+    the pool's thread has told it to stop)."""
+    _terminate(pool)
 
 
 def local_workers(count: int | None, workers: int = 2) -> int:
@@ -190,11 +191,9 @@ class Ahead(Generic[R]):
             raise WorkerLostError(f"the worker process died before it finished ({exc})") from exc
 
     def stop(self) -> None:
-        """Stop the worker: at once if its job is still running (its result is not wanted)."""
-        if self._future.done():
-            self._pool.shutdown(wait=False)
-        else:
-            _terminate(self._pool)
+        """Stop the worker at once, idle or still at a job whose result is not wanted (see
+        :func:`_stop`)."""
+        _terminate(self._pool)
 
 
 @contextlib.contextmanager
