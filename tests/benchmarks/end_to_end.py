@@ -10,8 +10,11 @@ build, solve, verify, price, evaluate, write. Wall time of each, and the peak re
 memory of flexmarket's whole process tree (its worker processes included), sampled every
 0.2 s.
 
-Usage: ``python tests/benchmarks/end_to_end.py BATCH [BATCH ...]`` (batches written by
-``flexmarket synth``; the LP must fit in memory as one model for the reference).
+Usage: ``python tests/benchmarks/end_to_end.py BATCH [BATCH ...] [--repeat N]`` (batches
+written by ``flexmarket synth``; the LP must fit in memory as one model for the reference).
+``--repeat N``: N rounds per batch, each the reference then flexmarket, one after the other
+(this machine's pace drifts by up to 2x within an hour: a ratio is only as good as the two
+runs beside each other), then the median and range of the ratios.
 """
 
 from __future__ import annotations
@@ -128,6 +131,27 @@ def measure(batch: Path) -> dict[str, float]:
     }
 
 
+def summary(rounds: list[dict[str, float]]) -> dict[str, object]:
+    """The ratios of ``rounds`` of one batch: each round's, their median and range."""
+    import statistics
+
+    out: dict[str, object] = {"rounds": len(rounds)}
+    for key in ("ratio", "ratio_to_process", "flexmarket_s", "reference_s", "peak_tree_gib"):
+        values = [r[key] for r in rounds]
+        out[key] = {"each": [round(v, 3) for v in values], "median": statistics.median(values),
+                    "min": min(values), "max": max(values)}  # fmt: skip
+    return out
+
+
 if __name__ == "__main__":
-    for arg in sys.argv[1:]:
-        print(arg, json.dumps(measure(Path(arg)), indent=1), flush=True)
+    args, repeat = sys.argv[1:], 1
+    if "--repeat" in args:
+        at = args.index("--repeat")
+        repeat = int(args[at + 1])
+        del args[at : at + 2]
+    for arg in args:
+        rounds = [measure(Path(arg)) for _ in range(repeat)]
+        for r in rounds:
+            print(arg, json.dumps(r, indent=1), flush=True)
+        if repeat > 1:
+            print(arg, json.dumps(summary(rounds), indent=1), flush=True)
