@@ -281,6 +281,42 @@ def test_the_worker_ahead_reads_and_cuts_the_batch_as_this_process_does(conteste
     assert clear_second_stretch(Path(SAMPLE), "california-today", Pricing.PAY_AS_CLEAR, None) is None
 
 
+@pytest.mark.parametrize("form", ["parquet", "csv", "blank-block-ids"])
+def test_the_worker_reads_only_its_stretchs_bids_and_cuts_as_the_whole_batch(contested, tmp_path, form):  # type: ignore[no-untyped-def]
+    """The worker cuts the batch from three columns of the bids' Parquet and reads only its
+    stretch's bids: the same stretches as the whole batch gives, and the same sub-batch,
+    every table equal. Blocks and exclusive groups that link intervals move the cut; blank
+    block ids are no block (as loading reads them); CSV bids are read whole."""
+    from market.clearing.run import _second_stretch_of
+    from market.io.batch import TABLE_NAMES
+    from market.io.write import write_batch
+
+    bids = contested.bids.copy()
+    t = contested.config.slot_of(bids["interval_start"])
+    linked = bids.index[(t >= 40) & (t <= 52)][:40]  # one block across the middle of the day
+    bids["block_id"] = bids["block_id"].astype(object)
+    bids.loc[linked, "block_id"] = "across-noon"
+    bids.loc[bids.index[(t == 20)][:2], "exclusive_group"] = "morning-pair"
+    if form == "blank-block-ids":
+        # read as one unit, these would link intervals 52 and 54 and move the cut from 53 to 40
+        bids.loc[[bids.index[t == 52][-1], bids.index[t == 54][0]], "block_id"] = "  "
+    folder = tmp_path / "book"
+    write_batch(contested.replace(bids=bids), folder)
+    if form == "csv":
+        table = pd.read_parquet(folder / "bids.parquet")
+        (folder / "bids.parquet").unlink()
+        table.to_csv(folder / "bids.csv", index=False)
+    whole = load_batch(folder)
+    spans, part = _second_stretch_of(folder)
+    assert spans == stretches(whole) and len(spans) == 2 and part is not None
+    assert spans[1][0] == 53  # never inside the block: the cut nearest the middle after it
+    assert len(part.bids) < len(whole.bids) if form != "csv" else len(part.bids) == len(whole.bids)
+    want, got = sub_batch(whole, *spans[1]), sub_batch(part, *spans[1])
+    for name in TABLE_NAMES:
+        pd.testing.assert_frame_equal(got.table(name), want.table(name), check_exact=True, obj=name)
+    assert (got.config, got.buying_dsos, got.file_hashes) == (want.config, want.buying_dsos, want.file_hashes)
+
+
 class _Ahead:
     """What :func:`market.clearing.parallel.job_ahead` yields, with a result given."""
 

@@ -51,18 +51,28 @@ def streamable(design: Design) -> bool:
     return all(step.view is not View.AGGREGATOR for step in design.steps)
 
 
+LINKS = ("block_id", "exclusive_group")  # the bid columns whose units link intervals
+
+
 def cut_points(batch: Batch) -> np.ndarray:
     """Interval boundaries (0 < k < n_t) no block or exclusive group crosses."""
-    cfg = batch.config
-    n_t = len(cfg.intervals)
-    bids = batch.bids
+    cfg, bids = batch.config, batch.bids
+    return cut_points_of(len(cfg.intervals), cfg.slot_of(bids["interval_start"]), {c: bids[c] for c in LINKS})
+
+
+def cut_points_of(n_t: int, slots: np.ndarray, links: dict[str, pd.Series]) -> np.ndarray:
+    """:func:`cut_points` from each bid's interval index (``slots``) and its block and
+    exclusive group (``links``: missing where none)."""
     crossing = np.zeros(n_t + 1, dtype=np.int64)
-    for col in ("block_id", "exclusive_group"):
-        linked = bids[col].notna().to_numpy()
+    for units in links.values():
+        linked = units.notna().to_numpy()
         if not linked.any():
             continue
-        t = cfg.slot_of(bids.loc[linked, "interval_start"])
-        span = pd.DataFrame({"unit": bids.loc[linked, col].to_numpy(), "t": t}).groupby("unit")["t"].agg(["min", "max"])
+        span = (
+            pd.DataFrame({"unit": units.to_numpy()[linked], "t": slots[linked]})
+            .groupby("unit")["t"]
+            .agg(["min", "max"])
+        )
         np.add.at(crossing, span["min"].to_numpy() + 1, 1)  # boundaries min+1 .. max are crossed
         np.add.at(crossing, span["max"].to_numpy() + 1, -1)
     crossed = np.cumsum(crossing)
@@ -73,12 +83,23 @@ def stretches(batch: Batch, per_stretch: int = BIDS_PER_STRETCH, at_least: int =
     """``[(first, end), ...]`` interval ranges covering the horizon, cut only at
     :func:`cut_points`, each about ``per_stretch`` bid-intervals (at least ``at_least``
     stretches where the cuts allow; deterministic)."""
-    cfg = batch.config
-    n_t = len(cfg.intervals)
-    per_t = np.bincount(cfg.slot_of(batch.bids["interval_start"]), minlength=n_t)
+    cfg, bids = batch.config, batch.bids
+    slots = cfg.slot_of(bids["interval_start"])
+    return stretches_of(len(cfg.intervals), slots, {c: bids[c] for c in LINKS}, per_stretch, at_least)
+
+
+def stretches_of(
+    n_t: int,
+    slots: np.ndarray,
+    links: dict[str, pd.Series],
+    per_stretch: int = BIDS_PER_STRETCH,
+    at_least: int = WORKERS,
+) -> list[tuple[int, int]]:
+    """:func:`stretches` from each bid's interval index and links (:func:`cut_points_of`)."""
+    per_t = np.bincount(slots, minlength=n_t)
     total = int(per_t.sum())
     count = stretch_count(total, per_stretch, at_least)
-    cuts = cut_points(batch)
+    cuts = cut_points_of(n_t, slots, links)
     if count <= 1 or not len(cuts):
         return [(0, n_t)]
     before = np.cumsum(per_t)[cuts - 1]  # bid-intervals before each possible cut

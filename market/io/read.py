@@ -173,17 +173,24 @@ def find_table_file(folder: Path, table: str) -> Path | None:
 
 
 def read_raw_table(
-    path: Path, unique: tuple[str, ...] = (), data: bytes | None = None
+    path: Path,
+    unique: tuple[str, ...] = (),
+    data: bytes | None = None,
+    between: tuple[pd.Timestamp, pd.Timestamp] | None = None,
 ) -> tuple[pd.DataFrame, pa.Table | None]:
     """Read one table file without interpreting kinds (CSV cells stay strings); for Parquet,
     the Arrow table too (its text columns are checked as they are, not converted back).
     ``unique``: columns expected to hold a distinct value per row (a table's id), turned
     into Python strings without pyarrow's de-duplication, which for 10^7 distinct ids costs
-    6 s instead of 0.7 s. ``data``: the file's bytes, already read (``path`` names them)."""
+    6 s instead of 0.7 s. ``data``: the file's bytes, already read (``path`` names them).
+    ``between``: of a Parquet file whose ``interval_start`` is time-zone aware, only the
+    rows in ``[first, end)`` (any other file whole)."""
     source = path if data is None else io.BytesIO(data)
     try:
         if path.suffix == ".parquet":
             table = pq.read_table(source)
+            if between is not None:
+                table = _rows_between(table, *between)
             return arrow_to_pandas(table, unique), table
         return pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8"), None
     except UnicodeDecodeError as exc:
@@ -200,16 +207,21 @@ def load_batch(folder: str | Path) -> Batch:
     return validate_tables(config, tables, findings, source=Path(folder), file_hashes=hashes, arrow_keys=keys)
 
 
-def load_batch_later(folder: str | Path) -> tuple[Batch, Callable[[], None]]:
+def load_batch_later(
+    folder: str | Path, bids_between: tuple[pd.Timestamp, pd.Timestamp] | None = None
+) -> tuple[Batch, Callable[[], None]]:
     """:func:`load_batch` with its checks left for later
     (:func:`~market.io.validate.validate_tables_later`): the Batch, and ``check()`` to call
-    before anything is written from it. For work that can start before the checks end."""
-    config, tables, findings, hashes, keys = _read_folder(Path(folder))
+    before anything is written from it. For work that can start before the checks end.
+    ``bids_between``: ``(first, end)`` UTC; where the bids are Parquet with a time-zone-aware
+    ``interval_start``, only the bids of ``[first, end)`` are read (for a worker that clears
+    that stretch; its checks are another process's): a Batch of those bids only."""
+    config, tables, findings, hashes, keys = _read_folder(Path(folder), bids_between)
     return validate_tables_later(config, tables, findings, source=Path(folder), file_hashes=hashes, arrow_keys=keys)
 
 
 def _read_folder(
-    folder: Path,
+    folder: Path, bids_between: tuple[pd.Timestamp, pd.Timestamp] | None = None
 ) -> tuple[BatchConfig, dict[str, pd.DataFrame | None], list[Finding], dict[str, str], dict[str, pa.Table]]:
     """A batch folder's config, coerced tables, findings so far, file hashes and key columns."""
     if not folder.is_dir():
@@ -240,7 +252,8 @@ def _read_folder(
             continue
         data = path.read_bytes()
         hashes[path.name] = hashlib.sha256(data).hexdigest()
-        raw, arrow = read_raw_table(path, unique_ids(spec), data)
+        between = bids_between if spec.name == "bids" else None
+        raw, arrow = read_raw_table(path, unique_ids(spec), data, between)
         del data
         df, bad = coerce_table(spec, raw, arrow)
         findings += bad
@@ -248,6 +261,53 @@ def _read_folder(
         if arrow is not None and df is not None:  # the key's text as read, for the key order
             keys[spec.name] = arrow.select([k for k in spec.key if k in arrow.column_names])
     return config, tables, findings, hashes, keys
+
+
+def _rows_between(table: pa.Table, first: pd.Timestamp, end: pd.Timestamp) -> pa.Table:
+    """The rows whose time-zone-aware ``interval_start`` is in ``[first, end)`` (the table
+    as it is when the column is absent or of another type)."""
+    import pyarrow.compute as pc
+
+    if "interval_start" not in table.column_names:
+        return table
+    column = table.column("interval_start")
+    if not pa.types.is_timestamp(column.type) or column.type.tz is None:
+        return table
+    ts = pa.timestamp(column.type.unit, tz=column.type.tz)
+    low, high = (pa.scalar(t.to_pydatetime(), type=ts) for t in (first, end))
+    return table.filter(pc.and_(pc.greater_equal(column, low), pc.less(column, high)))
+
+
+def bids_outline(folder: Path) -> tuple[pd.Series, dict[str, pd.Series]] | None:
+    """Where a batch's bids lie, without reading the rest of the file: each bid's
+    ``interval_start`` (UTC) and its ``block_id`` and ``exclusive_group`` (missing where none
+    or blank), to cut the batch into stretches before reading it. None unless the bids are
+    Parquet with a time-zone-aware ``interval_start``."""
+    from market.io.strict import blank_text
+
+    path = find_table_file(folder, "bids")
+    if path is None or path.suffix != ".parquet":
+        return None
+    try:
+        names = pq.ParquetFile(path).schema_arrow.names
+        wanted = [c for c in ("interval_start", "block_id", "exclusive_group") if c in names]
+        table = pq.read_table(path, columns=wanted)
+    except (OSError, pa.ArrowException):  # a broken file: the full read names it
+        return None
+    if "interval_start" not in wanted:
+        return None
+    column = table.column("interval_start")
+    if not pa.types.is_timestamp(column.type) or column.type.tz is None:
+        return None
+    try:
+        starts = pd.Series(column.to_pandas()).dt.tz_convert("UTC")
+    except (pa.ArrowException, ValueError, OverflowError):  # beyond what pandas holds: the full read names it
+        return None
+    links = {}
+    for name in ("block_id", "exclusive_group"):
+        units = pd.Series(table.column(name).to_pandas() if name in wanted else None, index=starts.index, dtype=object)
+        links[name] = units.where(~blank_text(units))
+    return starts, links
 
 
 def empty_table(spec: TableSpec) -> pd.DataFrame:
