@@ -268,11 +268,12 @@ def test_the_worker_ahead_reads_and_cuts_the_batch_as_this_process_does(conteste
     as this process cuts, the hashes of the files it read, and the second stretch cleared
     as here; None for a design that is never streamed."""
     from market.clearing.run import _clear_stretch, clear_second_stretch
+    from market.clearing.sizing import AHEAD_FIRST_SHARE
     from market.enums import Pricing
 
     got = clear_second_stretch(Path(SAMPLE), "single", Pricing.PAY_AS_CLEAR, None)
     assert got is not None
-    spans = stretches(contested)
+    spans = stretches(contested, first_share=AHEAD_FIRST_SHARE)
     assert got.spans == spans and len(spans) == 2
     assert got.file_hashes == contested.file_hashes
     assert got.result.design == load_design("single")  # so the caller takes its stretch
@@ -288,6 +289,7 @@ def test_the_worker_reads_only_its_stretchs_bids_and_cuts_as_the_whole_batch(con
     every table equal. Blocks and exclusive groups that link intervals move the cut; blank
     block ids are no block (as loading reads them); CSV bids are read whole."""
     from market.clearing.run import _second_stretch_of
+    from market.clearing.sizing import AHEAD_FIRST_SHARE
     from market.io.batch import TABLE_NAMES
     from market.io.write import write_batch
 
@@ -298,8 +300,8 @@ def test_the_worker_reads_only_its_stretchs_bids_and_cuts_as_the_whole_batch(con
     bids.loc[linked, "block_id"] = "across-noon"
     bids.loc[bids.index[(t == 20)][:2], "exclusive_group"] = "morning-pair"
     if form == "blank-block-ids":
-        # read as one unit, these would link intervals 52 and 54 and move the cut from 53 to 40
-        bids.loc[[bids.index[t == 52][-1], bids.index[t == 54][0]], "block_id"] = "  "
+        # read as one unit, these would link intervals 39 and 41 and move the cut from 40 to 53
+        bids.loc[[bids.index[t == 39][-1], bids.index[t == 41][0]], "block_id"] = "  "
     folder = tmp_path / "book"
     write_batch(contested.replace(bids=bids), folder)
     if form == "csv":
@@ -308,8 +310,8 @@ def test_the_worker_reads_only_its_stretchs_bids_and_cuts_as_the_whole_batch(con
         table.to_csv(folder / "bids.csv", index=False)
     whole = load_batch(folder)
     spans, part = _second_stretch_of(folder)
-    assert spans == stretches(whole) and len(spans) == 2 and part is not None
-    assert spans[1][0] == 53  # never inside the block: the cut nearest the middle after it
+    assert spans == stretches(whole, first_share=AHEAD_FIRST_SHARE) and len(spans) == 2 and part is not None
+    assert spans[1][0] == 40  # never inside the block: the cut nearest 47 % before it
     assert len(part.bids) < len(whole.bids) if form != "csv" else len(part.bids) == len(whole.bids)
     want, got = sub_batch(whole, *spans[1]), sub_batch(part, *spans[1])
     for name in TABLE_NAMES:

@@ -29,7 +29,7 @@ from market.clearing.parallel import Ahead, once, one_thread_for_parts, parallel
 from market.clearing.prepare import Prepared, prepare, step_inputs
 from market.clearing.readback import StepOutcome, read_step
 from market.clearing.results import ClearingResult, ClearingStatus, ModelStats
-from market.clearing.sizing import STREAM_FROM_BIDS, WORKERS
+from market.clearing.sizing import AHEAD_FIRST_SHARE, STREAM_FROM_BIDS, WORKERS
 from market.clearing.solvers import is_large_milp, solve
 from market.clearing.stream import stack, streamable, stretches, stretches_of, sub_batch
 from market.clearing.verify import verify
@@ -77,7 +77,7 @@ def clear(
     design = design if isinstance(design, Design) else load_design(design)
     checked = once(checks)
     try:
-        spans = _stretches(batch, design, stream)
+        spans = _stretches(batch, design, stream, AHEAD_FIRST_SHARE if ahead is not None else 0.0)
         if ahead is not None and len(spans) != 2:
             ahead.stop()  # its core is this process's now
         if len(spans) <= 1:
@@ -149,13 +149,13 @@ def _clear_whole(
     return assemble(batch, prep, design, pricing, outcomes, metrics=metrics)
 
 
-def _stretches(batch: Batch, design: Design, stream: bool | None) -> list[tuple[int, int]]:
+def _stretches(batch: Batch, design: Design, stream: bool | None, first_share: float) -> list[tuple[int, int]]:
     whole = [(0, len(batch.config.intervals))]
     if stream is False or not streamable(design):
         return whole
     if stream is None and len(batch.bids) < STREAM_FROM_BIDS:
         return whole
-    return stretches(batch)
+    return stretches(batch, first_share=first_share)
 
 
 def _clear_stretch(common: tuple[Design, Pricing, dict[str, Any] | None], part: Batch) -> ClearingResult:
@@ -202,9 +202,9 @@ def _second_stretch_of(folder: Path) -> tuple[list[tuple[int, int]], Batch | Non
     outline = bids_outline(folder)
     if outline is None:
         batch, _checks = load_batch_later(folder)
-        return stretches(batch), batch
+        return stretches(batch, first_share=AHEAD_FIRST_SHARE), batch
     starts, links = outline
-    spans = stretches_of(len(config.intervals), config.slot_of(starts), links)
+    spans = stretches_of(len(config.intervals), config.slot_of(starts), links, first_share=AHEAD_FIRST_SHARE)
     if len(spans) != 2:
         return spans, None
     first, end = spans[1]
