@@ -235,8 +235,8 @@ def test_a_two_stretch_clear_reports_invalid_input_found_after_the_hand_off(cont
     monkeypatch.setattr(run, "STREAM_FROM_BIDS", 100)
     monkeypatch.setattr(cli_clearing, "load_or_exit", None)  # the checks must be left for later
     joined: list[list[ClearingResult]] = []
-    with_ahead, clear_here = run._with_second_ahead, run._clear_stretch
-    monkeypatch.setattr(run, "_with_second_ahead", lambda *a: joined.append(with_ahead(*a)) or joined[-1])
+    with_ahead, clear_here = run.with_second_ahead, run._clear_stretch
+    monkeypatch.setattr(run, "with_second_ahead", lambda *a: joined.append(with_ahead(*a)) or joined[-1])
     monkeypatch.setattr(run, "_clear_stretch", lambda *a: joined.append([]) or clear_here(*a))  # in this process
     runner = CliRunner()
     bad = tmp_path / "bad"
@@ -288,7 +288,7 @@ def test_the_worker_reads_only_its_stretchs_bids_and_cuts_as_the_whole_batch(con
     stretch's bids: the same stretches as the whole batch gives, and the same sub-batch,
     every table equal. Blocks and exclusive groups that link intervals move the cut; blank
     block ids are no block (as loading reads them); CSV bids are read whole."""
-    from market.clearing.run import _second_stretch_of
+    from market.clearing.ahead import _second_stretch_of
     from market.clearing.sizing import AHEAD_FIRST_SHARE
     from market.io.batch import TABLE_NAMES
     from market.io.write import write_batch
@@ -336,7 +336,8 @@ def test_a_worker_that_read_other_files_is_refused_and_one_that_cut_otherwise_is
     """The batch's files changed between this process's read and the worker's: a BatchError
     naming the file. The worker cut other stretches (or its design did not stream): its
     stretch is cleared here, and the run is the whole run."""
-    from market.clearing.run import SecondStretch, _with_second_ahead, clear_second_stretch
+    from market.clearing.ahead import SecondStretch, with_second_ahead
+    from market.clearing.run import _clear_stretch, clear_second_stretch
     from market.errors import BatchError
 
     worker = clear_second_stretch(Path(SAMPLE), "single", "pay-as-clear", EXACT)
@@ -344,11 +345,11 @@ def test_a_worker_that_read_other_files_is_refused_and_one_that_cut_otherwise_is
     spans, common = worker.spans, (load_design("single"), worker.result.pricing, EXACT)
     changed = SecondStretch(spans, {**worker.file_hashes, "bids.parquet": "0" * 64}, worker.result)
     with pytest.raises(BatchError, match="bids.parquet changed while the batch was cleared"):
-        _with_second_ahead(contested, spans, common, _Ahead(changed), lambda: None)  # type: ignore[arg-type]
+        with_second_ahead(contested, spans, common, _Ahead(changed), lambda: None, _clear_stretch)  # type: ignore[arg-type]
     whole = clear(contested, "single", stream=False, solver_options=EXACT)
     other_cut = SecondStretch([(0, 1), (1, len(contested.config.intervals))], worker.file_hashes, worker.result)
     for theirs in (None, other_cut):
-        parts = _with_second_ahead(contested, spans, common, _Ahead(theirs), lambda: None)  # type: ignore[arg-type]
+        parts = with_second_ahead(contested, spans, common, _Ahead(theirs), lambda: None, _clear_stretch)  # type: ignore[arg-type]
         _assert_same_tables(stack_results(parts), whole)
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from market.clearing.ahead import SecondStretch, second_stretch, with_second_ahead
 from market.clearing.assemble import assemble
 from market.clearing.decompose import solve_in_parts
 from market.clearing.formulation import StepInput, build_step_model
@@ -25,19 +26,18 @@ from market.clearing.interface import accepted, disaggregate, offer_curves, tso_
 from market.clearing.ir import LinearModel, Solution, SolveStatus
 from market.clearing.metrics import compute_metrics
 from market.clearing.override import apply_override
-from market.clearing.parallel import Ahead, once, one_thread_for_parts, parallel_map, stream_map
+from market.clearing.parallel import Ahead, once, parallel_map, stream_map
 from market.clearing.prepare import Prepared, prepare, step_inputs
 from market.clearing.readback import StepOutcome, read_step
 from market.clearing.results import ClearingResult, ClearingStatus, ModelStats
 from market.clearing.sizing import AHEAD_FIRST_SHARE, STREAM_FROM_BIDS, WORKERS
 from market.clearing.solvers import is_large_milp, solve
-from market.clearing.stream import stack, streamable, stretches, stretches_of, sub_batch
+from market.clearing.stream import stack, streamable, stretches, sub_batch
 from market.clearing.verify import verify
 from market.design.spec import Design, load_design
 from market.enums import DEFAULT_PRICING, SYSTEM_AREA, TSO_ID, Pricing, Service, View
-from market.errors import BatchError, FlexmarketError, SolverError
+from market.errors import FlexmarketError, SolverError
 from market.io.batch import Batch
-from market.io.read import bids_outline, load_batch_later, read_config
 
 Progress = Callable[[str], None]
 log = logging.getLogger("flexmarket")
@@ -87,7 +87,7 @@ def clear(
             progress(f"{design.name}: {len(spans)} stretches of the horizon")
         common = (design, pricing, solver_options)
         if ahead is not None and len(spans) == 2:
-            result = _with_second_ahead(batch, spans, common, ahead, checked)
+            result = with_second_ahead(batch, spans, common, ahead, checked, _clear_stretch)
         else:
             result = stream_map(
                 _clear_stretch, common, (sub_batch(batch, a, b) for a, b in spans),
@@ -164,77 +164,12 @@ def _clear_stretch(common: tuple[Design, Pricing, dict[str, Any] | None], part: 
     return clear(part, design, pricing, solver_options=options, stream=False, metrics=False)
 
 
-@dataclass(frozen=True)
-class SecondStretch:
-    """What :func:`clear_second_stretch` returns: the stretches it cut the batch into, the
-    SHA-256 of each file it read, and the second stretch's result."""
-
-    spans: list[tuple[int, int]]
-    file_hashes: dict[str, str]
-    result: ClearingResult
-
-
 def clear_second_stretch(
     folder: Path, design: str, pricing: Pricing, options: dict[str, Any] | None
 ) -> SecondStretch | None:
-    """On the worker the CLI starts before it reads a batch that streams in two stretches:
-    read the batch from ``folder`` here (its checks are the caller's), cut it as the caller
-    will (:func:`~market.clearing.stream.stretches`, deterministic) and clear the second
-    stretch. None where the design does not stream or the batch does not cut in two."""
-    spec = load_design(design)
-    if not streamable(spec):
-        return None
-    spans, batch = _second_stretch_of(folder)
-    if len(spans) != 2 or batch is None:
-        return None
-    part = sub_batch(batch, *spans[1])
-    hashes = dict(batch.file_hashes)
-    del batch
-    return SecondStretch(spans, hashes, _clear_stretch((spec, pricing, options), part))
-
-
-def _second_stretch_of(folder: Path) -> tuple[list[tuple[int, int]], Batch | None]:
-    """The stretches of the batch at ``folder`` and, if they are two, a Batch holding at
-    least the second: where the bids' Parquet allows, the stretches are cut from three of
-    their columns and only the second stretch's bids are read (half the work of reading
-    them all), else the whole batch is read and cut."""
-    config, _ = read_config(folder)
-    outline = bids_outline(folder)
-    if outline is None:
-        batch, _checks = load_batch_later(folder)
-        return stretches(batch, first_share=AHEAD_FIRST_SHARE), batch
-    starts, links = outline
-    spans = stretches_of(len(config.intervals), config.slot_of(starts), links, first_share=AHEAD_FIRST_SHARE)
-    if len(spans) != 2:
-        return spans, None
-    first, end = spans[1]
-    between = (config.start + first * config.interval, config.start + end * config.interval)
-    batch, _checks = load_batch_later(folder, bids_between=between)
-    return spans, batch
-
-
-def _with_second_ahead(
-    batch: Batch,
-    spans: list[tuple[int, int]],
-    common: tuple[Design, Pricing, dict[str, Any] | None],
-    ahead: Ahead[SecondStretch | None],
-    checked: Callable[[], None],
-) -> list[ClearingResult]:
-    """The first of two stretches cleared here while ``ahead`` clears the second from the
-    same files; that one is cleared here too if the worker cut or read something else (the
-    files changed in between: refused)."""
-    own = sub_batch(batch, *spans[0])
-    checked()
-    first = one_thread_for_parts(_clear_stretch, common, own)
-    theirs = ahead.result()
-    if theirs is not None and theirs.file_hashes != dict(batch.file_hashes):
-        changed = sorted(k for k in {*theirs.file_hashes, *batch.file_hashes}
-                         if theirs.file_hashes.get(k) != batch.file_hashes.get(k))  # fmt: skip
-        raise BatchError(f"{batch.source}: {', '.join(changed)} changed while the batch was cleared; run it again")
-    if theirs is None or theirs.spans != spans or theirs.result.design != common[0]:
-        log.info("the worker cleared something else: the second stretch is cleared here")
-        return [first, _clear_stretch(common, sub_batch(batch, *spans[1]))]
-    return [first, theirs.result]
+    """The job of the worker the CLI starts first for a two-stretch batch
+    (:func:`market.clearing.ahead.second_stretch`)."""
+    return second_stretch(folder, design, pricing, options, _clear_stretch)
 
 
 def _deliverable_only(prep: Prepared, taken: np.ndarray, out: StepOutcome) -> None:
