@@ -289,9 +289,9 @@ def bids_outline(folder: Path) -> tuple[pd.Series, dict[str, pd.Series]] | None:
     if path is None or path.suffix != ".parquet":
         return None
     try:
-        names = pq.ParquetFile(path).schema_arrow.names
-        wanted = [c for c in ("interval_start", "block_id", "exclusive_group") if c in names]
-        table = pq.read_table(path, columns=wanted)
+        parquet = pq.ParquetFile(path)
+        wanted = [c for c in ("interval_start", "block_id", "exclusive_group") if c in parquet.schema_arrow.names]
+        table = parquet.read(columns=wanted)
     except (OSError, pa.ArrowException):  # a broken file: the full read names it
         return None
     if "interval_start" not in wanted:
