@@ -20,7 +20,7 @@ from typing import Any
 from market.clearing.parallel import Ahead, one_thread_for_parts
 from market.clearing.results import ClearingResult
 from market.clearing.sizing import AHEAD_FIRST_SHARE
-from market.clearing.stream import streamable, stretches, stretches_of, sub_batch
+from market.clearing.stream import LINKS, streamable, stretches, stretches_of, sub_batch
 from market.design.spec import Design, load_design
 from market.enums import Pricing
 from market.errors import BatchError
@@ -66,7 +66,7 @@ def _second_stretch_of(folder: Path) -> tuple[list[tuple[int, int]], Batch | Non
     their columns and only the second stretch's bids are read (half the work of reading
     them all), else the whole batch is read and cut."""
     config, _ = read_config(folder)
-    outline = bids_outline(folder)
+    outline = bids_outline(folder, LINKS)
     if outline is None:
         batch, _checks = load_batch_later(folder)
         return stretches(batch, first_share=AHEAD_FIRST_SHARE), batch

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -142,13 +141,7 @@ def workers_ahead(
         return contextlib.nullcontext()
     if stretches == 2:
         return job_ahead("market.clearing.run:clear_second_stretch", batch, design, pricing, options)
-    return _yield_none(warm_workers(WORKERS, preload=("market.clearing.run",)))
-
-
-@contextlib.contextmanager
-def _yield_none(manager: contextlib.AbstractContextManager[None]) -> Iterator[None]:
-    with manager:
-        yield None
+    return warm_workers(WORKERS, preload=("market.clearing.run",))
 
 
 def mip_limits(mip_gap: float, time_limit: float) -> dict[str, float]:

@@ -268,20 +268,21 @@ def _rows_between(table: pa.Table, first: pd.Timestamp, end: pd.Timestamp) -> pa
     as it is when the column is absent or of another type)."""
     import pyarrow.compute as pc
 
-    if "interval_start" not in table.column_names:
+    if "interval_start" not in table.column_names or not _aware(column := table.column("interval_start")):
         return table
-    column = table.column("interval_start")
-    if not pa.types.is_timestamp(column.type) or column.type.tz is None:
-        return table
-    ts = pa.timestamp(column.type.unit, tz=column.type.tz)
-    low, high = (pa.scalar(t.to_pydatetime(), type=ts) for t in (first, end))
+    low, high = (pa.scalar(t.to_pydatetime(), type=column.type) for t in (first, end))
     return table.filter(pc.and_(pc.greater_equal(column, low), pc.less(column, high)))
 
 
-def bids_outline(folder: Path) -> tuple[pd.Series, dict[str, pd.Series]] | None:
+def _aware(column: pa.ChunkedArray) -> bool:
+    """A time-zone-aware timestamp column (its instants are what coercion reads)."""
+    return pa.types.is_timestamp(column.type) and column.type.tz is not None
+
+
+def bids_outline(folder: Path, links: tuple[str, ...]) -> tuple[pd.Series, dict[str, pd.Series]] | None:
     """Where a batch's bids lie, without reading the rest of the file: each bid's
-    ``interval_start`` (UTC) and its ``block_id`` and ``exclusive_group`` (missing where none
-    or blank), to cut the batch into stretches before reading it. None unless the bids are
+    ``interval_start`` (UTC) and its units in the ``links`` columns (missing where none or
+    blank), to cut the batch into stretches before reading it. None unless the bids are
     Parquet with a time-zone-aware ``interval_start``."""
     from market.io.strict import blank_text
 
@@ -290,24 +291,24 @@ def bids_outline(folder: Path) -> tuple[pd.Series, dict[str, pd.Series]] | None:
         return None
     try:
         parquet = pq.ParquetFile(path)
-        wanted = [c for c in ("interval_start", "block_id", "exclusive_group") if c in parquet.schema_arrow.names]
+        wanted = [c for c in ("interval_start", *links) if c in parquet.schema_arrow.names]
         table = parquet.read(columns=wanted)
     except (OSError, pa.ArrowException):  # a broken file: the full read names it
         return None
     if "interval_start" not in wanted:
         return None
     column = table.column("interval_start")
-    if not pa.types.is_timestamp(column.type) or column.type.tz is None:
+    if not _aware(column):
         return None
     try:
         starts = pd.Series(column.to_pandas()).dt.tz_convert("UTC")
     except (pa.ArrowException, ValueError, OverflowError):  # beyond what pandas holds: the full read names it
         return None
-    links = {}
-    for name in ("block_id", "exclusive_group"):
-        units = pd.Series(table.column(name).to_pandas() if name in wanted else None, index=starts.index, dtype=object)
-        links[name] = units.where(~blank_text(units))
-    return starts, links
+    units = {}
+    for name in links:
+        values = pd.Series(table.column(name).to_pandas() if name in wanted else None, index=starts.index, dtype=object)
+        units[name] = values.where(~blank_text(values))
+    return starts, units
 
 
 def empty_table(spec: TableSpec) -> pd.DataFrame:
