@@ -238,6 +238,9 @@ def _bands(own: pd.DataFrame, q: np.ndarray, k: int) -> pd.DataFrame:
     return rows.reset_index(drop=True)
 
 
+NUMERIC_COLUMNS = ("pos", "t", "sign", "cap_mw", "quantity_mw", "min_mw", "cost", "service_set")
+
+
 def tso_view(inp: StepInput, offers: Offers, network: pd.DataFrame) -> StepInput:
     """The TSO step's input: one pseudo-bid per band (node = its interface, with the TSO
     factors of the nodes behind it) and the bids passed up individually."""
@@ -254,8 +257,8 @@ def tso_view(inp: StepInput, offers: Offers, network: pd.DataFrame) -> StepInput
             + "/b"
             + curves["band"].astype(str),
             "pos": -1 - np.arange(n),
-            "t": curves["t"].to_numpy(),
-            "sign": curves["sign"].to_numpy(),
+            "t": curves["t"].to_numpy(dtype=np.int64),
+            "sign": curves["sign"].to_numpy(dtype=np.float64),
             "direction": curves["direction"].to_numpy(),
             "cap_mw": curves["quantity_mw"].to_numpy(),
             "quantity_mw": curves["quantity_mw"].to_numpy(),
@@ -270,6 +273,8 @@ def tso_view(inp: StepInput, offers: Offers, network: pd.DataFrame) -> StepInput
             "tso_ok": True,
             "dso_ok": False,
             "services": "tso_balancing",
+            # a service set of its own: a band is never tied with a bid that serves both buyers
+            "service_set": int(inp.bids["service_set"].max()) + 1 if len(inp.bids) else 0,
             "direct": False,
         }
     )
@@ -278,9 +283,10 @@ def tso_view(inp: StepInput, offers: Offers, network: pd.DataFrame) -> StepInput
     s = inp.sens[inp.sens["constraint_id"].isin(tso_cons)]
     iface_sens = rep.merge(s, on="node_id")[["constraint_id", "interface_id", "factor"]]
     iface_sens = iface_sens.rename(columns={"interface_id": "node_id"})
-    bids = pd.concat(
-        [alone, pseudo[[c for c in pseudo.columns if c in alone.columns or c == "pos"]]], ignore_index=True
-    )
+    pseudo = pseudo[[c for c in pseudo.columns if c in alone.columns or c == "pos"]]
+    # an empty side must not decide the dtypes (an object ``t`` cannot index the balance rows)
+    parts = [f for f in (alone, pseudo) if len(f)] or [alone]
+    bids = pd.concat(parts, ignore_index=True).astype({c: alone[c].dtype for c in NUMERIC_COLUMNS if c in alone})
     return replace(inp, bids=bids, sens=pd.concat([inp.sens, iface_sens], ignore_index=True))
 
 
