@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from market.errors import SettlementInputError, StoreConflictError, StoreUnavailableError
+from market.io.place import check_target
 from market.io.read import sha256_file
 from market.io.write import package_versions, write_json
 from settlement.config import SettleConfig, load_config
@@ -27,9 +28,10 @@ from settlement.connection import open_duckdb, reading, sql_path
 from settlement.inputs import validate_meter
 from settlement.money import exact_lines
 from settlement.pipeline import run_stages
-from settlement.statements import statements
-from settlement.store import make_engine, resolve_url, save_run
+from settlement.statements import OUTPUT_STATEMENT_COLUMNS, statements
+from settlement.store import Saved, make_engine, resolve_url, save_run
 from settlement.store_tables import ACTUAL
+from settlement.store_url import check_store_url
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,34 @@ class SettlementResult:
     run_id: str
     period: str
     lines: pd.DataFrame
-    statements: pd.DataFrame
+    statements: pd.DataFrame  # the store's latest version of every statement of the run
     findings: pd.DataFrame
     new_versions: pd.DataFrame
+    deltas: pd.DataFrame  # changed lines of every new version against the one before
+    previous: pd.DataFrame  # per new version: the version it replaced and its net EUR
+
+    def changes(self) -> list[dict[str, Any]]:
+        """Every statement version the run added: id, version, the version it replaced and
+        the net EUR before (0 for a first version) and after, and its changed lines."""
+        new = self.new_versions.merge(self.previous, on="statement_id", how="left")
+        out = []
+        for row in new.itertuples(index=False):
+            replaced = not pd.isna(row.previous_statement_id)
+            out.append(
+                {
+                    "statement_id": row.statement_id,
+                    "aggregator_id": row.aggregator_id,
+                    "buyer_id": row.buyer_id,
+                    "period": row.period,
+                    "version": int(row.version),
+                    "previous_statement_id": row.previous_statement_id if replaced else None,
+                    "previous_version": int(row.previous_version) if replaced else None,
+                    "net_eur_before": float(row.previous_net_eur) if replaced else 0.0,
+                    "net_eur_after": float(row.net_eur),
+                    "delta_lines": int((self.deltas["statement_id"] == row.statement_id).sum()),
+                }
+            )
+        return out
 
 
 def _run_info(run: Path) -> tuple[Path, int, dict[str, Any]]:
@@ -58,6 +85,9 @@ def _run_info(run: Path) -> tuple[Path, int, dict[str, Any]]:
             f"{manifest_path}: no output hash for awards.parquet (made by an older flexmarket?): clear the batch again"
         )
     return awards_path, minutes, manifest
+
+
+SETTLEMENT_KIND = "settlement-run"
 
 
 def settle(
@@ -86,8 +116,14 @@ def settle(
         raise SettlementInputError(f"{meter}: meter file not found")
     cfg = config if isinstance(config, SettleConfig) else load_config(config)
     out_path = Path(out) if out else None
+    if out_path is not None:  # never over the run, the meter file, the config, or a user's folder
+        check_target(
+            out_path, SETTLEMENT_KIND, inputs=[run, meter, None if isinstance(config, SettleConfig) else config]
+        )
     url = (
-        resolve_url(_parse_store_url(db)) if db else (f"duckdb:///{(out_path or Path('.')).resolve() / 'store.duckdb'}")
+        resolve_url(check_store_url(db).render_as_string(hide_password=False))
+        if db
+        else (f"duckdb:///{(out_path or Path('.')).resolve() / 'store.duckdb'}")
     )
     scenario = check_scenario(scenario)
     awards_path, minutes, run_manifest = _run_info(run)
@@ -111,7 +147,7 @@ def settle(
     inputs_sha = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
     run_id = hashlib.sha256(f"{inputs_sha}|{pd.Timestamp.now('UTC').isoformat()}".encode()).hexdigest()[:32]
     manifest = {
-        "kind": "settlement-run",
+        "kind": SETTLEMENT_KIND,
         "run_id": run_id,
         "period": period,
         "scenario": scenario,
@@ -124,17 +160,37 @@ def settle(
     }
     if out_path and db is None:  # the default store lives in OUT
         out_path.mkdir(parents=True, exist_ok=True)
-    new = _store_with_wait(
-        url,
-        lambda engine: save_run(
-            engine, run_id, (scenario, period), inputs_sha, lines, stmts, findings, manifest, fail_hook
-        ),
-        wait_seconds,
-    )
-    if out_path:
-        out_path.mkdir(parents=True, exist_ok=True)
-        _write_outputs(out_path, lines, stmts, findings, new, manifest)
-    return SettlementResult(run_id, period, lines, stmts, findings, new)
+    if out_path and out_path.is_dir():
+        remove_stale_temporaries(out_path)
+    staged: list[Path] = []
+
+    def stage(saved: Saved) -> None:  # inside the store's transaction: no commit without the files
+        if out_path:
+            staged.append(_stage_outputs(out_path, lines, output_statements(saved.current), findings, saved, manifest))
+
+    try:
+        saved = _store_with_wait(
+            url,
+            lambda engine: save_run(
+                engine, run_id, (scenario, period), inputs_sha, lines, stmts, findings, manifest, fail_hook, stage
+            ),
+            wait_seconds,
+        )
+        if out_path:
+            _move_into_place(staged[-1], out_path)
+    finally:
+        for tmp in staged:
+            shutil.rmtree(tmp, ignore_errors=True)
+    shown = output_statements(saved.current)
+    return SettlementResult(run_id, period, lines, shown, findings, saved.new, saved.deltas, saved.previous)
+
+
+def output_statements(current: pd.DataFrame) -> pd.DataFrame:
+    """The store's latest versions as the output table ``statements`` (what the store shows)."""
+    if not len(current):
+        return pd.DataFrame(columns=OUTPUT_STATEMENT_COLUMNS)
+    out = current[OUTPUT_STATEMENT_COLUMNS].reset_index(drop=True)
+    return out.astype({"lines": "int64", "unverifiable_lines": "int64", "version": "int64"})
 
 
 SCENARIO = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -194,29 +250,6 @@ def _bookkeeping(url: str, awards_path: Path, meter: Path) -> tuple[dict[str, st
     return ({"awards.parquet": sha256_file(awards_path), "meter": sha256_file(meter)}, package_versions(), driver_error)
 
 
-STORE_BACKENDS = ("duckdb", "postgresql")
-
-
-def _parse_store_url(db: str) -> str:
-    """``db`` if it is a SQLAlchemy URL of a supported store (DuckDB file or PostgreSQL)."""
-    try:
-        url = sa.engine.make_url(db)
-    except sa.exc.ArgumentError as exc:
-        raise StoreUnavailableError(
-            f"store URL {db!r} is not a SQLAlchemy URL (e.g. duckdb:///store.duckdb or postgresql://user@host/db)"
-        ) from exc
-    if url.get_backend_name() == "duckdb" and (url.database in (None, "", ":memory:") or "memory" in url.query):
-        raise StoreUnavailableError(
-            f"store URL {_shown(db)} is an in-memory database: it would keep nothing; give a file, "
-            "e.g. duckdb:///store.duckdb"
-        )
-    if url.get_backend_name() not in STORE_BACKENDS:
-        raise StoreUnavailableError(
-            f"store URL {_shown(db)}: the store is a DuckDB file or a PostgreSQL database, not {url.get_backend_name()}"
-        )
-    return db
-
-
 def _shown(url: str) -> str:
     """The URL with any password masked, for messages."""
     return sa.engine.make_url(url).render_as_string(hide_password=True)
@@ -273,26 +306,44 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _write_outputs(
+OUTPUT_FILES = ("lines", "statements", "findings", "new_versions", "deltas")
+
+
+def _stage_outputs(
     out: Path,
     lines: pd.DataFrame,
     stmts: pd.DataFrame,
     findings: pd.DataFrame,
-    new: pd.DataFrame,
+    saved: Saved,
     manifest: dict[str, Any],
-) -> None:
-    """The output files, written into a temporary folder in ``out`` and moved into place.
-    Temporary folders left by an earlier settle that was killed (its process is gone) are
-    removed first: only folders this code made, named ``.settle-<pid>-*``."""
-    remove_stale_temporaries(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".settle-{os.getpid()}-", dir=out))
-    try:
-        lines.to_parquet(tmp / "lines.parquet", index=False)
-        stmts.to_parquet(tmp / "statements.parquet", index=False)
-        findings.to_parquet(tmp / "findings.parquet", index=False)
-        new.to_parquet(tmp / "new_versions.parquet", index=False)
-        write_json(tmp / "manifest.json", manifest)
-        for f in tmp.iterdir():
-            shutil.move(str(f), out / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+) -> Path:
+    """The output files, written into a temporary folder ``.settle-<pid>-*`` in ``out`` (beside
+    it while it does not exist), moved into place once the store has committed; a killed
+    settle's folder is removed by the next."""
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".settle-{os.getpid()}-", dir=out if out.exists() else out.parent))
+    tables = {"lines": lines, "statements": stmts, "findings": findings, "new_versions": saved.new}
+    tables["deltas"] = saved.deltas
+    for name in OUTPUT_FILES:
+        tables[name].to_parquet(tmp / f"{name}.parquet", index=False)
+    shown = stmts[["statement_id", "version"]].to_dict("records")
+    write_json(tmp / "manifest.json", {**manifest, "recorded": saved.recorded, "statements_shown": shown})
+    return tmp
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    """Each staged file replaces its namesake in ``out`` (a rename: never through a link);
+    a new ``out`` is the staged folder itself."""
+    if not os.path.lexists(out):
+        os.chmod(tmp, 0o777 & ~_umask())
+        tmp.rename(out)
+        return
+    for f in sorted(tmp.iterdir()):
+        os.replace(f, out / f.name)

@@ -41,6 +41,23 @@ def migrate_to_exact_amounts(conn: sa.Connection, tables: list[sa.Table]) -> Non
         conn.execute(sa.update(runs).where(runs.c.scenario.is_(None)).values(scenario=ACTUAL))
 
 
+def needs_migration(conn: sa.Connection, tables: list[sa.Table]) -> str | None:
+    """Why a store made by an earlier flexmarket needs migrating, or None if it is current
+    (read without writing anything)."""
+    for table in tables:
+        have = set(conn.execute(sa.text(f"SELECT * FROM {table.name} LIMIT 0")).keys())
+        missing = [c.name for c in table.columns if c.name not in have]
+        if missing:
+            return f"table {table.name} has no column {missing[0]}"
+        kinds = _column_types(conn, table.name)
+        floats = [c.name for c in table.columns if isinstance(c.type, sa.Numeric) and _is_float(kinds.get(c.name, ""))]
+        if floats:
+            return f"{table.name}.{floats[0]} holds floating-point amounts"
+    if conn.dialect.name == "duckdb" and _has_unique_key(conn):
+        return "statements are unique without their scenario"
+    return None
+
+
 def _column_types(conn: sa.Connection, table: str) -> dict[str, str]:
     rows = conn.execute(
         sa.text(

@@ -41,24 +41,26 @@ LINES = TableSpec(
     id_column="bid_id",
 )
 
+STATEMENT_TOTALS = columns_of(
+    ("aggregator_id", "str"),
+    ("buyer_id", "str"),
+    ("period", "str"),
+    ("lines", "int"),
+    ("unverifiable_lines", "int"),
+    ("awarded_mwh", "float"),
+    ("allocated_mwh", "float"),
+    ("shortfall_mwh", "float"),
+    ("payment_eur", "float"),
+    ("make_whole_eur", "float"),
+    ("penalty_eur", "float"),
+    ("net_eur", "float"),
+)
+
 STATEMENTS = TableSpec(
     "statements",
-    columns_of(
-        ("aggregator_id", "str"),
-        ("buyer_id", "str"),
-        ("period", "str"),
-        ("lines", "int"),
-        ("unverifiable_lines", "int"),
-        ("awarded_mwh", "float"),
-        ("allocated_mwh", "float"),
-        ("shortfall_mwh", "float"),
-        ("payment_eur", "float"),
-        ("make_whole_eur", "float"),
-        ("penalty_eur", "float"),
-        ("net_eur", "float"),
-    ),
+    STATEMENT_TOTALS + columns_of(("statement_id", "str"), ("version", "int")),
     key=("aggregator_id", "buyer_id", "period"),
-    id_column=None,
+    id_column="statement_id",
 )
 
 FINDINGS = TableSpec(
@@ -77,7 +79,7 @@ FINDINGS = TableSpec(
 
 NEW_VERSIONS = TableSpec(
     "new_versions",
-    STATEMENTS.columns
+    STATEMENT_TOTALS
     + columns_of(
         ("statement_id", "str"),
         ("scenario", "str"),
@@ -91,4 +93,22 @@ NEW_VERSIONS = TableSpec(
     id_column="statement_id",
 )
 
-SETTLEMENT_TABLES: tuple[TableSpec, ...] = (LINES, STATEMENTS, FINDINGS, NEW_VERSIONS)
+DELTAS = TableSpec(
+    "deltas",
+    columns_of(
+        ("statement_id", "str"),
+        ("previous_statement_id", "str"),
+        ("bid_id", "str"),
+        ("interval_start", "ts"),
+        ("delta_allocated_mwh", "float"),
+        ("delta_shortfall_mwh", "float"),
+        ("delta_payment_eur", "float"),
+        ("delta_make_whole_eur", "float"),
+        ("delta_penalty_eur", "float"),
+        ("delta_net_eur", "float"),
+    ),
+    key=("statement_id", "bid_id", "interval_start"),
+    id_column=None,
+)
+
+SETTLEMENT_TABLES: tuple[TableSpec, ...] = (LINES, STATEMENTS, FINDINGS, NEW_VERSIONS, DELTAS)

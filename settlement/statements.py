@@ -18,6 +18,8 @@ TOTALS = {  # statement column -> line column (settled lines only, except awarde
 
 
 STATEMENT_COLUMNS = ["aggregator_id", "buyer_id", "period", "lines", "unverifiable_lines", *TOTALS, "net_eur"]
+# the output table ``statements`` of a settle run: the store's latest version of each statement
+OUTPUT_STATEMENT_COLUMNS = [*STATEMENT_COLUMNS, "statement_id", "version"]
 
 
 def statements(lines: pd.DataFrame, period: str) -> pd.DataFrame:

@@ -6,8 +6,11 @@ period and version), ``statement_lines`` (the lines of each version), ``statemen
 
 Rules: a version is never edited. A statement covers every market session settled into
 its scenario for its period: a run replaces its own session's lines and keeps the others'.
-A run whose resulting lines for a statement equal the latest version's (same content hash)
-changes nothing. A run is one transaction; two runs for the same period serialise on a lock
+Versions follow the **latest** content: a run whose resulting lines for a statement equal
+the latest version's (same content hash) changes nothing; any other result is a new version,
+even one equal to an older version (inputs A, B, then A again give v1, v2 and v3 = v1's
+figures). A run whose inputs equal those of the last run of its scenario and period is not
+recorded again. A run is one transaction; two runs for the same period serialise on a lock
 (PostgreSQL advisory lock; DuckDB's single-writer file lock), and the statement id (a hash
 of scenario, aggregator, buyer and period, plus the version) is the primary key, so a
 doubled version is impossible and no two statements share an id whatever their ids hold.
@@ -20,7 +23,7 @@ import hashlib
 import json
 import zlib
 from collections.abc import Callable
-from decimal import Decimal
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,8 +32,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from market.errors import StoreConflictError, StoreUnavailableError
+from settlement.bulk import bulk_insert as _bulk_insert
+from settlement.content_hash import content_hashes
 from settlement.migrate import add_missing_columns, migrate_to_exact_amounts
-from settlement.money import AMOUNT_COLUMNS, MICRO, as_decimal, decimal_text, to_micro
+from settlement.money import AMOUNT_COLUMNS, MICRO, as_decimal, to_micro
 from settlement.statements import STATEMENT_COLUMNS
 from settlement.statements import statements as statement_totals
 from settlement.store_tables import (
@@ -78,7 +83,6 @@ def make_engine(url: str) -> sa.Engine:
 
 
 STATEMENT_KEY = ["aggregator_id", "buyer_id"]
-OPTIONAL_HASH_COLUMNS = {"make_whole_eur", "session_id"}
 
 
 def statement_id(scenario: str, aggregator: str, buyer: str, period: str, version: int) -> str:
@@ -86,101 +90,6 @@ def statement_id(scenario: str, aggregator: str, buyer: str, period: str, versio
     buyer, period], so ids cannot collide whatever characters or lengths those hold."""
     digest = hashlib.sha256(json.dumps([scenario, aggregator, buyer, period]).encode()).hexdigest()[:32]
     return f"st-{digest}-v{version}"
-
-
-def content_hashes(lines: pd.DataFrame) -> dict[tuple[str, str], str]:
-    """SHA-256 of each statement's lines, independent of row order and library versions.
-
-    Per (aggregator, buyer), lines ordered by interval and bid; each line column in turn:
-    numbers rounded to 1e-6 as little-endian float64 bytes, timestamps as UTC nanoseconds,
-    text joined with a unit separator (``\\x00`` for missing), then a record separator.
-    ``make_whole_eur`` (added later) is left out of a statement where it is zero or missing on
-    every line, so statements without make-whole keep the hash they had before it existed.
-    The lines are ordered (one ``lexsort`` on integer codes) and converted once; each
-    statement hashes slices of them.
-    """
-    cols = [n for n, _ in LINE_COLS]
-    agg = pd.factorize(lines["aggregator_id"], sort=True)[0]
-    buyer = pd.factorize(lines["buyer_id"], sort=True)[0]
-    when = pd.to_datetime(lines["interval_start"], utc=True).astype("int64").to_numpy()
-    order = np.lexsort((pd.factorize(lines["bid_id"], sort=True)[0], when, buyer, agg))  # stable
-    encoded: list[np.ndarray | list[str]] = []
-    for c in cols:
-        v = lines[c] if c in lines else pd.Series(None, index=lines.index, dtype=object)  # a later column
-        if pd.api.types.is_numeric_dtype(v):
-            encoded.append(np.round(v.to_numpy(dtype="float64", na_value=np.nan)[order], 6).astype("<f8"))
-        elif pd.api.types.is_datetime64_any_dtype(v):
-            encoded.append(pd.to_datetime(v, utc=True).astype("int64").to_numpy()[order].astype("<i8"))
-        else:
-            text = v.to_numpy(dtype=object)[order]
-            missing = pd.isna(text)
-            text = text.astype(str).astype(object)  # (numpy's fixed-width text drops "\x00")
-            text[missing] = "\x00"
-            encoded.append(text.tolist())
-    group = agg[order].astype(np.int64) * (int(buyer.max(initial=0)) + 1) + buyer[order]
-    bounds = np.flatnonzero(np.diff(group)) + 1
-    starts, ends = np.r_[0, bounds], np.r_[bounds, len(group)]
-    agg_ids, buyer_ids = lines["aggregator_id"].to_numpy()[order], lines["buyer_id"].to_numpy()[order]
-    out: dict[tuple[str, str], str] = {}
-    for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
-        if lo == hi:
-            continue
-        h = hashlib.sha256()
-        for c, e in zip(cols, encoded, strict=True):
-            if c in OPTIONAL_HASH_COLUMNS and _absent(e[lo:hi]):
-                continue
-            h.update(e[lo:hi].tobytes() if isinstance(e, np.ndarray) else "\x1f".join(e[lo:hi]).encode())
-            h.update(b"\x1e")
-        out[(agg_ids[lo], buyer_ids[lo])] = h.hexdigest()
-    return out
-
-
-def _absent(values: np.ndarray | list[str]) -> bool:
-    """Zero or missing on every line (numbers), or missing on every line (text)."""
-    if isinstance(values, np.ndarray):
-        return not np.nan_to_num(values).any()
-    return all(v == "\x00" for v in values)
-
-
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    out = df.astype(object).where(df.notna(), None).to_dict("records")
-    for r in out:
-        for k, v in r.items():
-            if isinstance(v, pd.Timestamp):
-                r[k] = v.to_pydatetime()
-            elif isinstance(v, np.generic):
-                r[k] = v.item()
-    return out
-
-
-def _bulk_insert(conn: sa.Connection, table: sa.Table, df: pd.DataFrame) -> None:
-    """Insert a frame inside the current transaction without a round trip per row: DuckDB
-    reads it as a relation, PostgreSQL (psycopg 3) takes it through ``COPY ... FROM STDIN``;
-    other databases get one executemany."""
-    cols = [c.name for c in table.columns]
-    amounts = [c.name for c in table.columns if isinstance(c.type, sa.Numeric)]
-    df = df[cols].assign(**{c: decimal_text(df[c].astype("float64")) for c in amounts})  # exact text
-    raw: Any = conn.connection.driver_connection
-    if conn.dialect.name == "duckdb":
-        raw.register("_fm_bulk", df)
-        select = ", ".join(f"CAST({c} AS DECIMAL(18, 6))" if c in amounts else c for c in cols)
-        try:
-            raw.execute(f"INSERT INTO {table.name} ({', '.join(cols)}) SELECT {select} FROM _fm_bulk")
-        finally:
-            raw.unregister("_fm_bulk")
-        return
-    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
-        # CSV written by pandas in C: floats in shortest round-trip form, timestamps with
-        # their UTC offset, missing values as unquoted empty fields (NULL in CSV COPY)
-        text = df.to_csv(index=False, header=False, date_format="%Y-%m-%d %H:%M:%S.%f%z")
-        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(cols)}) FROM STDIN (FORMAT csv)") as copy:
-            copy.write(text)
-        return
-    records = _records(df)
-    for r in records:
-        for c in amounts:
-            r[c] = None if r[c] is None else Decimal(r[c])
-    conn.execute(table.insert(), records)
 
 
 def _lock(conn: sa.Connection, period: str) -> None:
@@ -215,6 +124,24 @@ def stored_lines(conn: sa.Connection, statement_ids: list[str]) -> pd.DataFrame:
     return df
 
 
+@dataclass(frozen=True)
+class Saved:
+    """What one settlement run did to the store.
+
+    ``new``: the versions it added (``new_versions``); ``current``: the latest version, after
+    the run, of every statement the run's lines belong to (what the store shows for them);
+    ``deltas``: the changed lines of every new version against the version before it;
+    ``previous``: per new version that replaced one, the replaced version's id, version and
+    net EUR (``previous_statement_id``, ``previous_version``, ``previous_net_eur``);
+    ``recorded``: False when the run repeated the last run's inputs and nothing was written."""
+
+    new: pd.DataFrame
+    current: pd.DataFrame
+    deltas: pd.DataFrame
+    previous: pd.DataFrame
+    recorded: bool
+
+
 def save_run(
     engine: sa.Engine,
     run_id: str,
@@ -225,19 +152,44 @@ def save_run(
     findings: pd.DataFrame,
     manifest: dict[str, Any],
     fail_hook: Callable[[str], None] | None = None,
-) -> pd.DataFrame:
-    """Store one run (``key`` = scenario, period) in one transaction; returns the statements
-    written (new versions only). ``statements`` are this run's own totals (for the caller);
-    what is stored covers every session of the scenario and period."""
+    before_commit: Callable[[Saved], None] | None = None,
+) -> Saved:
+    """Store one run (``key`` = scenario, period) in one transaction and return what it did.
+    ``statements`` are this run's own totals (for the caller); what is stored covers every
+    session of the scenario and period. ``before_commit(saved)`` runs inside the transaction
+    (the caller writes its output files there): if it raises, nothing is stored."""
     try:
         with engine.begin() as conn:
             _lock(conn, key[1])
-            written = _save(conn, run_id, key, inputs_sha, lines, findings, manifest, fail_hook or (lambda s: None))
+            saved = _save(conn, run_id, key, inputs_sha, lines, findings, manifest, fail_hook or (lambda s: None))
+            if before_commit is not None:
+                before_commit(saved)
     except OperationalError as exc:
         if "could not set lock" in str(exc).lower():
             raise StoreConflictError(f"another settlement run holds the store: {exc}") from exc
         raise
-    return written
+    return saved
+
+
+def last_run_inputs(conn: sa.Connection, scenario: str, period: str) -> str | None:
+    """The inputs hash of the newest run recorded for ``scenario`` and ``period``."""
+    scen = sa.func.coalesce(runs.c.scenario, ACTUAL)
+    row = conn.execute(
+        sa.select(runs.c.inputs_sha256)
+        .where(runs.c.period == period, scen == scenario)
+        .order_by(runs.c.created_at.desc(), runs.c.run_id.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else str(row[0])
+
+
+def current_versions(conn: sa.Connection, scenario: str, period: str, keys: pd.DataFrame) -> pd.DataFrame:
+    """The latest version of each statement of ``keys`` (aggregator, buyer), sorted."""
+    latest = latest_versions(conn, scenario, period)
+    if not len(latest):
+        return latest
+    mine = latest.merge(keys[STATEMENT_KEY].drop_duplicates(), on=STATEMENT_KEY)
+    return mine.sort_values(STATEMENT_KEY).reset_index(drop=True)
 
 
 LINE_NAMES = [n for n, _ in LINE_COLS]
@@ -275,9 +227,9 @@ def _save(
     fail_hook: Callable[[str], None],
 ) -> pd.DataFrame:
     scenario, period = key
-    same = conn.execute(sa.select(runs.c.run_id).where(runs.c.inputs_sha256 == inputs_sha).limit(1)).first()
-    if same is not None:  # the same inputs and config were settled before: nothing new, nothing written
-        return pd.DataFrame(columns=[*STATEMENT_COLUMNS, "statement_id", "version", "run_id", "content_sha256"])
+    if last_run_inputs(conn, scenario, period) == inputs_sha:  # the last run again: nothing new, nothing written
+        current = current_versions(conn, scenario, period, lines)
+        return Saved(_empty_new(), current, pd.DataFrame(columns=DELTA_TABLE), _empty_previous(), recorded=False)
     latest = latest_versions(conn, scenario, period)
     prev = {(r["aggregator_id"], r["buyer_id"]): r for r in latest.to_dict("records")} if len(latest) else {}
     combined, old_lines = combined_lines(conn, latest, lines)
@@ -291,7 +243,7 @@ def _save(
             ]
         )
         totals = pd.concat([totals, empty], ignore_index=True)
-    new_rows, all_lines, all_deltas = [], [], []
+    new_rows, all_lines, all_deltas, previous = [], [], [], []
     run_wide = int(findings["der_id"].isna().sum()) if len(findings) else 0
     digests = content_hashes(combined)
     rows_of = combined.groupby(STATEMENT_KEY, sort=False).indices
@@ -321,6 +273,14 @@ def _save(
         if old is not None:
             before = old_lines.iloc[old_of.get(old["statement_id"], [])]
             all_deltas.append(_deltas(old["statement_id"], sid, mine, before))
+            previous.append(
+                {
+                    "statement_id": sid,
+                    "previous_statement_id": old["statement_id"],
+                    "previous_version": int(old["version"]),
+                    "previous_net_eur": float(old["net_eur"]),
+                }
+            )
     conn.execute(
         runs.insert(),
         [
@@ -336,25 +296,49 @@ def _save(
         ],
     )
     fail_hook("run")
+    deltas = [d for d in all_deltas if len(d)]
+    delta_table = pd.concat(deltas, ignore_index=True) if deltas else pd.DataFrame(columns=DELTA_TABLE)
     if new_rows:
         conn.execute(statements_t.insert(), new_rows)
         fail_hook("statements")
         _bulk_insert(conn, lines_t, pd.concat(all_lines, ignore_index=True))
         fail_hook("lines")
-        deltas = [d for d in all_deltas if len(d)]
         if deltas:
-            _bulk_insert(conn, deltas_t, pd.concat(deltas, ignore_index=True))
+            _bulk_insert(conn, deltas_t, delta_table)
     if len(findings):
         _bulk_insert(conn, findings_t, findings.assign(run_id=run_id))
     fail_hook("findings")
-    out = pd.DataFrame(new_rows)
+    out = pd.DataFrame(new_rows) if new_rows else _empty_new()
     for c in out.columns:
         if c.endswith(("_mwh", "_eur")):
             out[c] = out[c].astype("float64")
-    return out
+    keys = pd.concat([lines[STATEMENT_KEY], totals[STATEMENT_KEY]], ignore_index=True)
+    current = current_versions(conn, scenario, period, keys)
+    prev = pd.DataFrame(previous) if previous else _empty_previous()
+    return Saved(out, current, delta_table.reset_index(drop=True), prev, recorded=True)
+
+
+NEW_COLUMNS = [*STATEMENT_COLUMNS, "statement_id", "scenario", "sessions", "version", "run_id", "content_sha256"]
+NEW_COLUMNS += ["findings"]
+PREVIOUS_COLUMNS = ["statement_id", "previous_statement_id", "previous_version", "previous_net_eur"]
+
+
+def _empty_new() -> pd.DataFrame:
+    return pd.DataFrame(columns=NEW_COLUMNS)
+
+
+def _empty_previous() -> pd.DataFrame:
+    return pd.DataFrame(columns=PREVIOUS_COLUMNS)
 
 
 DELTA_COLUMNS = ["allocated_mwh", "shortfall_mwh", "payment_eur", "make_whole_eur", "penalty_eur", "net_eur"]
+DELTA_TABLE = [
+    "statement_id",
+    "previous_statement_id",
+    "bid_id",
+    "interval_start",
+    *(f"delta_{c}" for c in DELTA_COLUMNS),
+]
 
 
 def _deltas(old_id: str, new_id: str, new: pd.DataFrame, old: pd.DataFrame) -> pd.DataFrame:

@@ -162,13 +162,11 @@ def check_run(batch, r) -> None:  # type: ignore[no-untyped-def]
     imb = r.imbalance.set_index("interval_start")
     net = signed.groupby("interval_start")["mw"].sum()
     np.testing.assert_allclose(net.reindex(imb.index).fillna(0.0), imb["net_activation_mw"], atol=1e-5)
-    np.testing.assert_allclose(
-        imb["net_activation_mw"] - imb["tso_need_served_mw"], imb["imbalance_mw"], atol=1e-5
-    )
+    np.testing.assert_allclose(imb["net_activation_mw"] - imb["tso_need_served_mw"], imb["imbalance_mw"], atol=1e-5)
 
 
 @settings(
-    max_examples=int(os.environ.get('FLEXMARKET_PRESET_EXAMPLES', '200')),
+    max_examples=int(os.environ.get("FLEXMARKET_PRESET_EXAMPLES", "200")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

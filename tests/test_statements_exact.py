@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from settle_helpers import daily_meter, make_run, write_meter
 
-from market.errors import SettlementInputError, StoreUnavailableError
+from market.errors import SettlementInputError
 from settlement import settle
 from settlement.config import SettleConfig
 from settlement.query import list_statements, statement_detail
@@ -153,7 +153,7 @@ def test_ids_the_store_cannot_hold_verbatim_are_refused_before_anything_is_writt
 def test_an_in_memory_store_is_refused(tmp_path):
     run = _session(tmp_path, "s", 8)
     for url in ("duckdb:///:memory:", "duckdb://"):
-        with pytest.raises(StoreUnavailableError, match="in-memory"):
+        with pytest.raises(SettlementInputError, match="in-memory"):
             settle(run, _meter(tmp_path, ["D1"]), SettleConfig(), db=url)
 
 

@@ -42,7 +42,7 @@ def compare(
     """Clear ``batch`` under every design; with ``out``, write the comparison folder."""
     pricing = Pricing(pricing)
     if out is not None:
-        check_target(Path(out), COMPARISON_KIND, force)  # refuse before clearing, not after
+        check_target(Path(out), COMPARISON_KIND, force, inputs=[batch.source])  # refuse before clearing
     t0 = time.perf_counter()
     results = clear_designs(batch, designs, pricing, scheduler, progress=progress)
     seconds = time.perf_counter() - t0
@@ -73,4 +73,4 @@ def write_comparison(
         comparison_table(results).to_parquet(tmp / "comparison.parquet", index=False)
         (tmp / "report.html").write_text(render_report(batch, results))
 
-    return publish_folder(out, COMPARISON_KIND, build, force)
+    return publish_folder(out, COMPARISON_KIND, build, force, inputs=[batch.source])

@@ -60,4 +60,4 @@ def write_run(
         hashes = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}  # the run is tamper-evident
         write_json(tmp / "manifest.json", {**manifest(batch, result, options, timings), "output_sha256": hashes})
 
-    return publish_folder(out, RUN_KIND, build, force)
+    return publish_folder(out, RUN_KIND, build, force, inputs=[batch.source])

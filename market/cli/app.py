@@ -20,7 +20,13 @@ from market.cli.console import configure
 from market.cli.demo import demo
 from market.cli.network import network_import
 from market.cli.settlement import baselines_evaluate, settle
-from market.cli.statements import statements_export, statements_list, statements_show
+from market.cli.statements import (
+    statements_diff,
+    statements_export,
+    statements_list,
+    statements_migrate,
+    statements_show,
+)
 from market.cli.uftp import uftp_export, uftp_import, uftp_settlement
 
 app = typer.Typer(
@@ -71,6 +77,8 @@ app.add_typer(statements_app, name="statements")
 statements_app.command("list")(statements_list)
 statements_app.command("show")(statements_show)
 statements_app.command("export")(statements_export)
+statements_app.command("diff")(statements_diff)
+statements_app.command("migrate")(statements_migrate)
 
 
 def main() -> None:

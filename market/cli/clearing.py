@@ -77,7 +77,7 @@ def clear(
         t1 = time.perf_counter()
         with exit_on_error():
             spec = load_design(design)
-            check_target(out, RUN_KIND, force)
+            check_target(out, RUN_KIND, force, inputs=[batch, design if design.endswith(".toml") else None])
         with (
             progress(f"clearing {spec.name}", len(spec.steps)) as step_started,
             exit_on_error(EXIT_FAILED, invalid=(BatchError,)),
@@ -223,7 +223,7 @@ def sweep(
 
     b = load_or_exit(batch)
     with exit_on_error():
-        check_target(out, SWEEP_KIND, force)  # refused before the sweep runs, not after
+        check_target(out, SWEEP_KIND, force, inputs=[batch, grid])  # refused before the sweep runs, not after
         points = load_grid(grid)
         names = design_list(designs)
         log.info("sweep: %d grid points x %d designs on Dask", len(points), len(names))
@@ -242,7 +242,7 @@ def sweep(
         sweep_figure(results).write_html(tmp / "report.html", include_plotlyjs="inline")
 
     with exit_on_error():
-        publish_folder(out, SWEEP_KIND, build, force)
+        publish_folder(out, SWEEP_KIND, build, force, inputs=[batch, grid])
     wide = results[results["metric"] == "system_cost_eur"].pivot_table(index="point", columns="design", values="value")
     t = Table(title="system cost (EUR) per grid point and design")
     t.add_column("point")

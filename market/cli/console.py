@@ -51,7 +51,7 @@ def configure(quiet: bool, verbose: bool) -> None:
     SOLVER_OUTPUT["verbose"] = verbose
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
     log.handlers[:] = [handler]
     log.setLevel(level)
     log.propagate = False

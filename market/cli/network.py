@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from market.cli.console import emit_json, err, exit_on_error, log, say
+from market.cli.console import emit_json, exit_on_error, log, say
 from market.errors import NetworkError
 
 if TYPE_CHECKING:
@@ -39,26 +40,27 @@ def network_import(
     """Write constraints (branch limits, owner by voltage), PTDF sensitivities and node areas
     of a grid model; base flows from a DC power flow, per interval from SimBench profiles."""
     from market.io.grid import load_network_tables
+    from market.io.place import check_new_files, publish_files
 
-    existing = [f"{t}.parquet" for t in TABLES if (out / f"{t}.parquet").exists() or (out / f"{t}.csv").exists()]
-    if existing:
-        err.print(
-            f"[bold red]error:[/] {out} already has {', '.join(existing)}; nothing written (choose another --out)"
-        )
-        raise typer.Exit(2)
+    source_file = source if Path(source).exists() else None
     with exit_on_error():
+        # the three tables in either format would clash with what a batch folder already has
+        check_new_files(out, [f"{t}.{ext}" for t in TABLES for ext in ("parquet", "csv")], inputs=[source_file])
         when = _utc(start) if start else None
         tables = load_network_tables(
             source, dso_id=dso, tso_min_kv=tso_min_kv, start=when, intervals=intervals, minutes=interval_minutes, ac=ac
         )
-    out.mkdir(parents=True, exist_ok=True)
-    for name, df in tables.items():
-        df.to_parquet(out / f"{name}.parquet", index=False)
+        writers = {f"{name}.parquet": _parquet_writer(df) for name, df in tables.items()}
+        publish_files(out, writers, inputs=[source_file])
     counts = {name: len(df) for name, df in tables.items()}
     log.info("network tables of %s written to %s", source, out)
     if as_json:
         emit_json({"source": source, "folder": str(out), "rows": counts})
     say(f"{source}: " + ", ".join(f"{n} {k:,} rows" for n, k in counts.items()) + f" -> [bold]{out}[/]")
+
+
+def _parquet_writer(df: pd.DataFrame) -> Callable[[Path], None]:
+    return lambda path: df.to_parquet(path, index=False)
 
 
 def _utc(text: str) -> pd.Timestamp:

@@ -115,6 +115,26 @@ def findings_summary(findings: pd.DataFrame) -> pd.DataFrame:
     return findings.groupby(["kind", "severity"]).size().rename("count").reset_index()
 
 
+def changes_rich(r: SettlementResult) -> Table:
+    """What the run changed in the store: each new version with the one it replaced, the
+    net before and after, and how many lines changed (the lines in deltas.parquet)."""
+    t = Table(title="what changed in the store (changed lines in deltas.parquet)")
+    for c in ("statement", "aggregator", "buyer", "version", "replaces", "net EUR before", "net EUR after", "lines"):
+        t.add_column(c, justify="right" if c.startswith(("net", "lines", "version")) else "left")
+    for ch in r.changes():
+        t.add_row(
+            str(ch["statement_id"]),
+            str(ch["aggregator_id"]),
+            str(ch["buyer_id"]),
+            str(ch["version"]),
+            str(ch["previous_statement_id"] or "(new)"),
+            f"{ch['net_eur_before']:,.2f}",
+            f"{ch['net_eur_after']:,.2f}",
+            str(ch["delta_lines"]),
+        )
+    return t
+
+
 def findings_rich(findings: pd.DataFrame) -> Table:
     """Settlement findings per kind and severity (details in findings.parquet)."""
     t = Table(title="findings (details in findings.parquet)")

@@ -4,14 +4,30 @@
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from market.cli.console import emit_json, exit_on_error, log, say
 from market.errors import StoreConflictError, StoreUnavailableError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class FailOn(StrEnum):
+    """The finding severity from which ``settle --fail-on`` exits with EXIT_FINDINGS."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    NEVER = "never"
+
+
+EXIT_FINDINGS = 3  # settled and stored, but findings at or above --fail-on (for cron)
+SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 
 
 def settle(
@@ -23,28 +39,54 @@ def settle(
     scenario: Annotated[
         str, typer.Option(help="statements to settle into: actual, or a counterfactual's name (never touches actual)")
     ] = "actual",
-    as_json: Annotated[bool, typer.Option("--json", help="print statements and findings as JSON")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print what changed, statements and findings as JSON")
+    ] = False,
+    fail_on: Annotated[
+        FailOn, typer.Option(help=f"exit {EXIT_FINDINGS} (after storing) if a finding is this severe or worse")
+    ] = FailOn.NEVER,
 ) -> None:
     """Settle a clearing run against meter data; versioned statements into the store.
-    A statement covers every market session settled into its scenario for its period."""
-    from market.cli.render import findings_rich, findings_summary, statements_rich
+    A statement covers every market session settled into its scenario for its period.
+    Prints what changed: every statement version added (with the version it replaced and
+    the net before and after) and every changed line."""
+    from market.cli.render import changes_rich, findings_rich, findings_summary, statements_rich
     from settlement import settle as do_settle
 
     log.info("settling %s against %s", run, meter)
     with exit_on_error(failed=(StoreConflictError, StoreUnavailableError)):
         r = do_settle(run, meter, config, db=db, out=out, scenario=scenario)
+    counts = severity_counts(r.findings)
+    for severity in ("error", "warning"):
+        if counts[severity]:
+            log.warning(
+                "%d finding(s) of severity %s (details in %s)", counts[severity], severity, out / "findings.parquet"
+            )
     if as_json:
         emit_json(
             {
                 "folder": str(out),
                 "period": r.period,
                 "new_versions": len(r.new_versions),
+                "changed": r.changes(),
+                "deltas": r.deltas.to_dict(orient="records"),
                 "statements": r.statements.to_dict(orient="records"),
                 "findings": findings_summary(r.findings).to_dict(orient="records"),
+                "findings_by_severity": counts,
             }
         )
-    say(statements_rich(r), findings_rich(r.findings))
+    say(statements_rich(r), changes_rich(r), findings_rich(r.findings))
     say(f"{len(r.new_versions)} new statement version(s); {len(r.findings)} finding(s); written to [bold]{out}[/]")
+    if fail_on is not FailOn.NEVER and any(
+        n and SEVERITY_RANK[sev] >= SEVERITY_RANK[fail_on.value] for sev, n in counts.items()
+    ):
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+def severity_counts(findings: pd.DataFrame) -> dict[str, int]:
+    """Findings per severity (every severity present, zero where none)."""
+    found = findings["severity"].value_counts().to_dict() if len(findings) else {}
+    return {sev: int(found.get(sev, 0)) for sev in SEVERITY_RANK}
 
 
 BASELINES_KIND = "baseline-evaluation"
@@ -75,7 +117,7 @@ def baselines_evaluate(
     lo, hi = window.split("-")
     with exit_on_error():
         cfg = load_config(config)
-        check_target(out, BASELINES_KIND, force)  # refused before the evaluation runs
+        check_target(out, BASELINES_KIND, force, inputs=[meter, config, run])  # refused before it runs
         scores, summary = evaluate_levels(meter, cfg, run, window=(lo, hi), placebo_days=days)
     inputs = {"meter": sha256_file(meter), **({"config": sha256_file(config)} if config else {})}
 
@@ -87,7 +129,7 @@ def baselines_evaluate(
         accuracy_figure(scores).write_html(tmp / "baseline_accuracy.html", include_plotlyjs="inline")
 
     with exit_on_error():
-        publish_folder(out, BASELINES_KIND, build, force)
+        publish_folder(out, BASELINES_KIND, build, force, inputs=[meter, config, run])
     t = Table(title="baseline accuracy on placebo days (median over DER or resources)")
     for c in ("level", "method", "units", "bias", "NMAE", "RRMSE", "share within 20% RRMSE"):
         t.add_column(c, justify="right")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -28,6 +29,8 @@ LIST_COLUMNS = [
     "lines",
     "net_eur",
 ]
+DELTA_SHOWN = ["bid_id", "interval_start", "delta_allocated_mwh", "delta_payment_eur", "delta_penalty_eur"]
+DELTA_SHOWN += ["delta_net_eur"]
 LINE_COLUMNS = ["bid_id", "interval_start", "allocated_mwh", "payment_eur", "penalty_eur", "net_eur", "status"]
 
 
@@ -73,8 +76,36 @@ def statements_show(
     say(
         _table("statement", head, LIST_COLUMNS),
         _table("lines", lines, LINE_COLUMNS),
-        f"{len(deltas)} delta line(s) against the version before",
+        _table(f"{len(deltas)} delta line(s) against the version before", deltas, DELTA_SHOWN),
     )
+
+
+def statements_diff(
+    old: Annotated[str, typer.Argument(help="a statement_id (the earlier version)")],
+    new: Annotated[str, typer.Argument(help="a statement_id of the same statement (the later version)")],
+    db: DB,
+    as_json: Annotated[bool, typer.Option("--json", help="print the totals and changed lines as JSON")] = False,
+) -> None:
+    """What differs between two versions of one statement: totals and every changed line
+    (new minus old, exactly), whether or not the versions are consecutive."""
+    from settlement.query import diff_versions
+
+    with exit_on_error(failed=STORE_FAILURES):
+        totals, lines = diff_versions(db, old, new)
+    if as_json:
+        emit_json(
+            {"old": old, "new": new, "totals": totals.to_dict(orient="records"), "lines": lines.to_dict("records")}
+        )
+    say(_table(f"{old} -> {new}", totals, list(totals.columns)), _table("changed lines", lines, list(lines.columns)))
+
+
+def statements_migrate(db: DB) -> None:
+    """Bring a store made by an earlier flexmarket up to date (additive: nothing dropped)."""
+    from settlement.query import migrate_store
+
+    with exit_on_error(failed=STORE_FAILURES):
+        migrate_store(db)
+    say(f"store {db} is up to date")
 
 
 def statements_export(
@@ -82,22 +113,25 @@ def statements_export(
     out: Annotated[Path, typer.Option(help="folder to write statements, statement_lines and statement_deltas into")],
     fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
 ) -> None:
-    """Every statement version, line and delta of the store as CSV or JSON files."""
-    from settlement.query import export_store
+    """Every statement version, line and delta of the store as CSV or JSON files (all or none)."""
+    from market.io.place import check_new_files, publish_files
+    from settlement.query import export_store, store_file
 
+    names = ("statements", "statement_lines", "statement_deltas")
     with exit_on_error(failed=STORE_FAILURES):
         if fmt not in ("csv", "json"):
             raise OutputError(f"--format {fmt!r}: choose csv or json")
-        targets = {name: out / f"{name}.{fmt}" for name in ("statements", "statement_lines", "statement_deltas")}
-        clash = [str(p) for p in targets.values() if p.exists()]
-        if clash:
-            raise OutputError(f"{clash[0]} exists; nothing written")
+        check_new_files(out, [f"{n}.{fmt}" for n in names], inputs=[store_file(db)])
         tables = export_store(db)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, path in targets.items():
-        df = tables[name]
-        if fmt == "csv":
-            df.to_csv(path, index=False)
-        else:
-            path.write_text(json.dumps(df.to_dict(orient="records"), indent=2, default=str))
-    say(", ".join(f"{n} {len(tables[n]):,} rows" for n in targets) + f" -> [bold]{out}[/]")
+        publish_files(out, {f"{n}.{fmt}": _table_writer(tables[n], fmt) for n in names}, inputs=[store_file(db)])
+    say(", ".join(f"{n} {len(tables[n]):,} rows" for n in names) + f" -> [bold]{out}[/]")
+
+
+def _table_writer(df: pd.DataFrame, fmt: str) -> Callable[[Path], None]:
+    if fmt == "csv":
+        return lambda path: df.to_csv(path, index=False)
+
+    def write(path: Path) -> None:
+        path.write_text(json.dumps(df.to_dict(orient="records"), indent=2, default=str))
+
+    return write

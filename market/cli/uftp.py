@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +11,7 @@ import typer
 
 from market.cli.console import emit_json, exit_on_error, load_or_exit, log, say
 from market.errors import BatchError
+from market.io.place import publish_files
 
 
 def uftp_import(
@@ -19,30 +20,33 @@ def uftp_import(
     out: Annotated[Path, typer.Option(help="new batch folder to write (must not exist)")],
     as_json: Annotated[bool, typer.Option("--json", help="print what was imported as JSON")] = False,
 ) -> None:
-    """Add the needs of FlexRequests and the bids of FlexOffers to a copy of a batch."""
-    import pandas as pd
-
-    from market.io.read import batch_from_frames
-    from market.io.uftp import OFFERS_FOLDER, import_messages
+    """Add the needs of FlexRequests and the bids of FlexOffers to a copy of a batch: every
+    table of the base batch is kept, and so are the offers an earlier import added to it."""
+    from market.io.place import check_target, publish_folder
+    from market.io.uftp import OFFERS_FOLDER, import_messages, merge_import
     from market.io.write import write_batch
 
     b = load_or_exit(base)
     with exit_on_error():
-        if out.exists():
-            raise BatchError(f"{out} exists; nothing written (choose a new --out)")
+        check_target(out, IMPORT_KIND, inputs=[messages, base])
         found = import_messages(messages, b.node_areas, b.config.interval_minutes)
-        tables = {name: b.table(name) for name in ("node_areas", "constraints", "sensitivities", "signals")}
-        bids = pd.concat([b.bids, found.bids], ignore_index=True) if len(found.bids) else b.bids
-        needs = pd.concat([b.needs, found.needs], ignore_index=True) if len(found.needs) else b.needs
-        merged = batch_from_frames(b.config, bids=bids, needs=needs, **tables)
-    write_batch(merged, out)
-    (out / OFFERS_FOLDER).mkdir()
-    for name, _ in found.offers.values():
-        shutil.copyfile(messages / name, out / OFFERS_FOLDER / name)
+        merged, offer_files = merge_import(b, base, messages, found)
+
+    def build(tmp: Path) -> None:
+        write_batch(merged, tmp)
+        (tmp / OFFERS_FOLDER).mkdir()
+        for name, data in offer_files.items():
+            (tmp / OFFERS_FOLDER / name).write_bytes(data)
+
+    with exit_on_error():
+        publish_folder(out, IMPORT_KIND, build, inputs=[messages, base])
     log.info("imported %d needs and %d bids from %s into %s", len(found.needs), len(found.bids), messages, out)
     if as_json:
         emit_json({"batch": str(out), "needs": len(found.needs), "bids": len(found.bids), "offers": len(found.offers)})
     say(f"{len(found.needs)} needs and {len(found.bids)} bids from {messages} -> [bold]{out}[/]")
+
+
+IMPORT_KIND = "uftp-import"  # no manifest: an existing folder is never replaced
 
 
 def uftp_export(
@@ -51,21 +55,16 @@ def uftp_export(
     batch: Annotated[Path | None, typer.Option(help="the batch that was cleared (default: the run's manifest)")] = None,
     time_stamp: Annotated[str | None, typer.Option(help="the orders' TimeStamp (default: the offer's)")] = None,
 ) -> None:
-    """One FlexOrder per accepted offer option of the run."""
+    """One FlexOrder per accepted offer option of the run (all files or none)."""
     import pandas as pd
 
     from market.io.uftp import orders_for_awards, to_xml
 
     with exit_on_error():
-        _, offers, _ = _run_offers(run, batch)
+        folder, offers, _ = _run_offers(run, batch)
         orders = orders_for_awards(pd.read_parquet(run / "awards.parquet"), offers, time_stamp)
-        targets = [out / f"FlexOrder-{o.message_id}.xml" for o in orders]
-        clash = [str(p) for p in targets if p.exists()]
-        if clash:
-            raise BatchError(f"{clash[0]} exists; nothing written")
-    out.mkdir(parents=True, exist_ok=True)
-    for order, path in zip(orders, targets, strict=True):
-        path.write_text(to_xml(order))
+        files = {f"FlexOrder-{o.message_id}.xml": _writer(to_xml(o)) for o in orders}
+        publish_files(out, files, inputs=[run, folder])
     say(f"{len(orders)} FlexOrder(s) -> [bold]{out}[/]")
 
 
@@ -75,10 +74,11 @@ def uftp_settlement(
     out: Annotated[Path, typer.Option(help="folder to write FlexSettlement XML files into")],
     batch: Annotated[Path | None, typer.Option(help="the batch that was cleared (default: the run's manifest)")] = None,
 ) -> None:
-    """One FlexSettlement per aggregator: the settled lines of its FlexOrders."""
+    """One FlexSettlement per aggregator: the settled lines of its FlexOrders (all files or none)."""
     import pandas as pd
 
-    from market.io.uftp import orders_for_awards, settlements_for_lines, to_xml
+    from market.io.uftp import orders_for_awards, to_xml
+    from market.io.uftp_settlement import settlements_for_lines
 
     with exit_on_error():
         folder, offers, minutes = _run_offers(run, batch)
@@ -86,16 +86,18 @@ def uftp_settlement(
             raise BatchError(f"{settled}: no lines.parquet (the output folder of flexmarket settle)")
         orders = orders_for_awards(pd.read_parquet(run / "awards.parquet"), offers)
         messages, left_out = settlements_for_lines(pd.read_parquet(settled / "lines.parquet"), orders, offers, minutes)
-        targets = [out / f"FlexSettlement-{m.message_id}.xml" for m in messages]
-        clash = [str(p) for p in targets if p.exists()]
-        if clash:
-            raise BatchError(f"{clash[0]} exists; nothing written")
+        files = {f"FlexSettlement-{m.message_id}.xml": _writer(to_xml(m)) for m in messages}
+        publish_files(out, files, inputs=[settled, run, folder])
     for reference in left_out:
         log.warning("order %s left out of the settlement: a line has no meter data or baseline", reference)
-    out.mkdir(parents=True, exist_ok=True)
-    for message, path in zip(messages, targets, strict=True):
-        path.write_text(to_xml(message))
     say(f"{len(messages)} FlexSettlement(s) -> [bold]{out}[/]")
+
+
+def _writer(text: str) -> Callable[[Path], None]:
+    def write(path: Path) -> None:
+        path.write_text(text)
+
+    return write
 
 
 def _run_offers(run: Path, batch: Path | None) -> tuple[Path, dict[str, object], int]:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from market.errors import FlexmarketError
 from market.io.batch import Batch, BatchConfig
+from market.io.place import publish_folder
 from market.io.read import batch_from_frames, empty_table
 from market.io.schemas import BATCH_TABLES
 from market.io.write import write_batch
@@ -175,14 +176,39 @@ def synth_batch(spec: SynthSpec) -> Batch:
 def write_synth(spec: SynthSpec, folder: str | Path, fmt: str = "parquet", chunk_rows: int = 2_000_000) -> int:
     """Write the synthetic batch straight to ``folder``, its bids ``chunk_rows`` at a time
     (so a 10^7-row book never sits in memory as text); returns the number of bids. The
-    same data as :func:`synth_batch`; it is validated when it is loaded."""
+    same data as :func:`synth_batch`; it is validated when it is loaded. The folder is built
+    beside ``folder`` and moved into place whole; an existing, non-empty folder is refused."""
+    if fmt not in ("parquet", "csv"):
+        raise FlexmarketError(f"--format must be parquet or csv, not {fmt!r}")
+    check_spec(spec)
+    counted: list[int] = []
+    publish_folder(folder, SYNTH_KIND, lambda tmp: counted.append(_write_synth(spec, tmp, fmt, chunk_rows)))
+    return counted[0]
+
+
+SYNTH_KIND = "synthetic-batch"  # no manifest: an existing folder is never replaced
+
+
+def check_spec(spec: SynthSpec) -> None:
+    """Refuse (:class:`FlexmarketError`, exit 2) sizes that make no batch."""
+    limits = {"bids": (1, 10**8), "intervals": (1, 10**5), "dsos": (1, 10**4), "interval_minutes": (1, 1440)}
+    for name, (lo, hi) in limits.items():
+        value = getattr(spec, name)
+        if not isinstance(value, int) or not lo <= value <= hi:
+            raise FlexmarketError(f"--{name.replace('_', '-')} must be a whole number from {lo} to {hi}, not {value}")
+    if spec.bids * spec.intervals > 2 * 10**8:
+        raise FlexmarketError(f"--bids x --intervals = {spec.bids * spec.intervals:,} bid-intervals; at most 2e8")
+    if not 0.0 <= spec.integer_share <= 1.0:
+        raise FlexmarketError(f"--integer-share must be in [0, 1], not {spec.integer_share}")
+    if spec.feeders is not None and spec.feeders < 1:
+        raise FlexmarketError(f"feeders must be at least 1, not {spec.feeders}")
+
+
+def _write_synth(spec: SynthSpec, folder: Path, fmt: str, chunk_rows: int) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if fmt not in ("parquet", "csv"):
-        raise FlexmarketError(f"--format must be parquet or csv, not {fmt!r}")
     cfg, parts, small = synth_parts(spec)
-    folder = Path(folder)
     empty = Batch(cfg, *(empty_table(t) for t in BATCH_TABLES))
     write_batch(empty.replace(**small), folder, fmt)  # batch.toml and the small tables
     target = folder / f"bids.{fmt}"

@@ -22,23 +22,33 @@ or less production, i.e. flexmarket's **down**; negative = flexmarket's **up**):
   ``SenderDomain``, DER = ``<SenderDomain>@<CongestionPoint>``, service ``dso_congestion``.
   The offers are kept verbatim in ``uftp/`` of the batch they were imported into.
 * ``FlexOrder``: one per option with accepted MW; ``ActivationFactor`` = accepted / offered
-  (the same for every bid of a block), the offer's ISPs copied, ``Price`` = option price x
-  factor, ``FlexOfferMessageID`` and ``OptionReference`` pointing at the offer and option.
+  (the same for every bid of a block) rounded down to UFTP's two decimals (a warning says
+  so; below 0.01 no order), the offer's ISPs copied, ``Price`` = option price x factor,
+  ``FlexOfferMessageID`` and ``OptionReference`` pointing at the offer and option.
+* Ids of several parts (``need_id``, ``block_id``, ``bid_id``) join the parts with ``/``,
+  each part percent-escaped (``quote(part, safe="")``): an ``OptionReference`` holding ``/``
+  can never make another offer's id. Messages are read strictly (:mod:`market.io.uftp_strict`)
+  and every ISP must lie in its message's period.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 
 from market.enums import Direction, Service
 from market.errors import BatchError
+from market.io.batch import TABLE_NAMES, Batch
+from market.io.uftp_strict import message_files, parse_message
 
+log = logging.getLogger("flexmarket")
 NAMESPACE = uuid.UUID("6f6c1d0e-6a5b-4c51-9d8e-0f1e2d3c4b5a")  # flexmarket's UUID namespace for FlexOrders
 OFFERS_FOLDER = "uftp"
 
@@ -53,15 +63,9 @@ class Imported:
 
 
 def read_messages(folder: Path) -> list[tuple[str, Any]]:
-    """Every ``*.xml`` UFTP message of ``folder``, sorted by file name."""
-    from shapeshifter_uftp.transport import from_xml
-
-    out = []
-    for path in sorted(folder.glob("*.xml")):
-        try:
-            out.append((path.name, from_xml(path.read_bytes())))
-        except Exception as exc:  # xsdata raises several kinds for a bad file
-            raise BatchError(f"{path}: not a UFTP message ({exc})") from exc
+    """Every ``*.xml`` UFTP message of ``folder``, sorted by file name, read strictly
+    (:mod:`market.io.uftp_strict`)."""
+    out = [(path.name, parse_message(path)) for path in message_files(folder)]
     if not out:
         raise BatchError(f"{folder}: no UFTP messages (*.xml)")
     return out
@@ -73,6 +77,36 @@ def _isp_start(message: Any, isp: int, minutes: int, where: str) -> pd.Timestamp
         raise BatchError(f"{where}: ISP-Duration {message.isp_duration} is not the batch's {minutes}-minute interval")
     midnight = pd.Timestamp(str(message.period)).tz_localize(message.time_zone)
     return (midnight + (isp - 1) * duration).tz_convert("UTC")
+
+
+def isps_in_period(message: Any, where: str) -> int:
+    """How many ISPs the message's period (a local day of its time zone) has: 92, 96 or 100
+    at 15 minutes (clock changes included)."""
+    duration = pd.Timedelta(str(message.isp_duration))
+    if duration <= pd.Timedelta(0):
+        raise BatchError(f"{where}: ISP-Duration {message.isp_duration} is not positive")
+    day = pd.Timestamp(str(message.period))
+    midnight = day.tz_localize(message.time_zone)
+    next_midnight = (day + pd.Timedelta(days=1)).tz_localize(message.time_zone)
+    return int((next_midnight - midnight) / duration)
+
+
+def check_isps(message: Any, isps: list[Any], where: str) -> None:
+    """Every ISP range lies inside the message's period (ISP 1 to the period's last)."""
+    last = isps_in_period(message, where)
+    for isp in isps:
+        length = 1 if isp.duration is None else int(isp.duration)
+        if isp.start < 1 or length < 1 or isp.start + length - 1 > last:
+            raise BatchError(
+                f"{where}: ISPs {isp.start} to {isp.start + length - 1} lie outside the period {message.period}, "
+                f"which has ISPs 1 to {last}"
+            )
+
+
+def uftp_id(*parts: object) -> str:
+    """An id of several parts joined by '/', each part percent-escaped, so a part that holds
+    '/' can never make the id of another (``a/b`` + ``c`` and ``a`` + ``b/c`` differ)."""
+    return "/".join(quote(str(p), safe="") for p in parts)
 
 
 def _area(node_areas: pd.DataFrame, point: str, where: str) -> tuple[str, str]:
@@ -92,9 +126,10 @@ def needs_from_request(request: Any, node_areas: pd.DataFrame, minutes: int, whe
     from shapeshifter_uftp.uftp import AvailableRequested
 
     dso, _ = _area(node_areas, request.congestion_point, where)
+    check_isps(request, request.isps, where)
     rows = []
     for isp in request.isps:
-        if isp.disposition != AvailableRequested.REQUESTED:
+        if isp.disposition != AvailableRequested.REQUESTED:  # absent: Available, UFTP's default
             continue
         lo, hi = sorted((int(isp.min_power), int(isp.max_power)))
         if lo < 0 < hi or (lo == 0 and hi == 0):
@@ -104,7 +139,7 @@ def needs_from_request(request: Any, node_areas: pd.DataFrame, minutes: int, whe
             number = isp.start + k
             rows.append(
                 {
-                    "need_id": f"{request.message_id}/{number}",
+                    "need_id": uftp_id(request.message_id, number),
                     "buyer_id": dso,
                     "service": Service.DSO_CONGESTION.value,
                     "area_id": request.congestion_point,
@@ -122,16 +157,17 @@ def bids_from_offer(offer: Any, node_areas: pd.DataFrame, minutes: int, where: s
     hours = minutes / 60.0
     rows = []
     for option in offer.offer_options:
+        check_isps(offer, option.isps, where)
         isps = _expand(option.isps)
         mwh = sum(abs(w) for _, w in isps) / 1e6 * hours
         if mwh <= 0:
             raise BatchError(f"{where}: option {option.option_reference} offers no energy")
-        block = f"{offer.message_id}/{option.option_reference}"
+        block = uftp_id(offer.message_id, option.option_reference)
         for number, watts in isps:
             q = abs(watts) / 1e6
             rows.append(
                 {
-                    "bid_id": f"{block}/{number}",
+                    "bid_id": uftp_id(offer.message_id, option.option_reference, number),
                     "aggregator_id": offer.sender_domain,
                     "der_id": f"{offer.sender_domain}@{offer.congestion_point}",
                     "dso_id": dso,
@@ -168,6 +204,29 @@ def import_messages(folder: Path, node_areas: pd.DataFrame, minutes: int) -> Imp
     return Imported(pd.DataFrame(needs), pd.DataFrame(bids), offers)
 
 
+def merge_import(base: Batch, base_folder: Path, messages: Path, found: Imported) -> tuple[Batch, dict[str, bytes]]:
+    """The base batch with the imported needs and bids added (every other table kept as it
+    is), and the offer files the new batch keeps: those an earlier import left in the base
+    batch's ``uftp/`` and the new ones. Two offers with one file name are refused."""
+    from market.io.read import batch_from_frames
+
+    files: dict[str, bytes] = {}
+    earlier = base_folder / OFFERS_FOLDER
+    if earlier.is_dir():
+        for name, _ in read_messages(earlier):
+            files[name] = (earlier / name).read_bytes()
+    for name, _ in found.offers.values():
+        if name in files:
+            raise BatchError(f"{messages / name}: the base batch already holds an offer file of that name")
+        files[name] = (messages / name).read_bytes()
+    tables = {name: base.table(name) for name in TABLE_NAMES}
+    if len(found.bids):
+        tables["bids"] = pd.concat([base.bids, found.bids], ignore_index=True)
+    if len(found.needs):
+        tables["needs"] = pd.concat([base.needs, found.needs], ignore_index=True)
+    return batch_from_frames(base.config, **tables), files
+
+
 def orders_for_awards(awards: pd.DataFrame, offers: dict[str, Any], time_stamp: str | None = None) -> list[Any]:
     """One FlexOrder per offer option with accepted MW (see the module docstring).
 
@@ -178,7 +237,7 @@ def orders_for_awards(awards: pd.DataFrame, offers: dict[str, Any], time_stamp: 
     offered = pd.DataFrame(
         [
             {
-                "bid_id": f"{m}/{o.option_reference}/{k}",
+                "bid_id": uftp_id(m, o.option_reference, k),
                 "message_id": m,
                 "reference": o.option_reference,
                 "q": abs(w) / 1e6,
@@ -197,7 +256,9 @@ def orders_for_awards(awards: pd.DataFrame, offers: dict[str, Any], time_stamp: 
     for (message_id, reference), factor in sorted(factors.items()):
         offer = offers[message_id]
         option = next(o for o in offer.offer_options if o.option_reference == reference)
-        activation = Decimal(str(min(factor, 1.0))).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        activation = activation_factor(factor, message_id, reference)
+        if activation is None:
+            continue
         order_id = str(uuid.uuid5(NAMESPACE, f"{message_id}/{reference}"))
         orders.append(
             FlexOrder(
@@ -223,99 +284,28 @@ def orders_for_awards(awards: pd.DataFrame, offers: dict[str, Any], time_stamp: 
     return orders
 
 
-def settlements_for_lines(
-    lines: pd.DataFrame, orders: list[Any], offers: dict[str, Any], minutes: int
-) -> tuple[list[Any], list[str]]:
-    """One FlexSettlement per aggregator (offer sender) with a FlexOrderSettlement per order
-    whose lines are all settled, from the settlement ``lines`` of the run; and the order
-    references left out (a line without meter data or baseline).
-
-    Per ISP (W, UFTP sign: positive = consumption): ``BaselinePower`` and ``ActualPower``
-    from the line's baseline and metered kWh; ``OrderedFlexPower`` the offer's power x the
-    activation factor; ``DeliveredFlexPower`` = -delivered up power; ``PowerDeficiency`` the
-    shortfall, with the ordered power's sign. ``Price`` = the lines' payment + make-whole
-    (an all-or-nothing option priced below its bid is made whole), ``Penalty`` and
-    ``NetSettlement`` the lines' EUR.
-    shapeshifter-uftp requires a ContractSettlement: one per period with zero reserved power
-    is written (no capacity contract exists)."""
-    from shapeshifter_uftp.uftp import (
-        ContractSettlement,
-        ContractSettlementISP,
-        ContractSettlementPeriod,
-        FlexOrderSettlement,
-        FlexOrderSettlementISP,
-        FlexSettlement,
-    )
-
-    hours = minutes / 60.0
-    by_bid = lines.set_index("bid_id")
-    per_agr: dict[str, list[Any]] = {}
-    left_out = []
-    for order in orders:
-        offer = offers[order.flex_offer_message_id]
-        option = next(o for o in offer.offer_options if o.option_reference == order.option_reference)
-        isps = _expand(option.isps)
-        ids = [f"{offer.message_id}/{option.option_reference}/{k}" for k, _ in isps]
-        rows = by_bid.reindex(ids)
-        if rows["status"].ne("settled").any():
-            left_out.append(str(order.order_reference))
-            continue
-        factor = float(order.activation_factor)
-        sign = [(-1 if w < 0 else 1) for _, w in isps]
-        settled_isps = [
-            FlexOrderSettlementISP(
-                start=k,
-                duration=1,
-                baseline_power=round(r.baseline_kwh / hours * 1e3),
-                ordered_flex_power=round(w * factor),
-                actual_power=round(r.metered_kwh / hours * 1e3),
-                delivered_flex_power=round(-r.delivered_up_mwh / hours * 1e6),
-                power_deficiency=round(s * r.shortfall_mwh / hours * 1e6),
-            )
-            for (k, w), s, r in zip(isps, sign, rows.itertuples(), strict=True)
-        ]
-        per_agr.setdefault(offer.sender_domain, []).append(
-            FlexOrderSettlement(
-                isps=settled_isps,
-                order_reference=order.order_reference,
-                period=offer.period,
-                congestion_point=offer.congestion_point,
-                price=_eur(rows["payment_eur"].sum() + rows["make_whole_eur"].sum()),
-                penalty=_eur(rows["penalty_eur"].sum()),
-                net_settlement=_eur(rows["net_eur"].sum()),
-            )
+def activation_factor(factor: float, message_id: str, reference: str) -> Decimal | None:
+    """The order's ``ActivationFactor`` for an accepted fraction: UFTP carries two decimals
+    (0.01 to 1.00), so the fraction is rounded **down** (an order never asks for more than was
+    cleared) and one below 0.01 gives no order; either is logged as a warning."""
+    exact = Decimal(repr(min(max(factor, 0.0), 1.0)))
+    if abs(exact - exact.quantize(Decimal("0.01"))) <= Decimal("1e-9"):  # solver residue
+        exact = exact.quantize(Decimal("0.01"))
+    rounded = exact.quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+    if rounded < Decimal("0.01"):
+        log.warning(
+            "offer %s option %s: accepted fraction %s is below 0.01: no FlexOrder", message_id, reference, exact
         )
-    messages = []
-    for agr, settled in sorted(per_agr.items()):
-        first = offers[next(o for o in orders if o.order_reference == settled[0].order_reference).flex_offer_message_id]
-        periods = sorted({str(s.period) for s in settled})
-        contract = ContractSettlement(
-            periods=[
-                ContractSettlementPeriod(period=next(s.period for s in settled if str(s.period) == p),
-                                         isps=[ContractSettlementISP(start=1, duration=1, reserved_power=0)])
-                for p in periods
-            ]
-        )  # fmt: skip
-        messages.append(
-            FlexSettlement(
-                version=first.version,
-                sender_domain=first.recipient_domain,
-                recipient_domain=agr,
-                time_stamp=first.time_stamp,
-                message_id=str(uuid.uuid5(NAMESPACE, f"settlement/{agr}/{periods[0]}/{periods[-1]}")),
-                conversation_id=str(uuid.uuid5(NAMESPACE, f"settlement/{agr}")),
-                flex_order_settlements=settled,
-                contract_settlements=[contract],
-                period_start=settled[0].period,
-                period_end=settled[-1].period,
-                currency=first.currency,
-            )
+        return None
+    if rounded != exact:
+        log.warning(
+            "offer %s option %s: accepted fraction %s ordered as ActivationFactor %s (UFTP has two decimals)",
+            message_id,
+            reference,
+            exact,
+            rounded,
         )
-    return messages, left_out
-
-
-def _eur(value: float) -> Decimal:
-    return Decimal(str(round(float(value), 4))).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+    return rounded
 
 
 def to_xml(message: Any) -> str:
