@@ -8,10 +8,12 @@ Every error a user can cause or meet derives from :class:`FlexmarketError`::
     ├── DesignError                a design file is malformed or names unknown steps
     ├── NetworkError               a grid model cannot be read or imported
     ├── OutputError                an output would replace something flexmarket did not make
+    ├── OutOfMemoryError           the job ran out of memory (said as such, exit 1)
     ├── SolverError                the solver failed, is missing, or returned values
     │   │                          that break the model's own constraints
     │   ├── SolverNotInstalledError
-    │   └── WorkerLostError        a worker process of a streamed run died (memory, signal)
+    │   ├── WorkerLostError        a worker process of a streamed run died (memory, signal)
+    │   └── SchedulerUnavailableError  a Dask scheduler did not answer in time
     └── SettlementError            settlement inputs or store state are inconsistent
         ├── SettlementConfigError  settle.toml is malformed
         ├── SettlementInputError   the run folder or the meter data cannot be settled
@@ -135,6 +137,10 @@ class NetworkError(FlexmarketError):
     """A grid model (pandapower, SimBench, PyPSA) cannot be read or imported."""
 
 
+class OutOfMemoryError(FlexmarketError):
+    """The job ran out of memory (the inputs may be fine: give it more, or less at once)."""
+
+
 class OutputError(FlexmarketError):
     """An output folder would replace a folder the user made, the current folder or a
     parent of it (nothing is written)."""
@@ -151,6 +157,10 @@ class SolverNotInstalledError(SolverError):
 class WorkerLostError(SolverError):
     """A worker process of a streamed run died before it finished (killed for memory, or
     by a signal); nothing of the run is written."""
+
+
+class SchedulerUnavailableError(SolverError):
+    """The Dask scheduler given with ``--scheduler`` did not answer within the timeout."""
 
 
 class SettlementError(FlexmarketError):

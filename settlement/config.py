@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from typing import Any
 from market.enums import Service
 from market.errors import SettlementConfigError
 from market.io.schemas import PRICE_LIMIT_EUR_MWH, SERVICES
-from market.io.strict import is_number, unknown_keys
+from market.io.strict import is_number, parse_toml, unknown_keys
 
 KEYS = ("timezone", "baseline", "priority", "penalty_eur_mwh", "penalty_factor", "holidays", "level")
 LEVELS = ("der", "portfolio")
@@ -80,9 +79,11 @@ def load_config(path: str | Path | None) -> SettleConfig:
         return cfg
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raw = parse_toml(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError) as exc:
         raise SettlementConfigError(f"{path}: {exc}") from exc
+    except ValueError as exc:
+        raise SettlementConfigError(str(exc)) from exc
     return parse_config(raw, str(path))
 
 

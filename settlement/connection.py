@@ -18,7 +18,7 @@ from typing import Any
 
 import duckdb
 
-from market.errors import SettlementInputError
+from market.errors import OutOfMemoryError, SettlementInputError
 from settlement.config import SettleConfig
 
 
@@ -47,6 +47,8 @@ def reading(path: Path, what: str) -> Iterator[None]:
     footer may read well and a data page not) as a :class:`SettlementInputError` naming it."""
     try:
         yield
+    except duckdb.OutOfMemoryException as exc:
+        raise OutOfMemoryError(f"{path}: ran out of memory while reading the {what} ({exc})") from exc
     except duckdb.Error as exc:
         raise SettlementInputError(f"{path}: the {what} cannot be read as Parquet ({exc})") from exc
 
@@ -55,6 +57,8 @@ def parquet_columns(con: duckdb.DuckDBPyConnection, path: Path, what: str) -> di
     """Column name -> DuckDB type of a Parquet file, or a named error if it cannot be read."""
     try:
         rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_path(path)})").fetchall()
+    except duckdb.OutOfMemoryException as exc:
+        raise OutOfMemoryError(f"{path}: ran out of memory while reading the {what} ({exc})") from exc
     except duckdb.Error as exc:
         raise SettlementInputError(f"{path}: the {what} cannot be read as Parquet ({exc})") from exc
     return {str(r[0]): str(r[1]) for r in rows}

@@ -18,7 +18,7 @@ address is given. Results are one row per grid point, design and metric.
 from __future__ import annotations
 
 import itertools
-import tomllib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -34,7 +34,7 @@ from market.design.spec import Design, load_design
 from market.enums import DEFAULT_PRICING, Pricing
 from market.errors import FlexmarketError
 from market.io.batch import Batch
-from market.io.strict import is_number
+from market.io.strict import is_number, parse_toml
 
 PARAMETERS = ("bid_volume_scale", "amber_headroom_scale", "voll_eur_mwh", "need_scale", "interface_steps")
 
@@ -51,8 +51,18 @@ class GridPoint:
         return ", ".join(f"{k}={v:g}" for k, v in self.__dict__.items() if v is not None)
 
 
+MAX_GRID_POINTS = 10_000  # each point clears every design: more is a mistake, not a sweep
+
+
 def load_grid(path: str | Path) -> list[GridPoint]:
-    raw = tomllib.loads(Path(path).read_text())
+    """The grid points of a ``sweep.toml`` (refused, naming the file, if it is not TOML, is
+    nested too deep, or expands to more than :data:`MAX_GRID_POINTS` points)."""
+    try:
+        raw = parse_toml(Path(path).read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FlexmarketError(f"{path}: cannot be read ({exc})") from exc
+    except ValueError as exc:
+        raise FlexmarketError(str(exc)) from exc
     grid = raw.get("grid")
     if not isinstance(grid, dict) or not grid:
         raise FlexmarketError(f"{path}: needs a [grid] table with lists of values")
@@ -65,6 +75,9 @@ def load_grid(path: str | Path) -> list[GridPoint]:
     if not all(isinstance(x, int) and not isinstance(x, bool) and x <= 1000 for x in grid.get("interface_steps", [])):
         raise FlexmarketError(f"{path}: grid.interface_steps must list whole numbers in [1, 1000]")
     keys = sorted(grid)
+    points = math.prod(len(grid[k]) for k in keys)
+    if points > MAX_GRID_POINTS:
+        raise FlexmarketError(f"{path}: the grid expands to {points:,} points; at most {MAX_GRID_POINTS:,}")
     return [
         GridPoint(**{k: float(v) for k, v in zip(keys, combo, strict=True)})
         for combo in itertools.product(*(grid[k] for k in keys))

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import pickle
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Generic, TypeVar
 
-from market.errors import WorkerLostError
+from market.errors import SchedulerUnavailableError, WorkerLostError
 
 C = TypeVar("C")
 T = TypeVar("T")
@@ -50,12 +51,49 @@ def parallel_map(
     return list(dask.compute(*tasks, scheduler="threads", num_workers=workers))
 
 
+def scheduler_timeout_s() -> float:
+    """Seconds to wait for a Dask scheduler's answer (``FLEXMARKET_DASK_TIMEOUT_S``, default 30)."""
+    try:
+        return max(float(os.environ.get("FLEXMARKET_DASK_TIMEOUT_S", "30")), 0.1)
+    except ValueError:
+        return 30.0
+
+
+def connect(scheduler: str) -> Any:
+    """A Dask client of the scheduler at ``scheduler``, or :class:`SchedulerUnavailableError`
+    when it cannot be reached or does not answer in :func:`scheduler_timeout_s`. The client
+    is made in a daemon thread with a hard deadline: a port that accepts the connection and
+    never answers the handshake would otherwise hang the command (distributed's own
+    ``timeout`` does not cover that wait)."""
+    import threading
+
+    from distributed import Client
+
+    timeout = scheduler_timeout_s()
+    made: list[Any] = []
+    failed: list[BaseException] = []
+
+    def make() -> None:
+        try:
+            made.append(Client(scheduler, timeout=f"{timeout}s"))
+        except BaseException as exc:  # reported below, in the caller's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=make, name="flexmarket-dask-connect", daemon=True)
+    thread.start()
+    thread.join(timeout + 5.0)
+    if made:
+        return made[0]
+    reason = f"{type(failed[0]).__name__}: {failed[0]}" if failed else "no answer to the handshake"
+    raise SchedulerUnavailableError(f"Dask scheduler {scheduler} did not answer within {timeout:g} s ({reason})")
+
+
 def _on_cluster(fn: Callable[[C, T], R], common: C, items: Sequence[T], scheduler: str | None, workers: int) -> list[R]:
     from distributed import Client, LocalCluster
 
     cluster = None
     if scheduler:
-        client = Client(scheduler)
+        client = connect(scheduler)
     else:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
@@ -306,9 +344,9 @@ def one_thread_for_parts(fn: Callable[[C, T], R], common: C, item: T) -> R:
 
 
 def _stream_on_cluster(fn: Callable[[C, T], R], common: C, items: Iterable[T], scheduler: str) -> list[R]:
-    from distributed import Client, wait
+    from distributed import wait
 
-    client = Client(scheduler)
+    client = connect(scheduler)
     try:
         slots = max(1, len(client.scheduler_info()["workers"])) + 1
         shared = client.scatter(common, broadcast=True)

@@ -90,6 +90,9 @@ def main() -> None:
     try:
         app()
         code = 0
+    except MemoryError:
+        print("error: the job ran out of memory (give it more, or a smaller batch)", file=sys.stderr)
+        code = 1
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if not isinstance(exc.code, int | None):

@@ -222,7 +222,7 @@ def sweep(
     from market.io.write import output_manifest, write_json
 
     b = load_or_exit(batch)
-    with exit_on_error():
+    with exit_on_error(failed=(SolverError,)):
         check_target(out, SWEEP_KIND, force, inputs=[batch, grid])  # refused before the sweep runs, not after
         points = load_grid(grid)
         names = design_list(designs)

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from market.cli.console import emit_json, exit_on_error, log, say
-from market.errors import StoreConflictError, StoreUnavailableError
+from market.errors import OutOfMemoryError, StoreConflictError, StoreUnavailableError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,7 +54,7 @@ def settle(
     from settlement import settle as do_settle
 
     log.info("settling %s against %s", run, meter)
-    with exit_on_error(failed=(StoreConflictError, StoreUnavailableError)):
+    with exit_on_error(failed=(StoreConflictError, StoreUnavailableError, OutOfMemoryError)):
         r = do_settle(run, meter, config, db=db, out=out, scenario=scenario)
     counts = severity_counts(r.findings)
     for severity in ("error", "warning"):

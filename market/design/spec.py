@@ -55,7 +55,6 @@ for smart-meter data access) counted by the cyber-exposure metric.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -63,7 +62,7 @@ from typing import Any
 
 from market.enums import Buyer, ConstraintScope, Operator, SignalMode, Tier, View
 from market.errors import DesignError
-from market.io.strict import is_number, unknown_keys
+from market.io.strict import is_number, parse_toml, unknown_keys
 
 BUYERS = tuple(b.value for b in Buyer)
 CONSTRAINT_SCOPES = tuple(c.value for c in ConstraintScope)
@@ -362,7 +361,7 @@ def load_design(name_or_path: str | Path) -> Design:
             f"unknown design {str(name_or_path)!r}; presets: {', '.join(preset_names())}, or a .toml path"
         )
     try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise DesignError(f"{where}: not valid TOML: {exc}") from exc
+        raw = parse_toml(text, where)
+    except ValueError as exc:
+        raise DesignError(str(exc)) from exc
     return parse_design(raw, where)

@@ -44,14 +44,35 @@ def node_ids_of(net: Any) -> pd.Index:
     return pd.Index(bus.index.astype(str), name="node_id")
 
 
+def run_dc(net: Any) -> None:
+    """pandapower's DC power flow, its failures as :class:`NetworkError` (no slack, an
+    island, a singular network: pandapower raises many kinds)."""
+    import pandapower as pp
+
+    if not len(net.bus):
+        raise NetworkError("the grid has no buses")
+    line = net.line[net.line["in_service"].astype(bool)]
+    zero = line.index[(line["x_ohm_per_km"] * line["length_km"]).abs() < 1e-12]
+    if len(zero):
+        raise NetworkError(
+            f"{len(zero)} line(s) in service have zero reactance (first: line {zero[0]}): the DC model cannot "
+            "split flow over them; give them a small reactance or replace them by a bus-bus switch"
+        )
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            pp.rundcpp(net)
+        except NetworkError:
+            raise
+        except Exception as exc:
+            raise NetworkError(f"pandapower's DC power flow failed: {type(exc).__name__}: {exc}") from exc
+
+
 def net_injection_mw(net: Any) -> np.ndarray:
     """MW injected per bus (net.bus order) by the net's loads, static and voltage-controlled
     generators, storage and external grids after a DC power flow (positive = into the grid)."""
-    import pandapower as pp
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pp.rundcpp(net)
+    run_dc(net)
     bus = net.bus
     return -net.res_bus.loc[bus.index, "p_mw"].to_numpy()
 
@@ -70,14 +91,11 @@ def pandapower_tables(
     the others by ``dso_id``. Constraint ids are the branch names where unique, else
     ``line:<index>`` / ``trafo:<index>``. Factors smaller than ``min_abs_factor`` are left out.
     """
-    import pandapower as pp
     from pandapower.pypower.idx_brch import RATE_A
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pp.rundcpp(net)
-        ppc = net._ppc
-        h = _ptdf_in_service(ppc)
+    run_dc(net)
+    ppc = net._ppc
+    h = _ptdf_in_service(ppc)
     bus = net.bus
     lookup = net._pd2ppc_lookups
     ptdf = h[:, lookup["bus"][bus.index.to_numpy()]]
@@ -120,10 +138,42 @@ def _ptdf_in_service(ppc: dict[str, Any]) -> np.ndarray:
     sub_bus[:, BUS_I] = np.arange(on.sum())
     sub_branch = branch[live].copy()
     sub_branch[:, F_BUS], sub_branch[:, T_BUS] = new_of[f[live]], new_of[to[live]]
-    slack = int(np.flatnonzero(sub_bus[:, BUS_TYPE] == REF)[0])
+    refs = np.flatnonzero(sub_bus[:, BUS_TYPE] == REF)
+    if not len(refs):
+        raise NetworkError("the grid has no slack bus (an ext_grid or a slack gen): its PTDF is not defined")
+    check_ptdf_size(len(branch), len(bus))
+    from pandapower.pypower.idx_brch import BR_X
+
+    zero = np.flatnonzero(np.abs(sub_branch[:, BR_X].real) < 1e-12)
+    if len(zero):
+        raise NetworkError(
+            f"{len(zero)} energised branch(es) have zero reactance "
+            f"(e.g. ppc branch {int(np.flatnonzero(live)[zero[0]])}): the DC model cannot split flow over them; "
+            "give them a small reactance or merge their buses"
+        )
+    with np.errstate(all="ignore"):
+        try:
+            part = makePTDF(ppc["baseMVA"], sub_bus, sub_branch, int(refs[0]))
+        except (np.linalg.LinAlgError, ValueError, RuntimeError) as exc:
+            raise NetworkError(f"the grid's PTDF cannot be computed ({exc})") from exc
+    if not np.isfinite(part).all():
+        raise NetworkError("the grid's PTDF is not finite (an island without a slack, or a singular network)")
     h = np.zeros((len(branch), len(bus)))
-    h[np.ix_(np.flatnonzero(live), np.flatnonzero(on))] = makePTDF(ppc["baseMVA"], sub_bus, sub_branch, slack)
+    h[np.ix_(np.flatnonzero(live), np.flatnonzero(on))] = part
     return h
+
+
+MAX_PTDF_ENTRIES = 50_000_000  # a dense branches x buses PTDF of 400 MB: about 7,000 branches x 7,000 buses
+
+
+def check_ptdf_size(branches: int, buses: int) -> None:
+    """Refuse, before it is built, a dense PTDF larger than :data:`MAX_PTDF_ENTRIES`."""
+    if branches * buses > MAX_PTDF_ENTRIES:
+        raise NetworkError(
+            f"the grid has {branches:,} branches x {buses:,} buses: "
+            f"a dense PTDF of {branches * buses * 8 / 1e9:.1f} GB (at most {MAX_PTDF_ENTRIES:,} entries); "
+            "import a smaller part of it (one voltage level or subnet)"
+        )
 
 
 def _branch_ids_and_kv(net: Any, ranges: dict[str, tuple[int, int]]) -> tuple[list[str], np.ndarray]:
@@ -155,6 +205,7 @@ def load_pandapower(source: str) -> Any:
     if path.suffix == ".json":
         if not path.is_file():
             raise NetworkError(f"{source}: file not found")
+        check_pandapower_json(path)
         try:
             return pp.from_json(str(path))
         except Exception as exc:  # pandapower raises many kinds for a bad file
@@ -176,6 +227,48 @@ def load_pandapower(source: str) -> Any:
         raise NetworkError(
             f"{source!r} is neither a pandapower .json file, pandapower:<case>, nor a SimBench code ({exc})"
         ) from exc
+
+
+# what a pandapower JSON file may ask its decoder to build: (module, class); nothing else is
+# imported or called (a crafted file could otherwise name any installed module or function)
+ALLOWED_JSON_CLASSES = {
+    ("pandapower.auxiliary", "pandapowerNet"),
+    ("pandas.core.frame", "DataFrame"),
+    ("pandas.core.series", "Series"),
+}
+MAX_GRID_JSON_BYTES = 500_000_000
+
+
+def check_pandapower_json(path: Path) -> None:
+    """Refuse (:class:`NetworkError`) a pandapower JSON file that names a class outside
+    :data:`ALLOWED_JSON_CLASSES`, or whose embedded table is not JSON text (pandas would
+    read a path or URL there: a crafted net could pull any local file into the output)."""
+    import json
+
+    if path.stat().st_size > MAX_GRID_JSON_BYTES:
+        raise NetworkError(f"{path}: larger than {MAX_GRID_JSON_BYTES:,} bytes")
+    try:
+        doc = json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as exc:
+        raise NetworkError(f"{path}: not a JSON file ({type(exc).__name__})") from exc
+    stack: list[Any] = [doc]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+            continue
+        if not isinstance(item, dict):
+            continue
+        if "_module" in item or "_class" in item:
+            kind = (str(item.get("_module")), str(item.get("_class")))
+            if kind not in ALLOWED_JSON_CLASSES:
+                raise NetworkError(
+                    f"{path}: names {kind[0]}.{kind[1]}, which a grid file may not (only pandapower's own)"
+                )
+            body = item.get("_object")
+            if kind[1] in ("DataFrame", "Series") and not (isinstance(body, str) and body.lstrip()[:1] in ("{", "[")):
+                raise NetworkError(f"{path}: a {kind[1]} whose content is not JSON text (a path or URL is never read)")
+        stack.extend(item.values())
 
 
 def simbench_injections(net: Any, start: pd.Timestamp, intervals: int, minutes: int) -> np.ndarray:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,9 +16,10 @@ from market.errors import BatchError, BatchValidationError, Finding, FindingCode
 from market.io.batch import DEFAULT_HOP_LATENCY_S, DEFAULT_VOLL_EUR_MWH, Batch, BatchConfig, arrow_to_pandas, unique_ids
 from market.io.coerce import TZ_SUFFIX, coerce_table
 from market.io.schemas import BATCH_TABLES, PRICE_LIMIT_EUR_MWH, TableSpec
-from market.io.strict import is_number, unknown_keys
+from market.io.strict import is_number, parse_toml, unknown_keys
 from market.io.validate import validate_tables, validate_tables_later
 
+MAX_HORIZON_DAYS = 3660  # ten years: a batch is a day, a season or a year of market sessions
 BATCH_TOML_KEYS = ("name", "start", "end", "interval_minutes", "currency", "voll_eur_mwh", "hop_latency_s")
 
 
@@ -38,9 +38,11 @@ def read_config(folder: Path) -> tuple[BatchConfig, str]:
         raise BatchError(f"{folder}: no batch.toml (a batch is a folder with batch.toml)")
     data = path.read_bytes()
     try:
-        raw = tomllib.loads(data.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise BatchError(f"{path}: not valid TOML: {exc}") from exc
+        raw = parse_toml(data.decode("utf-8"), str(path))
+    except UnicodeDecodeError as exc:
+        raise BatchError(f"{path}: not UTF-8 text: {exc}") from exc
+    except ValueError as exc:
+        raise BatchError(str(exc)) from exc
     findings: list[Finding] = [
         Finding("batch.toml", None, None, key, None, reason, FindingCode.UNKNOWN_KEY)
         for key, reason in unknown_keys(raw, BATCH_TOML_KEYS)
@@ -116,9 +118,22 @@ def read_config(folder: Path) -> tuple[BatchConfig, str]:
             )
         )
     if start is not pd.NaT and end is not pd.NaT:
+        span_days = (end.to_pydatetime() - start.to_pydatetime()).total_seconds() / 86400
         if end <= start:
             findings.append(
                 Finding("batch.toml", None, None, "end", str(end), "must be after start", FindingCode.INCONSISTENT)
+            )
+        elif span_days > MAX_HORIZON_DAYS:
+            findings.append(
+                Finding(
+                    "batch.toml",
+                    None,
+                    None,
+                    "end",
+                    str(end),
+                    f"horizon of {span_days:,.0f} days; a batch covers at most {MAX_HORIZON_DAYS} days",
+                    FindingCode.INCONSISTENT,
+                )
             )
         elif (end - start) % pd.Timedelta(minutes=minutes):
             findings.append(

@@ -13,6 +13,40 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+MAX_TOML_BYTES = 1_000_000  # a batch.toml, design, settle.toml or sweep.toml is far smaller
+MAX_TOML_DEPTH = 50  # nested arrays or tables: the contract's files nest three deep
+
+
+def parse_toml(text: str, where: str) -> dict[str, Any]:
+    """``text`` as TOML, or a :class:`ValueError` whose message names ``where`` and the reason
+    (not TOML, too large, nested too deep): never a ``RecursionError`` traceback."""
+    import tomllib
+
+    if len(text) > MAX_TOML_BYTES:
+        raise ValueError(f"{where}: {len(text):,} characters; a configuration file is at most {MAX_TOML_BYTES:,}")
+    depth = max_nesting(text)
+    if depth > MAX_TOML_DEPTH:
+        raise ValueError(f"{where}: brackets nested {depth} deep; at most {MAX_TOML_DEPTH}")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{where}: not valid TOML: {exc}") from exc
+    except RecursionError as exc:  # pragma: no cover - max_nesting refuses such text first
+        raise ValueError(f"{where}: nested too deep to read") from exc
+
+
+def max_nesting(text: str) -> int:
+    """The deepest nesting of ``[`` and ``{`` in ``text`` (strings not told apart: an upper
+    bound, enough to refuse a hostile file before the parser recurses)."""
+    depth = best = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            best = max(best, depth)
+        elif ch in "]}":
+            depth = max(depth - 1, 0)
+    return best
+
 
 def is_number(value: Any) -> bool:
     """A finite int or float (a bool is not a number here)."""
