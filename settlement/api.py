@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -12,6 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +31,19 @@ from settlement.inputs import validate_meter
 from settlement.money import exact_lines
 from settlement.pipeline import run_stages
 from settlement.statements import OUTPUT_STATEMENT_COLUMNS, statements
-from settlement.store import Saved, make_engine, resolve_url, save_run
+from settlement.store import Saved, has_run, make_engine, resolve_url, save_run
 from settlement.store_tables import ACTUAL
 from settlement.store_url import check_store_url
+
+log = logging.getLogger("flexmarket")
+
+
+class RunType(StrEnum):
+    """Why a settlement run was made (the desk's calendar)."""
+
+    INITIAL = "initial"  # the first statements of a period (T+n business days)
+    RECALCULATION = "recalculation"  # a scheduled re-run with the newest meter data
+    CORRECTION = "correction"  # an unscheduled re-run: corrected data, a resolved dispute
 
 
 @dataclass(frozen=True)
@@ -100,6 +112,8 @@ def settle(
     wait_seconds: float = 60.0,
     memory_limit: str | None = "3GB",
     scenario: str = ACTUAL,
+    run_type: RunType | str | None = None,
+    reason: str | None = None,
 ) -> SettlementResult:
     """Settle ``run`` against ``meter``; store statements (new versions only) and write ``out``.
     ``scenario``: the statements it settles into (``actual``, or a counterfactual's name,
@@ -110,6 +124,10 @@ def settle(
     ``db``: SQLAlchemy URL (default: a DuckDB file ``store.duckdb`` in ``out``). When another
     run holds the store (DuckDB's file lock), wait up to ``wait_seconds``, then raise
     :class:`~market.errors.StoreConflictError`; PostgreSQL runs queue on an advisory lock.
+
+    ``run_type`` (``initial``, ``recalculation``, ``correction``) and ``reason`` are recorded
+    with the run; without a type, the first run of a scenario and period is ``initial`` and
+    any later one a ``recalculation`` (logged, never silent).
     """
     run, meter = Path(run), Path(meter)
     if not meter.is_file():
@@ -142,6 +160,7 @@ def settle(
         raise StoreUnavailableError(
             f"store {_shown(url)}: no usable database driver ({driver_error})"
         ) from driver_error
+    kind = RunType(run_type) if run_type is not None else None
     inputs = {**input_hashes, "config": cfg.as_dict(), "scenario": scenario, "session": session}
     lines = lines.assign(session_id=session)
     inputs_sha = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
@@ -164,18 +183,24 @@ def settle(
         remove_stale_temporaries(out_path)
     staged: list[Path] = []
 
+    def typed(engine: Any) -> Saved:  # the run's type and reason, decided inside the store's lock
+        with engine.connect() as conn:
+            chosen = kind or (RunType.RECALCULATION if has_run(conn, scenario, period) else RunType.INITIAL)
+        if kind is None:
+            log.info("settlement run type: %s (give --type to choose)", chosen.value)
+        manifest["run_type"] = chosen.value
+        manifest["reason"] = reason or f"{chosen.value} settlement"
+        key = (scenario, period)
+        return save_run(
+            engine, run_id, key, inputs_sha, lines, stmts, findings, manifest, fail_hook, stage, kind is not None
+        )
+
     def stage(saved: Saved) -> None:  # inside the store's transaction: no commit without the files
         if out_path:
             staged.append(_stage_outputs(out_path, lines, output_statements(saved.current), findings, saved, manifest))
 
     try:
-        saved = _store_with_wait(
-            url,
-            lambda engine: save_run(
-                engine, run_id, (scenario, period), inputs_sha, lines, stmts, findings, manifest, fail_hook, stage
-            ),
-            wait_seconds,
-        )
+        saved = _store_with_wait(url, typed, wait_seconds)
         if out_path:
             _move_into_place(staged[-1], out_path)
     finally:

@@ -32,8 +32,9 @@ from market.enums import Service
 from market.errors import SettlementConfigError
 from market.io.schemas import PRICE_LIMIT_EUR_MWH, SERVICES
 from market.io.strict import is_number, parse_toml, unknown_keys
+from settlement.calendar import Calendar, parse_calendar
 
-KEYS = ("timezone", "baseline", "priority", "penalty_eur_mwh", "penalty_factor", "holidays", "level")
+KEYS = ("timezone", "baseline", "priority", "penalty_eur_mwh", "penalty_factor", "holidays", "level", "calendar")
 LEVELS = ("der", "portfolio")
 DEFAULT_METHOD = "caiso-10-in-10"
 # DSO reliability first, then TSO balancing (CPUC D.18-01-003 multi-use rules)
@@ -50,6 +51,8 @@ class SettleConfig:
     holidays: tuple[dt.date, ...] = ()
     timezone: str = "UTC"
     level: str = "der"
+    # when settlement runs are due (settle-due); scheduling only: not part of a run's inputs hash
+    calendar: Calendar = field(default_factory=Calendar)
 
     def method_for(self, buyer_id: str, service: str) -> str:
         return self.baseline_by.get(buyer_id, self.baseline_by.get(service, self.baseline))
@@ -137,4 +140,5 @@ def parse_config(raw: dict[str, Any], where: str = "settle.toml") -> SettleConfi
         holidays=holidays,
         timezone=tz,
         level=str(level),
+        calendar=parse_calendar(raw["calendar"], where) if "calendar" in raw else Calendar(),
     )

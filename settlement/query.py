@@ -16,9 +16,10 @@ import pandas as pd
 import sqlalchemy as sa
 
 from market.errors import SettlementInputError, StoreUnavailableError
+from settlement.disputes import statuses
 from settlement.store import frame as _frame
 from settlement.store import resolve_url
-from settlement.store_tables import ACTUAL, deltas_t, lines_t, metadata, statements_t
+from settlement.store_tables import ACTUAL, deltas_t, disputes_t, lines_t, metadata, statements_t
 from settlement.store_url import check_store_url, is_duckdb_file, store_file
 
 
@@ -83,6 +84,8 @@ def list_statements(
         conditions.append(sa.func.coalesce(statements_t.c.scenario, ACTUAL) == scenario)
     with read_only(url) as conn:
         df = _frame(conn, statements_t, sa.and_(sa.true(), *conditions))
+        disputes = _frame(conn, disputes_t)
+    df["status"] = statuses(disputes, df["statement_id"])
     key = ["scenario", "period", "aggregator_id", "buyer_id"]
     df = df.sort_values([*key, "version"]).reset_index(drop=True)
     return df if all_versions else df.groupby(key).tail(1).reset_index(drop=True)
@@ -96,13 +99,17 @@ def statement_detail(url: str, statement_id: str) -> tuple[pd.DataFrame, pd.Data
             raise SettlementInputError(f"no statement {statement_id!r} in the store")
         lines = _frame(conn, lines_t, lines_t.c.statement_id == statement_id)
         deltas = _frame(conn, deltas_t, deltas_t.c.statement_id == statement_id)
+        disputes = _frame(conn, disputes_t, disputes_t.c.statement_id == statement_id)
+    head["status"] = statuses(disputes, head["statement_id"])
     return head, lines.sort_values(["interval_start", "bid_id"]).reset_index(drop=True), deltas
 
 
 def export_store(url: str) -> dict[str, pd.DataFrame]:
     """Every statement version, line and delta of the store, for a file export."""
     with read_only(url) as conn:
-        return {t.name: _frame(conn, t) for t in (statements_t, lines_t, deltas_t)}
+        tables = {t.name: _frame(conn, t) for t in (statements_t, lines_t, deltas_t, disputes_t)}
+    tables["statements"]["status"] = statuses(tables["statement_disputes"], tables["statements"]["statement_id"])
+    return tables
 
 
 def diff_versions(url: str, old_id: str, new_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:

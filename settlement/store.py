@@ -153,15 +153,19 @@ def save_run(
     manifest: dict[str, Any],
     fail_hook: Callable[[str], None] | None = None,
     before_commit: Callable[[Saved], None] | None = None,
+    always_record: bool = False,
 ) -> Saved:
     """Store one run (``key`` = scenario, period) in one transaction and return what it did.
     ``statements`` are this run's own totals (for the caller); what is stored covers every
     session of the scenario and period. ``before_commit(saved)`` runs inside the transaction
-    (the caller writes its output files there): if it raises, nothing is stored."""
+    (the caller writes its output files there): if it raises, nothing is stored.
+    ``always_record``: record the run even when it repeats the last run's inputs (a run of a
+    type the caller chose: the calendar must see that its recalculation ran)."""
     try:
         with engine.begin() as conn:
             _lock(conn, key[1])
-            saved = _save(conn, run_id, key, inputs_sha, lines, findings, manifest, fail_hook or (lambda s: None))
+            hook = fail_hook or (lambda s: None)
+            saved = _save(conn, run_id, key, inputs_sha, lines, findings, manifest, hook, always_record)
             if before_commit is not None:
                 before_commit(saved)
     except OperationalError as exc:
@@ -181,6 +185,26 @@ def last_run_inputs(conn: sa.Connection, scenario: str, period: str) -> str | No
         .limit(1)
     ).first()
     return None if row is None else str(row[0])
+
+
+def has_run(conn: sa.Connection, scenario: str, period: str, run_type: str | None = None) -> bool:
+    """Whether a run (of ``run_type``, if given) is recorded for ``scenario`` and ``period``."""
+    scen = sa.func.coalesce(runs.c.scenario, ACTUAL)
+    query = sa.select(runs.c.run_id).where(runs.c.period == period, scen == scenario)
+    if run_type is not None:
+        query = query.where(runs.c.run_type == run_type)
+    return conn.execute(query.limit(1)).first() is not None
+
+
+def session_runs(conn: sa.Connection, scenario: str, session: str) -> dict[str, int]:
+    """How many runs of each type are recorded for a market session in ``scenario``."""
+    scen = sa.func.coalesce(runs.c.scenario, ACTUAL)
+    rows = conn.execute(
+        sa.select(runs.c.run_type, sa.func.count())
+        .where(runs.c.session_id == session, scen == scenario)
+        .group_by(runs.c.run_type)
+    )
+    return {str(kind): int(n) for kind, n in rows}
 
 
 def current_versions(conn: sa.Connection, scenario: str, period: str, keys: pd.DataFrame) -> pd.DataFrame:
@@ -225,9 +249,11 @@ def _save(
     findings: pd.DataFrame,
     manifest: dict[str, Any],
     fail_hook: Callable[[str], None],
-) -> pd.DataFrame:
+    always_record: bool = False,
+) -> Saved:
     scenario, period = key
-    if last_run_inputs(conn, scenario, period) == inputs_sha:  # the last run again: nothing new, nothing written
+    if not always_record and last_run_inputs(conn, scenario, period) == inputs_sha:
+        # the last run again: nothing new, nothing written
         current = current_versions(conn, scenario, period, lines)
         return Saved(_empty_new(), current, pd.DataFrame(columns=DELTA_TABLE), _empty_previous(), recorded=False)
     latest = latest_versions(conn, scenario, period)
@@ -292,6 +318,9 @@ def _save(
                 "created_at": dt.datetime.now(dt.UTC),
                 "new_versions": len(new_rows),
                 "manifest": json.dumps(manifest, sort_keys=True, default=str),
+                "run_type": manifest.get("run_type"),
+                "session_id": manifest.get("session_id"),
+                "reason": manifest.get("reason"),
             }
         ],
     )

@@ -29,6 +29,9 @@ runs = sa.Table(
     sa.Column("new_versions", sa.Integer, nullable=False),
     sa.Column("manifest", sa.Text, nullable=False),
     sa.Column("scenario", sa.String(100), nullable=True),  # added in 0.3: NULL in older rows = actual
+    sa.Column("run_type", sa.String(20), nullable=True),  # initial | recalculation | correction (NULL: older)
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("session_id", sa.String(300), nullable=True),  # the market session (clearing run) settled
 )
 
 
@@ -116,4 +119,20 @@ findings_t = sa.Table(
     sa.Column("day", sa.Date),
     sa.Column("interval_start", sa.DateTime(timezone=True)),
     sa.Column("detail", sa.Text),
+)
+
+
+disputes_t = sa.Table(
+    "statement_disputes",
+    metadata,
+    sa.Column("dispute_id", sa.String(64), primary_key=True),
+    sa.Column("statement_id", sa.String(200), nullable=False, index=True),
+    sa.Column("raised_by", sa.String(200), nullable=False),
+    sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("resolved_by", sa.String(200), nullable=True),
+    sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("resolution", sa.String(20), nullable=True),  # new_version | decision
+    sa.Column("resolution_reason", sa.Text, nullable=True),
+    sa.Column("resolved_by_statement_id", sa.String(200), nullable=True),
 )

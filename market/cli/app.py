@@ -19,12 +19,14 @@ from market.cli.clearing import clear, compare, designs_list, designs_show, swee
 from market.cli.console import configure
 from market.cli.demo import demo
 from market.cli.network import network_import
-from market.cli.settlement import baselines_evaluate, settle
+from market.cli.settlement import baselines_evaluate, settle, settle_due
 from market.cli.statements import (
     statements_diff,
+    statements_dispute,
     statements_export,
     statements_list,
     statements_migrate,
+    statements_resolve,
     statements_show,
 )
 from market.cli.uftp import uftp_export, uftp_import, uftp_settlement
@@ -61,6 +63,7 @@ app.add_typer(baselines_app, name="baselines")
 
 for command in (validate, clear, synth, settle, sweep, compare, demo):
     app.command()(command)
+app.command("settle-due")(settle_due)
 designs_app.command("list")(designs_list)
 designs_app.command("show")(designs_show)
 baselines_app.command("evaluate")(baselines_evaluate)
@@ -79,6 +82,8 @@ statements_app.command("show")(statements_show)
 statements_app.command("export")(statements_export)
 statements_app.command("diff")(statements_diff)
 statements_app.command("migrate")(statements_migrate)
+statements_app.command("dispute")(statements_dispute)
+statements_app.command("resolve")(statements_resolve)
 
 
 def main() -> None:

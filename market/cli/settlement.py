@@ -26,6 +26,14 @@ class FailOn(StrEnum):
     NEVER = "never"
 
 
+class RunKind(StrEnum):
+    """``settle --type``: why a settlement run is made."""
+
+    INITIAL = "initial"
+    RECALCULATION = "recalculation"
+    CORRECTION = "correction"
+
+
 EXIT_FINDINGS = 3  # settled and stored, but findings at or above --fail-on (for cron)
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 
@@ -45,6 +53,11 @@ def settle(
     fail_on: Annotated[
         FailOn, typer.Option(help=f"exit {EXIT_FINDINGS} (after storing) if a finding is this severe or worse")
     ] = FailOn.NEVER,
+    run_type: Annotated[
+        RunKind | None,
+        typer.Option("--type", help="initial, recalculation or correction (default: initial for a new period)"),
+    ] = None,
+    reason: Annotated[str | None, typer.Option(help="why this run is made (recorded with it)")] = None,
 ) -> None:
     """Settle a clearing run against meter data; versioned statements into the store.
     A statement covers every market session settled into its scenario for its period.
@@ -55,13 +68,10 @@ def settle(
 
     log.info("settling %s against %s", run, meter)
     with exit_on_error(failed=(StoreConflictError, StoreUnavailableError, OutOfMemoryError)):
-        r = do_settle(run, meter, config, db=db, out=out, scenario=scenario)
-    counts = severity_counts(r.findings)
-    for severity in ("error", "warning"):
-        if counts[severity]:
-            log.warning(
-                "%d finding(s) of severity %s (details in %s)", counts[severity], severity, out / "findings.parquet"
-            )
+        r = do_settle(
+            run, meter, config, db=db, out=out, scenario=scenario, run_type=run_type and run_type.value, reason=reason
+        )
+    counts = warn_findings(r.findings, out)
     if as_json:
         emit_json(
             {
@@ -77,10 +87,83 @@ def settle(
         )
     say(statements_rich(r), changes_rich(r), findings_rich(r.findings))
     say(f"{len(r.new_versions)} new statement version(s); {len(r.findings)} finding(s); written to [bold]{out}[/]")
+    exit_for_findings(counts, fail_on)
+
+
+def warn_findings(findings: pd.DataFrame, out: Path) -> dict[str, int]:
+    """Log a warning per severity that has findings (errors and warnings); return the counts."""
+    counts = severity_counts(findings)
+    for severity in ("error", "warning"):
+        if counts[severity]:
+            log.warning(
+                "%d finding(s) of severity %s (details in %s)", counts[severity], severity, out / "findings.parquet"
+            )
+    return counts
+
+
+def exit_for_findings(counts: dict[str, int], fail_on: FailOn) -> None:
+    """Exit with EXIT_FINDINGS when a finding is at least as severe as ``fail_on``."""
     if fail_on is not FailOn.NEVER and any(
         n and SEVERITY_RANK[sev] >= SEVERITY_RANK[fail_on.value] for sev, n in counts.items()
     ):
         raise typer.Exit(EXIT_FINDINGS)
+
+
+def settle_due(
+    runs: Annotated[Path, typer.Option(help="folder of clearing run folders (one per market session)")],
+    meter: Annotated[Path, typer.Option(help="meter data Parquet (the newest)")],
+    config: Annotated[Path, typer.Option(help="settle.toml with its [calendar]")],
+    out: Annotated[Path, typer.Option(help="output folder: one folder per run, and the default store")],
+    db: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the store (default: OUT/store.duckdb)")] = None,
+    date: Annotated[
+        str | None, typer.Option(help="the day to run for, YYYY-MM-DD (default: today in the settlement time zone)")
+    ] = None,
+    scenario: Annotated[str, typer.Option(help="statements to settle into")] = "actual",
+    as_json: Annotated[bool, typer.Option("--json", help="print what was settled and what changed as JSON")] = False,
+    fail_on: Annotated[FailOn, typer.Option(help=f"exit {EXIT_FINDINGS} if a finding is this severe")] = FailOn.NEVER,
+) -> None:
+    """The desk's daily job (call it from cron): settle every run the calendar in settle.toml
+    has due today (initial at T+n business days, recalculations at fixed offsets, missed
+    days caught up) and say what changed."""
+    import datetime as dt
+
+    from market.cli.render import changes_rich
+    from settlement.desk import settle_due as do_due
+
+    try:
+        day = dt.date.fromisoformat(date) if date else None
+    except ValueError as exc:
+        raise typer.BadParameter(f"a date YYYY-MM-DD, not {date!r}", param_hint="--date") from exc
+    with exit_on_error(failed=(StoreConflictError, StoreUnavailableError, OutOfMemoryError)):
+        done = do_due(runs, meter, config, out, db=db, today=day, scenario=scenario)
+    counts = {"error": 0, "warning": 0, "info": 0}
+    for d in done:
+        for sev, n in warn_findings(d.result.findings, out / d.run.name).items():
+            counts[sev] += n
+    if as_json:
+        emit_json(
+            {
+                "date": str(day) if day else None,
+                "settled": [
+                    {
+                        "run": str(d.run),
+                        "run_type": d.run_type,
+                        "reason": d.reason,
+                        "due_on": d.due_on,
+                        "period": d.result.period,
+                        "changed": d.result.changes(),
+                        "deltas": len(d.result.deltas),
+                    }
+                    for d in done
+                ],
+                "findings_by_severity": counts,
+            }
+        )
+    for d in done:
+        say(f"{d.run.name}: {d.run_type} ({d.reason}), period {d.result.period}", changes_rich(d.result))
+    if not done:
+        say("nothing due")
+    exit_for_findings(counts, fail_on)
 
 
 def severity_counts(findings: pd.DataFrame) -> dict[str, int]:

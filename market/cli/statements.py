@@ -25,6 +25,7 @@ LIST_COLUMNS = [
     "aggregator_id",
     "buyer_id",
     "version",
+    "status",
     "sessions",
     "lines",
     "net_eur",
@@ -99,6 +100,53 @@ def statements_diff(
     say(_table(f"{old} -> {new}", totals, list(totals.columns)), _table("changed lines", lines, list(lines.columns)))
 
 
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def statements_dispute(
+    statement_id: Annotated[str, typer.Argument(help="the statement version disputed")],
+    db: DB,
+    reason: Annotated[str, typer.Option(help="why it is disputed (recorded)")],
+    by: Annotated[str | None, typer.Option(help="who disputes it (default: the login name)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the dispute as JSON")] = False,
+) -> None:
+    """Record a dispute of a statement version (who, why, when): its status becomes disputed."""
+    from settlement.disputes import raise_dispute
+
+    with exit_on_error(failed=STORE_FAILURES):
+        row = raise_dispute(db, statement_id, by or _user(), reason)
+    if as_json:
+        emit_json(row)
+    say(f"{statement_id} disputed by {row['raised_by']}: {reason}")
+
+
+def statements_resolve(
+    statement_id: Annotated[str, typer.Argument(help="the disputed statement version")],
+    db: DB,
+    reason: Annotated[str, typer.Option(help="the decision or why the new version settles it (recorded)")],
+    version: Annotated[
+        str | None, typer.Option(help="a later version of the statement that resolves it (else: a decision)")
+    ] = None,
+    by: Annotated[str | None, typer.Option(help="who resolves it (default: the login name)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the closed disputes as JSON")] = False,
+) -> None:
+    """Close a statement version's open disputes, by a new version or by a decision."""
+    from settlement.disputes import resolve_dispute
+
+    with exit_on_error(failed=STORE_FAILURES):
+        rows = resolve_dispute(db, statement_id, by or _user(), reason, version)
+    if as_json:
+        emit_json(rows)
+    how = f"by version {version}" if version else "by decision"
+    say(f"{statement_id}: {len(rows)} dispute(s) resolved {how}: {reason}")
+
+
 def statements_migrate(db: DB) -> None:
     """Bring a store made by an earlier flexmarket up to date (additive: nothing dropped)."""
     from settlement.query import migrate_store
@@ -117,7 +165,7 @@ def statements_export(
     from market.io.place import check_new_files, publish_files
     from settlement.query import export_store, store_file
 
-    names = ("statements", "statement_lines", "statement_deltas")
+    names = ("statements", "statement_lines", "statement_deltas", "statement_disputes")
     with exit_on_error(failed=STORE_FAILURES):
         if fmt not in ("csv", "json"):
             raise OutputError(f"--format {fmt!r}: choose csv or json")
