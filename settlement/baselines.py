@@ -44,6 +44,7 @@ class BaselineKind(StrEnum):
     DAY_MATCHING = "day-matching"  # "X of Y" earlier like days
     METER_BEFORE = "meter-before"  # last reading before the activation, held flat
     NOMINATED = "nominated"  # the aggregator's nominated baseline
+    CONTROL_GROUP = "control-group"  # day matching plus the change of non-dispatched meters
 
 
 class DayKeep(StrEnum):
@@ -80,6 +81,8 @@ class Method:
     low_filter: float = 0.0  # drop pool days under this share of the pool mean
     adjustment: Adjustment | None = None
     cap: tuple[float, float] | None = None
+    # [first award - a, first award - b): the readings the same-day adjustment compares
+    adjustment_window: tuple[str, str] = ("4 HOUR", "1 HOUR")
     # relative error of recovered delivered energy where the method's assumptions hold
     # (like days look alike); tested on a real profile in tests/test_settlement.py
     recovery_tolerance: float = 0.05
@@ -147,6 +150,41 @@ METHODS: dict[str, Method] = {
             weekend_pool=10,
             weekend_keep=DayKeep.MID,
             weekend_keep_n=8,
+        ),
+        Method(
+            "nodes-5-of-5",
+            "NODES marketplace, baseline methodology for ShortFlex: the average of the same interval "
+            "on the 5 preceding working days",
+            "Weekdays: mean, per interval, of the 5 most recent eligible weekdays (no adjustment). "
+            "Weekends and holidays (the source names working days only; flexmarket's choice): the 5 "
+            "most recent eligible weekend days.",
+            weekday_pool=5,
+            weekday_keep_n=5,
+            weekend_pool=5,
+            weekend_keep_n=5,
+        ),
+        Method(
+            "eso-dfs",
+            "National Grid ESO, Demand Flexibility Service baseline methodology: the 10 most recent "
+            "working days, same settlement period, with an in-day adjustment",
+            "Weekdays: mean, per interval, of the 10 most recent eligible weekdays; weekends and holidays "
+            "(flexmarket's choice where the source is silent): the 4 most recent eligible weekend days. "
+            "Additive in-day adjustment: mean(actual - baseline) over the 3 hours before the first award "
+            "(into the previous day when the award starts before 03:00).",
+            adjustment=Adjustment.ADDITIVE,
+            adjustment_window=("3 HOUR", "0 HOUR"),
+        ),
+        Method(
+            "control-group",
+            "Difference in differences with a comparison group of non-dispatched meters (as in the "
+            "evaluations of CAISO, NYISO and UK DFS load-impact studies; e.g. CAISO Load Impact Protocols, "
+            "Protocol 6: control groups)",
+            "The DER's own day-matching baseline (mean, per interval, of the 10 most recent eligible "
+            "weekdays, or the 4 most recent weekend days) plus the change of the control group: the mean "
+            "reading of every meter with no award in the window on the event day, minus its mean over "
+            "the DER's own baseline days, per interval. Without a control meter the change is left out, "
+            "with a finding.",
+            kind=BaselineKind.CONTROL_GROUP,
         ),
         Method(
             "meter-before-meter-after",
@@ -249,9 +287,6 @@ def _exporter_sql(m: Method) -> str:
                        WHERE f.der_id = s.der_id AND f.target_day = s.target_day), FALSE)"""
 
 
-ADJUSTMENT_WINDOW = ("4 HOUR", "1 HOUR")  # [first award - 4 h, first award - 1 h)
-
-
 def adjusted_sql(m: Method, raw: str) -> str:
     """Apply the method's same-day adjustment to the raw baseline relation ``raw``.
 
@@ -271,7 +306,7 @@ def adjusted_sql(m: Method, raw: str) -> str:
         else "1.0"
     )
     add = "coalesce(w.diff_mean, 0.0)" if m.adjustment is Adjustment.ADDITIVE else "0.0"
-    back, gap = ADJUSTMENT_WINDOW
+    back, gap = m.adjustment_window
     return f"""
 WITH raw AS MATERIALIZED ({raw}),  -- read twice: window sums and the result
 before AS (  -- the readings in the adjustment window, on the target day or the day before
@@ -312,7 +347,43 @@ SELECT a.der_id, a.lday, a.ltod, a.nominated_kwh AS base_kwh, 1 AS n_days, FALSE
 FROM awards_t a WHERE a.nominated_kwh IS NOT NULL
 GROUP BY ALL
 """
+    if m.kind is BaselineKind.CONTROL_GROUP:
+        return control_group_sql(m)
     return adjusted_sql(m, day_matching_sql(m))
+
+
+def control_group_sql(m: Method) -> str:
+    """The DER's day-matching baseline plus the control group's change (difference in
+    differences): ``adj_add_kwh`` = mean control reading on the event day minus the mean over
+    the DER's kept days, per slot (NULL, and left out, without a control meter). Control
+    meters: every DER of ``meter`` with no event day (``event_days``) other than the target."""
+    raw = day_matching_sql(m)
+    split = raw.index("SELECT s.der_id")
+    ctes, own = raw[:split], raw[split:]  # the day-matching CTEs (``kept`` among them) and its result
+    return f"""
+{ctes.rstrip()}
+, control AS (
+    SELECT der_id, lday, ltod, kwh FROM meter
+    WHERE der_id NOT IN (SELECT der_id FROM event_days) AND kwh IS NOT NULL
+), control_event AS (
+    SELECT t.der_id, t.lday, c.ltod, avg(c.kwh) AS kwh
+    FROM targets t JOIN control c ON c.lday = t.lday AND c.der_id <> t.der_id
+    GROUP BY ALL
+), control_before AS (
+    SELECT k.der_id, k.target_day AS lday, c.ltod, avg(c.kwh) AS kwh
+    FROM kept k JOIN control c ON c.lday = k.cand_day AND c.der_id <> k.der_id
+    GROUP BY ALL
+), raw AS (
+{own}
+)
+SELECT r.der_id, r.lday, r.ltod,
+       r.base_kwh + coalesce(round(e.kwh - b.kwh, 6), 0.0) AS base_kwh, r.n_days, r.exporter,
+       1.0 AS adj_factor, round(e.kwh - b.kwh, 6) AS adj_add_kwh,
+       NULL::BIGINT AS adj_readings, NULL::DOUBLE AS adj_base_kwh
+FROM raw r
+LEFT JOIN control_event e ON e.der_id = r.der_id AND e.lday = r.lday AND e.ltod = r.ltod
+LEFT JOIN control_before b ON b.der_id = r.der_id AND b.lday = r.lday AND b.ltod = r.ltod
+"""
 
 
 def event_targets(con: duckdb.DuckDBPyConnection) -> None:

@@ -8,7 +8,12 @@ compared with what the meter saw. Per DER and method over all placebo windows:
 * ``nmae = sum(|b - a|) / sum(|a|)``
 * ``rrmse = sqrt(mean((b - a)^2)) / mean(|a|)``
 
-``within_20pct`` is the share of DER whose RRMSE is at most 0.2.
+* ``cv_rmse`` = RMSE of the **hourly** energies over the window / their mean: the
+  coefficient of variation of the RMSE that ASHRAE Guideline 14 sets at most 30 % for an
+  hourly model (``within_ashrae14`` is the share of DER that meet it)
+
+``within_20pct`` is the share of DER whose RRMSE is at most 0.2. :func:`recommend` picks
+a method per DER type and direction (see there).
 """
 
 from __future__ import annotations
@@ -80,24 +85,112 @@ def evaluate(
         SEMI JOIN targets t ON t.der_id = m.der_id AND t.lday = m.lday""")
     parts = [f"SELECT '{n}' AS method, * FROM ({baseline_sql(METHODS[n])})" for n in EVALUATED]
     con.execute("CREATE TABLE baselines AS " + " UNION ALL ".join(parts))
-    scores = con.execute("""
-        SELECT b.method, b.der_id, count(*) AS intervals, count(DISTINCT b.lday) AS days,
-               sum(b.base_kwh - m.kwh) / nullif(sum(m.kwh), 0) AS bias,
-               sum(abs(b.base_kwh - m.kwh)) / nullif(sum(abs(m.kwh)), 0) AS nmae,
-               sqrt(avg(power(b.base_kwh - m.kwh, 2))) / nullif(avg(abs(m.kwh)), 0) AS rrmse
-        FROM baselines b
-        JOIN targets t ON t.der_id = b.der_id AND t.lday = b.lday
-        JOIN meter m ON m.der_id = b.der_id AND m.lday = b.lday AND m.ltod = b.ltod
-        WHERE b.ltod BETWEEN t.win_lo AND t.win_hi
-        GROUP BY ALL ORDER BY method, der_id""").df()
+    per_hour = 60 // interval_minutes if 60 % interval_minutes == 0 else 1
+    scores = con.execute(f"""
+        WITH pairs AS (
+            SELECT b.method, b.der_id, b.lday, b.ltod, b.base_kwh AS b, m.kwh AS a
+            FROM baselines b
+            JOIN targets t ON t.der_id = b.der_id AND t.lday = b.lday
+            JOIN meter m ON m.der_id = b.der_id AND m.lday = b.lday AND m.ltod = b.ltod
+            WHERE b.ltod BETWEEN t.win_lo AND t.win_hi
+        ), hourly AS (
+            SELECT method, der_id, lday, ltod // {per_hour} AS hour, sum(b) AS b, sum(a) AS a
+            FROM pairs GROUP BY ALL
+        ), cv AS (
+            SELECT method, der_id, sqrt(avg(power(b - a, 2))) / nullif(abs(avg(a)), 0) AS cv_rmse
+            FROM hourly GROUP BY ALL
+        )
+        SELECT p.method, p.der_id, count(*) AS intervals, count(DISTINCT p.lday) AS days,
+               sum(p.b - p.a) / nullif(sum(p.a), 0) AS bias,
+               sum(abs(p.b - p.a)) / nullif(sum(abs(p.a)), 0) AS nmae,
+               sqrt(avg(power(p.b - p.a, 2))) / nullif(avg(abs(p.a)), 0) AS rrmse,
+               any_value(cv.cv_rmse) AS cv_rmse
+        FROM pairs p JOIN cv USING (method, der_id)
+        GROUP BY p.method, p.der_id ORDER BY method, der_id""").df()
     summary = scores.groupby("method", as_index=False).agg(
         der=("der_id", "size"),
         median_bias=("bias", "median"),
         median_nmae=("nmae", "median"),
         median_rrmse=("rrmse", "median"),
         within_20pct=("rrmse", lambda s: float((s <= 0.2).mean())),
+        median_cv_rmse=("cv_rmse", "median"),
+        within_ashrae14=("cv_rmse", lambda s: float((s.abs() <= ASHRAE14_CV_RMSE).mean())),
     )
     return scores.round(6), summary.round(6)
+
+
+ASHRAE14_CV_RMSE = 0.30  # ASHRAE Guideline 14: CV(RMSE) of an hourly baseline model at most 30 %
+FAVOURABLE_BIAS = 0.02  # a bias in the seller's favour beyond 2 % disqualifies a method
+
+
+def recommendation_inputs(meter: str | Path, run: str | Path | None) -> tuple[pd.Series | None, pd.DataFrame | None]:
+    """DER types (the meter data's optional ``der_type`` column) and the directions each DER
+    was awarded in ``run`` (its ``awards.parquet``), for :func:`recommend`."""
+    con = duckdb.connect()
+    try:
+        types = None
+        if "der_type" in parquet_columns(con, Path(meter), "meter data"):
+            with reading(Path(meter), "meter data"):
+                t = con.execute(
+                    f"SELECT der_id, any_value(der_type) AS der_type FROM read_parquet({sql_path(Path(meter))}) "
+                    "GROUP BY der_id"
+                ).df()
+            types = t.set_index("der_id")["der_type"].astype(str)
+        directions = None
+        if run is not None:
+            awards = Path(run) / "awards.parquet"
+            with reading(awards, "run's awards"):
+                directions = con.execute(
+                    f"SELECT DISTINCT der_id, direction FROM read_parquet({sql_path(awards)})"
+                ).df()
+    finally:
+        con.close()
+    return types, directions
+
+
+def recommend(scores: pd.DataFrame, der_types: pd.Series | None, directions: pd.DataFrame | None) -> pd.DataFrame:
+    """The recommended method per DER type and direction (``der_type``, ``direction``,
+    ``method``, ``median_cv_rmse``, ``median_bias``, ``meets_ashrae14``, ``why``).
+
+    Among the methods whose median bias does not favour the seller by more than 2 % (for
+    ``up`` flexibility a baseline too high over-pays, so bias <= +2 %; for ``down`` bias >=
+    -2 %), the one with the lowest median hourly CV(RMSE); if none qualifies, the lowest
+    CV(RMSE) outright, and ``why`` says so. ``der_types``: der_id -> type (default ``all``);
+    ``directions``: (der_id, direction) rows of the DER's awards (default: both, every DER)."""
+    s = scores[scores["level"] == "der"] if "level" in scores else scores
+    ders = pd.Series(s["der_id"].unique())
+    kinds = der_types.reindex(ders).fillna("all") if der_types is not None else pd.Series("all", index=ders)
+    kinds.index = ders
+    if directions is None:
+        directions = pd.DataFrame({"der_id": list(ders) * 2, "direction": ["up"] * len(ders) + ["down"] * len(ders)})
+    rows = []
+    pairs = directions.drop_duplicates().assign(der_type=lambda d: d["der_id"].map(kinds).fillna("all"))
+    for (kind, direction), group in pairs.groupby(["der_type", "direction"], sort=True):
+        mine = s[s["der_id"].isin(group["der_id"])]
+        table = mine.groupby("method").agg(median_cv_rmse=("cv_rmse", "median"), median_bias=("bias", "median"))
+        table = table.dropna(subset=["median_cv_rmse"]).sort_values(["median_cv_rmse"], kind="stable")
+        if not len(table):
+            continue
+        fair = table[table["median_bias"] <= FAVOURABLE_BIAS] if direction == "up" else table[
+            table["median_bias"] >= -FAVOURABLE_BIAS
+        ]  # fmt: skip
+        pick, why = (fair, "lowest CV(RMSE) without a bias in the seller's favour") if len(fair) else (
+            table, "every method's bias favours the seller by more than 2 %: lowest CV(RMSE)"
+        )  # fmt: skip
+        best = pick.index[0]
+        rows.append(
+            {
+                "der_type": kind,
+                "direction": direction,
+                "der": int(group["der_id"].nunique()),
+                "method": best,
+                "median_cv_rmse": float(pick.loc[best, "median_cv_rmse"]),
+                "median_bias": float(pick.loc[best, "median_bias"]),
+                "meets_ashrae14": bool(abs(pick.loc[best, "median_cv_rmse"]) <= ASHRAE14_CV_RMSE),
+                "why": why,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def evaluate_levels(

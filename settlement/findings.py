@@ -27,6 +27,7 @@ class QualityFinding(StrEnum):
     ADJUSTMENT_NOT_POSITIVE = "adjustment_not_positive"  # window baseline <= 0: factor 1
     ADJUSTMENT_WINDOW_INCOMPLETE = "adjustment_window_incomplete"  # readings missing in the window
     LOW_USAGE_FILTER_SKIPPED = "low_usage_filter_skipped"  # NYISO 25 % filter, net exporter
+    NO_CONTROL_GROUP = "no_control_group"  # control-group baseline without a control meter
 
 
 class Severity(StrEnum):
@@ -94,6 +95,11 @@ def quality_findings(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
                method || ': the pool''s mean event-window energy is not positive (net exporter): '
                || 'the 25 % low-usage filter is not applied; the highest days by window energy are kept'
         FROM (SELECT DISTINCT method, der_id, lday FROM baselines WHERE exporter)
+        UNION ALL
+        SELECT '{QualityFinding.NO_CONTROL_GROUP}', '{Severity.WARNING}', der_id, lday, NULL,
+               'control-group: no non-dispatched meter on the event day or the baseline days: '
+               || 'the day-matching baseline is used without the control group''s change'
+        FROM (SELECT DISTINCT der_id, lday FROM baselines WHERE method = 'control-group' AND adj_add_kwh IS NULL)
         UNION ALL
         SELECT '{QualityFinding.MISSING_EVENT_READING}', '{Severity.ERROR}', a.der_id, a.lday, a.interval_start,
                'no usable meter reading for an awarded interval'

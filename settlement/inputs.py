@@ -227,9 +227,15 @@ def _validate_meter(con: duckdb.DuckDBPyConnection, meter_path: Path, minutes: i
 
 
 def load_meter(
-    con: duckdb.DuckDBPyConnection, meter_path: Path, cfg: SettleConfig, minutes: int, lookback_days: int
+    con: duckdb.DuckDBPyConnection,
+    meter_path: Path,
+    cfg: SettleConfig,
+    minutes: int,
+    lookback_days: int,
+    controls: bool = False,
 ) -> None:
-    """Meter rows of awarded DER over the look-back window, duplicates collapsed or voided.
+    """Meter rows of awarded DER (``controls``: of every DER, the non-dispatched ones forming
+    the control group) over the look-back window, duplicates collapsed or voided.
 
     Tables made: ``meter`` (the window), ``day_info`` (every local day of the window),
     ``day_counts`` (readings per DER-day), ``complete_days``, ``event_days`` and
@@ -237,11 +243,16 @@ def load_meter(
     lines and findings join instead of the whole window).
     """
     with reading(meter_path, "meter data"):
-        _load_meter(con, meter_path, cfg, minutes, lookback_days)
+        _load_meter(con, meter_path, cfg, minutes, lookback_days, controls)
 
 
 def _load_meter(
-    con: duckdb.DuckDBPyConnection, meter_path: Path, cfg: SettleConfig, minutes: int, lookback_days: int
+    con: duckdb.DuckDBPyConnection,
+    meter_path: Path,
+    cfg: SettleConfig,
+    minutes: int,
+    lookback_days: int,
+    controls: bool = False,
 ) -> None:
     validate_meter(con, meter_path, minutes)
     first_day, last_day = con.execute("SELECT min(lday), max(lday) FROM awards_t").fetchone() or (None, None)
@@ -253,7 +264,7 @@ def _load_meter(
         SELECT der_id, CAST(interval_start AS TIMESTAMPTZ) AS ts, consumption_kwh AS kwh,
                local_day(interval_start) AS lday, local_tod(interval_start) AS ltod, 1.0 AS w
         FROM read_parquet({sql_path(meter_path)})
-        WHERE der_id IN (SELECT DISTINCT der_id FROM awards_t)
+        WHERE ({controls} OR der_id IN (SELECT DISTINCT der_id FROM awards_t))
           AND interval_start >= {start} AND interval_start < {end}""")
     days = f"""SELECT CAST(unnest(generate_series(CAST({window_start} AS DATE),
                       DATE '{last_day}', INTERVAL 1 DAY)) AS DATE) AS lday"""

@@ -28,7 +28,7 @@ import duckdb
 import pandas as pd
 
 from settlement.allocation import LINE_COLUMNS, settlement_lines
-from settlement.baselines import METHODS, compute_baselines, event_targets
+from settlement.baselines import METHODS, BaselineKind, compute_baselines, event_targets
 from settlement.config import SettleConfig
 from settlement.connection import connect, open_duckdb, reading
 from settlement.findings import FINDING_COLUMNS, quality_findings
@@ -72,7 +72,8 @@ def _awards(ctx: SettlementContext) -> None:
 
 def _meter(ctx: SettlementContext) -> None:
     lookback = max(METHODS[m].lookback_days for m in ctx.methods) if ctx.methods else 45
-    load_meter(ctx.con, ctx.meter_path, ctx.cfg, ctx.interval_minutes, lookback)
+    controls = any(METHODS[m].kind is BaselineKind.CONTROL_GROUP for m in ctx.methods)
+    load_meter(ctx.con, ctx.meter_path, ctx.cfg, ctx.interval_minutes, lookback, controls)
 
 
 def _lines(ctx: SettlementContext) -> None:

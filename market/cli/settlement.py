@@ -193,7 +193,7 @@ def baselines_evaluate(
     from market.io.read import sha256_file
     from market.io.write import output_manifest, write_json
     from settlement.config import load_config
-    from settlement.evaluate import accuracy_figure, evaluate_levels
+    from settlement.evaluate import accuracy_figure, evaluate_levels, recommend, recommendation_inputs
 
     if not re.fullmatch(r"\d{1,2}:\d{2}-\d{1,2}:\d{2}", window):
         raise typer.BadParameter(f"local HH:MM-HH:MM, e.g. 17:00-20:00, not {window!r}", param_hint="--window")
@@ -202,6 +202,7 @@ def baselines_evaluate(
         cfg = load_config(config)
         check_target(out, BASELINES_KIND, force, inputs=[meter, config, run])  # refused before it runs
         scores, summary = evaluate_levels(meter, cfg, run, window=(lo, hi), placebo_days=days)
+        advice = recommend(scores, *recommendation_inputs(meter, run))
     inputs = {"meter": sha256_file(meter), **({"config": sha256_file(config)} if config else {})}
 
     def build(tmp: Path) -> None:
@@ -209,12 +210,14 @@ def baselines_evaluate(
         write_json(tmp / "manifest.json", output_manifest(BASELINES_KIND, inputs, options))
         scores.to_parquet(tmp / "baseline_scores.parquet", index=False)
         summary.to_parquet(tmp / "baseline_summary.parquet", index=False)
+        advice.to_parquet(tmp / "baseline_recommendations.parquet", index=False)
         accuracy_figure(scores).write_html(tmp / "baseline_accuracy.html", include_plotlyjs="inline")
 
     with exit_on_error():
         publish_folder(out, BASELINES_KIND, build, force, inputs=[meter, config, run])
     t = Table(title="baseline accuracy on placebo days (median over DER or resources)")
-    for c in ("level", "method", "units", "bias", "NMAE", "RRMSE", "share within 20% RRMSE"):
+    columns = ("level", "method", "units", "bias", "NMAE", "RRMSE", "within 20% RRMSE", "CV(RMSE) hourly")
+    for c in (*columns, "within ASHRAE 14 (30%)"):
         t.add_column(c, justify="right")
     for s in summary.itertuples():
         t.add_row(
@@ -225,5 +228,21 @@ def baselines_evaluate(
             f"{s.median_nmae:.3f}",
             f"{s.median_rrmse:.3f}",
             f"{s.within_20pct:.0%}",
+            f"{s.median_cv_rmse:.3f}",
+            f"{s.within_ashrae14:.0%}",
         )
-    say(t, f"scores and plot in [bold]{out}[/]")
+    r = Table(title="recommended method per DER type and direction")
+    for c in ("DER type", "direction", "DER", "method", "CV(RMSE)", "bias", "meets ASHRAE 14", "why"):
+        r.add_column(c)
+    for a in advice.itertuples():
+        r.add_row(
+            a.der_type,
+            a.direction,
+            str(a.der),
+            a.method,
+            f"{a.median_cv_rmse:.3f}",
+            f"{a.median_bias:+.3f}",
+            "yes" if a.meets_ashrae14 else "no",
+            a.why,
+        )
+    say(t, r, f"scores, recommendations and plot in [bold]{out}[/]")
