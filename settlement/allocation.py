@@ -76,5 +76,52 @@ def settlement_lines(con: duckdb.DuckDBPyConnection, cfg: SettleConfig) -> pd.Da
         FROM money
         ORDER BY interval_start, der_id, prio""")
         .df()
-        .assign(net_eur=lambda d: d["payment_eur"] + d["make_whole_eur"] - d["penalty_eur"])[LINE_COLUMNS]
+        .assign(
+            net_eur=lambda d: d["payment_eur"] + d["make_whole_eur"] - d["penalty_eur"],
+            product="energy",
+            availability_factor=float("nan"),
+        )[LINE_COLUMNS]
     )
+
+
+def availability_lines(con: duckdb.DuckDBPyConnection, energy: pd.DataFrame, hours: float) -> pd.DataFrame:
+    """One line per availability award (``reservations_t``): reserved MW x hours x its
+    ``availability_price_eur_mw_h``, scaled by the reservation's **availability factor** =
+    delivered / requested over the energy lines that called it (allocated / awarded MWh of
+    its settled activations, measured against the baseline; at most 1; 1 when it was never
+    called). A reservation whose activations are all unverifiable (no meter data) is
+    unverifiable too: nothing is paid without a measurement."""
+    con.register(
+        "energy_lines", energy[["bid_id", "buyer_id", "interval_start", "status", "awarded_mwh", "allocated_mwh"]]
+    )
+    try:
+        out = con.execute(f"""
+            WITH calls AS (
+                SELECT a.reservation_id, count(*) AS n,
+                       sum(CASE WHEN l.status = 'settled' THEN l.awarded_mwh END) AS requested,
+                       sum(CASE WHEN l.status = 'settled' THEN l.allocated_mwh END) AS delivered
+                FROM energy_lines l
+                JOIN awards_t a ON a.bid_id = l.bid_id AND a.buyer_id = l.buyer_id
+                                AND a.interval_start = l.interval_start
+                WHERE a.reservation_id IS NOT NULL
+                GROUP BY a.reservation_id
+            ), factors AS (
+                SELECT r.*, CASE WHEN c.n IS NULL THEN 1.0
+                                 WHEN c.requested IS NULL OR c.requested <= 0 THEN NULL
+                                 ELSE least(c.delivered / c.requested, 1.0) END AS factor
+                FROM reservations_t r LEFT JOIN calls c USING (reservation_id)
+            )
+            SELECT bid_id, der_id, aggregator_id, buyer_id, service, need_id, interval_start, direction,
+                   quantity_mw, price_eur_mwh, 'availability' AS method, NULL::DOUBLE AS baseline_kwh,
+                   NULL::DOUBLE AS metered_kwh, NULL::DOUBLE AS delivered_up_mwh, 0.0 AS awarded_mwh,
+                   0.0 AS allocated_mwh, 0.0 AS shortfall_mwh,
+                   availability_price_eur_mw_h * quantity_mw * {hours} * factor AS payment_eur,
+                   CASE WHEN factor IS NULL THEN NULL ELSE 0.0 END AS make_whole_eur,
+                   CASE WHEN factor IS NULL THEN NULL ELSE 0.0 END AS penalty_eur,
+                   CASE WHEN factor IS NULL THEN 'unverifiable' ELSE 'settled' END AS status,
+                   'availability' AS product, factor AS availability_factor
+            FROM factors ORDER BY interval_start, der_id, bid_id""").df()
+    finally:
+        con.unregister("energy_lines")
+    out["net_eur"] = out["payment_eur"] + out["make_whole_eur"] - out["penalty_eur"]
+    return out[LINE_COLUMNS]

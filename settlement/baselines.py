@@ -396,5 +396,10 @@ def event_targets(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def compute_baselines(con: duckdb.DuckDBPyConnection, methods: list[str]) -> None:
+    if not methods:  # no energy award (only reserved capacity, never called): nothing to baseline
+        con.execute("""CREATE OR REPLACE TABLE baselines (method VARCHAR, der_id VARCHAR, lday DATE, ltod INTEGER,
+            base_kwh DOUBLE, n_days BIGINT, exporter BOOLEAN, adj_factor DOUBLE, adj_add_kwh DOUBLE,
+            adj_readings BIGINT, adj_base_kwh DOUBLE)""")
+        return
     parts = [f"SELECT '{name}' AS method, * FROM ({baseline_sql(METHODS[name])})" for name in methods]
     con.execute("CREATE OR REPLACE TABLE baselines AS " + " UNION ALL ".join(parts))

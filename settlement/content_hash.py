@@ -10,7 +10,10 @@ import pandas as pd
 
 from settlement.store_tables import LINE_COLS
 
-OPTIONAL_HASH_COLUMNS = {"make_whole_eur", "session_id"}
+# columns added later: left out of a statement's hash where zero or missing on every line, so
+# statements without them keep the hash they had before they existed (energy lines: product
+# is left out where every line is energy)
+OPTIONAL_HASH_COLUMNS = {"make_whole_eur", "session_id", "product", "availability_factor"}
 
 
 def content_hashes(lines: pd.DataFrame) -> dict[tuple[str, str], str]:
@@ -32,6 +35,8 @@ def content_hashes(lines: pd.DataFrame) -> dict[tuple[str, str], str]:
     encoded: list[np.ndarray | list[str]] = []
     for c in cols:
         v = lines[c] if c in lines else pd.Series(None, index=lines.index, dtype=object)  # a later column
+        if c == "product":  # energy is what every line was before products: hashed as missing
+            v = v.where(v != "energy")
         if pd.api.types.is_numeric_dtype(v):
             encoded.append(np.round(v.to_numpy(dtype="float64", na_value=np.nan)[order], 6).astype("<f8"))
         elif pd.api.types.is_datetime64_any_dtype(v):

@@ -73,6 +73,9 @@ def _load_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, cfg: SettleC
     nominated = "a.nominated_baseline_mw" if "nominated_baseline_mw" in columns else "NULL"
     need_id = "a.need_id" if "need_id" in columns else "NULL"
     make_whole = "coalesce(a.make_whole_eur, 0)" if "make_whole_eur" in columns else "0"
+    product = "coalesce(a.product, 'energy')" if "product" in columns else "'energy'"
+    reservation = "a.reservation_id" if "reservation_id" in columns else "NULL"
+    avail_price = "a.availability_price_eur_mw_h" if "availability_price_eur_mw_h" in columns else "NULL"
     con.register("method_pairs", pairs)
     con.execute(f"""
         CREATE TABLE awards_t AS
@@ -85,11 +88,42 @@ def _load_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, cfg: SettleC
                local_day(a.interval_start) AS lday, local_tod(a.interval_start) AS ltod,
                a.quantity_mw * {hours} AS awarded_mwh,
                CAST({nominated} AS DOUBLE) * 1000 * {hours} AS nominated_kwh,
-               CASE a.direction WHEN 'up' THEN 1 ELSE -1 END AS s
+               CASE a.direction WHEN 'up' THEN 1 ELSE -1 END AS s,
+               CAST({product} AS VARCHAR) AS product, CAST({reservation} AS VARCHAR) AS reservation_id,
+               CAST({avail_price} AS DOUBLE) AS availability_price_eur_mw_h
         FROM read_parquet({sql_path(awards_path)}) a
         JOIN method_pairs p ON p.buyer_id = a.buyer_id AND p.service = a.service
         WHERE a.quantity_mw > 0""")
     con.unregister("method_pairs")
+    check_products(con, awards_path)
+    # reserved capacity is paid apart (settlement.allocation.availability_lines); only energy
+    # awards are events: they choose baseline days, are baselined and are allocated delivery
+    con.execute("CREATE TABLE reservations_t AS SELECT * FROM awards_t WHERE product = 'availability'")
+    con.execute("DELETE FROM awards_t WHERE product = 'availability'")
+
+
+PRODUCTS = ("energy", "availability")
+
+
+def check_products(con: duckdb.DuckDBPyConnection, awards_path: Path) -> None:
+    """Refuse (naming the rows) an unknown product, an availability award without a finite,
+    non-negative availability price or a reservation id, and an activation that calls a
+    reservation the run does not hold."""
+    bad = con.execute(f"""
+        SELECT bid_id, interval_start, CASE
+            WHEN product NOT IN {PRODUCTS} THEN 'product ' || product || ' is not energy or availability'
+            WHEN product = 'availability' AND (availability_price_eur_mw_h IS NULL
+                 OR NOT isfinite(availability_price_eur_mw_h) OR availability_price_eur_mw_h < 0)
+                THEN 'an availability award needs a finite availability_price_eur_mw_h >= 0'
+            WHEN product = 'availability' AND reservation_id IS NULL THEN 'an availability award needs a reservation_id'
+            WHEN product = 'energy' AND reservation_id IS NOT NULL AND reservation_id NOT IN
+                 (SELECT reservation_id FROM awards_t WHERE product = 'availability' AND reservation_id IS NOT NULL)
+                THEN 'calls reservation ' || reservation_id || ', which the run does not hold'
+            END AS reason
+        FROM awards_t WHERE reason IS NOT NULL ORDER BY bid_id, interval_start LIMIT 20""").fetchall()
+    if bad:
+        rows = "; ".join(f"bid {b} at {t}: {r}" for b, t, r in bad)
+        raise SettlementInputError(f"{awards_path}: {rows}")
 
 
 # the id columns of the settlement store and their lengths (store_tables.LINE_COLS / statements)
@@ -98,8 +132,10 @@ ID_LIMITS = {"aggregator_id": 100, "buyer_id": 100, "der_id": 100, "bid_id": 200
 
 def validate_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, max_listed: int = 50) -> None:
     """Re-check a run's awards against the run contract before paying anything: directions,
-    services, finite and bounded prices and quantities, one row per bid and buyer."""
+    services, finite and bounded prices and quantities, one row per bid and buyer (and
+    product: a bid may hold an availability award and the energy award that calls it)."""
     src = f"read_parquet({sql_path(awards_path)}, file_row_number = true)"
+    per_product = ", coalesce(product, 'energy')" if "product" in parquet_columns(con, awards_path, "awards") else ""
     services = ", ".join(f"'{s.value}'" for s in Service)
     rules = [
         ("direction", "direction IS NULL OR direction NOT IN ('up', 'down')", "must be up or down"),
@@ -116,8 +152,8 @@ def validate_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, max_liste
         ),
         (
             "bid_id",
-            "count(*) OVER (PARTITION BY bid_id, buyer_id) > 1",
-            "duplicate award: another row has the same bid_id and buyer_id",
+            f"count(*) OVER (PARTITION BY bid_id, buyer_id{per_product}) > 1",
+            "duplicate award: another row has the same bid_id and buyer_id" + (" and product" if per_product else ""),
         ),
         *[
             (
@@ -255,7 +291,9 @@ def _load_meter(
     controls: bool = False,
 ) -> None:
     validate_meter(con, meter_path, minutes)
-    first_day, last_day = con.execute("SELECT min(lday), max(lday) FROM awards_t").fetchone() or (None, None)
+    first_day, last_day = con.execute(
+        "SELECT min(lday), max(lday) FROM (SELECT lday FROM awards_t UNION ALL SELECT lday FROM reservations_t)"
+    ).fetchone() or (None, None)
     window_start = f"DATE '{first_day}' - INTERVAL {lookback_days + 1} DAY"
     start = f"timezone('{cfg.timezone}', CAST({window_start} AS TIMESTAMP))"
     end = f"timezone('{cfg.timezone}', CAST(DATE '{last_day}' + INTERVAL 1 DAY AS TIMESTAMP))"

@@ -2,13 +2,14 @@
 
 ::
 
-    awards     awards.parquet                      -> awards_t
+    awards     awards.parquet                      -> awards_t, reservations_t
     meter      meter file, awards_t                -> meter, day_info, day_counts, dupes,
                                                       complete_days, event_days, event_meter
     targets    awards_t, day_info                  -> targets
     baselines  targets, meter, event_meter, day_info,
                complete_days, event_days, awards_t -> baselines
-    lines      awards_t, baselines, event_meter    -> (lines frame)
+    lines      awards_t, reservations_t, baselines,
+               event_meter                         -> (lines frame)
     findings   awards_t, day_counts, dupes, day_info,
                targets, baselines, event_meter     -> (findings frame)
 
@@ -27,7 +28,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from settlement.allocation import LINE_COLUMNS, settlement_lines
+from settlement.allocation import LINE_COLUMNS, availability_lines, settlement_lines
 from settlement.baselines import METHODS, BaselineKind, compute_baselines, event_targets
 from settlement.config import SettleConfig
 from settlement.connection import connect, open_duckdb, reading
@@ -77,7 +78,9 @@ def _meter(ctx: SettlementContext) -> None:
 
 
 def _lines(ctx: SettlementContext) -> None:
-    ctx.lines = settlement_lines(ctx.con, ctx.cfg)
+    energy = settlement_lines(ctx.con, ctx.cfg)
+    reserved = availability_lines(ctx.con, energy, ctx.interval_minutes / 60.0)
+    ctx.lines = pd.concat([energy, reserved], ignore_index=True) if len(reserved) else energy
 
 
 def _findings(ctx: SettlementContext) -> None:
@@ -87,7 +90,7 @@ def _findings(ctx: SettlementContext) -> None:
 METER_TABLES = ("meter", "day_info", "day_counts", "dupes", "complete_days", "event_days", "event_meter")
 
 STAGES: tuple[Stage, ...] = (
-    Stage("awards", ("awards.parquet",), ("awards_t",), _awards),
+    Stage("awards", ("awards.parquet",), ("awards_t", "reservations_t"), _awards),
     Stage("meter", ("meter file", "awards_t"), METER_TABLES, _meter),
     Stage("targets", ("awards_t", "day_info"), ("targets",), lambda ctx: event_targets(ctx.con)),
     Stage(
@@ -96,7 +99,7 @@ STAGES: tuple[Stage, ...] = (
         ("baselines",),
         lambda ctx: compute_baselines(ctx.con, ctx.methods),
     ),
-    Stage("lines", ("awards_t", "baselines", "event_meter"), (), _lines),
+    Stage("lines", ("awards_t", "reservations_t", "baselines", "event_meter"), (), _lines),
     Stage(
         "findings",
         ("awards_t", "day_counts", "dupes", "day_info", "targets", "baselines", "event_meter"),
@@ -135,7 +138,9 @@ def run_stages(
             ctx = SettlementContext(con, awards_path, meter_path, cfg, interval_minutes)
             for stage in STAGES:
                 stage.run(ctx)
-            days = con.execute("SELECT min(lday), max(lday) FROM awards_t").fetchone()
+            days = con.execute(
+                "SELECT min(lday), max(lday) FROM (SELECT lday FROM awards_t UNION ALL SELECT lday FROM reservations_t)"
+            ).fetchone()
     finally:
         con.close()
     assert ctx.lines is not None and ctx.findings is not None

@@ -35,9 +35,11 @@ LINES = TableSpec(
         ("penalty_eur", "float", True),
         ("net_eur", "float", True),
         ("status", "str"),
+        ("product", "str"),
+        ("availability_factor", "float", True),
         ("session_id", "str"),
     ),
-    key=("bid_id", "buyer_id"),
+    key=("bid_id", "buyer_id", "product"),
     id_column="bid_id",
 )
 

@@ -82,6 +82,8 @@ LINE_COLS: list[tuple[str, Any]] = [
     ("net_eur", AMOUNT),
     ("status", sa.String(16)),
     ("session_id", sa.String(200)),  # added in 0.3: the market session (clearing run) of the line
+    ("product", sa.String(20)),  # energy | availability (NULL in older rows = energy)
+    ("availability_factor", AMOUNT),  # availability lines: delivered / requested on call (<= 1)
 ]
 
 

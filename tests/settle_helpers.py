@@ -40,6 +40,11 @@ def make_run(folder: Path, awards: list[dict], minutes: int = 15, session: str =
     df = pd.DataFrame(rows)
     if any("make_whole" in a for a in awards):  # runs made before make-whole lack the column
         df["make_whole_eur"] = [float(a.get("make_whole", 0.0)) for a in awards]
+    if any("product" in a or "reservation" in a for a in awards):  # two-part products (hand-made)
+        df["product"] = [a.get("product", "energy") for a in awards]
+        df["reservation_id"] = [a.get("reservation") for a in awards]
+        df["availability_price_eur_mw_h"] = [a.get("availability_price") for a in awards]
+        df["availability_price_eur_mw_h"] = df["availability_price_eur_mw_h"].astype(float)
     df["interval_start"] = pd.to_datetime(df["interval_start"], utc=True)
     df["nominated_baseline_mw"] = df["nominated_baseline_mw"].astype(float)
     df.to_parquet(folder / "awards.parquet", index=False)
