@@ -9,6 +9,7 @@ Every error a user can cause or meet derives from :class:`FlexmarketError`::
     ├── NetworkError               a grid model cannot be read or imported
     ├── OutputError                an output would replace something flexmarket did not make
     ├── OutOfMemoryError           the job ran out of memory (said as such, exit 1)
+    ├── MissingExtraError          a command needs a pip extra that is not installed
     ├── SolverError                the solver failed, is missing, or returned values
     │   │                          that break the model's own constraints
     │   ├── SolverNotInstalledError
@@ -135,6 +136,10 @@ class DesignError(FlexmarketError):
 
 class NetworkError(FlexmarketError):
     """A grid model (pandapower, SimBench, PyPSA) cannot be read or imported."""
+
+
+class MissingExtraError(FlexmarketError):
+    """A command needs an optional part of flexmarket (a pip extra) that is not installed."""
 
 
 class OutOfMemoryError(FlexmarketError):

@@ -16,4 +16,5 @@ fi
 python3 -m ruff check market settlement tests data
 python3 -m ruff format --check market settlement tests data
 python3 -m mypy
+NO_MKDOCS_2_WARNING=1 python3 -m mkdocs build --strict --quiet -f docs/mkdocs.yml
 python3 -m pytest "$@"

@@ -102,7 +102,7 @@ def test_cycle_detection_finds_a_planted_cycle() -> None:
 
 # Layers in the order the data flows; a module may import its own layer and those below.
 LAYERS = [
-    ("market.enums", "market.errors"),
+    ("market.enums", "market.errors", "market.extras"),
     ("market.io",),
     ("market.design",),
     ("market.clearing",),

@@ -15,7 +15,6 @@ from market import clear
 from market.clearing.parallel import stream_map
 from market.clearing.results import ClearingResult
 from market.clearing.stream import cut_points, streamable, stretches, sub_batch
-from market.clearing.stream import stack as stack_results
 from market.design.spec import load_design
 from market.errors import WorkerLostError
 from market.io.read import load_batch
@@ -219,160 +218,6 @@ def test_the_callers_item_waits_for_handed_off_which_runs_once_the_others_are_wi
     assert many == [1, 2] and events == ["checks", "made 1", "made 2"]
 
 
-def test_a_two_stretch_clear_reports_invalid_input_found_after_the_hand_off(contested, tmp_path, monkeypatch):
-    """The CLI starts a worker that reads a two-stretch book itself and clears its second
-    stretch, loads the book here with its checks left for later, then checks: a bad row is
-    still refused with exit 2, the same findings as `validate`, and nothing written; a good
-    book gives the whole run's tables, the worker's stretch included."""
-    from typer.testing import CliRunner
-
-    from market.clearing import run, sizing
-    from market.cli import app
-    from market.cli import clearing as cli_clearing
-    from market.io.write import write_batch
-
-    monkeypatch.setattr(sizing, "STREAM_FROM_BIDS", 100)  # the sample counts as a large book
-    monkeypatch.setattr(run, "STREAM_FROM_BIDS", 100)
-    monkeypatch.setattr(cli_clearing, "load_or_exit", None)  # the checks must be left for later
-    joined: list[list[ClearingResult]] = []
-    with_ahead, clear_here = run.with_second_ahead, run._clear_stretch
-    monkeypatch.setattr(run, "with_second_ahead", lambda *a: joined.append(with_ahead(*a)) or joined[-1])
-    monkeypatch.setattr(run, "_clear_stretch", lambda *a: joined.append([]) or clear_here(*a))  # in this process
-    runner = CliRunner()
-    bad = tmp_path / "bad"
-    write_batch(
-        contested.replace(bids=contested.bids.assign(node_id=lambda d: d["node_id"].where(d.index != 5, "nowhere"))),
-        bad,
-    )
-    refused = runner.invoke(app, ["clear", str(bad), "--out", str(tmp_path / "run-bad")])
-    validated = runner.invoke(app, ["validate", str(bad)])
-    assert refused.exit_code == validated.exit_code == 2
-    assert "unknown node_id" in refused.output and "bids row 5" in refused.output
-    assert not (tmp_path / "run-bad").exists()
-    good = runner.invoke(app, ["clear", SAMPLE, "--out", str(tmp_path / "run"), "--mip-gap", "0"])
-    assert good.exit_code == 0, good.output
-    assert [len(j) for j in joined] == [0, 2]  # one stretch cleared here, the other came from the worker
-    whole = clear(contested, "single", stream=False, solver_options=EXACT)
-    for name in ("awards", "prices", "needs", "flows"):
-        written, want = pd.read_parquet(tmp_path / "run" / f"{name}.parquet"), whole.tables()[name]
-        pd.testing.assert_frame_equal(_nan_for_missing(written), _nan_for_missing(want), check_dtype=False, atol=1e-6)
-
-
-def _nan_for_missing(df: pd.DataFrame) -> pd.DataFrame:
-    """Missing values as NaN whatever they were (None in an object column read back)."""
-    return df.astype(object).where(df.notna(), np.nan)
-
-
-def test_the_worker_ahead_reads_and_cuts_the_batch_as_this_process_does(contested):  # type: ignore[no-untyped-def]
-    """``clear_second_stretch`` (run by the worker the CLI starts first): the same stretches
-    as this process cuts, the hashes of the files it read, and the second stretch cleared
-    as here; None for a design that is never streamed."""
-    from market.clearing.run import _clear_stretch, clear_second_stretch
-    from market.clearing.sizing import AHEAD_FIRST_SHARE
-    from market.enums import Pricing
-
-    got = clear_second_stretch(Path(SAMPLE), "single", Pricing.PAY_AS_CLEAR, None)
-    assert got is not None
-    spans = stretches(contested, first_share=AHEAD_FIRST_SHARE)
-    assert got.spans == spans and len(spans) == 2
-    assert got.file_hashes == contested.file_hashes
-    assert got.result.design == load_design("single")  # so the caller takes its stretch
-    here = _clear_stretch((load_design("single"), Pricing.PAY_AS_CLEAR, None), sub_batch(contested, *spans[1]))
-    _assert_same_tables(got.result, here)
-    assert clear_second_stretch(Path(SAMPLE), "california-today", Pricing.PAY_AS_CLEAR, None) is None
-
-
-@pytest.mark.parametrize("form", ["parquet", "csv", "blank-block-ids"])
-def test_the_worker_reads_only_its_stretchs_bids_and_cuts_as_the_whole_batch(contested, tmp_path, form):  # type: ignore[no-untyped-def]
-    """The worker cuts the batch from three columns of the bids' Parquet and reads only its
-    stretch's bids: the same stretches as the whole batch gives, and the same sub-batch,
-    every table equal. Blocks and exclusive groups that link intervals move the cut; blank
-    block ids are no block (as loading reads them); CSV bids are read whole."""
-    from market.clearing.ahead import _second_stretch_of
-    from market.clearing.sizing import AHEAD_FIRST_SHARE
-    from market.io.batch import TABLE_NAMES
-    from market.io.write import write_batch
-
-    bids = contested.bids.copy()
-    t = contested.config.slot_of(bids["interval_start"])
-    linked = bids.index[(t >= 40) & (t <= 52)][:40]  # one block across the middle of the day
-    bids["block_id"] = bids["block_id"].astype(object)
-    bids.loc[linked, "block_id"] = "across-noon"
-    bids.loc[bids.index[(t == 20)][:2], "exclusive_group"] = "morning-pair"
-    if form == "blank-block-ids":
-        # read as one unit, these would link intervals 39 and 41 and move the cut from 40 to 53
-        bids.loc[[bids.index[t == 39][-1], bids.index[t == 41][0]], "block_id"] = "  "
-    folder = tmp_path / "book"
-    write_batch(contested.replace(bids=bids), folder)
-    if form == "csv":
-        table = pd.read_parquet(folder / "bids.parquet")
-        (folder / "bids.parquet").unlink()
-        table.to_csv(folder / "bids.csv", index=False)
-    whole = load_batch(folder)
-    spans, part = _second_stretch_of(folder)
-    assert spans == stretches(whole, first_share=AHEAD_FIRST_SHARE) and len(spans) == 2 and part is not None
-    assert spans[1][0] == 40  # never inside the block: the cut nearest 47 % before it
-    assert len(part.bids) < len(whole.bids) if form != "csv" else len(part.bids) == len(whole.bids)
-    want, got = sub_batch(whole, *spans[1]), sub_batch(part, *spans[1])
-    for name in TABLE_NAMES:
-        pd.testing.assert_frame_equal(got.table(name), want.table(name), check_exact=True, obj=name)
-    assert (got.config, got.buying_dsos, got.file_hashes) == (want.config, want.buying_dsos, want.file_hashes)
-
-
-class _Ahead:
-    """What :func:`market.clearing.parallel.job_ahead` yields, with a result given."""
-
-    def __init__(self, result: object) -> None:
-        self._result, self.stopped = result, False
-
-    def result(self) -> object:
-        return self._result
-
-    def stop(self) -> None:
-        self.stopped = True
-
-
-def test_a_worker_that_read_other_files_is_refused_and_one_that_cut_otherwise_is_redone_here(contested):  # type: ignore[no-untyped-def]
-    """The batch's files changed between this process's read and the worker's: a BatchError
-    naming the file. The worker cut other stretches (or its design did not stream): its
-    stretch is cleared here, and the run is the whole run."""
-    from market.clearing.ahead import SecondStretch, with_second_ahead
-    from market.clearing.run import _clear_stretch, clear_second_stretch
-    from market.errors import BatchError
-
-    worker = clear_second_stretch(Path(SAMPLE), "single", "pay-as-clear", EXACT)
-    assert worker is not None
-    spans, common = worker.spans, (load_design("single"), worker.result.pricing, EXACT)
-    changed = SecondStretch(spans, {**worker.file_hashes, "bids.parquet": "0" * 64}, worker.result)
-    with pytest.raises(BatchError, match="bids.parquet changed while the batch was cleared"):
-        with_second_ahead(contested, spans, common, _Ahead(changed), lambda: None, _clear_stretch)  # type: ignore[arg-type]
-    whole = clear(contested, "single", stream=False, solver_options=EXACT)
-    other_cut = SecondStretch([(0, 1), (1, len(contested.config.intervals))], worker.file_hashes, worker.result)
-    for theirs in (None, other_cut):
-        parts = with_second_ahead(contested, spans, common, _Ahead(theirs), lambda: None, _clear_stretch)  # type: ignore[arg-type]
-        _assert_same_tables(stack_results(parts), whole)
-
-
-def test_a_job_ahead_that_is_not_wanted_is_stopped_at_once():
-    """Leaving ``job_ahead``'s block while its job still runs terminates the worker; so
-    does leaving it once the job is done (its result taken or not), or on an error."""
-    from market.clearing.parallel import job_ahead
-
-    def workers(ahead) -> list:  # type: ignore[no-untyped-def, type-arg]
-        return list(ahead._pool._processes.values())
-
-    with job_ahead("time:sleep", 600) as ahead:
-        running = workers(ahead)
-        assert running and all(p.is_alive() for p in running)
-    with job_ahead("operator:add", 2, 3) as ahead:
-        assert ahead.result() == 5
-        done = workers(ahead)
-    with pytest.raises(RuntimeError), job_ahead("operator:add", 2, 3) as ahead:
-        failed = workers(ahead)
-        raise RuntimeError("the caller's own error")
-    assert not any(p.is_alive() for p in running + done + failed)
-
-
 def test_an_items_own_stream_leaves_no_worker_behind():
     """A stream whose first item the caller does itself stops its worker once every item
     is back (a worker left to exit on its own would block for good if this process exited
@@ -390,7 +235,8 @@ def test_an_items_own_stream_leaves_no_worker_behind():
 
 def test_a_clear_refused_before_its_worker_is_done_leaves_no_process(tmp_path):  # type: ignore[no-untyped-def]
     """`flexmarket clear` of a two-stretch book under an unknown design exits 2 while its
-    worker (started first of all) may still run: no process of it is left behind."""
+    warm worker pool (started before the batch is read) may still start: no process of it
+    is left behind."""
     import subprocess
     import sys
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from market.cli.app import app
 from market.errors import BatchValidationError
-from market.io.read import load_batch, load_batch_later
+from market.io.read import load_batch
 from market.io.synth import SynthSpec, synth_batch
 from market.io.write import write_batch
 
@@ -40,12 +40,6 @@ def refused(folder: Path) -> BatchValidationError:
     before = sorted(p.name for p in folder.iterdir())
     with pytest.raises(BatchValidationError) as info:
         load_batch(folder)
-    # the same findings with the checks left for later (a streamed clear of two stretches):
-    # raised at once for what reading and coercing find, else by check()
-    with pytest.raises(BatchValidationError) as later:
-        _, check = load_batch_later(folder)
-        check()
-    assert later.value.findings == info.value.findings
     result = runner.invoke(app, ["validate", str(folder)])
     assert result.exit_code == 2
     assert sorted(p.name for p in folder.iterdir()) == before  # nothing written
@@ -209,15 +203,6 @@ def test_clear_refuses_bad_batch_and_writes_nothing(good, tmp_path):
     result = runner.invoke(app, ["clear", str(folder), "--out", str(out)])
     assert result.exit_code == 2
     assert not out.exists()
-
-
-def test_a_batch_whose_checks_are_left_for_later_is_the_batch_load_batch_returns(good):
-    batch, check = load_batch_later(good)
-    check()
-    whole = load_batch(good)
-    assert batch.file_hashes == whole.file_hashes and batch.config == whole.config
-    for name in ("bids", "needs", "node_areas", "constraints", "sensitivities", "signals", "aggregators"):
-        pd.testing.assert_frame_equal(batch.table(name), whole.table(name), check_exact=True)
 
 
 def test_csv_and_parquet_give_equal_batches(good, tmp_path):

@@ -59,7 +59,7 @@ BETTER = {
 
 
 def unit_of(metric: str) -> str:
-    base = metric.split("[", 1)[0]
+    base = metric.split(".", 1)[0]
     for suffix, unit in UNITS:
         if base.endswith(suffix) or f"{suffix}_" in base:
             return unit
@@ -71,7 +71,7 @@ def flatten(metrics: dict[str, Any]) -> dict[str, float]:
     for k, v in metrics.items():
         if isinstance(v, dict):
             for sub, x in v.items():
-                out[f"{k}[{sub}]"] = float(x)
+                out[f"{k}.{sub}"] = float(x)
         else:
             out[k] = float(v)
     return out

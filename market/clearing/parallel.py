@@ -22,9 +22,10 @@ import os
 import pickle
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from market.errors import SchedulerUnavailableError, WorkerLostError
+from market.extras import Extra
 
 C = TypeVar("C")
 T = TypeVar("T")
@@ -45,10 +46,10 @@ def parallel_map(
         return _on_cluster(fn, common, items, scheduler, workers)
     if len(items) <= 1:
         return [fn(common, item) for item in items]
-    import dask
+    from concurrent.futures import ThreadPoolExecutor
 
-    tasks = [dask.delayed(fn)(common, item) for item in items]
-    return list(dask.compute(*tasks, scheduler="threads", num_workers=workers))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flexmarket-part") as pool:
+        return list(pool.map(lambda item: fn(common, item), items))
 
 
 def scheduler_timeout_s() -> float:
@@ -67,6 +68,9 @@ def connect(scheduler: str) -> Any:
     ``timeout`` does not cover that wait)."""
     import threading
 
+    from market.extras import require
+
+    require(Extra.DASK, "a Dask scheduler (--scheduler)")
     from distributed import Client
 
     timeout = scheduler_timeout_s()
@@ -89,6 +93,9 @@ def connect(scheduler: str) -> Any:
 
 
 def _on_cluster(fn: Callable[[C, T], R], common: C, items: Sequence[T], scheduler: str | None, workers: int) -> list[R]:
+    from market.extras import require
+
+    require(Extra.DASK, "a Dask cluster (--scheduler, or sweep's local cluster)")
     from distributed import Client, LocalCluster
 
     cluster = None
@@ -210,49 +217,6 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
     for proc in list((getattr(pool, "_processes", None) or {}).values()):
         proc.terminate()
     pool.shutdown(wait=True, cancel_futures=True)
-
-
-class Ahead(Generic[R]):
-    """A job started on its own spawned worker before the caller needs its result
-    (:func:`job_ahead`)."""
-
-    def __init__(self, pool: ProcessPoolExecutor, future: Future[R]) -> None:
-        self._pool, self._future = pool, future
-
-    def result(self) -> R:
-        """The job's result (waits for it); raises what the job raised."""
-        from concurrent.futures.process import BrokenProcessPool
-
-        try:
-            return self._future.result()
-        except BrokenProcessPool as exc:
-            raise WorkerLostError(f"the worker process died before it finished ({exc})") from exc
-
-    def stop(self) -> None:
-        """Stop the worker at once, idle or still at a job whose result is not wanted (see
-        :func:`_stop`)."""
-        _terminate(self._pool)
-
-
-@contextlib.contextmanager
-def job_ahead(target: str, *args: object) -> Iterator[Ahead[Any]]:
-    """Start ``target(*args)`` now on a spawned worker of its own; ``target`` names the
-    function as ``"package.module:function"`` and is imported by the worker only, so that
-    the caller starts it before importing anything heavy. The worker is stopped when the
-    block ends (at once if the job is still running)."""
-    with _process_pool(1) as pool:
-        ahead: Ahead[Any] = Ahead(pool, pool.submit(_call_named, target, args))
-        try:
-            yield ahead
-        finally:
-            ahead.stop()
-
-
-def _call_named(target: str, args: tuple[object, ...]) -> object:
-    import importlib
-
-    module, name = target.split(":")
-    return getattr(importlib.import_module(module), name)(*args)
 
 
 def _stream_on_pool(

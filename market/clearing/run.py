@@ -12,13 +12,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from market.clearing.ahead import SecondStretch, second_stretch, with_second_ahead
 from market.clearing.assemble import assemble
 from market.clearing.decompose import solve_in_parts
 from market.clearing.formulation import StepInput, build_step_model
@@ -26,11 +24,11 @@ from market.clearing.interface import accepted, disaggregate, offer_curves, tso_
 from market.clearing.ir import LinearModel, Solution, SolveStatus
 from market.clearing.metrics import compute_metrics
 from market.clearing.override import apply_override
-from market.clearing.parallel import Ahead, once, parallel_map, stream_map
+from market.clearing.parallel import once, parallel_map, stream_map
 from market.clearing.prepare import Prepared, prepare, step_inputs
 from market.clearing.readback import StepOutcome, read_step
 from market.clearing.results import ClearingResult, ClearingStatus, ModelStats
-from market.clearing.sizing import AHEAD_FIRST_SHARE, STREAM_FROM_BIDS, WORKERS
+from market.clearing.sizing import STREAM_FROM_BIDS, WORKERS
 from market.clearing.solvers import is_large_milp, solve
 from market.clearing.stream import stack, streamable, stretches, sub_batch
 from market.clearing.verify import verify
@@ -55,7 +53,6 @@ def clear(
     stream: bool | None = None,
     metrics: bool = True,
     checks: Callable[[], None] | None = None,
-    ahead: Ahead[SecondStretch | None] | None = None,
 ) -> ClearingResult:
     """Clear ``batch`` under ``design`` (preset name, TOML path or :class:`Design`).
 
@@ -66,33 +63,25 @@ def clear(
     batch of at least ``STREAM_FROM_BIDS`` bid-intervals when its design allows. Raises
     :class:`~market.errors.SolverError` on failure unless ``raise_on_failure=False``,
     in which case the result carries ``status=FAILED`` and the message. ``checks``: the
-    batch's validation, still to run (:func:`market.io.read.load_batch_later`): run once
-    the stretch a worker clears is handed to it, else before anything is cleared; an error
-    before that runs it first (invalid input is reported as such). ``ahead``: a worker
-    already clearing the second stretch of a two-stretch batch from its files
-    (:func:`clear_second_stretch`, started by the CLI before it loaded the batch): used
-    when this batch is streamed in two stretches, else stopped.
+    batch's validation, still to run (:func:`market.io.validate.validate_tables_later`): run
+    once the stretches are handed to the workers, else before anything is cleared; an error
+    before that runs it first (invalid input is reported as such).
     """
     pricing = parse_pricing(pricing)
     design = design if isinstance(design, Design) else load_design(design)
     checked = once(checks)
     try:
-        spans = _stretches(batch, design, stream, AHEAD_FIRST_SHARE if ahead is not None else 0.0)
-        if ahead is not None and len(spans) != 2:
-            ahead.stop()  # its core is this process's now
+        spans = _stretches(batch, design, stream)
         if len(spans) <= 1:
             checked()
             return _clear_whole(batch, design, pricing, scheduler, raise_on_failure, solver_options, progress, metrics)
         if progress:
             progress(f"{design.name}: {len(spans)} stretches of the horizon")
         common = (design, pricing, solver_options)
-        if ahead is not None and len(spans) == 2:
-            result = with_second_ahead(batch, spans, common, ahead, checked, _clear_stretch)
-        else:
-            result = stream_map(
-                _clear_stretch, common, (sub_batch(batch, a, b) for a, b in spans),
-                scheduler=scheduler, workers=WORKERS, count=len(spans), handed_off=checked,
-            )  # fmt: skip
+        result = stream_map(
+            _clear_stretch, common, (sub_batch(batch, a, b) for a, b in spans),
+            scheduler=scheduler, workers=WORKERS, count=len(spans), handed_off=checked,
+        )  # fmt: skip
     except SolverError as exc:
         checked()
         if raise_on_failure:
@@ -149,27 +138,19 @@ def _clear_whole(
     return assemble(batch, prep, design, pricing, outcomes, metrics=metrics)
 
 
-def _stretches(batch: Batch, design: Design, stream: bool | None, first_share: float) -> list[tuple[int, int]]:
+def _stretches(batch: Batch, design: Design, stream: bool | None) -> list[tuple[int, int]]:
     whole = [(0, len(batch.config.intervals))]
     if stream is False or not streamable(design):
         return whole
     if stream is None and len(batch.bids) < STREAM_FROM_BIDS:
         return whole
-    return stretches(batch, first_share=first_share)
+    return stretches(batch)
 
 
 def _clear_stretch(common: tuple[Design, Pricing, dict[str, Any] | None], part: Batch) -> ClearingResult:
     """One stretch of a streamed batch, cleared whole without metrics (on a worker)."""
     design, pricing, options = common
     return clear(part, design, pricing, solver_options=options, stream=False, metrics=False)
-
-
-def clear_second_stretch(
-    folder: Path, design: str, pricing: Pricing, options: dict[str, Any] | None
-) -> SecondStretch | None:
-    """The job of the worker the CLI starts first for a two-stretch batch
-    (:func:`market.clearing.ahead.second_stretch`)."""
-    return second_stretch(folder, design, pricing, options, _clear_stretch)
 
 
 def _deliverable_only(prep: Prepared, taken: np.ndarray, out: StepOutcome) -> None:

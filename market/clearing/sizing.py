@@ -8,10 +8,6 @@ from __future__ import annotations
 BIDS_PER_STRETCH = 500_000  # bid-intervals a worker clears at once
 STREAM_FROM_BIDS = 500_000  # smaller batches are cleared whole (a worker costs ~2 s to start)
 WORKERS = 2
-# of a two-stretch batch whose worker reads its own stretch from the files (the CLI), the
-# share of the bid-intervals this process clears: it also checks the batch (~0.5 s at 10^6,
-# pandera's import included) while the worker reads only its own bids
-AHEAD_FIRST_SHARE = 0.47
 
 
 def stretch_count(rows: int, per_stretch: int = BIDS_PER_STRETCH, at_least: int = WORKERS) -> int:

@@ -14,11 +14,8 @@ Only a stretch is ever built in memory at once per worker: the book is streamed 
 two worker processes (or the Dask cluster at ``--scheduler``) instead of building every
 constraint family for the whole horizon. A book of two stretches (up to 10^6 bid-intervals)
 is cleared by this process and one worker, a stretch each, so that only one stretch is
-pickled to a worker and back; the CLI runs such a book's checks once the worker has its
-stretch (``clear(checks=)``, :func:`market.io.read.load_batch_later`). From the CLI,
-that worker is started first of all and reads the batch's files itself
-(:func:`market.clearing.run.clear_second_stretch`): nothing is pickled to it, and it reads
-while this process does.
+pickled to a worker and back. The CLI starts the worker pool before it reads the batch, so
+the workers import the clearing code meanwhile.
 """
 
 from __future__ import annotations
@@ -79,16 +76,13 @@ def cut_points_of(n_t: int, slots: np.ndarray, links: dict[str, pd.Series]) -> n
     return np.flatnonzero(crossed[1:n_t] == 0) + 1
 
 
-def stretches(
-    batch: Batch, per_stretch: int = BIDS_PER_STRETCH, at_least: int = WORKERS, first_share: float = 0.0
-) -> list[tuple[int, int]]:
+def stretches(batch: Batch, per_stretch: int = BIDS_PER_STRETCH, at_least: int = WORKERS) -> list[tuple[int, int]]:
     """``[(first, end), ...]`` interval ranges covering the horizon, cut only at
     :func:`cut_points`, each about ``per_stretch`` bid-intervals (at least ``at_least``
-    stretches where the cuts allow; deterministic). ``first_share``: of two stretches, the
-    first's share of the bid-intervals (0: an equal share each)."""
+    stretches where the cuts allow; deterministic)."""
     cfg, bids = batch.config, batch.bids
     slots = cfg.slot_of(bids["interval_start"])
-    return stretches_of(len(cfg.intervals), slots, {c: bids[c] for c in LINKS}, per_stretch, at_least, first_share)
+    return stretches_of(len(cfg.intervals), slots, {c: bids[c] for c in LINKS}, per_stretch, at_least)
 
 
 def stretches_of(
@@ -97,7 +91,6 @@ def stretches_of(
     links: dict[str, pd.Series],
     per_stretch: int = BIDS_PER_STRETCH,
     at_least: int = WORKERS,
-    first_share: float = 0.0,
 ) -> list[tuple[int, int]]:
     """:func:`stretches` from each bid's interval index and links (:func:`cut_points_of`)."""
     per_t = np.bincount(slots, minlength=n_t)
@@ -107,7 +100,7 @@ def stretches_of(
     if count <= 1 or not len(cuts):
         return [(0, n_t)]
     before = np.cumsum(per_t)[cuts - 1]  # bid-intervals before each possible cut
-    targets = total * (np.array([first_share]) if first_share and count == 2 else np.arange(1, count) / count)
+    targets = total * np.arange(1, count) / count
     chosen = np.unique(cuts[np.abs(before[None, :] - targets[:, None]).argmin(axis=1)])
     edges = [0, *chosen.tolist(), n_t]
     return list(zip(edges[:-1], edges[1:], strict=True))

@@ -10,13 +10,14 @@ import contextlib
 import logging
 import os
 import sys
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
 from market.cli.batch import synth, validate
 from market.cli.clearing import clear, compare, designs_list, designs_show, sweep
-from market.cli.console import configure
+from market.cli.console import EXIT_INVALID, MODE, configure, emit_json, failure_document
 from market.cli.demo import demo
 from market.cli.network import network_import
 from market.cli.settlement import baselines_evaluate, settle, settle_due
@@ -31,8 +32,36 @@ from market.cli.statements import (
 )
 from market.cli.uftp import uftp_export, uftp_import, uftp_settlement
 
+GLOBAL_FLAGS = ("--quiet", "-q", "--verbose", "-v")
+
+
+class GlobalOptionsAnywhere(TyperGroup):
+    """The top-level group: ``--quiet``/``--verbose`` are accepted anywhere on the line (as
+    in git, pip or ruff: ``flexmarket clear B --out R --quiet``), and with ``--json`` a usage
+    error is a JSON document too."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        end = args.index("--") if "--" in args else len(args)
+        flags = [a for a in args[:end] if a in GLOBAL_FLAGS]
+        rest = [a for a in args[:end] if a not in GLOBAL_FLAGS] + args[end:]
+        MODE["json_wanted"] = "--json" in args[:end]
+        return super().parse_args(ctx, flags + rest)
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:  # click's UsageError (typer vendors its own click): duck-typed
+            if MODE["json_wanted"] and not MODE["json"] and getattr(exc, "exit_code", None) == EXIT_INVALID:
+                message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+                emit_json({**failure_document(exc, EXIT_INVALID), "error": message})
+            raise
+
+
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Clear and settle distribution-level flexibility markets."
+    cls=GlobalOptionsAnywhere,
+    add_completion=False,
+    no_args_is_help=True,
+    help="Clear and settle distribution-level flexibility markets.",
 )
 
 

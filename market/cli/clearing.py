@@ -6,7 +6,7 @@ import contextlib
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -18,7 +18,6 @@ from market.cli.console import (
     EXIT_FAILED,
     emit_json,
     exit_on_error,
-    load_later_or_exit,
     load_or_exit,
     log,
     progress,
@@ -28,7 +27,6 @@ from market.enums import DEFAULT_PRICING, Pricing
 from market.errors import BatchError, SolverError
 
 if TYPE_CHECKING:  # imported where used: `flexmarket` starts (and spawns a worker) without pandas
-    from market.clearing.parallel import Ahead
     from market.clearing.results import ClearingResult
     from market.design.spec import Design
     from market.io.batch import Batch
@@ -62,18 +60,14 @@ def clear(
     options = {**mip_limits(mip_gap, time_limit), BACKEND_OPTION: backend.value}
     t0 = time.perf_counter()
     stretches = streamed_stretches(batch, scheduler)
-    with workers_ahead(stretches, batch, design, pricing, options) as ahead:
+    with workers_ahead(stretches):
         # imported once the workers are on their way (they import the same meanwhile)
         from market.clearing.run import clear as do_clear
         from market.clearing.runfolder import RUN_KIND, write_run
         from market.design.spec import load_design
         from market.io.place import check_target
 
-        checks = None
-        if stretches == 2:  # the worker's stretch leaves before the checks run here (see clear())
-            b, checks = load_later_or_exit(batch)
-        else:
-            b = load_or_exit(batch)
+        b = load_or_exit(batch)
         t1 = time.perf_counter()
         with exit_on_error():
             spec = load_design(design)
@@ -89,8 +83,6 @@ def clear(
                 scheduler=scheduler,
                 progress=step_started,
                 solver_options=options,
-                checks=checks,
-                ahead=ahead,
             )
     t2 = time.perf_counter()
     params = {
@@ -126,21 +118,14 @@ def streamed_stretches(batch: Path, scheduler: str | None) -> int:
     return stretch_count(rows) if rows >= STREAM_FROM_BIDS else 0
 
 
-def workers_ahead(
-    stretches: int, batch: Path, design: str, pricing: Pricing, options: dict[str, Any]
-) -> contextlib.AbstractContextManager[Ahead[Any] | None]:
-    """Start the local workers of a streamed clear of ``stretches`` (0: none) before the
-    batch is read. Two stretches: one worker that reads the batch itself and clears the
-    second (:func:`market.clearing.run.clear_second_stretch`) while this process imports,
-    reads and checks it and clears the first: nothing is pickled to it. More: a pool of
-    workers that import the clearing code while this process reads the batch."""
-    from market.clearing.parallel import job_ahead, warm_workers
+def workers_ahead(stretches: int) -> contextlib.AbstractContextManager[None]:
+    """Start the local worker pool of a streamed clear of ``stretches`` (0: none) before the
+    batch is read: its workers import the clearing code while this process reads the batch."""
+    from market.clearing.parallel import warm_workers
     from market.clearing.sizing import WORKERS
 
     if not stretches:
         return contextlib.nullcontext()
-    if stretches == 2:
-        return job_ahead("market.clearing.run:clear_second_stretch", batch, design, pricing, options)
     return warm_workers(WORKERS, preload=("market.clearing.run",))
 
 
@@ -154,6 +139,14 @@ def mip_limits(mip_gap: float, time_limit: float) -> dict[str, float]:
 
 
 CORE_DESIGNS = "single,dso-led,tso-only"
+
+
+def needs_report(what: str) -> None:
+    """Exit 2, naming the extra, when plotly (the ``report`` extra) is missing."""
+    from market.extras import Extra, require
+
+    with exit_on_error():
+        require(Extra.REPORT, what)
 
 
 def design_list(designs: str) -> list[str]:
@@ -188,6 +181,7 @@ def compare(
     force: Annotated[bool, typer.Option(help="replace OUT even if it is not an earlier comparison")] = False,
 ) -> None:
     """Clear the same batch under several designs; write comparison.parquet and report.html."""
+    needs_report("flexmarket compare (its report.html)")
     b = load_or_exit(batch)
     with exit_on_error(failed=(SolverError,)):
         results = run_compare(b, design_list(designs), pricing, out, scheduler, force)
@@ -215,6 +209,11 @@ def sweep(
     force: Annotated[bool, typer.Option(help="replace OUT even if it is not an earlier sweep")] = False,
 ) -> None:
     """Run designs over a grid of parameters, fanned out with Dask; one table, one report."""
+    needs_report("flexmarket sweep (its report.html)")
+    from market.extras import Extra, require
+
+    with exit_on_error():
+        require(Extra.DASK, "flexmarket sweep")
     from market.analysis.compare import batch_input_hashes
     from market.analysis.sweep import load_grid, run_sweep, sweep_figure
     from market.io.place import check_target, publish_folder

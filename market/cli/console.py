@@ -35,7 +35,7 @@ log = logging.getLogger("flexmarket")
 _WIDTH = None if sys.stdout.isatty() else 160  # logs and pipes get wide, untruncated tables
 console = Console(width=_WIDTH)
 err = Console(stderr=True)
-MODE = {"quiet": False, "json": False}
+MODE = {"quiet": False, "json": False, "json_wanted": False}
 
 EXIT_INVALID = 2
 EXIT_FAILED = 1
@@ -48,6 +48,7 @@ def configure(quiet: bool, verbose: bool) -> None:
 
     MODE["quiet"] = quiet
     MODE["json"] = False  # set by emit_json, per command
+    MODE["json_wanted"] = MODE.get("json_wanted", False) or any(a == "--json" for a in sys.argv[1:])
     SOLVER_OUTPUT["verbose"] = verbose
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
@@ -88,7 +89,30 @@ def exit_on_error(
     except FlexmarketError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         kind = EXIT_FAILED if isinstance(exc, failed) else EXIT_INVALID if isinstance(exc, invalid) else code
+        if MODE["json_wanted"] and not MODE["json"]:
+            emit_json(failure_document(exc, kind))
         raise typer.Exit(kind) from exc
+
+
+def failure_document(exc: BaseException, code: int) -> dict[str, Any]:
+    """The ``--json`` document of a failed command: the error, its exit code, and every
+    finding of an invalid batch (table, row, id, column, value, reason, code)."""
+    doc: dict[str, Any] = {"ok": False, "exit_code": code, "error": str(exc), "kind": type(exc).__name__}
+    findings = getattr(exc, "findings", None)
+    if findings is not None:
+        doc["findings"] = [
+            {
+                "table": f.table,
+                "row": f.row,
+                "row_id": f.row_id,
+                "column": f.column,
+                "value": f.value,
+                "reason": f.reason,
+                "code": str(f.code),
+            }
+            for f in findings
+        ]
+    return doc
 
 
 def load_or_exit(folder: Path) -> Batch:
@@ -96,15 +120,6 @@ def load_or_exit(folder: Path) -> Batch:
 
     with exit_on_error():
         return load_batch(folder)
-
-
-def load_later_or_exit(folder: Path) -> tuple[Batch, Callable[[], None]]:
-    """:func:`~market.io.read.load_batch_later` (its checks still to run), or exit 2 on
-    what reading and coercing find."""
-    from market.io.read import load_batch_later
-
-    with exit_on_error():
-        return load_batch_later(folder)
 
 
 @contextlib.contextmanager

@@ -42,7 +42,10 @@ def demo(
 ) -> None:
     """The main job on the contested sample: validate, clear every preset design, compare, settle."""
     # (the settlement store in OUT/settlement keeps versions across demo runs)
+    from market.cli.clearing import needs_report
     from market.cli.render import comparison_rich, findings_rich, statements_rich, summary_tables
+
+    needs_report("flexmarket demo (its report.html)")
 
     folder = find_sample(data)
     log.info("sample data from %s", folder)

@@ -39,6 +39,10 @@ def network_import(
 ) -> None:
     """Write constraints (branch limits, owner by voltage), PTDF sensitivities and node areas
     of a grid model; base flows from a DC power flow, per interval from SimBench profiles."""
+    from market.extras import Extra, require
+
+    with exit_on_error():
+        require(Extra.GRIDS, "flexmarket network import")
     from market.io.grid import load_network_tables
     from market.io.place import check_new_files, publish_files
 

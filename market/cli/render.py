@@ -93,18 +93,21 @@ def statements_rich(r: SettlementResult) -> Table:
     return t
 
 
+# (metric key exactly as metrics.json and comparison.parquet name it, label with its unit)
 SHORT = [
+    ("bid_cost_eur", "bid cost EUR"),
     ("system_cost_eur", "system cost EUR"),
     ("unmet_mwh", "unmet MWh"),
-    ("distribution_violation_mwh", "viol. MWh"),
+    ("distribution_violation_mwh", "dist. viol. MWh"),
+    ("transmission_violation_mwh", "trans. viol. MWh"),
     ("imbalance_mwh", "imbal. MWh"),
-    ("tier_bypassing_count", "bypass"),
+    ("tier_bypassing_mw", "bypass MW (Σ intervals)"),
     ("hidden_coupling_conflict_mw", "conflict MW"),
     ("signal_breach_mw", "breach MW"),
-    ("observability_min", "observ."),
+    ("observability_min", "observ. share"),
     ("latency_s_max", "latency s"),
     ("scalability_tso_variables", "TSO vars"),
-    ("cyber_exposure_endpoints", "cyber"),
+    ("cyber_exposure_endpoints", "cyber endpoints"),
 ]
 
 

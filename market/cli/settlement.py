@@ -189,6 +189,9 @@ def baselines_evaluate(
     """Score every baseline method on placebo days: bias, NMAE, RRMSE; table and plot.
     Per DER, and per resource (portfolio level) where a run or a resource_id column says
     which DER form one."""
+    from market.cli.clearing import needs_report
+
+    needs_report("flexmarket baselines evaluate (its plot)")
     from market.io.place import check_target, publish_folder
     from market.io.read import sha256_file
     from market.io.write import output_manifest, write_json

@@ -22,6 +22,7 @@ def uftp_import(
 ) -> None:
     """Add the needs of FlexRequests and the bids of FlexOffers to a copy of a batch: every
     table of the base batch is kept, and so are the offers an earlier import added to it."""
+    _needs_uftp("flexmarket uftp import")
     from market.io.place import check_target, publish_folder
     from market.io.uftp import OFFERS_FOLDER, import_messages, merge_import
     from market.io.write import write_batch
@@ -56,6 +57,7 @@ def uftp_export(
     time_stamp: Annotated[str | None, typer.Option(help="the orders' TimeStamp (default: the offer's)")] = None,
 ) -> None:
     """One FlexOrder per accepted offer option of the run (all files or none)."""
+    _needs_uftp("flexmarket uftp export")
     import pandas as pd
 
     from market.io.uftp import orders_for_awards, to_xml
@@ -75,6 +77,7 @@ def uftp_settlement(
     batch: Annotated[Path | None, typer.Option(help="the batch that was cleared (default: the run's manifest)")] = None,
 ) -> None:
     """One FlexSettlement per aggregator: the settled lines of its FlexOrders (all files or none)."""
+    _needs_uftp("flexmarket uftp settlement")
     import pandas as pd
 
     from market.io.uftp import orders_for_awards, to_xml
@@ -91,6 +94,13 @@ def uftp_settlement(
     for reference in left_out:
         log.warning("order %s left out of the settlement: a line has no meter data or baseline", reference)
     say(f"{len(messages)} FlexSettlement(s) -> [bold]{out}[/]")
+
+
+def _needs_uftp(what: str) -> None:
+    from market.extras import Extra, require
+
+    with exit_on_error():
+        require(Extra.UFTP, what)
 
 
 def _writer(text: str) -> Callable[[Path], None]:

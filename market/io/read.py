@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +16,7 @@ from market.io.batch import DEFAULT_HOP_LATENCY_S, DEFAULT_VOLL_EUR_MWH, Batch, 
 from market.io.coerce import TZ_SUFFIX, coerce_table
 from market.io.schemas import BATCH_TABLES, PRICE_LIMIT_EUR_MWH, TableSpec
 from market.io.strict import is_number, parse_toml, unknown_keys
-from market.io.validate import validate_tables, validate_tables_later
+from market.io.validate import validate_tables
 
 MAX_HORIZON_DAYS = 3660  # ten years: a batch is a day, a season or a year of market sessions
 BATCH_TOML_KEYS = ("name", "start", "end", "interval_minutes", "currency", "voll_eur_mwh", "hop_latency_s")
@@ -191,21 +190,16 @@ def read_raw_table(
     path: Path,
     unique: tuple[str, ...] = (),
     data: bytes | None = None,
-    between: tuple[pd.Timestamp, pd.Timestamp] | None = None,
 ) -> tuple[pd.DataFrame, pa.Table | None]:
     """Read one table file without interpreting kinds (CSV cells stay strings); for Parquet,
     the Arrow table too (its text columns are checked as they are, not converted back).
     ``unique``: columns expected to hold a distinct value per row (a table's id), turned
     into Python strings without pyarrow's de-duplication, which for 10^7 distinct ids costs
-    6 s instead of 0.7 s. ``data``: the file's bytes, already read (``path`` names them).
-    ``between``: of a Parquet file whose ``interval_start`` is time-zone aware, only the
-    rows in ``[first, end)`` (any other file whole)."""
+    6 s instead of 0.7 s. ``data``: the file's bytes, already read (``path`` names them)."""
     source = path if data is None else io.BytesIO(data)
     try:
         if path.suffix == ".parquet":
             table = pq.read_table(source)
-            if between is not None:
-                table = _rows_between(table, *between)
             return arrow_to_pandas(table, unique), table
         return pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8"), None
     except UnicodeDecodeError as exc:
@@ -222,21 +216,8 @@ def load_batch(folder: str | Path) -> Batch:
     return validate_tables(config, tables, findings, source=Path(folder), file_hashes=hashes, arrow_keys=keys)
 
 
-def load_batch_later(
-    folder: str | Path, bids_between: tuple[pd.Timestamp, pd.Timestamp] | None = None
-) -> tuple[Batch, Callable[[], None]]:
-    """:func:`load_batch` with its checks left for later
-    (:func:`~market.io.validate.validate_tables_later`): the Batch, and ``check()`` to call
-    before anything is written from it. For work that can start before the checks end.
-    ``bids_between``: ``(first, end)`` UTC; where the bids are Parquet with a time-zone-aware
-    ``interval_start``, only the bids of ``[first, end)`` are read (for a worker that clears
-    that stretch; its checks are another process's): a Batch of those bids only."""
-    config, tables, findings, hashes, keys = _read_folder(Path(folder), bids_between)
-    return validate_tables_later(config, tables, findings, source=Path(folder), file_hashes=hashes, arrow_keys=keys)
-
-
 def _read_folder(
-    folder: Path, bids_between: tuple[pd.Timestamp, pd.Timestamp] | None = None
+    folder: Path,
 ) -> tuple[BatchConfig, dict[str, pd.DataFrame | None], list[Finding], dict[str, str], dict[str, pa.Table]]:
     """A batch folder's config, coerced tables, findings so far, file hashes and key columns."""
     if not folder.is_dir():
@@ -267,8 +248,7 @@ def _read_folder(
             continue
         data = path.read_bytes()
         hashes[path.name] = hashlib.sha256(data).hexdigest()
-        between = bids_between if spec.name == "bids" else None
-        raw, arrow = read_raw_table(path, unique_ids(spec), data, between)
+        raw, arrow = read_raw_table(path, unique_ids(spec), data)
         del data
         df, bad = coerce_table(spec, raw, arrow)
         findings += bad
@@ -276,54 +256,6 @@ def _read_folder(
         if arrow is not None and df is not None:  # the key's text as read, for the key order
             keys[spec.name] = arrow.select([k for k in spec.key if k in arrow.column_names])
     return config, tables, findings, hashes, keys
-
-
-def _rows_between(table: pa.Table, first: pd.Timestamp, end: pd.Timestamp) -> pa.Table:
-    """The rows whose time-zone-aware ``interval_start`` is in ``[first, end)`` (the table
-    as it is when the column is absent or of another type)."""
-    import pyarrow.compute as pc
-
-    if "interval_start" not in table.column_names or not _aware(column := table.column("interval_start")):
-        return table
-    low, high = (pa.scalar(t.to_pydatetime(), type=column.type) for t in (first, end))
-    return table.filter(pc.and_(pc.greater_equal(column, low), pc.less(column, high)))
-
-
-def _aware(column: pa.ChunkedArray) -> bool:
-    """A time-zone-aware timestamp column (its instants are what coercion reads)."""
-    return pa.types.is_timestamp(column.type) and column.type.tz is not None
-
-
-def bids_outline(folder: Path, links: tuple[str, ...]) -> tuple[pd.Series, dict[str, pd.Series]] | None:
-    """Where a batch's bids lie, without reading the rest of the file: each bid's
-    ``interval_start`` (UTC) and its units in the ``links`` columns (missing where none or
-    blank), to cut the batch into stretches before reading it. None unless the bids are
-    Parquet with a time-zone-aware ``interval_start``."""
-    from market.io.strict import blank_text
-
-    path = find_table_file(folder, "bids")
-    if path is None or path.suffix != ".parquet":
-        return None
-    try:
-        parquet = pq.ParquetFile(path)
-        wanted = [c for c in ("interval_start", *links) if c in parquet.schema_arrow.names]
-        table = parquet.read(columns=wanted)
-    except (OSError, pa.ArrowException):  # a broken file: the full read names it
-        return None
-    if "interval_start" not in wanted:
-        return None
-    column = table.column("interval_start")
-    if not _aware(column):
-        return None
-    try:
-        starts = pd.Series(column.to_pandas()).dt.tz_convert("UTC")
-    except (pa.ArrowException, ValueError, OverflowError):  # beyond what pandas holds: the full read names it
-        return None
-    units = {}
-    for name in links:
-        values = pd.Series(table.column(name).to_pandas() if name in wanted else None, index=starts.index, dtype=object)
-        units[name] = values.where(~blank_text(values))
-    return starts, units
 
 
 def empty_table(spec: TableSpec) -> pd.DataFrame:
