@@ -46,6 +46,7 @@ def synth(
     seed: Annotated[int, typer.Option()] = 0,
     integer_share: Annotated[float, typer.Option(help="share of all-or-nothing DER")] = 0.0,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Write a deterministic synthetic batch of any size (the bids in chunks: a 10^7 book
     never sits in memory as text; it is validated when it is loaded)."""
@@ -54,4 +55,6 @@ def synth(
     spec = SynthSpec(bids=bids, intervals=intervals, dsos=dsos, seed=seed, integer_share=integer_share)
     with exit_on_error():
         n = write_synth(spec, out, fmt)
+    if as_json:
+        emit_json({"batch": str(out), "bids": n, "intervals": intervals, "dsos": dsos, "seed": seed})
     say(f"wrote {n} bids to {out}")

@@ -207,6 +207,7 @@ def sweep(
         str | None, typer.Option(help="Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a local cluster)")
     ] = None,
     force: Annotated[bool, typer.Option(help="replace OUT even if it is not an earlier sweep")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Run designs over a grid of parameters, fanned out with Dask; one table, one report."""
     needs_report("flexmarket sweep (its report.html)")
@@ -242,6 +243,8 @@ def sweep(
 
     with exit_on_error():
         publish_folder(out, SWEEP_KIND, build, force, inputs=[batch, grid])
+    if as_json:
+        emit_json({"folder": str(out), "rows": results.to_dict(orient="records")})
     wide = results[results["metric"] == "system_cost_eur"].pivot_table(index="point", columns="design", values="value")
     t = Table(title="system cost (EUR) per grid point and design")
     t.add_column("point")
@@ -252,9 +255,24 @@ def sweep(
     say(t, f"{len(results)} rows -> [bold]{out / 'sweep.parquet'}[/], report.html")
 
 
-def designs_list() -> None:
+def designs_list(
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
     """The preset designs with the report sections they come from."""
     from market.design.spec import load_design, preset_names
+
+    if as_json:
+        emit_json(
+            [
+                {
+                    "name": d.name,
+                    "title": d.title,
+                    "steps": [s.name for s in d.steps],
+                    "report_section": d.report_section,
+                }
+                for d in (load_design(n) for n in preset_names())
+            ]
+        )
 
     t = Table(title="designs")
     for c in ("name", "title", "steps", "report section"):

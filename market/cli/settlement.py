@@ -185,6 +185,7 @@ def baselines_evaluate(
         Path | None, typer.Option(help="clearing run whose awards define the resources (aggregator x DSO)")
     ] = None,
     force: Annotated[bool, typer.Option(help="replace OUT even if it is not an earlier evaluation")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Score every baseline method on placebo days: bias, NMAE, RRMSE; table and plot.
     Per DER, and per resource (portfolio level) where a run or a resource_id column says
@@ -218,6 +219,14 @@ def baselines_evaluate(
 
     with exit_on_error():
         publish_folder(out, BASELINES_KIND, build, force, inputs=[meter, config, run])
+    if as_json:
+        emit_json(
+            {
+                "folder": str(out),
+                "summary": summary.to_dict(orient="records"),
+                "recommendations": advice.to_dict(orient="records"),
+            }
+        )
     t = Table(title="baseline accuracy on placebo days (median over DER or resources)")
     columns = ("level", "method", "units", "bias", "NMAE", "RRMSE", "within 20% RRMSE", "CV(RMSE) hourly")
     for c in (*columns, "within ASHRAE 14 (30%)"):

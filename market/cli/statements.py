@@ -160,6 +160,7 @@ def statements_export(
     db: DB,
     out: Annotated[Path, typer.Option(help="folder to write statements, statement_lines and statement_deltas into")],
     fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Every statement version, line and delta of the store as CSV or JSON files (all or none)."""
     from market.io.place import check_new_files, publish_files
@@ -172,6 +173,8 @@ def statements_export(
         check_new_files(out, [f"{n}.{fmt}" for n in names], inputs=[store_file(db)])
         tables = export_store(db)
         publish_files(out, {f"{n}.{fmt}": _table_writer(tables[n], fmt) for n in names}, inputs=[store_file(db)])
+    if as_json:
+        emit_json({"folder": str(out), "rows": {n: len(tables[n]) for n in names}})
     say(", ".join(f"{n} {len(tables[n]):,} rows" for n in names) + f" -> [bold]{out}[/]")
 
 

@@ -55,6 +55,7 @@ def uftp_export(
     out: Annotated[Path, typer.Option(help="folder to write FlexOrder XML files into")],
     batch: Annotated[Path | None, typer.Option(help="the batch that was cleared (default: the run's manifest)")] = None,
     time_stamp: Annotated[str | None, typer.Option(help="the orders' TimeStamp (default: the offer's)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """One FlexOrder per accepted offer option of the run (all files or none)."""
     _needs_uftp("flexmarket uftp export")
@@ -67,6 +68,8 @@ def uftp_export(
         orders = orders_for_awards(pd.read_parquet(run / "awards.parquet"), offers, time_stamp)
         files = {f"FlexOrder-{o.message_id}.xml": _writer(to_xml(o)) for o in orders}
         publish_files(out, files, inputs=[run, folder])
+    if as_json:
+        emit_json({"folder": str(out), "orders": sorted(files)})
     say(f"{len(orders)} FlexOrder(s) -> [bold]{out}[/]")
 
 
@@ -75,6 +78,7 @@ def uftp_settlement(
     run: Annotated[Path, typer.Option(help="the clearing run that was settled")],
     out: Annotated[Path, typer.Option(help="folder to write FlexSettlement XML files into")],
     batch: Annotated[Path | None, typer.Option(help="the batch that was cleared (default: the run's manifest)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """One FlexSettlement per aggregator: the settled lines of its FlexOrders (all files or none)."""
     _needs_uftp("flexmarket uftp settlement")
@@ -93,6 +97,8 @@ def uftp_settlement(
         publish_files(out, files, inputs=[settled, run, folder])
     for reference in left_out:
         log.warning("order %s left out of the settlement: a line has no meter data or baseline", reference)
+    if as_json:
+        emit_json({"folder": str(out), "settlements": sorted(files), "left_out": list(left_out)})
     say(f"{len(messages)} FlexSettlement(s) -> [bold]{out}[/]")
 
 
