@@ -31,9 +31,17 @@ def last_delivery_day(manifest: dict[str, Any], timezone: str) -> dt.date:
     """T of a clearing run: the local date of its last delivery interval."""
     import zoneinfo
 
-    batch = manifest.get("batch", {})
-    end = pd.Timestamp(batch["end"]) - pd.Timedelta(minutes=int(batch["interval_minutes"]))
-    return end.tz_convert(zoneinfo.ZoneInfo(timezone)).date()
+    batch = manifest.get("batch") or {}
+    try:
+        end = pd.Timestamp(batch["end"]) - pd.Timedelta(minutes=int(batch["interval_minutes"]))
+        if pd.isna(end) or end.tzinfo is None:
+            raise ValueError("no time-zone-aware end")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SettlementInputError(
+            f"the run's manifest has no usable batch end ({exc}): it cannot be placed on the calendar"
+        ) from exc
+    day: dt.date = end.tz_convert(zoneinfo.ZoneInfo(timezone)).date()
+    return day
 
 
 def settle_due(
@@ -50,6 +58,7 @@ def settle_due(
     ``out/<run folder name>``, all into one store (default: ``out/store.duckdb``)."""
     import zoneinfo
 
+    from market.io.place import check_apart
     from settlement.calendar import due_runs
     from settlement.store import session_runs
 
@@ -57,6 +66,7 @@ def settle_due(
     runs, out = Path(runs), Path(out)
     if not runs.is_dir():
         raise SettlementInputError(f"{runs}: not a folder of clearing runs")
+    check_apart(out, [runs, meter, config])  # never inside the runs, over the meter file or config
     folders = sorted(p for p in runs.iterdir() if p.is_dir() and (p / "manifest.json").is_file())
     if not folders:
         raise SettlementInputError(f"{runs}: no clearing run folders (each with manifest.json) in it")

@@ -71,7 +71,7 @@ def test_on_the_sample_portfolio_settlement_allocates_more_of_the_awarded_energy
     """data/sample: aggregators offer each registered resource (aggregator x DSO) at one
     price, so resources are dispatched as a whole; settled per resource, members' baseline
     errors net out and a larger share of the awarded energy is allocated than per DER
-    (README, "Level")."""
+    (docs/guide.md, "Level")."""
     from typer.testing import CliRunner
 
     from market.cli.app import app

@@ -141,3 +141,35 @@ def test_the_cron_week_of_the_sample_says_what_changed_each_day(tmp_path: Path) 
     assert "recalculation 1 at T+3: 0 new version(s)" in days[6]
     assert "recalculation 2 at T+5" in days[8] and "resolved by decision" in days[8]
     assert "resolved" in days[9]
+
+
+def test_settle_due_never_writes_inside_its_runs(tmp_path: Path) -> None:
+    run, a, _ = _desk(tmp_path)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    run.rename(runs / "run")
+    import json as _json
+
+    manifest = _json.loads((runs / "run" / "manifest.json").read_text())
+    manifest["batch"].update(start="2026-01-15T00:00:00+00:00", end="2026-01-16T00:00:00+00:00")
+    (runs / "run" / "manifest.json").write_text(_json.dumps(manifest))
+    cfg = tmp_path / "settle.toml"
+    cfg.write_text("[calendar]\ninitial_after_business_days = 0\n")
+    before = sorted(str(p) for p in runs.rglob("*"))
+    res = CliRunner().invoke(
+        app,
+        ["settle-due", "--runs", str(runs), "--meter", str(a), "--config", str(cfg), "--out", str(runs / "settled")]
+        + ["--date", "2026-01-20"],
+    )
+    assert res.exit_code == 2 and "never touches" in " ".join(res.output.split())
+    assert sorted(str(p) for p in runs.rglob("*")) == before
+    ok = CliRunner().invoke(
+        app,
+        ["settle-due", "--runs", str(runs), "--meter", str(a), "--config", str(cfg), "--out", str(tmp_path / "o")]
+        + ["--date", "2026-01-20", "--json"],
+    )
+    assert ok.exit_code == 0, ok.output
+    import json
+
+    (done,) = json.loads(ok.stdout)["settled"]
+    assert done["run_type"] == "initial" and len(done["changed"]) == 2
