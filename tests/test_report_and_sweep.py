@@ -99,7 +99,8 @@ def test_report_renders_in_headless_chromium(compared):
     assert "What the comparison says (against tso-only" in text
     for risk in RISKS:
         assert f"{risk.label}: " in text, risk.key
-    assert "Identical dispatch:" in text and "predictions agree with the measurement" in text
+    assert "Identical dispatch:" in text and "predictions that agree with the measurement" in text
+    assert "structural" in text  # properties of the wiring are labelled as such
     assert "interval start (UTC)" in text
 
 

@@ -60,3 +60,25 @@ def test_prices_are_coloured_on_the_ordinary_scale_not_voll(runs):
     fig = price_heatmap(runs, voll_eur_mwh=1000.0)
     assert fig.layout.coloraxis.cmax < 500.0  # VoLL-level prices are counted apart, not the scale
     assert "VoLL level" in fig.layout.title.text
+
+
+def test_structural_metrics_are_labelled_and_kept_apart() -> None:
+    """Tier bypassing, observability, latency, cyber exposure and fragmentation are decided by
+    a design's wiring: the comparison marks them structural, and the verdict says so after
+    the measured risks, naming extremes, never a best design."""
+    from market import clear
+    from market.analysis.comparison import comparison_table
+    from market.analysis.verdict import STRUCTURAL_NOTE, risk_table, sentences
+    from market.testing import feeder_case
+
+    batch = feeder_case()
+    results = [clear(batch, d) for d in ("single", "tso-only", "dso-led")]
+    table = comparison_table(results).set_index(["design", "metric"])
+    assert table.loc[("single", "tier_bypassing_mwh"), "kind"] == "structural"
+    assert table.loc[("single", "system_cost_eur"), "kind"] == "measured"
+    said = sentences(risk_table(results))
+    structural = [s for s in said if s.endswith(STRUCTURAL_NOTE)]
+    assert structural and all(" best " not in s for s in structural)
+    first = next(i for i, s in enumerate(said) if s.endswith(STRUCTURAL_NOTE))
+    assert not any(s.endswith(STRUCTURAL_NOTE) for s in said[:first])
+    assert all(s.endswith(STRUCTURAL_NOTE) for s in said[first:])

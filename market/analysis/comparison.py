@@ -77,8 +77,19 @@ def flatten(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+# metrics a design's wiring decides (its instruction paths, data links, observed_by_dso, hop
+# latencies and stage count, markets): a difference in them is a property of the design,
+# not a finding; every other metric is measured (physics, dispatch, money, model sizes)
+STRUCTURAL_PREFIXES = ("tier_bypassing", "observability", "latency", "cyber_exposure", "fragmentation")
+
+
+def kind_of(metric: str) -> str:
+    """``structural`` or ``measured`` (see :data:`STRUCTURAL_PREFIXES`)."""
+    return "structural" if metric.startswith(STRUCTURAL_PREFIXES) else "measured"
+
+
 def comparison_table(results: Sequence[ClearingResult]) -> pd.DataFrame:
-    """One row per design and metric, with its unit."""
+    """One row per design and metric, with its unit and kind (``measured`` or ``structural``)."""
     rows = []
     for r in results:
         for metric, value in flatten(r.metrics).items():
@@ -89,6 +100,7 @@ def comparison_table(results: Sequence[ClearingResult]) -> pd.DataFrame:
                     "value": value,
                     "unit": unit_of(metric),
                     "pricing": r.pricing.value,
+                    "kind": kind_of(metric),
                 }
             )
     return pd.DataFrame(rows)

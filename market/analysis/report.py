@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from market.analysis.comparison import BETTER, comparison_table
+from market.analysis.comparison import BETTER, comparison_table, kind_of
 from market.analysis.figures import (
     coordination_bars,
     cost_by_buyer,
@@ -30,7 +30,7 @@ HEADLINE = [
     ("transmission_violation_mwh", "Transmission violations"),
     ("signal_breach_mw", "Traffic-light breaches by the TSO (MW)"),
     ("imbalance_mwh", "Imbalance left to the TSO"),
-    ("tier_bypassing_mw", "Tier bypassing (MW)"),
+    ("tier_bypassing_mwh", "Tier bypassing (MWh)"),
     ("hidden_coupling_conflict_mw", "Hidden coupling: opposite instructions (MW)"),
     ("hidden_coupling_undone_mwh", "Hidden coupling: DSO relief undone (MWh)"),
     ("hidden_coupling_blind_violation_mwh", "Hidden coupling: violations by blind operators (MWh)"),
@@ -62,7 +62,9 @@ def comparison_html(results: Sequence[ClearingResult], reference: str | None = N
         if metric not in wide.index:
             continue
         vals = wide.loc[metric, designs].to_numpy(dtype=float)
-        sign = _better(metric)
+        structural = kind_of(metric) == "structural"
+        sign = 0 if structural else _better(metric)  # a property of the wiring is never coloured a finding
+        label = f"{label} (structural)" if structural else label
         unit = table.loc[table["metric"] == metric, "unit"].iloc[0]
         base = float(wide.loc[metric, ref])
         cells = []
@@ -110,9 +112,14 @@ def verdict_html(results: Sequence[ClearingResult], reference: str | None = None
                 )
             else:
                 cells.append(f'<td title="no prediction in the report">measured: {measured}</td>')
-        rows.append(f"<tr><th>{html.escape(risk.label)}</th>{''.join(cells)}</tr>")
-    agree = table["agrees"].dropna()
-    tally = f"{int(agree.sum())} of {len(agree)} predictions agree with the measurement"
+        kind = " <small>(structural: decided by the design's wiring)</small>" if risk.kind == "structural" else ""
+        rows.append(f"<tr><th>{html.escape(risk.label)}{kind}</th>{''.join(cells)}</tr>")
+    judged = table[table["agrees"].notna()]
+    parts = []
+    for kind_name in ("measured", "structural"):
+        k = judged[judged["kind"] == kind_name]["agrees"].astype(bool)
+        parts.append(f"{int(k.sum())} of {len(k)} {kind_name}")
+    tally = "predictions that agree with the measurement: " + "; ".join(parts)
     return (
         f"<h2>What the comparison says (against {html.escape(ref)}, today's TSO-centric model)</h2>"
         f"<ul class='verdict'>{lines}</ul>"

@@ -35,6 +35,9 @@ class Risk:
     better: int
     tolerance: float
     measure: Callable[[dict[str, Any]], float]
+    # measured (from the physics or real model sizes) or structural (decided by the design's
+    # wiring: its paths, links and labels): a structural difference is a property, not a finding
+    kind: str = "measured"
 
 
 def _sum(*keys: str) -> Callable[[dict[str, Any]], float]:
@@ -42,7 +45,7 @@ def _sum(*keys: str) -> Callable[[dict[str, Any]], float]:
 
 
 RISKS: tuple[Risk, ...] = (
-    Risk("tier_bypassing", "Tier bypassing", "MW", -1, 1e-3, _sum("tier_bypassing_mw")),
+    Risk("tier_bypassing", "Tier bypassing", "MWh", -1, 1e-3, _sum("tier_bypassing_mwh"), "structural"),
     Risk(
         "hidden_coupling",
         "Hidden coupling (DSO relief undone + violations by blind operators)",
@@ -59,8 +62,16 @@ RISKS: tuple[Risk, ...] = (
         1e-3,
         _sum("distribution_violation_mwh", "transmission_violation_mwh"),
     ),
-    Risk("observability", "DSO observability (worst DSO)", "share", +1, 5e-3, _sum("observability_min")),
-    Risk("latency", "Latency (longest instruction incl. clearing stages)", "s", -1, 0.5, _sum("latency_s_max")),
+    Risk("observability", "DSO observability (worst DSO)", "share", +1, 5e-3, _sum("observability_min"), "structural"),
+    Risk(
+        "latency",
+        "Latency (longest instruction incl. clearing stages)",
+        "s",
+        -1,
+        0.5,
+        _sum("latency_s_max"),
+        "structural",
+    ),
     Risk(
         "scalability",
         "Scalability (TSO's largest optimisation)",
@@ -70,7 +81,13 @@ RISKS: tuple[Risk, ...] = (
         _sum("scalability_tso_variables"),
     ),
     Risk(
-        "cyber", "Cyber exposure (endpoints linked to the TSO)", "endpoints", -1, 0.5, _sum("cyber_exposure_endpoints")
+        "cyber",
+        "Cyber exposure (endpoints linked to the TSO)",
+        "endpoints",
+        -1,
+        0.5,
+        _sum("cyber_exposure_endpoints"),
+        "structural",
     ),
     Risk(
         "fragmentation",
@@ -79,6 +96,7 @@ RISKS: tuple[Risk, ...] = (
         -1,
         1e-3,
         _sum("fragmentation_markets_per_aggregator"),
+        "structural",
     ),
     Risk("cost", "System cost (bids, unmet need, imbalance, violations)", "EUR", -1, 1.0, _sum("system_cost_eur")),
 )
@@ -106,6 +124,7 @@ def risk_table(results: Sequence[ClearingResult], reference: str | None = None) 
                     "risk": risk.key,
                     "label": risk.label,
                     "unit": risk.unit,
+                    "kind": risk.kind,
                     "design": r.design.name,
                     "value": value,
                     "reference": ref,
@@ -130,8 +149,18 @@ def _agrees(expected: str, diff: float, tolerance: float, similar_band: float) -
     return diff < -tolerance if expected == "lower" else diff > tolerance
 
 
+STRUCTURAL_NOTE = " (structural: a property of the designs' wiring, not a finding)"
+
+
 def sentences(table: pd.DataFrame) -> list[str]:
-    """One sentence per risk: best and worst designs and by how much against the reference."""
+    """One sentence per risk: best and worst designs and by how much against the reference;
+    the measured risks first, then the structural ones, each said to be a property of the
+    wiring (never called better as a finding)."""
+    measured = [s for s in _sentences(table) if not s.endswith(STRUCTURAL_NOTE)]
+    return measured + [s for s in _sentences(table) if s.endswith(STRUCTURAL_NOTE)]
+
+
+def _sentences(table: pd.DataFrame) -> list[str]:
     out = []
     for risk in RISKS:
         t = table[table["risk"] == risk.key]
@@ -140,15 +169,17 @@ def sentences(table: pd.DataFrame) -> list[str]:
         ref = t["reference"].iloc[0]
         ordered = t.sort_values("value", ascending=risk.better < 0)
         best_v, worst_v = ordered["value"].iloc[0], ordered["value"].iloc[-1]
+        note = STRUCTURAL_NOTE if risk.kind == "structural" else ""
         if abs(best_v - worst_v) <= risk.tolerance:
-            out.append(f"{risk.label}: every design measures the same ({_fmt(best_v)} {risk.unit}).")
+            out.append(f"{risk.label}: every design measures the same ({_fmt(best_v)} {risk.unit}).{note}")
             continue
         best = t[(t["value"] - best_v).abs() <= risk.tolerance]
         worst = t[(t["value"] - worst_v).abs() <= risk.tolerance]
-        out.append(
-            f"{risk.label}: best {_names(best)} ({_fmt(best_v)} {risk.unit}, {_vs(best.iloc[0], risk.unit, ref)}); "
-            f"worst {_names(worst)} ({_fmt(worst_v)} {risk.unit}, {_vs(worst.iloc[0], risk.unit, ref)})."
-        )
+        extremes = ("lowest", "highest") if risk.better < 0 else ("highest", "lowest")
+        words = extremes if note else ("best", "worst")  # a property is no ranking: its extremes by value
+        first = f"{words[0]} {_names(best)} ({_fmt(best_v)} {risk.unit}, {_vs(best.iloc[0], risk.unit, ref)})"
+        last = f"{words[1]} {_names(worst)} ({_fmt(worst_v)} {risk.unit}, {_vs(worst.iloc[0], risk.unit, ref)})"
+        out.append(f"{risk.label}: {first}; {last}.{note}")
     return out
 
 

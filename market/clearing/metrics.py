@@ -56,7 +56,8 @@ def _bypassing(aw: pd.DataFrame) -> dict[str, Any]:
     bypasses = _per_path(aw, lambda p: p[0] == Tier.TSO.value and not {Tier.DSO.value, Tier.IDSO.value} & set(p))
     bypass = (bypasses.astype(bool) & aw["dso_id"].notna()).to_numpy()
     return {
-        "tier_bypassing_mw": float(aw.loc[bypass, "quantity_mw"].sum()),
+        "tier_bypassing_mwh": float(aw.loc[bypass, "energy_mwh"].sum()),
+        "tier_bypassing_mw": float(aw.loc[bypass, "quantity_mw"].sum()),  # deprecated: MW summed over intervals
         "tier_bypassing_count": int(bypass.sum()),
     }
 

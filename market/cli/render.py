@@ -101,7 +101,7 @@ SHORT = [
     ("distribution_violation_mwh", "dist. viol. MWh"),
     ("transmission_violation_mwh", "trans. viol. MWh"),
     ("imbalance_mwh", "imbal. MWh"),
-    ("tier_bypassing_mw", "bypass MW (Σ intervals)"),
+    ("tier_bypassing_mwh", "bypass MWh"),
     ("hidden_coupling_conflict_mw", "conflict MW"),
     ("signal_breach_mw", "breach MW"),
     ("observability_min", "observ. share"),

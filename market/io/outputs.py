@@ -228,7 +228,9 @@ RUN_TABLES: tuple[TableSpec, ...] = (
 
 COMPARISON = TableSpec(
     "comparison",
-    columns_of(("design", "str"), ("metric", "str"), ("value", "float"), ("unit", "str"), ("pricing", "str")),
+    columns_of(
+        ("design", "str"), ("metric", "str"), ("value", "float"), ("unit", "str"), ("pricing", "str"), ("kind", "str")
+    ),
     key=("design", "metric"),
     id_column="design",
 )
