@@ -132,16 +132,24 @@ def ac_flows(net, prof, rows, head_sets):  # type: ignore[no-untyped-def]
     return np.asarray(heads), np.asarray(trafo), dc
 
 
-def build() -> None:
+def build(
+    day_text: str = DAY,
+    out: Path = HERE / "contested",
+    meter_path: Path | None = HERE / "contested_meter.parquet",
+    nets: dict[str, object] | None = None,
+) -> None:
+    """The contested batch of the local day ``day_text`` into ``out`` (replaced), and its
+    meter data into ``meter_path`` (none for None). ``nets``: SimBench nets by DSO, loaded
+    once by a caller that builds many days (data/make_season.py)."""
     rng = np.random.default_rng(SEED)
-    day = pd.Timestamp(DAY, tz=LOCAL_TZ).tz_convert("UTC")
+    day = pd.Timestamp(day_text, tz=LOCAL_TZ).tz_convert("UTC")
     bids, needs, areas, cons, sens, sigs, der_series = [], [], [], [], [], [], []
     tso_raw = None
     k_load = k_gen = 0
     for dso, code in GRIDS.items():
         import simbench as sb
 
-        net = sb.get_simbench_net(code)
+        net = nets[dso] if nets is not None else sb.get_simbench_net(code)
         prof, times = profiles(net)
         rows = np.flatnonzero((times >= day) & (times < day + pd.Timedelta(days=1)))
         t_day = times[rows]
@@ -278,16 +286,17 @@ def build() -> None:
         "aggregators": pd.DataFrame({"aggregator_id": list(AGGREGATORS), "route": list(AGGREGATORS.values())}),
     }
     cfg = BatchConfig(
-        name=f"simbench-3mv-contested-{DAY}", start=day, end=day + pd.Timedelta(days=1), interval_minutes=15
+        name=f"simbench-3mv-contested-{day_text}", start=day, end=day + pd.Timedelta(days=1), interval_minutes=15
     )
     batch = batch_from_frames(cfg, **frames)
-    out = HERE / "contested"
     if out.exists():
         shutil.rmtree(out)
     write_batch(batch, out, "parquet")
+    if meter_path is None:
+        return
     batch = load_batch(out)
     run = clear(batch, "single", "pay-as-clear")
-    write_meter(der_series, day, run.awards, HERE / "contested_meter.parquet")
+    write_meter(der_series, day, run.awards, meter_path)
     tso = batch.needs[batch.needs["buyer_id"] == "tso"]["quantity_mw"].sum() * INTERVAL_H
     print(f"contested: {len(batch.bids)} bids, DSO needs {dso_mwh:.2f} MWh, TSO needs {tso:.2f} MWh")
 

@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from market.cli.batch import synth, validate
-from market.cli.clearing import clear, compare, designs_list, designs_show, sweep
+from market.cli.clearing import clear, compare, designs_list, designs_show, season, sweep
 from market.cli.console import EXIT_INVALID, MODE, configure, emit_json, failure_document
 from market.cli.demo import demo
 from market.cli.network import network_import
@@ -90,7 +90,7 @@ baselines_app = typer.Typer(no_args_is_help=True, help="M&V baseline methods.")
 app.add_typer(designs_app, name="designs")
 app.add_typer(baselines_app, name="baselines")
 
-for command in (validate, clear, synth, settle, sweep, compare, demo):
+for command in (validate, clear, synth, settle, sweep, compare, season, demo):
     app.command()(command)
 app.command("settle-due")(settle_due)
 designs_app.command("list")(designs_list)

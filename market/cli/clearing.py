@@ -317,3 +317,66 @@ def _setting(value: object) -> str:
     if isinstance(value, list | tuple):
         return " > ".join(str(v) for v in value) if value else "-"
     return "-" if value is None else str(value)
+
+
+SEASON_KIND = "season"
+
+
+def season(
+    days: Annotated[Path, typer.Argument(help="folder of day batches (one batch folder per day)")],
+    designs: Annotated[str, typer.Option(help="comma-separated presets or .toml paths; 'all' for every preset")] = (
+        "all"
+    ),
+    pricing: Annotated[Pricing, typer.Option(help="how awards are paid")] = DEFAULT_PRICING,
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/season"),
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address (default: local worker processes)")
+    ] = None,
+    voll_factors: Annotated[
+        str, typer.Option(help="comma-separated VoLL multipliers for a sensitivity, e.g. 0.1,1,10")
+    ] = "1",
+    force: Annotated[bool, typer.Option(help="replace OUT even if it is not an earlier season")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the rankings as JSON")] = False,
+) -> None:
+    """Compare designs over many days: each measured risk as median and range across the days,
+    the share of days on which each design is best, and the ranking's sensitivity to VoLL."""
+    from market.analysis.season import day_folders, run_season
+    from market.analysis.season_report import season_html
+    from market.io.place import check_target, publish_folder
+    from market.io.read import sha256_file
+    from market.io.write import output_manifest, write_json
+
+    with exit_on_error():
+        try:
+            factors = [float(f) for f in voll_factors.split(",") if f.strip()]
+        except ValueError as exc:
+            raise BatchError(f"--voll-factors {voll_factors!r}: numbers separated by commas") from exc
+        if not factors or not all(math.isfinite(f) and 0 < f <= 1000 for f in factors) or 1.0 not in factors:
+            raise BatchError(f"--voll-factors {voll_factors!r}: positive numbers up to 1000, including 1")
+        folders = day_folders(days)
+        check_target(out, SEASON_KIND, force, inputs=[days])
+    names = design_list(designs)
+    log.info("season: %d days x %d designs x %d VoLL factor(s)", len(folders), len(names), len(factors))
+    with exit_on_error(failed=(SolverError,)):
+        per_day, summary, rankings = run_season(days, names, pricing, scheduler, factors)
+    hashes = {f"{p.name}/batch.toml": sha256_file(p / "batch.toml") for p in folders}
+
+    def build(tmp: Path) -> None:
+        options = {"designs": names, "pricing": pricing.value, "days": len(folders), "voll_factors": factors}
+        write_json(tmp / "manifest.json", output_manifest(SEASON_KIND, hashes, options))
+        per_day.to_parquet(tmp / "days.parquet", index=False)
+        summary.to_parquet(tmp / "summary.parquet", index=False)
+        rankings.to_parquet(tmp / "rankings.parquet", index=False)
+        (tmp / "report.html").write_text(season_html(summary, rankings, f"Designs over {len(folders)} days"))
+
+    with exit_on_error():
+        publish_folder(out, SEASON_KIND, build, force, inputs=[days])
+    if as_json:
+        emit_json({"folder": str(out), "days": len(folders), "rankings": rankings.to_dict(orient="records")})
+    cost = rankings[(rankings["risk"] == "cost") & (rankings["voll_factor"] == 1.0)]
+    t = Table(title=f"{len(folders)} days: share of days with the lowest system cost")
+    t.add_column("design")
+    t.add_column("share of days", justify="right")
+    for row in cost.sort_values("share_best", ascending=False).itertuples():
+        t.add_row(str(row.design), f"{row.share_best:.0%}")
+    say(t, f"report: [bold]{out / 'report.html'}[/]")

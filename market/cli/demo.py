@@ -63,3 +63,8 @@ def demo(
         f"settlement of the single run: {len(r.new_versions)} new statement "
         f"version(s), {len(r.findings)} finding(s) -> {out / 'settlement'}"
     )
+    say(
+        "One day is an example, not a finding. Over a season: "
+        "python3 data/make_season.py --first 2016-09-05 --days 90 --out runs/days && "
+        "flexmarket season runs/days --out runs/season"
+    )
