@@ -231,3 +231,34 @@ def test_statements_export_never_writes_through_a_link_or_over_its_store(
     before = _tree(tmp_path / "s")
     assert _run("statements", "export", "--db", db, "--out", tmp_path / "s")[0] == 2  # contains the store
     assert _tree(tmp_path / "s") == before
+
+
+def test_uftp_settlement_never_writes_through_a_planted_link(uftp_run: tuple[Path, Path], tmp_path: Path) -> None:
+    imported, run = uftp_run
+    settled = tmp_path / "settled"
+    der = "agr.example.com@ean.871685900012636543"
+    ts = pd.date_range("2025-12-20T00:00:00+00:00", "2026-01-05T02:00:00+00:00", freq="15min", inclusive="left")
+    pd.DataFrame({"der_id": der, "interval_start": ts, "consumption_kwh": 125.0}).to_parquet(tmp_path / "m.parquet")
+    (tmp_path / "s.toml").write_text('baseline = "meter-before-meter-after"\ntimezone = "Europe/Amsterdam"\n')
+    code, text = _run("settle", "--run", run, "--meter", tmp_path / "m.parquet", "--config", tmp_path / "s.toml",
+                      "--out", settled)  # fmt: skip
+    assert code == 0, text
+    out = tmp_path / "s1"
+    assert _run("uftp", "settlement", settled, "--run", run, "--batch", imported, "--out", out)[0] == 0
+    (name,) = [p.name for p in out.iterdir()]
+    victim = tmp_path / "victim.xml"
+    planted = tmp_path / "s2"
+    planted.mkdir()
+    (planted / name).symlink_to(victim)
+    code, text = _run("uftp", "settlement", settled, "--run", run, "--batch", imported, "--out", planted)
+    assert code == 2 and "exists" in text and not victim.exists()
+
+
+def test_running_out_of_memory_is_said_as_such(tmp_path: Path) -> None:
+    import duckdb
+
+    from market.errors import OutOfMemoryError
+    from settlement.connection import reading
+
+    with pytest.raises(OutOfMemoryError, match="ran out of memory"), reading(tmp_path / "m.parquet", "meter data"):
+        raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block")
