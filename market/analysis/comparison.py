@@ -83,8 +83,14 @@ def flatten(metrics: dict[str, Any]) -> dict[str, float]:
 STRUCTURAL_PREFIXES = ("tier_bypassing", "observability", "latency", "cyber_exposure", "fragmentation")
 
 
+MEASURED_INFORMATION = ("observability_error", "information_", "race_", "cost_of_information")
+
+
 def kind_of(metric: str) -> str:
-    """``structural`` or ``measured`` (see :data:`STRUCTURAL_PREFIXES`)."""
+    """``structural`` or ``measured`` (see :data:`STRUCTURAL_PREFIXES`; the information metrics
+    of an informed batch are measured)."""
+    if metric.startswith(MEASURED_INFORMATION):
+        return "measured"
     return "structural" if metric.startswith(STRUCTURAL_PREFIXES) else "measured"
 
 

@@ -84,8 +84,10 @@ def expand_constraints(batch: Batch, n_t: int) -> pd.DataFrame:
     return out.sort_values(["constraint_id", "t"]).reset_index(drop=True)
 
 
-def step_inputs(batch: Batch, prep: Prepared, step: Step, taken: np.ndarray) -> list[StepInput]:
-    """The model input(s) of a step: one, or one per DSO when the step fans out."""
+def step_inputs(batch: Batch, prep: Prepared, step: Step, taken: np.ndarray, known: Any = None) -> list[StepInput]:
+    """The model input(s) of a step: one, or one per DSO when the step fans out. ``known``
+    (:class:`market.clearing.information.StepKnowledge`): the grid state the step knows at
+    its gate, in place of the actuals (an informed batch only)."""
     bids = prep.bids.copy(deep=False)  # columns are added or replaced, never written into
     # Awards never exceed the capacity a step saw (verified after every solve), so this only
     # removes solver round-off below 1e-9 MW; it cannot hide an over-award.
@@ -93,7 +95,8 @@ def step_inputs(batch: Batch, prep: Prepared, step: Step, taken: np.ndarray) -> 
     bids["min_mw"] = np.where(taken > 0, 0.0, bids["min_quantity_mw"])
     flows_so_far = prep.net_matrix @ taken
     network = prep.network.copy()
-    network["base_mw"] = network["base_mw"].to_numpy() + flows_so_far
+    base = network["base_mw"].to_numpy() if known is None else known.base_mw
+    network["base_mw"] = base + flows_so_far
     net_prior = np.bincount(bids["t"], weights=bids["sign"] * taken, minlength=prep.n_t)
     reach, bids["direct"] = route_reach(bids, step)
     bids["cap_mw"] = np.where(reach, bids["cap_mw"].to_numpy(), 0.0)
@@ -110,7 +113,8 @@ def step_inputs(batch: Batch, prep: Prepared, step: Step, taken: np.ndarray) -> 
     elif step.view is View.AGGREGATOR:
         bids, sens = multi_node(bids, sens)
     if step.signals is SignalMode.COMPUTED:
-        computed = computed_signals(prep, network, batch.node_areas, step.amber_margin, bids)
+        published = network if known is None else network.assign(base_mw=known.light_base_mw + flows_so_far)
+        computed = computed_signals(prep, published, batch.node_areas, step.amber_margin, bids)
         signals = strictest(prep.signals, computed)
     else:
         signals = _signals_for(prep.signals, step.signals)

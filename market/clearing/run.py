@@ -20,6 +20,14 @@ import pandas as pd
 from market.clearing.assemble import assemble
 from market.clearing.decompose import solve_in_parts
 from market.clearing.formulation import StepInput, build_step_model
+from market.clearing.information import (
+    StepKnowledge,
+    activation_known,
+    information_metrics,
+    informed,
+    perfect_information,
+    step_knowledge,
+)
 from market.clearing.interface import accepted, disaggregate, offer_curves, tso_view
 from market.clearing.ir import LinearModel, Solution, SolveStatus
 from market.clearing.metrics import compute_metrics
@@ -110,23 +118,35 @@ def _clear_whole(
     taken = np.zeros(len(prep.bids))
     seen = taken  # what the next step sees: ``taken`` unless it runs alongside the step before
     outcomes: list[StepOutcome] = []
+    info = informed(batch, design)
+    knowledge: dict[str, StepKnowledge] = {}
+    by_step: list[np.ndarray] = []  # each step's own awards per bid (informed batches)
     try:
-        for step in design.steps:
+        for i, step in enumerate(design.steps):
             if progress:
                 progress(f"{design.name}: {step.name}")
-            if not step.simultaneous:
+            known = step_knowledge(batch, prep.network, step) if info else None
+            blind = False
+            if known is not None:
+                knowledge[step.name] = known
+                seen, blind = _seen_by(batch, prep, design, knowledge, by_step, i)
+            elif not step.simultaneous:
                 seen = taken.copy()
-            inputs = step_inputs(batch, prep, step, seen)
+            inputs = step_inputs(batch, prep, step, seen, known)
             if step.view is View.INTERFACE:
-                results = solve_interface_step(prep, inputs[0], seen, step.interface_steps, solver_options)
+                base = None if known is None else known.base_mw
+                results = solve_interface_step(prep, inputs[0], seen, step.interface_steps, solver_options, base)
             else:
                 results = _solve_all(inputs, scheduler, solver_options)
+            own = np.zeros(len(prep.bids))
             for out in results:
-                if step.simultaneous:
+                if step.simultaneous or blind:
                     _deliverable_only(prep, taken, out)
                 outcomes.append(out)
                 if len(out.awards):
                     np.add.at(taken, out.awards["pos"].to_numpy(), out.awards["quantity_mw"].to_numpy())
+                    np.add.at(own, out.awards["pos"].to_numpy(), out.awards["quantity_mw"].to_numpy())
+            by_step.append(own)
             if step.dso_override:
                 cut = apply_override(prep, taken, results)
                 if cut > 0:
@@ -135,12 +155,45 @@ def _clear_whole(
         if raise_on_failure:
             raise
         return _failed(design, pricing, str(exc), outcomes)
-    return assemble(batch, prep, design, pricing, outcomes, metrics=metrics)
+    result = assemble(batch, prep, design, pricing, outcomes, metrics=metrics)
+    if info and metrics and result.ok:
+        ideal_batch, ideal_design = perfect_information(batch, design)
+        perfect = _clear_whole(ideal_batch, ideal_design, pricing, scheduler, True, solver_options, None, True)
+        extra = information_metrics(batch, prep.network, design, knowledge, result, perfect)
+        result = replace(result, metrics={**result.metrics, **extra})
+    return result
+
+
+def _seen_by(
+    batch: Batch,
+    prep: Prepared,
+    design: Design,
+    knowledge: dict[str, StepKnowledge],
+    by_step: list[np.ndarray],
+    i: int,
+) -> tuple[np.ndarray, bool]:
+    """What step ``i`` of an informed batch sees of the earlier steps' activations (those that
+    reached it by its decision, per interval), and whether it misses any of them."""
+    step = design.steps[i]
+    t = prep.bids["t"].to_numpy(dtype=int)
+    seen = np.zeros(len(prep.bids))
+    blind = False
+    for k, earlier in enumerate(design.steps[:i]):
+        if step.simultaneous and k == i - 1:
+            blind = blind or bool(by_step[k].any())
+            continue  # runs alongside the step before: sees it only afterwards
+        arrived = activation_known(
+            batch, earlier, knowledge[earlier.name].decision, step, knowledge[step.name].decision
+        )
+        mask = arrived[t]
+        seen += np.where(mask, by_step[k], 0.0)
+        blind = blind or bool((by_step[k][~mask] > 0).any())
+    return seen, blind
 
 
 def _stretches(batch: Batch, design: Design, stream: bool | None) -> list[tuple[int, int]]:
     whole = [(0, len(batch.config.intervals))]
-    if stream is False or not streamable(design):
+    if stream is False or not streamable(design) or informed(batch, design):  # informed: whole, with its perfect twin
         return whole
     if stream is None and len(batch.bids) < STREAM_FROM_BIDS:
         return whole
@@ -171,11 +224,18 @@ def _deliverable_only(prep: Prepared, taken: np.ndarray, out: StepOutcome) -> No
 
 
 def solve_interface_step(
-    prep: Prepared, inp: StepInput, seen: np.ndarray, bands: int, solver_options: dict[str, Any] | None
+    prep: Prepared,
+    inp: StepInput,
+    seen: np.ndarray,
+    bands: int,
+    solver_options: dict[str, Any] | None,
+    base: np.ndarray | None = None,
 ) -> list[StepOutcome]:
     """A TSO step that clears the DSOs' interface curves (:mod:`market.clearing.interface`):
-    curves, the TSO's model over them, then each DSO's disaggregation to its bids."""
-    network = prep.network.assign(base_mw=prep.network["base_mw"].to_numpy() + prep.net_matrix @ seen)
+    curves, the TSO's model over them, then each DSO's disaggregation to its bids. ``base``:
+    the base flows the step knows (an informed batch), else the actuals."""
+    known = prep.network["base_mw"].to_numpy() if base is None else base
+    network = prep.network.assign(base_mw=known + prep.net_matrix @ seen)
     offers = offer_curves(inp, network, prep.net_matrix, bands, solver_options)
     out = solve_step(tso_view(inp, offers, network), solver_options)
     acc = accepted(out.awards, offers.curves)

@@ -39,6 +39,10 @@ Step fields (TOML ``[[steps]]``):
                   ``direct_path``.
 ``direct_path``   the path of activations that reached a TSO step directly, not through
                   the DSO (route ``tso-direct``, large DER); default tso > aggregator > der.
+``gate``          when the step decides: ``"D-1 12:00"``, ``"H-1"``, ``"T-15min"``
+                  (:mod:`market.design.gates`); without one, at delivery. What it knows
+                  then (forecasts, published lights, earlier steps' activations) is
+                  decided by the batch's information paths (:mod:`market.clearing.information`).
 ``simultaneous``  the step runs at the same time as the step before it (separate
                   processes, NYISO Alternative 1): it sees neither that step's activations
                   nor the capacity it used; each learns of the other only afterwards.
@@ -60,6 +64,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from market.design.gates import parse_gate
 from market.enums import Buyer, ConstraintScope, Operator, SignalMode, Tier, View
 from market.errors import DesignError
 from market.io.strict import is_number, parse_toml, unknown_keys
@@ -120,6 +125,7 @@ class Step:
     direct_min_mw: float | None = None
     direct_path: tuple[Tier, ...] = DIRECT_PATH
     simultaneous: bool = False
+    gate: str | None = None  # when the step decides (market.design.gates); None: at delivery
 
     @property
     def passes_through_dso(self) -> bool:
@@ -162,19 +168,27 @@ class Design:
             "predictions": dict(self.predictions),
             "prediction_notes": dict(self.prediction_notes),
             "steps": [
-                {
-                    **s.__dict__,
-                    "buyers": [str(b) for b in s.buyers],
-                    "operator": str(s.operator),
-                    "constraints": str(s.constraints),
-                    "signals": str(s.signals),
-                    "dispatch": {str(k): [str(t) for t in v] for k, v in s.dispatch.items()},
-                    "view": str(s.view),
-                    "direct_path": [str(t) for t in s.direct_path],
-                }
+                _without_default_gate(
+                    {
+                        **s.__dict__,
+                        "buyers": [str(b) for b in s.buyers],
+                        "operator": str(s.operator),
+                        "constraints": str(s.constraints),
+                        "signals": str(s.signals),
+                        "dispatch": {str(k): [str(t) for t in v] for k, v in s.dispatch.items()},
+                        "view": str(s.view),
+                        "direct_path": [str(t) for t in s.direct_path],
+                    }
+                )
                 for s in self.steps
             ],
         }
+
+
+def _without_default_gate(step: dict[str, Any]) -> dict[str, Any]:
+    """A step's settings without ``gate`` where it has none: a design without gates keeps the
+    manifest it had before gates existed."""
+    return {k: v for k, v in step.items() if not (k == "gate" and v is None)}
 
 
 def _fail(where: str, msg: str) -> DesignError:
@@ -302,6 +316,7 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
                 direct_min_mw=_amount(s, "direct_min_mw", None, w),
                 direct_path=direct_path,
                 simultaneous=bool(s.get("simultaneous", False)),
+                gate=parse_gate(s["gate"], w).text if "gate" in s else None,
             )
         )
     cleared = [b for st in steps for b in st.buyers]

@@ -41,6 +41,10 @@ class BatchConfig:
     currency: str = "EUR"
     voll_eur_mwh: float = DEFAULT_VOLL_EUR_MWH
     hop_latency_s: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_HOP_LATENCY_S))
+    # information paths (section 3a): seconds each tier adds when it relays state, and how
+    # often it publishes (0: continuously); only a batch with forecasts or gates reads them
+    relay_s: dict[str, float] = field(default_factory=dict)
+    publish_every_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def interval(self) -> pd.Timedelta:
@@ -67,6 +71,12 @@ class BatchConfig:
             "currency": self.currency,
             "voll_eur_mwh": self.voll_eur_mwh,
             "hop_latency_s": dict(self.hop_latency_s),
+            # (only when given: a batch without them keeps the manifest it had before they existed)
+            **(
+                {"information": {"relay_s": self.relay_s, "publish_every_s": self.publish_every_s}}
+                if self.relay_s or self.publish_every_s
+                else {}
+            ),
         }
 
 
@@ -82,6 +92,8 @@ class Batch:
     sensitivities: pd.DataFrame
     signals: pd.DataFrame
     aggregators: pd.DataFrame
+    # what was known before delivery (section 3a): empty unless the batch has forecasts
+    forecasts: pd.DataFrame = field(default_factory=lambda: _empty_forecasts())
     source: Path | None = None
     file_hashes: dict[str, str] = field(default_factory=dict)
     # a stretch of a streamed batch (market.clearing.stream) keeps the DSOs that buy anywhere
@@ -135,6 +147,18 @@ class Batch:
 
 
 TABLE_NAMES = tuple(t.name for t in BATCH_TABLES)
+
+
+def _empty_forecasts() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "quantity": pd.Series(dtype=object),
+            "key": pd.Series(dtype=object),
+            "interval_start": pd.Series(dtype="datetime64[ns, UTC]"),
+            "issued_at": pd.Series(dtype="datetime64[ns, UTC]"),
+            "value": pd.Series(dtype=float),
+        }
+    )
 
 
 def unique_ids(spec: TableSpec) -> tuple[str, ...]:

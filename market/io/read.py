@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import io
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -19,7 +20,16 @@ from market.io.strict import is_number, parse_toml, unknown_keys
 from market.io.validate import validate_tables
 
 MAX_HORIZON_DAYS = 3660  # ten years: a batch is a day, a season or a year of market sessions
-BATCH_TOML_KEYS = ("name", "start", "end", "interval_minutes", "currency", "voll_eur_mwh", "hop_latency_s")
+BATCH_TOML_KEYS = (
+    "name",
+    "start",
+    "end",
+    "interval_minutes",
+    "currency",
+    "voll_eur_mwh",
+    "hop_latency_s",
+    "information",
+)
 
 
 def sha256_file(path: Path) -> str:
@@ -165,6 +175,7 @@ def read_config(folder: Path) -> tuple[BatchConfig, str]:
             )  # fmt: skip
         elif key in DEFAULT_HOP_LATENCY_S:
             hops[key] = float(value)
+    relay, publish = information_settings(raw.get("information", {}), findings)
     if findings:
         raise BatchValidationError(findings)
     config = BatchConfig(
@@ -174,8 +185,50 @@ def read_config(folder: Path) -> tuple[BatchConfig, str]:
         interval_minutes=minutes,
         voll_eur_mwh=float(voll),
         hop_latency_s=hops,
+        relay_s=relay,
+        publish_every_s=publish,
     )
     return config, hashlib.sha256(data).hexdigest()
+
+
+INFORMATION_TIERS = ("tso", "dso", "idso", "platform", "aggregator", "coordinator")
+
+
+def information_settings(given: Any, findings: list[Finding]) -> tuple[dict[str, float], dict[str, float]]:
+    """``[information]`` of batch.toml: ``relay_s.<tier>`` (seconds the tier adds when it
+    relays state) and ``publish_every_s.<tier>`` (how often it publishes; 0 = continuously)."""
+    out: tuple[dict[str, float], dict[str, float]] = ({}, {})
+    if not isinstance(given, dict):
+        findings.append(
+            Finding("batch.toml", None, None, "information", None, "must be a table", FindingCode.WRONG_TYPE)
+        )
+        return out
+    for key, reason in unknown_keys(given, ("relay_s", "publish_every_s")):
+        findings.append(Finding("batch.toml", None, None, f"information.{key}", None, reason, FindingCode.UNKNOWN_KEY))
+    for name, target in zip(("relay_s", "publish_every_s"), out, strict=True):
+        table = given.get(name, {})
+        if not isinstance(table, dict):
+            findings.append(
+                Finding(
+                    "batch.toml", None, None, f"information.{name}", None, "must be a table", FindingCode.WRONG_TYPE
+                )
+            )
+            continue
+        for key, reason in unknown_keys(table, INFORMATION_TIERS):
+            findings.append(
+                Finding("batch.toml", None, None, f"information.{name}.{key}", None, reason, FindingCode.UNKNOWN_KEY)
+            )
+        for key, value in table.items():
+            if key not in INFORMATION_TIERS:
+                continue
+            if not (is_number(value) and 0 <= value <= 7 * 86_400):
+                findings.append(
+                    Finding("batch.toml", None, None, f"information.{name}.{key}", repr(value),
+                            "must be a number of seconds in [0, 604800]", FindingCode.INVALID_VALUE)
+                )  # fmt: skip
+            else:
+                target[key] = float(value)
+    return out
 
 
 def find_table_file(folder: Path, table: str) -> Path | None:

@@ -274,6 +274,23 @@ AGGREGATORS = TableSpec(
     foreign_keys=(ForeignKey(("aggregator_id",), "bids", ("aggregator_id",)),),
 )
 
+FORECAST_QUANTITIES = ("base_flow",)  # need and der_available: not read by the clearing yet
+
+FORECASTS = TableSpec(
+    name="forecasts",
+    columns=(
+        ColumnSpec("quantity", "str", checks=(_one_of(FORECAST_QUANTITIES),)),
+        _id("key"),
+        ColumnSpec("interval_start", "ts"),
+        ColumnSpec("issued_at", "ts"),
+        ColumnSpec("value", "float", checks=(_finite(MW_LIMIT),)),
+    ),
+    key=("quantity", "key", "interval_start", "issued_at"),
+    id_column="key",
+    required_table=False,
+    foreign_keys=(ForeignKey(("key",), "constraints", ("constraint_id",)),),
+)
+
 METER = TableSpec(
     name="meter",
     columns=(
@@ -285,7 +302,16 @@ METER = TableSpec(
     id_column="der_id",
 )
 
-BATCH_TABLES: tuple[TableSpec, ...] = (BIDS, NEEDS, NODE_AREAS, CONSTRAINTS, SENSITIVITIES, SIGNALS, AGGREGATORS)
+BATCH_TABLES: tuple[TableSpec, ...] = (
+    BIDS,
+    NEEDS,
+    NODE_AREAS,
+    CONSTRAINTS,
+    SENSITIVITIES,
+    SIGNALS,
+    AGGREGATORS,
+    FORECASTS,
+)
 TABLES: dict[str, TableSpec] = {t.name: t for t in (*BATCH_TABLES, METER)}
 
 _PANDERA_DTYPE: dict[str, object] = {

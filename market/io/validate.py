@@ -187,9 +187,10 @@ def _from_failure_cases(spec: TableSpec, df: pd.DataFrame, cases: pd.DataFrame) 
 
 
 def grid_findings(spec: TableSpec, df: pd.DataFrame, config: BatchConfig) -> list[Finding]:
-    """Timestamps must lie on the batch's interval grid and inside ``[start, end)``."""
+    """Interval starts must lie on the batch's interval grid and inside ``[start, end)`` (a
+    forecast's ``issued_at`` is any instant)."""
     out: list[Finding] = []
-    for col in (c for c in spec.columns if c.kind == "ts"):
+    for col in (c for c in spec.columns if c.kind == "ts" and c.name == "interval_start"):
         ns = np.asarray(df[col.name].dt.as_unit("ns").array.asi8)  # UTC ns; NaT is the smallest int64
         ok = ns != np.iinfo(np.int64).min
         offset = ns - config.start.value

@@ -20,13 +20,20 @@ def write_batch(batch: Batch, folder: str | Path, fmt: str = "parquet") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     cfg = batch.config
     hops = "\n".join(f"{k} = {v}" for k, v in sorted(cfg.hop_latency_s.items()))
+    info = "".join(
+        f"\n[information.{name}]\n" + "".join(f"{k} = {v}\n" for k, v in sorted(table.items()))
+        for name, table in (("relay_s", cfg.relay_s), ("publish_every_s", cfg.publish_every_s))
+        if table
+    )
     (folder / "batch.toml").write_text(
         f'name = "{cfg.name}"\nstart = "{cfg.start.isoformat()}"\nend = "{cfg.end.isoformat()}"\n'
         f'interval_minutes = {cfg.interval_minutes}\ncurrency = "{cfg.currency}"\n'
-        f"voll_eur_mwh = {cfg.voll_eur_mwh}\n\n[hop_latency_s]\n{hops}\n"
+        f"voll_eur_mwh = {cfg.voll_eur_mwh}\n\n[hop_latency_s]\n{hops}\n{info}"
     )
     for spec in BATCH_TABLES:
         df = batch.table(spec.name)
+        if spec.name == "forecasts" and not len(df):  # a batch without forecasts keeps its files
+            continue
         if fmt == "parquet":
             df.to_parquet(folder / f"{spec.name}.parquet", index=False)
         else:

@@ -1,0 +1,164 @@
+"""Who knows what, when (contract section 3a), on batches computed by hand.
+
+The EU traffic light (report 3.3): one feeder head (``head``, owned by ``dso1``, limit 2
+MW; down activation at ``n1`` adds flow, factor -1) whose actual base flow at 12:00 is
+1.5 MW after a PV ramp. The DSO's forecasts of it: 0.0 MW issued 10:00, 1.5 MW issued
+11:30. The TSO needs 1.5 MW down at 12:00; ``cheap`` (n1, under the feeder, 10 EUR/MWh)
+and ``far`` (n2, no limit, 50 EUR/MWh) offer 2 MW down each. The DSO step decides first,
+then the TSO at T-15min (11:45) under the DSO's computed lights, which reach it 10 minutes
+after the DSO publishes them.
+
+- lights published hourly: the last one that reached the TSO by 11:45 is 11:00's, made from
+  the 10:00 forecast (0.0 MW: 2 MW of room): the TSO takes 1.5 MW of ``cheap``, the feeder
+  carries 1.5 + 1.5 = 3 MW, 1 MW over for 15 minutes: 0.25 MWh of violation that the same
+  design with perfect information does not have; the DSO (its own newest forecast, 1.5 MW)
+  and the TSO (the 10:00 version) decided on different versions of the feeder's state:
+  a race, on the 1.5 MW x 0.25 h = 0.375 MWh activated there;
+- lights every 5 minutes: the 11:35 light already holds the 11:30 forecast (0.5 MW of room,
+  amber): the TSO takes 0.5 MW of ``cheap`` and 1 MW of ``far``: no violation, no race;
+- the DSO never hears of the TSO's activation (its path skips the DSO): it expects 1.5 MW on
+  its feeder and sees 3.0: an observability error of 1.5 MW.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from market import clear
+from market.design.spec import load_design
+from market.io.batch import BatchConfig
+from market.io.read import batch_from_frames
+
+T = pd.Timestamp("2026-06-01T12:00:00+00:00")
+
+DESIGN = """
+name = "eu-lights-in-time"
+title = "DSO first, then the TSO under the DSO's computed lights, each at its gate"
+
+[[steps]]
+name = "dso-market"
+buyers = ["dso"]
+per_dso = true
+constraints = "own"
+signals = "none"
+gate = "T-15min"
+
+[[steps]]
+name = "tso-market"
+buyers = ["tso"]
+constraints = "transmission"
+signals = "computed"
+amber_margin = 0.0
+gate = "T-15min"
+"""
+
+
+def _batch(publish_every_s: float, relay_s: float = 600.0):  # type: ignore[no-untyped-def]
+    cfg = BatchConfig(
+        "eu-lights",
+        T,
+        T + pd.Timedelta(minutes=15),
+        15,
+        voll_eur_mwh=1000.0,
+        relay_s={"dso": relay_s},
+        publish_every_s={"dso": publish_every_s},
+    )
+    bids = pd.DataFrame(
+        [
+            {"bid_id": "cheap", "aggregator_id": "a", "der_id": "d1", "dso_id": "dso1", "node_id": "n1",
+             "interval_start": T, "direction": "down", "quantity_mw": 2.0, "price_eur_mwh": 10.0},
+            {"bid_id": "far", "aggregator_id": "a", "der_id": "d2", "dso_id": "dso1", "node_id": "n2",
+             "interval_start": T, "direction": "down", "quantity_mw": 2.0, "price_eur_mwh": 50.0},
+        ]
+    )  # fmt: skip
+    needs = pd.DataFrame(
+        [{"need_id": "N", "buyer_id": "tso", "service": "tso_balancing", "area_id": "system", "interval_start": T,
+          "direction": "down", "quantity_mw": 1.5}]
+    )  # fmt: skip
+    areas = pd.DataFrame({"area_id": ["f1", "f2"], "node_id": ["n1", "n2"], "dso_id": "dso1"})
+    cons = pd.DataFrame(
+        [{"constraint_id": "head", "owner_id": "dso1", "interval_start": T, "base_flow_mw": 1.5,
+          "max_flow_mw": 2.0, "min_flow_mw": -2.0}]
+    )  # fmt: skip
+    sens = pd.DataFrame({"constraint_id": ["head"], "node_id": ["n1"], "factor": [-1.0]})
+    forecasts = pd.DataFrame(
+        {
+            "quantity": "base_flow",
+            "key": "head",
+            "interval_start": T,
+            "issued_at": [T - pd.Timedelta(hours=2), T - pd.Timedelta(minutes=30)],
+            "value": [0.0, 1.5],
+        }
+    )
+    return batch_from_frames(
+        cfg, bids=bids, needs=needs, node_areas=areas, constraints=cons, sensitivities=sens, forecasts=forecasts
+    )
+
+
+@pytest.fixture(scope="module")
+def design(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    path = tmp_path_factory.mktemp("d") / "eu.toml"
+    path.write_text(DESIGN)
+    return load_design(path)
+
+
+def _mw(r, bid: str) -> float:  # type: ignore[no-untyped-def]
+    return float(r.awards.loc[r.awards["bid_id"] == bid, "quantity_mw"].sum())
+
+
+def test_hourly_lights_let_the_tso_overload_the_feeder_after_a_pv_ramp(design) -> None:  # type: ignore[no-untyped-def]
+    r = clear(_batch(3600.0), design, "pay-as-clear")
+    assert _mw(r, "cheap") == pytest.approx(1.5) and _mw(r, "far") == pytest.approx(0.0)
+    m = r.metrics
+    assert m["distribution_violation_mwh"] == pytest.approx(0.25)
+    assert m["information_violation_mwh"] == pytest.approx(0.25)
+    assert m["race_conflict_mwh"] == pytest.approx(0.375)
+    assert m["cost_of_information_eur"] > 0
+    assert m["information_age_s_max"] == pytest.approx(6300.0)  # decided at 11:45 on the 10:00 forecast
+
+
+def test_lights_every_five_minutes_keep_it_within_its_limit(design) -> None:  # type: ignore[no-untyped-def]
+    r = clear(_batch(300.0), design, "pay-as-clear")
+    assert _mw(r, "cheap") == pytest.approx(0.5) and _mw(r, "far") == pytest.approx(1.0)
+    m = r.metrics
+    assert m["distribution_violation_mwh"] == pytest.approx(0.0)
+    assert m["information_violation_mwh"] == pytest.approx(0.0)
+    assert m["race_conflict_mwh"] == pytest.approx(0.0)
+    assert m["cost_of_information_eur"] == pytest.approx(0.0)
+
+
+def test_a_dso_that_never_hears_of_the_tsos_activation_misjudges_its_flow(design) -> None:  # type: ignore[no-untyped-def]
+    m = clear(_batch(3600.0), design, "pay-as-clear").metrics
+    assert m["observability_error_by_dso"] == {"dso1": pytest.approx(1.5)}
+    assert m["observability_error_mw"] == pytest.approx(1.5)
+
+
+def test_without_forecasts_and_gates_nothing_moves(tmp_path: Path) -> None:
+    """An uninformed batch clears exactly as before gates existed: the same tables and the
+    same metrics (no information metric is added)."""
+    from market.testing import feeder_case
+
+    batch = feeder_case()
+    r = clear(batch, "eu-dso-traffic-light", "pay-as-clear")
+    assert not any(k.startswith(("information_", "race_", "cost_of_information")) for k in r.metrics)
+    again = clear(batch, "eu-dso-traffic-light", "pay-as-clear")
+    pd.testing.assert_frame_equal(r.awards, again.awards)
+
+
+def test_a_bad_gate_and_a_bad_forecast_are_refused_by_name(tmp_path: Path) -> None:
+    from market.errors import BatchValidationError, DesignError
+
+    path = tmp_path / "bad.toml"
+    path.write_text(DESIGN.replace('gate = "T-15min"', 'gate = "soon"', 1))
+    with pytest.raises(DesignError, match="gate 'soon'"):
+        load_design(path)
+    batch = _batch(3600.0)
+    bad = batch.forecasts.assign(quantity="need")
+    with pytest.raises(BatchValidationError, match="quantity"):
+        batch_from_frames(
+            batch.config, **{n: batch.table(n) for n in ("bids", "needs", "node_areas", "constraints")},
+            sensitivities=batch.sensitivities, forecasts=bad,
+        )  # fmt: skip
