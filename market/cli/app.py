@@ -15,7 +15,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from market.cli.batch import synth, validate
+from market.cli.batch import forecasts_make, synth, validate
 from market.cli.clearing import clear, compare, designs_list, designs_show, season, sweep
 from market.cli.console import EXIT_INVALID, MODE, configure, emit_json, failure_document
 from market.cli.demo import demo
@@ -104,6 +104,9 @@ app.add_typer(uftp_app, name="uftp")
 uftp_app.command("import")(uftp_import)
 uftp_app.command("export")(uftp_export)
 uftp_app.command("settlement")(uftp_settlement)
+forecasts_app = typer.Typer(no_args_is_help=True, help="Forecasts of a batch's state (what was known before delivery).")
+app.add_typer(forecasts_app, name="forecasts")
+forecasts_app.command("make")(forecasts_make)
 statements_app = typer.Typer(no_args_is_help=True, help="Read the settlement store: statements, lines, deltas.")
 app.add_typer(statements_app, name="statements")
 statements_app.command("list")(statements_list)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from market.cli.console import emit_json, exit_on_error, load_or_exit, say
+from market.errors import FlexmarketError
 
 
 def validate(
@@ -58,3 +59,48 @@ def synth(
     if as_json:
         emit_json({"batch": str(out), "bids": n, "intervals": intervals, "dsos": dsos, "seed": seed})
     say(f"wrote {n} bids to {out}")
+
+
+FORECAST_KIND = "forecast-batch"  # no manifest: an existing folder is never replaced
+
+
+def forecasts_make(
+    batch: Annotated[Path, typer.Argument(help="batch folder whose actual base flows are forecast")],
+    out: Annotated[Path, typer.Option(help="new batch folder: the batch with its forecasts table")],
+    history: Annotated[
+        Path | None, typer.Option(help="a batch of the days before (for the first day's day-ahead forecast)")
+    ] = None,
+    lead_minutes: Annotated[str, typer.Option(help="persistence lead times, minutes, comma-separated")] = "15,60",
+    day_ahead_at: Annotated[str, typer.Option(help="when day-ahead forecasts are issued, UTC HH:MM")] = "12:00",
+    as_json: Annotated[bool, typer.Option("--json", help="print the row counts as JSON")] = False,
+) -> None:
+    """Forecasts of a batch's base flows from its actuals: same time previous day (issued the
+    day before at --day-ahead-at) and persistence at each lead time; written with the batch."""
+    import re
+
+    from market.io.forecasts import make_forecasts
+    from market.io.place import check_target, publish_folder
+    from market.io.write import write_batch
+
+    b = load_or_exit(batch)
+    h = load_or_exit(history) if history is not None else None
+    with exit_on_error():
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", day_ahead_at):
+            raise FlexmarketError(f"--day-ahead-at {day_ahead_at!r}: UTC HH:MM, e.g. 12:00")
+        try:
+            leads = [int(x) for x in lead_minutes.split(",") if x.strip()]
+        except ValueError as exc:
+            raise FlexmarketError(f"--lead-minutes {lead_minutes!r}: whole minutes, comma-separated") from exc
+        if not leads or not all(1 <= x <= 7 * 1440 for x in leads):
+            raise FlexmarketError(f"--lead-minutes {lead_minutes!r}: each from 1 to 10080")
+        check_target(out, FORECAST_KIND, inputs=[batch, history])
+        table = make_forecasts(b, h, leads, day_ahead_at)
+        with_forecasts = b.replace(forecasts=table)
+
+        def build(tmp: Path) -> None:
+            write_batch(with_forecasts, tmp)
+
+        publish_folder(out, FORECAST_KIND, build, inputs=[batch, history])
+    if as_json:
+        emit_json({"batch": str(out), "forecasts": len(table)})
+    say(f"{len(table):,} forecasts -> [bold]{out}[/]")

@@ -1,5 +1,7 @@
 """``demo``: the main job on the contested sample (validate, clear every preset, compare,
-settle). ``data/contested`` is a day on which the designs must disagree; ``data/sample``
+settle). ``data/contested-forecast`` is ``data/contested`` (a day on which the designs must
+disagree) with forecasts of its base flows and information paths: every preset decides at
+its gates on what reached it, and the report measures the consequences; ``data/sample``
 (the earlier, milder day) stays for the tests and as a second example."""
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from market.cli.console import EXIT_INVALID, err, exit_on_error, load_or_exit, l
 from market.enums import DEFAULT_PRICING
 from market.errors import SolverError
 
-BATCH, METER = "contested", "contested_meter.parquet"
+# the contested day with forecasts and information paths (data/make_contested_forecasts.py):
+# every preset decides at its gates on what reached it
+BATCH, METER = "contested-forecast", "contested_meter.parquet"
 SAMPLE_FILES = (f"{BATCH}/batch.toml", METER, "settle.toml")
 
 

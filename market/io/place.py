@@ -28,7 +28,7 @@ from pathlib import Path
 
 from market.errors import OutputError
 
-UNFORCED_KINDS = {"synthetic-batch", "settlement-run", "uftp-import"}  # commands without --force
+UNFORCED_KINDS = {"synthetic-batch", "settlement-run", "uftp-import", "forecast-batch"}  # commands without --force
 
 
 def _umask() -> int:
