@@ -162,3 +162,155 @@ def test_a_bad_gate_and_a_bad_forecast_are_refused_by_name(tmp_path: Path) -> No
             batch.config, **{n: batch.table(n) for n in ("bids", "needs", "node_areas", "constraints")},
             sensitivities=batch.sensitivities, forecasts=bad,
         )  # fmt: skip
+
+
+def _ramp_batch(relay: dict[str, float], publish: dict[str, float] | None = None):  # type: ignore[no-untyped-def]
+    """A fast PV ramp on a DSO feeder (limit 2 MW, actual base 1.5 MW at 12:00): forecast 0.0
+    MW issued 11:30, 1.5 MW issued 11:40. The TSO needs 1.5 MW down; ``cheap`` sits under
+    the feeder (down adds flow), ``far`` does not."""
+    b = _batch(3600.0)
+    forecasts = b.forecasts.assign(issued_at=[T - pd.Timedelta(minutes=30), T - pd.Timedelta(minutes=20)])
+    cfg = BatchConfig("ramp", T, T + pd.Timedelta(minutes=15), 15, voll_eur_mwh=1000.0, relay_s=relay,
+                      publish_every_s=publish or {})  # fmt: skip
+    tables = {n: b.table(n) for n in ("bids", "needs", "node_areas", "constraints", "sensitivities")}
+    return batch_from_frames(cfg, **tables, forecasts=forecasts)
+
+
+TSO_STEP = """
+name = "{name}"
+[[steps]]
+name = "tso-market"
+buyers = ["tso"]
+constraints = "all"
+signals = "none"
+gate = "T-15min"
+dispatch.tso = {path}
+"""
+
+
+def _design(tmp_path: Path, name: str, path: str):  # type: ignore[no-untyped-def]
+    file = tmp_path / f"{name}.toml"
+    file.write_text(TSO_STEP.format(name=name, path=path))
+    return load_design(file)
+
+
+def test_a_coordinator_tier_makes_the_state_older_and_costs_a_violation(tmp_path: Path) -> None:
+    """Japan's aggregator coordinator (3.6: "a cascading latency issue that would limit fast
+    action"): with a 15-minute relay, the TSO deciding at 11:45 holds the 11:30 forecast (0.0
+    MW: room for 2 MW) instead of the 11:40 one: it overloads the feeder by 1 MW for 15
+    minutes; without the coordinator it sees the ramp and stays within the limit."""
+    batch = _ramp_batch({"coordinator": 900.0})
+    with_c = clear(batch, _design(tmp_path, "with-coordinator", '["tso", "coordinator", "aggregator", "der"]'))
+    without = clear(batch, _design(tmp_path, "without", '["tso", "aggregator", "der"]'))
+    assert with_c.metrics["information_age_s_max"] == pytest.approx(900.0)  # 11:45 - 11:30
+    assert without.metrics["information_age_s_max"] == pytest.approx(300.0)  # 11:45 - 11:40
+    assert with_c.metrics["information_violation_mwh"] == pytest.approx(0.25)
+    assert without.metrics["information_violation_mwh"] == pytest.approx(0.0)
+
+
+SEQUENTIAL = """
+name = "sequential"
+[[steps]]
+name = "{first}-market"
+buyers = ["{first}"]
+{first_extra}
+gate = "{first_gate}"
+[[steps]]
+name = "{second}-market"
+buyers = ["{second}"]
+{second_extra}
+gate = "T-15min"
+"""
+
+SIMULTANEOUS = """
+name = "simultaneous"
+[[steps]]
+name = "tso-market"
+buyers = ["tso"]
+constraints = "{cons}"
+signals = "none"
+gate = "T-15min"
+[[steps]]
+name = "dso-market"
+buyers = ["dso"]
+per_dso = true
+constraints = "own"
+simultaneous = true
+gate = "T-15min"
+"""
+TSO_EXTRA = 'constraints = "{cons}"\nsignals = "none"'
+DSO_EXTRA = 'per_dso = true\nconstraints = "own"'
+
+
+def _two_markets(case: str):  # type: ignore[no-untyped-def]
+    """One feeder (actual base 0.5 MW; down at ``n1`` adds flow); the TSO's down offers ``td``
+    and ``dn`` (10 and 20 EUR/MWh, 1 MW each) and ``far`` (n2, 60); the DSO's up offer ``up``
+    (n1, 30, 1 MW).
+    ``relay``: the TSO needs 1 MW down (``td``, ``dn`` at n2) and the DSO 1 MW of up-relief in
+    ``f1``; the DSO's market clears first and its results reach the TSO after 1 minute.
+    ``stale``: the TSO needs 2 MW down, no DSO need; the feeder's limit is 1.8 MW and the
+    TSO's market sees it; the base was forecast 0.0 MW at 10:50 and 0.5 MW at 11:42."""
+    from market.testing import area, bid, constraint, dso_need, make_batch, tso_need
+
+    where = "n2" if case == "relay" else "n1"
+    bids = [
+        bid("td", 10, 1.0, node=where, direction="down", minutes=15, services="tso_balancing"),
+        bid("dn", 20, 1.0, node=where, direction="down", minutes=15, services="tso_balancing"),
+        bid("far", 60, 2.0, node="n2", direction="down", minutes=15, services="tso_balancing"),
+        bid("up", 30, 1.0, node="n1", direction="up", minutes=15, services="dso_congestion"),
+    ]
+    needs = [tso_need("N", 1.0 if case == "relay" else 2.0, "down", minutes=15)]
+    if case == "relay":
+        needs.append(dso_need("D", "f1", 1.0, "up", minutes=15))
+    batch = make_batch(
+        bids,
+        needs,
+        areas=[area("f1", "n1"), area("f2", "n2")],
+        constraints=[constraint("head", base=0.5, max_mw=1.8 if case == "stale" else 10.0, minutes=15)],
+        sens=[{"constraint_id": "head", "node_id": "n1", "factor": -1.0}],
+        minutes=15,
+    )
+    if case == "relay":
+        return batch.with_config(relay_s={"dso": 60.0})
+    start = batch.config.start
+    forecasts = pd.DataFrame(
+        {
+            "quantity": "base_flow",
+            "key": "head",
+            "interval_start": start,
+            "issued_at": [start - pd.Timedelta(minutes=70), start - pd.Timedelta(minutes=18)],
+            "value": [0.0, 0.5],
+        }
+    )
+    return batch.replace(forecasts=forecasts)
+
+
+@pytest.mark.parametrize(("case", "worse"), [("relay", "simultaneous"), ("stale", "sequential")])
+def test_simultaneous_blind_markets_against_sequential_markets(tmp_path: Path, case: str, worse: str) -> None:
+    """NYISO Alternative 1 (3.5: separate markets acting at once: "neither entity has an
+    accurate picture") against the TSO's market first, its results relayed to the DSO.
+    ``relay``: the DSO buys 1 MW up for its feeder. Blind to it, the TSO buys 1 MW down for
+    its need: the system moves by 0, not -1 (0.25 MWh of imbalance); clearing after the DSO,
+    with its results a minute later, the TSO counts the DSO's MW and buys 2 MW down.
+    ``stale``: sequential markets cascade, so the TSO's clears earlier (T-60min, on the 10:50
+    forecast: room for 1.8 MW at n1, actual 0.5 + 1.8 = 2.3: 0.125 MWh over); at T-15min it
+    holds the 11:42 forecast (room 1.3 MW) and stays within the limit. The data decide."""
+    cons = "transmission" if case == "relay" else "all"
+    tso_extra, dso_extra = TSO_EXTRA.format(cons=cons), DSO_EXTRA
+    if case == "relay":  # the DSO's market first
+        order = {"first": "dso", "second": "tso", "first_extra": dso_extra, "second_extra": tso_extra}
+        gate = "T-20min"
+    else:  # the TSO's market first, so it clears earlier
+        order = {"first": "tso", "second": "dso", "first_extra": tso_extra, "second_extra": dso_extra}
+        gate = "T-60min"
+    seq_file, sim_file = tmp_path / "seq.toml", tmp_path / "sim.toml"
+    seq_file.write_text(SEQUENTIAL.format(first_gate=gate, **order))
+    sim_file.write_text(SIMULTANEOUS.format(cons=cons))
+    batch = _two_markets(case)
+    seq = clear(batch, load_design(seq_file)).metrics
+    sim = clear(batch, load_design(sim_file)).metrics
+    metric = "imbalance_mwh" if case == "relay" else "distribution_violation_mwh"
+    v = {"sequential": seq[metric], "simultaneous": sim[metric]}
+    other = "sequential" if worse == "simultaneous" else "simultaneous"
+    assert v[worse] > v[other] + 1e-9, v
+    assert v[other] == pytest.approx(0.0), v
