@@ -169,6 +169,7 @@ def make_batch(
     minutes: int = 60,
     voll: float = 1000.0,
     routes: dict[str, str] | None = None,
+    forecasts: list[Row] | None = None,
 ) -> Batch:
     """A validated :class:`Batch` from rows (each area defaults to one node of its bid's DSO;
     ``routes``: aggregator -> route, the ``aggregators`` table)."""
@@ -186,6 +187,8 @@ def make_batch(
         frames["sensitivities"] = pd.DataFrame(sens)
     if signals:
         frames["signals"] = pd.DataFrame(signals)
+    if forecasts:
+        frames["forecasts"] = pd.DataFrame(forecasts)
     if routes:
         frames["aggregators"] = pd.DataFrame({"aggregator_id": list(routes), "route": list(routes.values())})
     return batch_from_frames(config(n_intervals, minutes, voll), **frames)

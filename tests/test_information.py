@@ -314,3 +314,46 @@ def test_simultaneous_blind_markets_against_sequential_markets(tmp_path: Path, c
     other = "sequential" if worse == "simultaneous" else "simultaneous"
     assert v[worse] > v[other] + 1e-9, v
     assert v[other] == pytest.approx(0.0), v
+
+
+def test_forecasts_make_by_hand(tmp_path: Path) -> None:
+    """Two days of one constraint, hourly: base 10 + hour on day 1 and 20 + hour on day 2.
+    For 02:00 on day 2: the same-time-previous-day forecast is 12 (issued 12:00 on day 1);
+    persistence 60 minutes ahead is issued at 01:00 from the last interval ended by then
+    (00:00-01:00: 20); 15 minutes ahead is issued at 01:45 from the same interval (20)."""
+    from typer.testing import CliRunner
+
+    from market.cli.app import app
+    from market.io.forecasts import make_forecasts
+    from market.io.write import write_batch
+    from market.testing import bid, constraint, make_batch, tso_need
+
+    start = pd.Timestamp("2026-01-05T00:00:00+00:00")
+    rows = [
+        {**constraint("c", base=(10 if k < 24 else 20) + k % 24, max_mw=100.0), "interval_start": start
+         + pd.Timedelta(hours=k)}
+        for k in range(48)
+    ]  # fmt: skip
+    batch = make_batch(
+        [bid("b", 10, 1.0, node="n1")],
+        [tso_need("N", 1.0)],
+        constraints=rows,
+        sens=[{"constraint_id": "c", "node_id": "n1", "factor": 1.0}],
+        n_intervals=48,
+    )
+    f = make_forecasts(batch, lead_minutes=(15, 60)).set_index(["interval_start", "issued_at"])["value"]
+    at = start + pd.Timedelta(hours=26)
+    assert f[(at, start + pd.Timedelta(hours=12))] == pytest.approx(12.0)
+    assert f[(at, at - pd.Timedelta(minutes=60))] == pytest.approx(20.0)
+    assert f[(at, at - pd.Timedelta(minutes=15))] == pytest.approx(20.0)
+    assert not any(f.index.get_level_values("interval_start") < start + pd.Timedelta(hours=1))  # nothing earlier known
+    folder = tmp_path / "b"
+    write_batch(batch, folder)
+    res = CliRunner().invoke(app, ["forecasts", "make", str(folder), "--out", str(tmp_path / "bf"), "--json"])
+    assert res.exit_code == 0, res.output
+    again = CliRunner().invoke(app, ["forecasts", "make", str(folder), "--out", str(tmp_path / "bf2")])
+    assert again.exit_code == 0
+    a = pd.read_parquet(tmp_path / "bf" / "forecasts.parquet")
+    b = pd.read_parquet(tmp_path / "bf2" / "forecasts.parquet")
+    pd.testing.assert_frame_equal(a, b)  # deterministic
+    assert CliRunner().invoke(app, ["forecasts", "make", str(folder), "--out", str(folder)]).exit_code == 2

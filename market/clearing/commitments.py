@@ -80,9 +80,11 @@ def define_integer_units(m: LinearModel, bids: pd.DataFrame) -> pd.DataFrame:
     k, n = len(units), len(bids)
     if not k:
         return units
-    m.add_variable("z", np.zeros(k), np.ones(k), np.zeros(k), integer=True)
     anc = units["anchor"].to_numpy()
     r = units["ratio"].to_numpy()
+    # a minimum above the capacity the step may use (what a DSO prequalified, or what an
+    # earlier step left) can only be rejected: accepting "all" of it would award below the minimum
+    m.add_variable("z", np.zeros(k), np.where(r > 1.0 + 1e-9, 0.0, 1.0), np.zeros(k), integer=True)
     whole = r >= 1.0 - 1e-12  # all-or-nothing: x = cap * z, one tight row instead of two
     kinds: tuple[tuple[str, np.ndarray, Sense, float], ...] = (
         ("unit_whole", whole, "==", 1.0),
