@@ -283,7 +283,10 @@ def build(
         "signals": pd.DataFrame(
             sigs, columns=["dso_id", "area_id", "interval_start", "state", "headroom_up_mw", "headroom_down_mw"]
         ),
-        "aggregators": pd.DataFrame({"aggregator_id": list(AGGREGATORS), "route": list(AGGREGATORS.values())}),
+        # (the aggregators with bids that day: one without any, a PV aggregator on a dark day, is not listed)
+        "aggregators": pd.DataFrame(
+            [(a, r) for a, r in AGGREGATORS.items() if any(b[1] == a for b in bids)], columns=["aggregator_id", "route"]
+        ),
     }
     cfg = BatchConfig(
         name=f"simbench-3mv-contested-{day_text}", start=day, end=day + pd.Timedelta(days=1), interval_minutes=15
