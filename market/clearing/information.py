@@ -206,8 +206,9 @@ def _violations(metrics: dict[str, Any]) -> float:
     return float(metrics.get("distribution_violation_mwh", 0.0)) + float(metrics.get("transmission_violation_mwh", 0.0))
 
 
-def _award_flows(batch: Batch, network: pd.DataFrame, aw: pd.DataFrame) -> np.ndarray:
-    """Per network row: the flow change the awards ``aw`` cause (up = +MW x factor)."""
+def _award_flows(batch: Batch, network: pd.DataFrame, aw: pd.DataFrame, absolute: bool = False) -> np.ndarray:
+    """Per network row: the flow change the awards ``aw`` cause (up = +MW x factor), or with
+    ``absolute`` the MW that move it (|MW x factor|, summed)."""
     if not len(aw):
         return np.zeros(len(network))
     sign = np.where(aw["direction"].to_numpy() == "up", 1.0, -1.0)
@@ -219,6 +220,8 @@ def _award_flows(batch: Batch, network: pd.DataFrame, aw: pd.DataFrame) -> np.nd
         }
     ).merge(batch.sensitivities, on="node_id")
     moved["push"] = moved["mw"] * moved["factor"]
+    if absolute:
+        moved["push"] = moved["push"].abs()
     push = moved.groupby(["constraint_id", "t"])["push"].sum()
     key = pd.MultiIndex.from_arrays([network["constraint_id"], network["t"].astype(int)])
     return push.reindex(key).fillna(0.0).to_numpy()
@@ -270,19 +273,6 @@ def race_conflict_mwh(
     key = pd.MultiIndex.from_arrays([network["constraint_id"], network["interval_start"]])
     broken = viol.reindex(key).fillna(0.0).to_numpy() > 1e-9
     dso_row = (network["owner_id"] != TSO_ID).to_numpy()
-    push = _award_flows_abs(batch, network, aw)
+    push = _award_flows(batch, network, aw, absolute=True)
     hours = batch.config.interval_minutes / 60.0
     return round(float(push[differ & broken & dso_row].sum()) * hours, 6)
-
-
-def _award_flows_abs(batch: Batch, network: pd.DataFrame, aw: pd.DataFrame) -> np.ndarray:
-    """Per network row: the MW of activations that move it (|MW x factor|, summed)."""
-    if not len(aw):
-        return np.zeros(len(network))
-    moved = pd.DataFrame(
-        {"node_id": aw["node_id"].to_numpy(), "t": batch.config.slot_of(aw["interval_start"]), "mw": aw["quantity_mw"]}
-    ).merge(batch.sensitivities, on="node_id")
-    moved["push"] = (moved["mw"] * moved["factor"]).abs()
-    push = moved.groupby(["constraint_id", "t"])["push"].sum()
-    key = pd.MultiIndex.from_arrays([network["constraint_id"], network["t"].astype(int)])
-    return push.reindex(key).fillna(0.0).to_numpy()
