@@ -61,6 +61,7 @@ GEN_GROWTH = 2.2  # a PV and wind build-out: reverse flow on some feeders
 LIMIT_SHARE = 0.5  # open-ring MV feeders keep half their rating for re-supply
 INTERFACE_SHARE = 0.38  # the TSO's limit at each HV/MV interface, share of the transformers' rating
 TSO_TO_DSO = 1.0  # TSO needs over the day = this x the DSOs' needs over the day
+MAX_TSO_NEED_MW = 20.0  # no TSO need above this (the three grids' DER offer a few tens of MW)
 N_LOADS, N_GEN = 14, 6  # DER per grid
 SEED = 20171
 INTERVAL_H = 0.25
@@ -240,7 +241,9 @@ def build(
     dev = tso_raw - hourly
     scale = TSO_TO_DSO * dso_mwh / max(float(np.abs(dev).sum()) * INTERVAL_H, 1e-9)
     for i, ts in enumerate(t_day):
-        q = round(float(abs(dev[i]) * scale), 4)
+        # (capped at MAX_TSO_NEED_MW: a day whose net load barely deviates within the hour would
+        # otherwise scale a tiny deviation to an absurd need)
+        q = round(min(float(abs(dev[i]) * scale), MAX_TSO_NEED_MW), 4)
         if q >= 0.01:
             direction = "up" if dev[i] > 0 else "down"
             needs.append(
