@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -64,3 +65,13 @@ def test_bad_voll_factors_are_refused_before_anything_runs(days: Path, tmp_path:
 def test_a_season_never_writes_inside_its_days(days: Path) -> None:
     res = CliRunner().invoke(app, ["season", str(days), "--designs", "single", "--out", str(days / "season")])
     assert res.exit_code == 2 and not (days / "season").exists()
+
+
+def test_a_season_fans_out_on_a_real_dask_cluster(days: Path, dask_scheduler: str) -> None:
+    """The same season on a real scheduler and worker (loopback) as locally."""
+    from market.analysis.season import run_season
+
+    here = run_season(days, ["single", "tso-only"])
+    there = run_season(days, ["single", "tso-only"], scheduler=dask_scheduler)
+    for a, b in zip(here, there, strict=True):
+        pd.testing.assert_frame_equal(a, b)
