@@ -6,7 +6,9 @@ Each day is built exactly as data/contested is (data/make_contested.py: the same
 grids, feeders, limits, DER, prices and seed; that day's SimBench loads and generation, AC
 base flows, the DSO needs and traffic lights they cause, TSO needs from the intra-hour
 deviation of the day's net load), one batch folder per local day, named by its date. The
-grids are loaded once. Nothing is downloaded: SimBench ships its grids and profiles.
+grids are loaded once. Nothing is downloaded: SimBench ships its grids and profiles. A day
+whose power flows give no valid batch (a diverged AC flow: base flows of 10^5 MW) is
+skipped and named.
 """
 
 from __future__ import annotations
@@ -40,9 +42,18 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         nets = {dso: sb.get_simbench_net(code) for dso, code in GRIDS.items()}
+    from market.errors import BatchValidationError
+
+    skipped = []
     for day in pd.date_range(a.first, periods=a.days, freq="D"):
         text = day.strftime("%Y-%m-%d")
-        build(text, a.out / text, None, nets)
+        try:
+            build(text, a.out / text, None, nets)
+        except BatchValidationError as exc:  # a day whose power flows give no valid batch: said, not hidden
+            skipped.append(text)
+            print(f"{text}: skipped, its batch is invalid ({str(exc).splitlines()[1].strip()})", file=sys.stderr)
+    if skipped:
+        print(f"{len(skipped)} day(s) skipped: {', '.join(skipped)}", file=sys.stderr)
     return 0
 
 
