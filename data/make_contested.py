@@ -32,6 +32,7 @@ and ``1-MV-comm--0-sw`` (``dso-comm``). Deterministic (one fixed seed).
 
 from __future__ import annotations
 
+import copy
 import shutil
 import sys
 import warnings
@@ -150,7 +151,8 @@ def build(
     for dso, code in GRIDS.items():
         import simbench as sb
 
-        net = nets[dso] if nets is not None else sb.get_simbench_net(code)
+        # a fresh copy each day: the power flows below change a net's elements in place
+        net = copy.deepcopy(nets[dso]) if nets is not None else sb.get_simbench_net(code)
         prof, times = profiles(net)
         rows = np.flatnonzero((times >= day) & (times < day + pd.Timedelta(days=1)))
         t_day = times[rows]
