@@ -152,6 +152,14 @@ class Tier(StrEnum):
     DER = "der"
 
 
+class RunType(StrEnum):
+    """Why a settlement run was made (the desk's calendar)."""
+
+    INITIAL = "initial"  # the first statements of a period (T+n business days)
+    RECALCULATION = "recalculation"  # a scheduled re-run with the newest meter data
+    CORRECTION = "correction"  # an unscheduled re-run: corrected data, a resolved dispute
+
+
 __all__ = [
     "TSO_ID",
     "SYSTEM_AREA",
@@ -167,4 +175,5 @@ __all__ = [
     "Tier",
     "Route",
     "View",
+    "RunType",
 ]

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
+from market.enums import RunType
 from market.errors import SettlementInputError, StoreConflictError, StoreUnavailableError
 from market.io.place import check_target
 from market.io.read import sha256_file
@@ -36,14 +36,6 @@ from settlement.store_tables import ACTUAL
 from settlement.store_url import check_store_url
 
 log = logging.getLogger("flexmarket")
-
-
-class RunType(StrEnum):
-    """Why a settlement run was made (the desk's calendar)."""
-
-    INITIAL = "initial"  # the first statements of a period (T+n business days)
-    RECALCULATION = "recalculation"  # a scheduled re-run with the newest meter data
-    CORRECTION = "correction"  # an unscheduled re-run: corrected data, a resolved dispute
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 from enum import StrEnum
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -40,11 +41,10 @@ def statuses(disputes: pd.DataFrame, statement_ids: pd.Series) -> pd.Series:
     """The status of each statement id, from the ``statement_disputes`` rows."""
     if not len(disputes):
         return pd.Series(Status.ISSUED.value, index=statement_ids.index)
-    open_ids = set(disputes.loc[disputes["resolved_at"].isna(), "statement_id"])
-    any_ids = set(disputes["statement_id"])
-    return statement_ids.map(
-        lambda s: Status.DISPUTED.value if s in open_ids else Status.RESOLVED.value if s in any_ids else "issued"
-    )
+    disputed = statement_ids.isin(disputes.loc[disputes["resolved_at"].isna(), "statement_id"])
+    resolved = statement_ids.isin(disputes["statement_id"]) & ~disputed
+    status = np.select([disputed, resolved], [Status.DISPUTED.value, Status.RESOLVED.value], Status.ISSUED.value)
+    return pd.Series(status, index=statement_ids.index)
 
 
 def _who(name: str, what: str) -> str:

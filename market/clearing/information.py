@@ -240,7 +240,7 @@ def observability_error(
     aw = result.awards
     steps = {s.name: s for s in design.steps}
     known = aw["operator"].eq(Operator.DSO.value) | aw["path"].str.contains(Tier.DSO.value, regex=False)
-    known |= aw["step"].map(lambda n: steps[n].observed_by_dso if n in steps else False).astype(bool)
+    known |= aw["step"].map({name: s.observed_by_dso for name, s in steps.items()}).fillna(False).astype(bool)
     expected_push = _award_flows(batch, network, aw[known.to_numpy()])
     base = dso_view.base_mw if dso_view is not None else network["base_mw"].to_numpy(dtype=float)
     expected = base + expected_push

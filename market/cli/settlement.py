@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from market.cli.console import emit_json, exit_on_error, log, say
+from market.enums import RunType
 from market.errors import OutOfMemoryError, StoreConflictError, StoreUnavailableError
 
 if TYPE_CHECKING:
@@ -24,14 +25,6 @@ class FailOn(StrEnum):
     ERROR = "error"
     WARNING = "warning"
     NEVER = "never"
-
-
-class RunKind(StrEnum):
-    """``settle --type``: why a settlement run is made."""
-
-    INITIAL = "initial"
-    RECALCULATION = "recalculation"
-    CORRECTION = "correction"
 
 
 EXIT_FINDINGS = 3  # settled and stored, but findings at or above --fail-on (for cron)
@@ -54,7 +47,7 @@ def settle(
         FailOn, typer.Option(help=f"exit {EXIT_FINDINGS} (after storing) if a finding is this severe or worse")
     ] = FailOn.NEVER,
     run_type: Annotated[
-        RunKind | None,
+        RunType | None,
         typer.Option("--type", help="initial, recalculation or correction (default: initial for a new period)"),
     ] = None,
     reason: Annotated[str | None, typer.Option(help="why this run is made (recorded with it)")] = None,

@@ -129,52 +129,17 @@ def read_config(folder: Path) -> tuple[BatchConfig, str]:
     if start is not pd.NaT and end is not pd.NaT:
         span_days = (end.to_pydatetime() - start.to_pydatetime()).total_seconds() / 86400
         if end <= start:
-            findings.append(
-                Finding("batch.toml", None, None, "end", str(end), "must be after start", FindingCode.INCONSISTENT)
-            )
+            findings.append(_end_finding(end, "must be after start"))
         elif span_days > MAX_HORIZON_DAYS:
             findings.append(
-                Finding(
-                    "batch.toml",
-                    None,
-                    None,
-                    "end",
-                    str(end),
-                    f"horizon of {span_days:,.0f} days; a batch covers at most {MAX_HORIZON_DAYS} days",
-                    FindingCode.INCONSISTENT,
-                )
+                _end_finding(end, f"horizon of {span_days:,.0f} days; a batch covers at most {MAX_HORIZON_DAYS} days")
             )
         elif (end - start) % pd.Timedelta(minutes=minutes):
-            findings.append(
-                Finding(
-                    "batch.toml",
-                    None,
-                    None,
-                    "end",
-                    str(end),
-                    "horizon is not a whole number of intervals",
-                    FindingCode.INCONSISTENT,
-                )
-            )
-    hops = dict(DEFAULT_HOP_LATENCY_S)
-    given = raw.get("hop_latency_s", {})
-    if not isinstance(given, dict):
-        given = {}
-        findings.append(
-            Finding("batch.toml", None, None, "hop_latency_s", None, "must be a table", FindingCode.WRONG_TYPE)
-        )
-    for key, reason in unknown_keys(given, DEFAULT_HOP_LATENCY_S):
-        findings.append(
-            Finding("batch.toml", None, None, f"hop_latency_s.{key}", None, reason, FindingCode.UNKNOWN_KEY)
-        )
-    for key, value in given.items():
-        if key in DEFAULT_HOP_LATENCY_S and not (is_number(value) and 0 <= value <= 86_400):
-            findings.append(
-                Finding("batch.toml", None, None, f"hop_latency_s.{key}", repr(value),
-                        "must be a number of seconds in [0, 86400]", FindingCode.INVALID_VALUE)
-            )  # fmt: skip
-        elif key in DEFAULT_HOP_LATENCY_S:
-            hops[key] = float(value)
+            findings.append(_end_finding(end, "horizon is not a whole number of intervals"))
+    hops = {
+        **DEFAULT_HOP_LATENCY_S,
+        **_seconds_table(raw.get("hop_latency_s", {}), "hop_latency_s", tuple(DEFAULT_HOP_LATENCY_S), 86_400, findings),
+    }
     relay, publish = information_settings(raw.get("information", {}), findings)
     if findings:
         raise BatchValidationError(findings)
@@ -206,29 +171,39 @@ def information_settings(given: Any, findings: list[Finding]) -> tuple[dict[str,
     for key, reason in unknown_keys(given, ("relay_s", "publish_every_s")):
         findings.append(Finding("batch.toml", None, None, f"information.{key}", None, reason, FindingCode.UNKNOWN_KEY))
     for name, target in zip(("relay_s", "publish_every_s"), out, strict=True):
-        table = given.get(name, {})
-        if not isinstance(table, dict):
-            findings.append(
-                Finding(
-                    "batch.toml", None, None, f"information.{name}", None, "must be a table", FindingCode.WRONG_TYPE
-                )
-            )
-            continue
-        for key, reason in unknown_keys(table, INFORMATION_TIERS):
-            findings.append(
-                Finding("batch.toml", None, None, f"information.{name}.{key}", None, reason, FindingCode.UNKNOWN_KEY)
-            )
-        for key, value in table.items():
-            if key not in INFORMATION_TIERS:
-                continue
-            if not (is_number(value) and 0 <= value <= 7 * 86_400):
-                findings.append(
-                    Finding("batch.toml", None, None, f"information.{name}.{key}", repr(value),
-                            "must be a number of seconds in [0, 604800]", FindingCode.INVALID_VALUE)
-                )  # fmt: skip
-            else:
-                target[key] = float(value)
+        target.update(
+            _seconds_table(given.get(name, {}), f"information.{name}", INFORMATION_TIERS, 7 * 86_400, findings)
+        )
     return out
+
+
+def _seconds_table(
+    table: Any, where: str, keys: tuple[str, ...], limit: float, findings: list[Finding]
+) -> dict[str, float]:
+    """A batch.toml table of seconds per key (``hop_latency_s``, ``information.relay_s``, ...):
+    the valid values, and a finding for anything else (not a table, an unknown key, a value
+    outside ``[0, limit]``)."""
+    if not isinstance(table, dict):
+        findings.append(Finding("batch.toml", None, None, where, None, "must be a table", FindingCode.WRONG_TYPE))
+        return {}
+    for key, reason in unknown_keys(table, keys):
+        findings.append(Finding("batch.toml", None, None, f"{where}.{key}", None, reason, FindingCode.UNKNOWN_KEY))
+    out = {}
+    for key, value in table.items():
+        if key not in keys:
+            continue
+        if is_number(value) and 0 <= value <= limit:
+            out[key] = float(value)
+        else:
+            findings.append(
+                Finding("batch.toml", None, None, f"{where}.{key}", repr(value),
+                        f"must be a number of seconds in [0, {limit:g}]", FindingCode.INVALID_VALUE)
+            )  # fmt: skip
+    return out
+
+
+def _end_finding(end: pd.Timestamp, reason: str) -> Finding:
+    return Finding("batch.toml", None, None, "end", str(end), reason, FindingCode.INCONSISTENT)
 
 
 def find_table_file(folder: Path, table: str) -> Path | None:
