@@ -108,6 +108,17 @@ class SignalMode(StrEnum):
     NONE = "none"
 
 
+class RoutePolicy(StrEnum):
+    """A design's rule for aggregators' routes (design-level ``routes``): each aggregator's
+    own (``aggregators`` table), every aggregator through its DSO (Total DSO: a tso-direct
+    or both aggregator is redirected, and the run counts its bids), or every aggregator
+    reached by the design's operators (a platform that sees everything)."""
+
+    AGGREGATORS = "aggregators"
+    THROUGH_DSO = "through-dso"
+    EVERY_AGGREGATOR = "every-aggregator"
+
+
 class Route(StrEnum):
     """An aggregator's route to market (``aggregators`` table): through the DSO's market,
     directly to the TSO, or both (the default for an aggregator the table does not list)."""
@@ -130,8 +141,9 @@ class View(StrEnum):
     ``bids``: every remaining DER bid individually. ``interface``: per DSO interface,
     interval and direction, a stepwise curve of what the DSO can deliver (at most
     ``interface_steps`` price bands), disaggregated by the DSO after the step.
-    ``aggregator_node``: per aggregator and node, one offer (NYISO: single-node
-    aggregations of at least ``min_aggregation_kw``). ``aggregator``: per aggregator across
+    ``aggregator_node``: each bid at its node, admitted only in aggregations of at least
+    ``min_aggregation_kw`` per aggregator and T-D interface (NYISO: "entirely within a
+    single TDC interface or pricing node"). ``aggregator``: per aggregator across
     nodes (CAISO multi-node): the step does not know where each MW lands.
     """
 

@@ -20,7 +20,7 @@ from market.analysis.sweep import load_grid, run_sweep
 from market.design.spec import Design, parse_design, preset_names
 from market.errors import FlexmarketError
 from market.io.synth import SynthSpec, synth_batch
-from market.testing import award_mw, bid, constraint, dso_need, feeder_case, make_batch, tso_need
+from market.testing import area, award_mw, bid, constraint, dso_need, feeder_case, make_batch, tso_need
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 
@@ -67,6 +67,34 @@ def test_interface_curve_never_breaks_the_dsos_own_limit_and_disaggregates_in_me
     assert set(r.awards["path"]) == {"tso>dso>aggregator>der"}
 
 
+def test_all_or_nothing_bids_forwarded_one_by_one_are_checked_together_with_the_curves():
+    """Layered designs (Total DSO, 3.1): each all-or-nothing bid fits the feeder alone, two
+    together and the curve behind them do not. The DSO forwards them in merit order while
+    they fit together and offers the curve only what they leave; the TSO-centric model,
+    blind to the feeder, overloads it."""
+    bids = [
+        bid("aon1", 10, 0.8, node="n1", minq=0.8),
+        bid("aon2", 11, 0.8, node="n1", minq=0.8),
+        bid("div", 12, 1.0, node="n1"),
+        bid("far", 50, 3, node="n2"),
+    ]
+    feeder = [constraint("head", base=0.0, max_mw=1.0)]
+    sens = [{"constraint_id": "head", "node_id": "n1", "factor": 1.0}]
+    b = make_batch(bids, [tso_need("T", 3)], constraints=feeder, sens=sens)
+    led = clear(b, "dso-led")
+    assert award_mw(led, "aon1") == 0.8 and award_mw(led, "aon2") == 0.0  # not forwarded: no room
+    assert award_mw(led, "div") == pytest.approx(0.2) and award_mw(led, "far") == pytest.approx(2.0)
+    assert led.metrics["distribution_violation_mwh"] == 0
+    assert clear(b, "tso-only").metrics["distribution_violation_mwh"] == pytest.approx(1.6)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_layered_designs_with_a_third_all_or_nothing_der_never_overload_their_feeders(seed: int) -> None:
+    b = synth_batch(SynthSpec(bids=300, intervals=4, dsos=3, seed=seed, integer_share=0.3))
+    for design in ("dso-led", "aemo-three-way-idso", "california-future"):
+        assert clear(b, design).metrics["distribution_violation_mwh"] == 0, design
+
+
 # --- each preset against its nearest sibling ---
 
 
@@ -99,6 +127,26 @@ def test_uk_fw2_joint_procurement_relays_through_the_dso_where_the_marketplace_b
     assert fw2["observability_min"] == 1.0 and single["observability_min"] < 1.0
 
 
+def test_uk_fw2_lets_the_dso_market_decide_first_so_it_dispatches_unlike_the_marketplace():
+    """3.1: Future World 2 "leans toward a Total DSO model" but "partially degrades the layered
+    decomposition structure": the DSO's local market clears first under its own limits, then
+    the TSO's needs are procured jointly. The marketplace (3.3) decides both at once."""
+    bids = [bid("a", 10, 1, node="n1"), bid("b", 12, 1, node="n2"), bid("c", 30, 1, node="n3")]
+    areas = [area("A", "n1"), area("A", "n2"), area("B", "n3")]
+    line = [constraint("line", base=0.0, max_mw=0.0, owner="tso")]  # no room for more at n1
+    sens = [{"constraint_id": "line", "node_id": "n1", "factor": 1.0}]
+    b = make_batch(bids, [tso_need("T", 2), dso_need("X", "A", 1)], areas=areas, constraints=line, sens=sens)
+    fw2, single = clear(b, "uk-fw2-joint"), clear(b, "single")
+    # the marketplace sees the line: the DSO's relief from n2, the TSO's from n3
+    assert award_mw(single, "b", "dso1") == 1.0 and award_mw(single, "c", "tso") == 1.0
+    assert single.metrics["transmission_violation_mwh"] == 0
+    # the DSO's local market cannot see the TSO's line: it buys at n1, the joint step then n2
+    assert award_mw(fw2, "a", "dso1") == 1.0 and award_mw(fw2, "b", "tso") == 1.0
+    assert fw2.metrics["transmission_violation_mwh"] == pytest.approx(1.0)
+    assert fw2.metrics["tier_bypassing_mwh"] == 0 and single.metrics["tier_bypassing_mwh"] == pytest.approx(1.0)
+    assert [s.step for s in fw2.stats] == ["dso-local", "joint-procurement"]
+
+
 def test_nyiso_alt1_separate_processes_hide_each_others_activations():
     """3.5, Alternative 1: TSO and DSO clear at the same time, each blind to the other
     ("neither entity will have a sufficiently accurate picture"); the TSO-first model of
@@ -119,14 +167,17 @@ def test_nyiso_alt1_separate_processes_hide_each_others_activations():
     assert alt1["latency_stages"] == 1 and today["latency_stages"] == 2
 
 
-def test_nyiso_alt1_admits_only_single_node_aggregations_of_100_kw():
-    """3.5: NYISO aggregations of at least 100 kW within one node (CAISO allows multi-node)."""
-    bids = [bid(f"s{i}", 10, 0.05, node=f"n{i}", agg="small") for i in range(3)]
-    bids += [bid("big1", 30, 0.06, node="m", agg="big"), bid("big2", 30, 0.06, node="m", agg="big")]
-    b = make_batch(bids, [tso_need("T", 0.3)])
+def test_nyiso_alt1_admits_aggregations_of_100_kw_behind_one_td_interface():
+    """3.5: NYISO plans "to require these aggregations to be entirely within a single TDC
+    interface or pricing node", of at least 100 kW: 3 x 50 kW at three nodes behind one
+    interface are one 150 kW aggregation; 3 x 50 kW behind three interfaces are not."""
+    one = [bid(f"s{i}", 10, 0.05, node=f"n{i}", agg="small") for i in range(3)]
+    three = [bid(f"t{i}", 10, 0.05, node=f"m{i}", dso=f"dso{i + 2}", agg="spread") for i in range(3)]
+    big = [bid("big1", 30, 0.06, node="m", agg="big"), bid("big2", 30, 0.06, node="m", agg="big")]
+    b = make_batch(one + three + big, [tso_need("T", 0.4)])
     alt1 = clear(b, "nyiso-alt1")
-    assert set(alt1.awards["bid_id"]) == {"big1", "big2"}  # 3 x 50 kW at three nodes: not admitted
-    assert set(clear(b, "tso-only").awards["bid_id"]) >= {"s0", "s1", "s2"}
+    assert set(alt1.awards["bid_id"]) == {"s0", "s1", "s2", "big1", "big2"}
+    assert set(clear(b, "tso-only").awards["bid_id"]) >= {"s0", "s1", "s2", "t0", "t1", "t2"}
 
 
 def test_nyiso_alt2_keeps_large_der_direct_where_dso_led_does_not():
@@ -184,6 +235,39 @@ def test_via_dso_aggregators_never_reach_todays_tso_market():
     assert set(clear(b, "dso-led").awards["bid_id"]) == {"v"}
 
 
+def test_total_dso_sends_a_tso_direct_aggregator_through_the_dso_and_says_so():
+    """3.1: in Future World 1 "DER coordination flows entirely through the DSO to the TSO";
+    California's future structure (3.4) keeps direct wholesale access for those who want it."""
+    b = make_batch(
+        [bid("spot", 5, 2, node="n1", agg="spot"), bid("grid", 30, 2, node="n2", agg="grid")],
+        [tso_need("T", 1)],
+        routes={"spot": "tso-direct", "grid": "via-dso"},
+    )
+    led, future = clear(b, "dso-led"), clear(b, "california-future")
+    assert award_mw(led, "spot") == 1.0 and not led.awards["direct"].any()
+    assert set(led.awards["path"]) == {"tso>dso>aggregator>der"}
+    assert led.metrics["routes_overridden_bids"] == {"spot": 1}
+    assert led.metrics["tier_bypassing_mwh"] == 0
+    assert award_mw(future, "spot") == 1.0 and future.awards["direct"].all()
+    assert "routes_overridden_bids" not in future.metrics
+    assert future.metrics["tier_bypassing_mwh"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("platform", ["aemo-centralised", "japan-tdso-coordinator"])
+def test_a_platform_that_sees_everything_reaches_via_dso_aggregators_that_todays_tso_cannot(platform):
+    """3.2 (Figure 8: AEMO optimises all DER dispatch) and 3.6 (one TDSO, transmission and
+    distribution not separated): their market reaches every aggregator; today's TSO market
+    reaches no aggregator that offers only through the DSO."""
+    b = make_batch(
+        [bid("v", 5, 4, node="n1", agg="v"), bid("d", 30, 4, node="n2", agg="d")],
+        [tso_need("T", 2)],
+        routes={"v": "via-dso"},
+    )
+    assert set(clear(b, platform).awards["bid_id"]) == {"v"}
+    assert set(clear(b, "tso-only").awards["bid_id"]) == {"d"}
+    assert clear(b, platform).metrics["routes_overridden_bids"] == {"v": 1}  # d: both already
+
+
 def test_aemo_three_way_runs_one_idso_market_across_networks_with_one_more_tier():
     """3.2, Figure 10: one independent DSO market across the distribution networks (one model,
     not one per DSO), and one more tier on the TSO's instructions than Total DSO."""
@@ -207,6 +291,47 @@ def test_japan_tdso_procures_no_distribution_services_and_adds_the_coordinator_t
     assert japan["latency_path_tiers_max"] == 4 and central["latency_path_tiers_max"] == 3
 
 
+def test_japans_tdso_neither_bypasses_itself_nor_is_blind_and_its_coordinator_is_one_endpoint():
+    """3.6: the future structure "is reasonably well structured from a layering standpoint
+    because transmission and distribution operations are not separated"; the aggregator
+    coordinator is one interface. The centralised Total TSO (3.2, Figure 8) instructs DER in
+    the DSO's network past a separate DSO."""
+    bids = [bid("a", 10, 2, node="n1", agg="A"), bid("b", 11, 2, node="n2", agg="B"), bid("c", 12, 2, agg="C")]
+    b = make_batch(bids, [tso_need("T", 5)])
+    japan, central = clear(b, "japan-tdso-coordinator").metrics, clear(b, "aemo-centralised").metrics
+    assert japan["bid_cost_eur"] == central["bid_cost_eur"]  # the same MW bought
+    assert japan["tier_bypassing_mwh"] == 0 and central["tier_bypassing_mwh"] == pytest.approx(5.0)
+    assert japan["observability_min"] == 1.0 and central["observability_min"] == 0.0
+    # three aggregators behind one coordinator: one control endpoint at the TDSO
+    assert japan["cyber_exposure_control_endpoints"] == 1
+    assert central["cyber_exposure_control_endpoints"] == 3
+
+
+def test_california_future_offers_interface_curves_where_todays_caiso_sees_every_der():
+    """3.4, Figure 15: "Overall scalability is good due to the near Total DSO structure, which
+    is well layered": the CAISO clears the DSOs' interface offers (plus the direct route),
+    not every DER bid as in today's structure (3.4, Figure 13)."""
+    b = synth_batch(SynthSpec(bids=2000, intervals=4, dsos=4, seed=2))
+    future, today = clear(b, "california-future").metrics, clear(b, "california-today").metrics
+    assert future["scalability_tso_variables"] * 4 <= today["scalability_tso_variables"]
+    assert future["tier_bypassing_mwh"] < today["tier_bypassing_mwh"]
+
+
+def test_nyiso_alt2_links_only_its_direct_der_to_the_tso_where_alt1_links_every_der():
+    """3.5: in Alternative 2 "the few direct interfaces between DER and the NYISO would involve
+    distribution connected bulk power system resources"; Alternative 1's "direct connection
+    of DER to the TSO" makes its cyber vulnerability "high". Data links are read-only,
+    counted apart from dispatch links."""
+    bids = [bid("big", 10, 2.0, node="n1", agg="A")] + [bid(f"s{i}", 12 + i, 0.3, node="n2", agg="A") for i in range(4)]
+    b = make_batch(bids, [tso_need("T", 3.0)])
+    alt2, alt1 = clear(b, "nyiso-alt2").metrics, clear(b, "nyiso-alt1").metrics
+    assert alt2["cyber_exposure_control_endpoints"] == 1  # the big DER, dispatched directly
+    assert alt2["cyber_exposure_read_only_endpoints"] == 0  # its data link is the same endpoint
+    assert alt1["cyber_exposure_control_endpoints"] == 1  # the aggregator
+    assert alt1["cyber_exposure_read_only_endpoints"] == 5  # every activated DER's data link
+    assert alt2["cyber_exposure_endpoints"] < alt1["cyber_exposure_endpoints"]
+
+
 # --- no two presets are one design under two names ---
 
 
@@ -224,9 +349,26 @@ def test_every_preset_differs_from_every_other_in_dispatch_or_a_measured_risk(sa
     same = []
     for a, b in itertools.combinations(sorted(sample_runs), 2):
         ra, rb = sample_runs[a], sample_runs[b]
-        risks = [k for k in ra.metrics if k not in ("scalability_models",) and ra.metrics[k] != rb.metrics[k]]
+        keys = (ra.metrics.keys() | rb.metrics.keys()) - {"scalability_models"}
+        risks = [k for k in keys if ra.metrics.get(k) != rb.metrics.get(k)]
         if dispatch(ra).equals(dispatch(rb)) and not risks:
             same.append((a, b))
+    assert same == []
+
+
+def test_no_two_presets_give_the_same_dispatch_on_the_contested_day():
+    """The demo's day (``data/contested-forecast``: operators decide at their gates on
+    forecasts). Without forecasts (``data/contested``) the iDSO's market and Total DSO's
+    per-DSO markets coincide: the report (3.2, Figure 10) separates them by who runs the
+    market and one more tier, which the metrics measure, not by what is bought."""
+    b = load_batch(SAMPLE.parent / "contested-forecast")
+    runs = {name: clear(b, name) for name in preset_names()}
+
+    def dispatch(name: str) -> dict[tuple[str, str], float]:
+        a = runs[name].awards.groupby(["bid_id", "buyer_id"])["quantity_mw"].sum().round(4)
+        return a[a > 0].to_dict()
+
+    same = [(x, y) for x, y in itertools.combinations(sorted(runs), 2) if dispatch(x) == dispatch(y)]
     assert same == []
 
 

@@ -8,7 +8,7 @@ import pytest
 from market import clear
 from market.analysis.report import comparison_html
 from market.analysis.verdict import RISK_KEYS, identical_dispatch, risk_table, sentences
-from market.design.spec import PREDICTION_RISKS
+from market.design.predictions import PREDICTION_RISKS
 from market.testing import feeder_case
 
 

@@ -80,7 +80,7 @@ def flatten(metrics: dict[str, Any]) -> dict[str, float]:
 # metrics a design's wiring decides (its instruction paths, data links, observed_by_dso, hop
 # latencies and stage count, markets): a difference in them is a property of the design,
 # not a finding; every other metric is measured (physics, dispatch, money, model sizes)
-STRUCTURAL_PREFIXES = ("tier_bypassing", "observability", "latency", "cyber_exposure", "fragmentation")
+STRUCTURAL_PREFIXES = ("tier_bypassing", "observability", "latency", "cyber_exposure", "fragmentation", "routes_")
 
 
 MEASURED_INFORMATION = ("observability_error", "information_", "race_", "cost_of_information")

@@ -17,7 +17,14 @@ from market.analysis.figures import (
     skeleton_figure,
     violations_heatmap,
 )
-from market.analysis.verdict import REFERENCE_DESIGN, RISKS, identical_dispatch, risk_table, sentences
+from market.analysis.verdict import (
+    REFERENCE_DESIGN,
+    RISKS,
+    agreement_tally,
+    identical_dispatch,
+    risk_table,
+    sentences,
+)
 from market.clearing.results import ClearingResult
 from market.io.batch import Batch
 
@@ -113,19 +120,17 @@ def verdict_html(results: Sequence[ClearingResult], reference: str | None = None
                 mark, cls = ("agrees", "agree") if ok else ("differs", "differ")
                 why = f"<br><small>{html.escape(row['note'])}</small>" if not ok and row["note"] else ""
                 cells.append(
-                    f'<td class="{cls}" title="{html.escape(_fmt(row["value"]))} {risk.unit}">'
-                    f"report: {row['expected']}<br>measured: {measured} ({mark}){why}</td>"
+                    f'<td class="{cls}" title="{html.escape(row["source"])}">'
+                    f"report: {row['expected']} <small>({html.escape(row['basis'])})</small><br>"
+                    f"measured: {measured} ({mark}){why}</td>"
                 )
             else:
-                cells.append(f'<td title="no prediction in the report">measured: {measured}</td>')
+                cells.append(
+                    f'<td title="no prediction in the report">measured: {measured}<br><small>not in report</small></td>'
+                )
         kind = " <small>(structural: decided by the design's wiring)</small>" if risk.kind == "structural" else ""
         rows.append(f"<tr><th>{html.escape(risk.label)}{kind}</th>{''.join(cells)}</tr>")
-    judged = table[table["agrees"].notna()]
-    parts = []
-    for kind_name in ("measured", "structural"):
-        k = judged[judged["kind"] == kind_name]["agrees"].astype(bool)
-        parts.append(f"{int(k.sum())} of {len(k)} {kind_name}")
-    tally = "predictions that agree with the measurement: " + "; ".join(parts)
+    tally = "predictions that agree with the measurement: " + agreement_tally(table)
     return (
         f"<h2>What the comparison says (against {html.escape(ref)}, today's TSO-centric model)</h2>"
         f"<ul class='verdict'>{lines}</ul>"

@@ -37,7 +37,19 @@ from market.enums import DEFAULT_PRICING, Pricing
 from market.errors import BatchError
 
 DAY_COLUMNS = ["day", "voll_factor", "design", "metric", "value", "unit", "kind"]
-RISK_COLUMNS = ["day", "voll_factor", "risk", "kind", "design", "value", "verdict", "expected", "agrees"]
+RISK_COLUMNS = [
+    "day",
+    "voll_factor",
+    "risk",
+    "kind",
+    "design",
+    "value",
+    "verdict",
+    "expected",
+    "agrees",
+    "basis",
+    "source",
+]
 MAX_DAYS = 400
 
 
@@ -122,6 +134,8 @@ def rank(risks: pd.DataFrame) -> pd.DataFrame:
                     "share_better_than_reference": float((d["verdict"] == "better").mean()),
                     "share_worse_than_reference": float((d["verdict"] == "worse").mean()),
                     "prediction": d["expected"].iloc[0] or "",
+                    "basis": d["basis"].iloc[0],  # quote, inference, unstated or not-in-report
+                    "source": d["source"].iloc[0],
                     "share_prediction_holds": float(judged.astype(bool).mean()) if len(judged) else np.nan,
                 }
             )

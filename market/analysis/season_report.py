@@ -78,9 +78,38 @@ def season_html(summary: pd.DataFrame, rankings: pd.DataFrame, title: str) -> st
 
     judged = rankings[(rankings["voll_factor"] == 1.0) & rankings["share_prediction_holds"].notna()]
     tally = "; ".join(
-        f"{kind}: {len(k[k['share_prediction_holds'] >= 0.5])} of {len(k)} hold on most days"
-        for kind, k in judged.groupby("kind")
+        f"{basis}, {kind}: {len(k[k['share_prediction_holds'] >= 0.5])} of {len(k)} hold on most days"
+        for (basis, kind), k in judged.groupby(["basis", "kind"])
     )
+
+    def prediction_rows() -> str:
+        out = []
+        for risk in RISKS:
+            cells = []
+            for d in designs:
+                if (risk.key, d) not in r.index or not r.loc[(risk.key, d)]["basis"]:
+                    cells.append("<td>–</td>")  # the reference design
+                    continue
+                row = r.loc[(risk.key, d)]
+                if not row["prediction"]:
+                    cells.append("<td><small>not in report</small></td>")
+                    continue
+                holds = row["share_prediction_holds"]
+                cells.append(
+                    f'<td title="{html.escape(row["source"])}">{html.escape(row["prediction"])} '
+                    f"<small>({html.escape(row['basis'])})</small><br>holds on {holds:.0%} of days</td>"
+                )
+            out.append(f"<tr><th>{html.escape(risk.label)}</th>{''.join(cells)}</tr>")
+        return "".join(out)
+
+    def citations() -> str:
+        said = r[r["prediction"] != ""].reset_index().sort_values(["design", "risk"])
+        return "".join(
+            f"<li><b>{html.escape(x['design'])}</b>, {html.escape(x['risk'].replace('_', ' '))} "
+            f"{html.escape(x['prediction'])} ({html.escape(x['basis'])}): {html.escape(x['source'])}</li>"
+            for _, x in said.iterrows()
+        )
+
     sens = ""
     factors = sorted(rankings["voll_factor"].unique())
     if len(factors) > 1:
@@ -109,6 +138,10 @@ example, not a finding.</p>
 <h2>Measured risks</h2><table><tr><th></th><th>unit</th>{head}</tr>{risk_rows("measured")}</table>
 <h2>Structural properties (decided by the designs' wiring: not findings)</h2>
 <table><tr><th></th><th>unit</th>{head}</tr>{risk_rows("structural")}</table>
-<p>The report's predictions against today's TSO-centric model: {html.escape(tally or "none judged")}.</p>
+<h2>The report's predictions against today's TSO-centric model</h2>
+<p>{html.escape(tally or "none judged")}. Each prediction's basis: the report's sentence (quote), a
+reasoning from it (inference), or none (not in report).</p>
+<table><tr><th></th>{head}</tr>{prediction_rows()}</table>
+<ul>{citations()}</ul>
 {sens}</body></html>
 """

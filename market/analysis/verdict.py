@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from market.clearing.results import ClearingResult
+from market.design.predictions import Basis
 
 REFERENCE_DESIGN = "tso-only"  # today's TSO-centric model
 SIMILAR_SHARE = 0.1  # a "similar" prediction holds within 10 % of today's value
@@ -100,7 +101,7 @@ RISKS: tuple[Risk, ...] = (
     ),
     Risk("cost", "System cost (bids, unmet need, imbalance, violations)", "EUR", -1, 1.0, _sum("system_cost_eur")),
 )
-RISK_KEYS = tuple(r.key for r in RISKS)  # the same as market.design.spec.PREDICTION_RISKS (tested)
+RISK_KEYS = tuple(r.key for r in RISKS)  # the same as market.design.predictions.PREDICTION_RISKS (tested)
 
 
 def risk_table(results: Sequence[ClearingResult], reference: str | None = None) -> pd.DataFrame:
@@ -134,9 +135,21 @@ def risk_table(results: Sequence[ClearingResult], reference: str | None = None) 
                     "expected": expected,
                     "agrees": _agrees(expected, diff, risk.tolerance, similar_band) if r.design.name != ref else None,
                     "note": r.design.prediction_notes.get(risk.key, ""),
+                    **_basis(r, risk.key, ref),
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _basis(result: ClearingResult, risk: str, reference: str) -> dict[str, str]:
+    """The prediction's basis (quote, inference, unstated; ``not-in-report`` where the design
+    predicts nothing for the risk; empty for the reference design) and its citation."""
+    if result.design.name == reference:
+        return {"basis": "", "source": ""}
+    source = result.design.prediction_sources.get(risk)
+    if risk not in result.design.predictions or source is None:
+        return {"basis": str(Basis.NOT_IN_REPORT), "source": ""}
+    return {"basis": str(source.basis), "source": source.cite()}
 
 
 def _agrees(expected: str, diff: float, tolerance: float, similar_band: float) -> bool | None:
@@ -147,6 +160,22 @@ def _agrees(expected: str, diff: float, tolerance: float, similar_band: float) -
     if expected == "similar":
         return abs(diff) <= similar_band
     return diff < -tolerance if expected == "lower" else diff > tolerance
+
+
+def agreement_tally(table: pd.DataFrame) -> str:
+    """How many of the report's predictions the measurement bears out, by basis (the
+    report's sentence quoted, or an inference from it) and kind (measured or structural)."""
+    judged = table[table["agrees"].notna() & (table["expected"] != "")]
+    parts = []
+    for basis in ("quote", "inference", "unstated"):
+        b = judged[judged["basis"] == basis]
+        if not len(b):
+            continue
+        kinds = [
+            f"{int(k['agrees'].astype(bool).sum())} of {len(k)} {name}" for name, k in b.groupby("kind", sort=True)
+        ]
+        parts.append(f"{basis}: " + ", ".join(kinds))
+    return "; ".join(parts) if parts else "none judged"
 
 
 STRUCTURAL_NOTE = " (structural: a property of the designs' wiring, not a finding)"

@@ -113,7 +113,8 @@ def awards_table(bids: pd.DataFrame, aw: pd.DataFrame, pricing: Pricing, h: floa
     b = bids.iloc[aw["pos"].astype(int).to_numpy()].reset_index(drop=True)
     clearing = aw["clearing_price_eur_mwh"].to_numpy().astype(float)
     paid = b["price_eur_mwh"].to_numpy() if pricing is Pricing.PAY_AS_BID else clearing
-    q = aw["quantity_mw"].to_numpy().astype(float)
+    # every amount from the published MW (solver noise below 1e-6 MW never moves a cent's digit)
+    q = np.round(aw["quantity_mw"].to_numpy().astype(float), MW_DECIMALS)
     make_whole: np.ndarray | float = 0.0
     if pricing is Pricing.PAY_AS_CLEAR:
         make_whole = np.round(

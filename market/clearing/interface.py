@@ -20,7 +20,9 @@ as ``Q_k - Q_(k-1)`` MW at the dearest price among its bids: every bid behind it
 money at that price, and with fewer bands the TSO pays a *price of decomposition*.
 
 **Not passed up as curves.** Bids with a block, a minimum quantity or an exclusive group
-(they cannot be split into a band), which the DSO forwards individually, and bids that
+(they cannot be split into a band), which the DSO forwards individually — checked
+together, in merit order, against its limits, with the room they could take reserved from
+the curves (:func:`market.clearing.forwarding.forwarded_together`), so whatever the TSO accepts fits — and bids that
 reach the TSO directly (``route = "tso-direct"``, or at least ``direct_min_mw``). The DSO
 does not offer flexibility that would undo one of its own needs: bids moving a need's area
 against the need's direction in its interval.
@@ -35,7 +37,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from market.clearing.areas import in_red_area
 from market.clearing.formulation import StepInput
+from market.clearing.forwarding import forwarded_together
 from market.clearing.ir import LinearModel, SolveStatus
 from market.clearing.results import ModelStats
 from market.clearing.solvers import solve
@@ -63,30 +67,6 @@ def interface_ids(bids: pd.DataFrame, sens: pd.DataFrame, network: pd.DataFrame)
     codes = pd.Series(pd.factorize(key, sort=True)[0], index=bids.index)
     first = codes.groupby(bids["dso_id"]).transform("min")
     return bids["dso_id"].astype(str) + "/if" + (codes - first).astype(str)
-
-
-def undoes_need(bids: pd.DataFrame, dso_needs: pd.DataFrame, node_areas: pd.DataFrame) -> np.ndarray:
-    """Per bid: whether it would move one of its DSO's need areas against the need's
-    direction in the need's interval (the DSO never passes such flexibility up)."""
-    if not len(dso_needs):
-        return np.zeros(len(bids), bool)
-    against = (
-        bids[["pos", "node_id", "t", "direction"]]
-        .merge(node_areas[["node_id", "area_id"]], on="node_id")
-        .merge(dso_needs[["area_id", "t", "direction"]], on=["area_id", "t"], suffixes=("", "_need"))
-    )
-    against = against.loc[against["direction"] != against["direction_need"], "pos"].to_numpy()
-    return np.isin(bids["pos"].to_numpy(), against)
-
-
-def in_red_area(bids: pd.DataFrame, signals: pd.DataFrame, node_areas: pd.DataFrame) -> np.ndarray:
-    """Per bid: whether its DSO published red for one of its areas in its interval."""
-    red = signals[signals["state"] == "red"] if len(signals) else signals
-    if not len(red):
-        return np.zeros(len(bids), bool)
-    hit = bids[["pos", "node_id", "t"]].merge(node_areas[["node_id", "area_id"]], on="node_id")
-    hit = hit.merge(red[["area_id", "t"]], on=["area_id", "t"])
-    return np.isin(bids["pos"].to_numpy(), hit["pos"].to_numpy())
 
 
 def curve_eligible(bids: pd.DataFrame) -> np.ndarray:
@@ -126,7 +106,7 @@ def dso_limits(
     base = network["base_mw"].to_numpy()[rows]
     hi = np.maximum(network["max_flow_mw"].to_numpy()[rows] - base, 0.0)
     lo = np.minimum(network["min_flow_mw"].to_numpy()[rows] - base, 0.0)
-    a = net_matrix[rows][:, own["pos"].to_numpy()]
+    a = net_matrix[rows][:, own["pos"].to_numpy(dtype=np.int64)]
     amber = signals[(signals["state"] == "amber") & (signals["dso_id"] == dso)] if len(signals) else signals
     if not len(amber):
         return a.tocsr(), hi, lo
@@ -156,10 +136,12 @@ def deliverable(
     lo: np.ndarray,
     name: str,
     options: dict[str, object] | None,
+    reserved: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, ModelStats | None]:
     """``Q[i, j]``: most MW deliverable in group ``i`` with bands ``0..j`` (one LP over ``k``
     stacked copies; each direction against the rows on its own). ``a``: the DSO's rows x
-    the DSO's bids (flow per MW accepted)."""
+    the DSO's bids (flow per MW accepted); ``reserved``: per direction (up, down), the flow
+    on each row held for the bids the DSO forwards one by one (:mod:`market.clearing.forwarding`)."""
     codes = group_codes(bids, GROUP)
     n_g, n = int(codes.max(initial=-1)) + 1, len(bids)
     cap = bids["cap_mw"].to_numpy()
@@ -174,8 +156,11 @@ def deliverable(
         m = LinearModel(name=f"{name}:curve")
         m.add_variable("x", np.zeros(k * n), x.reshape(-1), -np.ones(k * n))
         big = sp.block_diag([per_copy] * k, format="csr")
-        m.add_constraint("room_max", {"x": big}, "<=", np.tile(np.concatenate([hi, hi]), k))
-        m.add_constraint("room_min", {"x": big}, ">=", np.tile(np.concatenate([lo, lo]), k))
+        up_held, down_held = reserved if reserved is not None else (np.zeros(len(hi)), np.zeros(len(hi)))
+        room_hi = np.concatenate([hi - up_held, hi - down_held])
+        room_lo = np.concatenate([lo - up_held, lo - down_held])
+        m.add_constraint("room_max", {"x": big}, "<=", np.tile(room_hi, k))
+        m.add_constraint("room_min", {"x": big}, ">=", np.tile(room_lo, k))
         values, stats = _solve_dso_model(m, name, "curve", options)
         x = np.clip(values["x"].reshape(k, n), 0.0, cap[None, :])
     q = np.stack([np.bincount(codes, weights=x[j], minlength=n_g) for j in range(k)], axis=1)
@@ -207,16 +192,26 @@ def offer_curves(
     red = in_red_area(bids, inp.signals, inp.node_areas)
     behind = bids[curve_eligible(bids) & ~red].copy()
     bids["alone"] = ~bids["pos"].isin(behind["pos"]) & bids["tso_ok"] & ~red & (bids["cap_mw"] > EPS_MW)
-    if not len(behind):
+    checked = bids[bids["alone"] & ~bids["direct"]]  # forwarded one by one: the DSO checks them
+    behind["band"] = assign_bands(behind, k) if len(behind) else 0
+    curves, all_stats, dropped = [], [], []
+    for dso in sorted(set(behind["dso_id"].dropna()) | set(checked["dso_id"].dropna())):
+        own, one = behind[behind["dso_id"] == dso], checked[checked["dso_id"] == dso]
+        union = pd.concat([f for f in (own, one) if len(f)])
+        a, hi, lo = dso_limits(union, network, net_matrix, inp.signals, inp.node_areas)
+        a = a.tocsc()
+        keep, held = forwarded_together(one, a[:, len(own) :], hi, lo)
+        dropped.append(one.loc[~keep, "pos"].to_numpy())
+        if len(own):
+            q, stats = deliverable(
+                own, own["band"].to_numpy(), k, a[:, : len(own)], hi, lo, f"{inp.step}:{dso}", options, held
+            )
+            curves.append(_bands(own, q, k))
+            all_stats += [stats] if stats else []
+    bids["alone"] &= ~bids["pos"].isin(np.concatenate([np.zeros(0, int), *dropped]))
+    if not curves:
         empty = pd.DataFrame(columns=[*GROUP, "dso_id", "sign", "band", "quantity_mw", "price_eur_mwh"])
-        return Offers(empty, behind.assign(band=0), bids[bids["alone"]], [])
-    behind["band"] = assign_bands(behind, k)
-    curves, all_stats = [], []
-    for dso, own in behind.groupby("dso_id", sort=True, observed=True):
-        a, hi, lo = dso_limits(own, network, net_matrix, inp.signals, inp.node_areas)
-        q, stats = deliverable(own, own["band"].to_numpy(), k, a, hi, lo, f"{inp.step}:{dso}", options)
-        curves.append(_bands(own, q, k))
-        all_stats += [stats] if stats else []
+        return Offers(empty, behind, bids[bids["alone"]], all_stats)
     return Offers(pd.concat(curves, ignore_index=True), behind, bids[bids["alone"]], all_stats)
 
 
@@ -354,6 +349,12 @@ def _least_cost(
     m.add_constraint("deliver", {"x": pick, "short": sp.identity(g, format="csr")}, "==", target)
     m.add_constraint("room_max", {"x": a, "over": -sp.identity(r, format="csr")}, "<=", hi)
     m.add_constraint("room_min", {"x": a, "under": sp.identity(r, format="csr")}, ">=", lo)
+    # of equal-cost splits, the one that fills in merit order (price, then bid_id): the same
+    # whether the horizon is cleared whole or in stretches
+    merit = np.lexsort((own["bid_id"].to_numpy(), own["price_eur_mwh"].to_numpy()))
+    rank = np.empty(n)
+    rank[merit] = np.arange(n)
+    m.tie_weights = {"x": rank}
     values, st = _solve_dso_model(m, name, "disaggregate", options)
     short = float(values["short"].sum())
     if short > 1e-6:

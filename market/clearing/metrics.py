@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 
 from market.clearing.formulation import IMBALANCE_PREMIUM_EUR_MWH, VIOLATION_FACTOR
+from market.clearing.prepare import effective_routes
 from market.clearing.results import ClearingResult, ModelStats
 from market.design.spec import Design
-from market.enums import TSO_ID, Operator, Service, Tier
+from market.enums import TSO_ID, Operator, Route, RoutePolicy, Service, Tier
 from market.io.batch import Batch
 
 STAGE_KEY = "clearing_stage"  # hop_latency_s key: seconds one sequential clearing stage takes
@@ -31,7 +32,7 @@ def compute_metrics(batch: Batch, result: ClearingResult) -> dict[str, Any]:
     h = batch.config.interval_hours
     aw = result.awards
     metrics: dict[str, Any] = {}
-    metrics.update(_bypassing(aw))
+    metrics.update(_bypassing(aw, result.design))
     metrics.update(_coupling(result, h))
     metrics.update(_violations(result, h))
     metrics.update(_observability(result))
@@ -39,6 +40,7 @@ def compute_metrics(batch: Batch, result: ClearingResult) -> dict[str, Any]:
     metrics.update(_scalability(result))
     metrics.update(_cyber(result))
     metrics.update(_fragmentation(result))
+    metrics.update(_routes(batch, result.design))
     metrics.update(_money(batch, result, metrics))
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
 
@@ -51,10 +53,11 @@ def _per_path(aw: pd.DataFrame, fn: Callable[[list[str]], Any]) -> pd.Series:
     return pd.Series(values[code] if len(values) else np.zeros(0), index=aw.index)
 
 
-def _bypassing(aw: pd.DataFrame) -> dict[str, Any]:
-    """TSO-instructed activations of distribution-connected DER whose path skips the DSO."""
+def _bypassing(aw: pd.DataFrame, design: Design) -> dict[str, Any]:
+    """TSO-instructed activations of distribution-connected DER whose path skips the DSO
+    (none where one operator runs transmission and distribution: it cannot skip itself)."""
     bypasses = _per_path(aw, lambda p: p[0] == Tier.TSO.value and not {Tier.DSO.value, Tier.IDSO.value} & set(p))
-    bypass = (bypasses.astype(bool) & aw["dso_id"].notna()).to_numpy()
+    bypass = (bypasses.astype(bool) & aw["dso_id"].notna()).to_numpy() & (not design.tso_dso_combined)
     return {
         "tier_bypassing_mwh": float(aw.loc[bypass, "energy_mwh"].sum()),
         "tier_bypassing_mw": float(aw.loc[bypass, "quantity_mw"].sum()),  # deprecated: MW summed over intervals
@@ -94,14 +97,14 @@ def _violations(result: ClearingResult, h: float) -> dict[str, Any]:
 def _observability(result: ClearingResult) -> dict[str, Any]:
     """Per DSO: the share of MW activated in its network that it knew of before dispatch:
     it bought it, prequalified or disaggregated it (unless it reached the TSO directly),
-    relays its instruction, or is sent the step's results."""
+    relays its instruction, or is sent the step's results, or it is the TSO (one TDSO)."""
     aw = result.awards
     steps = {s.name: s for s in result.design.steps}
     passed_up = {n: s.passes_through_dso or s.observed_by_dso for n, s in steps.items()}
     told = aw["step"].map(passed_up).astype(bool) & ~aw["direct"].astype(bool)
     relayed = _per_path(aw, lambda p: Tier.DSO.value in p).astype(bool)
     own = (aw["buyer_id"] == aw["dso_id"]) | (aw["operator_id"] == aw["dso_id"])
-    known = told | relayed | own
+    known = told | relayed | own | result.design.tso_dso_combined  # one TDSO knows what it decides
     total = aw.groupby("dso_id")["quantity_mw"].sum()
     seen = aw[known].groupby("dso_id")["quantity_mw"].sum().reindex(total.index, fill_value=0.0)
     by_dso = {str(k): float(seen[k] / total[k]) if total[k] > 0 else 1.0 for k in total.index}
@@ -163,20 +166,42 @@ def _scalability(result: ClearingResult) -> dict[str, Any]:
 
 
 def _cyber(result: ClearingResult) -> dict[str, Any]:
-    """Distinct non-utility endpoints (aggregators, coordinators, DER) among those activated
-    with a direct dispatch or data link into the TSO; links from DSOs counted apart."""
-    aw = result.awards
+    """Distinct non-utility endpoints (aggregators, one aggregator coordinator, DER) among
+    those activated with a dispatch link from the TSO (control) or only a data link into it
+    (read-only; the design's ``data_links``, from directly reached DER only where it says
+    so); their union is the headline; links from DSOs counted apart."""
+    aw = result.awards.assign(coordinator="one")  # one aggregator coordinator: one endpoint
     nxt = _per_path(aw, lambda p: p[1] if p[0] == Tier.TSO.value else None)
-    column = {Tier.AGGREGATOR.value: "aggregator_id", Tier.DER.value: "der_id", Tier.COORDINATOR.value: "aggregator_id"}
-    endpoints: set[str] = set()
+    column = {Tier.AGGREGATOR.value: "aggregator_id", Tier.DER.value: "der_id", Tier.COORDINATOR.value: "coordinator"}
+    control: set[str] = set()
     for tier in NON_UTILITY:  # one pass per tier kind, never per award
         sel = (nxt == tier).to_numpy()
-        endpoints.update(f"{tier}:{v}" for v in aw.loc[sel, column[tier]].unique())
+        control.update(f"{tier}:{v}" for v in aw.loc[sel, column[tier]].unique())
+    linked = aw[aw["direct"].astype(bool)] if result.design.data_links_direct_only else aw
+    data: set[str] = set()
     for tier in result.design.data_links:
         if tier.value in column:
-            endpoints.update(f"{tier.value}:{v}" for v in aw[column[tier.value]].unique())
+            data.update(f"{tier.value}:{v}" for v in linked[column[tier.value]].unique())
     dso_links = aw.loc[nxt.isin([Tier.DSO.value, Tier.IDSO.value]).to_numpy(), "dso_id"].nunique()
-    return {"cyber_exposure_endpoints": len(endpoints), "cyber_exposure_dso_links": int(dso_links)}
+    return {
+        "cyber_exposure_endpoints": len(control | data),
+        "cyber_exposure_control_endpoints": len(control),
+        "cyber_exposure_read_only_endpoints": len(data - control),
+        "cyber_exposure_dso_links": int(dso_links),
+    }
+
+
+def _routes(batch: Batch, design: Design) -> dict[str, Any]:
+    """Where the design's route rule overrides the aggregators' own (design-level
+    ``routes``): bid rows per aggregator whose route it changed (a design that leaves routes
+    to the aggregators has no such metric)."""
+    if design.routes is RoutePolicy.AGGREGATORS:
+        return {}
+    listed = batch.aggregators.set_index("aggregator_id")["route"].fillna(Route.BOTH.value)
+    own = listed.reindex(batch.bids["aggregator_id"]).fillna(Route.BOTH.value).to_numpy(dtype=object)
+    changed = own != effective_routes(own, design.routes)
+    counts = batch.bids.loc[changed, "aggregator_id"].value_counts().sort_index()
+    return {"routes_overridden_bids": {str(k): int(v) for k, v in counts.items()}}
 
 
 def _fragmentation(result: ClearingResult) -> dict[str, Any]:

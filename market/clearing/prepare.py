@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from market.clearing.areas import undoes_need
 from market.clearing.formulation import ALL_PARTS, VIOLATION_FACTOR, StepInput, network_matrix
-from market.clearing.interface import undoes_need
 from market.design.spec import Step
 from market.enums import (
     TSO_ID,
@@ -20,6 +20,7 @@ from market.enums import (
     Direction,
     Operator,
     Route,
+    RoutePolicy,
     Service,
     SignalMode,
     SignalState,
@@ -41,7 +42,9 @@ class Prepared:
     n_t: int
 
 
-def prepare(batch: Batch) -> Prepared:
+def prepare(batch: Batch, policy: RoutePolicy = RoutePolicy.AGGREGATORS) -> Prepared:
+    """The batch as the models read it; ``policy``: the design's rule for routes (see
+    :func:`effective_routes`)."""
     cfg = batch.config
     bids = batch.bids.copy(deep=False)  # columns are added or replaced, never written into
     bids["pos"] = np.arange(len(bids))
@@ -56,7 +59,7 @@ def prepare(batch: Batch) -> Prepared:
     # each aggregator's route (both where it gives none, or the bid's aggregator is not listed)
     routes = batch.aggregators.set_index("aggregator_id")["route"].fillna(Route.BOTH.value)
     known = np.append(routes.to_numpy(dtype=object), Route.BOTH.value)
-    bids["route"] = known[routes.index.get_indexer(bids["aggregator_id"])]  # -1: the last, both
+    bids["route"] = effective_routes(known[routes.index.get_indexer(bids["aggregator_id"])], policy)
     needs = batch.needs.copy()
     needs["t"] = cfg.slot_of(needs["interval_start"])
     needs["sign"] = Direction.signs(needs["direction"])
@@ -107,6 +110,9 @@ def step_inputs(batch: Batch, prep: Prepared, step: Step, taken: np.ndarray, kno
             bought = prep.needs[(prep.needs["buyer_id"] != TSO_ID)]
             against = through & undoes_need(bids, bought, batch.node_areas)
             bids["cap_mw"] = np.where(against, 0.0, bids["cap_mw"].to_numpy())
+    if step.shares_dso_needs:  # joint procurement: the DSOs' needs are known, never undone
+        against = undoes_need(bids, prep.needs[prep.needs["buyer_id"] != TSO_ID], batch.node_areas)
+        bids["cap_mw"] = np.where(against, 0.0, bids["cap_mw"].to_numpy())
     sens = prep.sens
     if step.view is View.AGGREGATOR_NODE:
         bids["cap_mw"] = admitted_aggregations(bids, step.min_aggregation_kw)
@@ -155,6 +161,16 @@ def step_inputs(batch: Batch, prep: Prepared, step: Step, taken: np.ndarray, kno
     return out
 
 
+def effective_routes(route: np.ndarray, policy: RoutePolicy) -> np.ndarray:
+    """Each bid's route under the design's policy: its aggregator's own, every one via the
+    DSO (Total DSO), or every one both ways (a platform reaching every aggregator)."""
+    if policy is RoutePolicy.THROUGH_DSO:
+        return np.full(len(route), Route.VIA_DSO.value, dtype=object)
+    if policy is RoutePolicy.EVERY_AGGREGATOR:
+        return np.full(len(route), Route.BOTH.value, dtype=object)
+    return route
+
+
 def route_reach(bids: pd.DataFrame, step: Step) -> tuple[np.ndarray, np.ndarray]:
     """Per bid: whether its aggregator's route reaches the step, and whether it reached a TSO
     step that takes bids through the DSO directly instead (so its instruction follows the
@@ -174,10 +190,14 @@ def route_reach(bids: pd.DataFrame, step: Step) -> tuple[np.ndarray, np.ndarray]
 
 
 def admitted_aggregations(bids: pd.DataFrame, min_kw: float) -> np.ndarray:
-    """NYISO's rule: an aggregator's offer at one node, interval and direction enters the
-    market only if it totals at least ``min_kw``; smaller ones are left out (capacity 0)."""
+    """NYISO's rule (report 3.5: aggregations "entirely within a single TDC interface or
+    pricing node"): an aggregator's offer behind one T-D interface (its DSO's network; a
+    transmission-connected DER's own node), interval and direction enters the market only
+    if it totals at least ``min_kw``; smaller ones are left out (capacity 0)."""
     cap = bids["cap_mw"].to_numpy()
-    total = bids.groupby(["aggregator_id", "node_id", "t", "direction"])["cap_mw"].transform("sum").to_numpy()
+    interface = bids["dso_id"].astype(object).where(bids["dso_id"].notna(), "node:" + bids["node_id"].astype(str))
+    keys = [bids["aggregator_id"], interface.rename("interface"), bids["t"], bids["direction"]]
+    total = bids["cap_mw"].groupby(keys).transform("sum").to_numpy()
     return np.where(total * 1000.0 >= min_kw - 1e-9, cap, 0.0)
 
 

@@ -114,7 +114,7 @@ def _clear_whole(
     metrics: bool,
 ) -> ClearingResult:
     """The whole horizon at once, step by step (see :func:`clear`)."""
-    prep = prepare(batch)
+    prep = prepare(batch, design.routes)
     taken = np.zeros(len(prep.bids))
     seen = taken  # what the next step sees: ``taken`` unless it runs alongside the step before
     outcomes: list[StepOutcome] = []
@@ -239,7 +239,11 @@ def solve_interface_step(
     offers = offer_curves(inp, network, prep.net_matrix, bands, solver_options)
     out = solve_step(tso_view(inp, offers, network), solver_options)
     acc = accepted(out.awards, offers.curves)
-    parts, dis_stats = disaggregate(inp, offers.behind, acc, network, prep.net_matrix, solver_options)
+    # the DSO disaggregates within what the bids it forwarded one by one left on its rows
+    one = out.awards[(out.awards["pos"] >= 0) & ~out.awards["direct"].astype(bool)]
+    moved = prep.net_matrix[:, one["pos"].to_numpy(dtype=np.int64)] @ one["quantity_mw"].to_numpy(dtype=float)
+    after = network.assign(base_mw=network["base_mw"].to_numpy() + moved)
+    parts, dis_stats = disaggregate(inp, offers.behind, acc, after, prep.net_matrix, solver_options)
     to_bids = pd.DataFrame(
         {
             "pos": parts["pos"].to_numpy(),
@@ -307,7 +311,7 @@ def step_model(batch: Batch, design: str | Design = "single", step: int = 0) -> 
     """The model of one (non-fan-out) step of a design, as the first step sees it: for
     reference solvers, the differential test and benchmarks."""
     design = design if isinstance(design, Design) else load_design(design)
-    prep = prepare(batch)
+    prep = prepare(batch, design.routes)
     (inp,) = step_inputs(batch, prep, design.steps[step], np.zeros(len(prep.bids)))
     return build_step_model(inp)[0]
 

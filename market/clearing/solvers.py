@@ -124,6 +124,25 @@ def to_cvxpy(model: LinearModel) -> tuple[cp.Problem, dict[str, cp.Variable], di
     return problem, cvars, constraints
 
 
+def _least_weighted_cvxpy(
+    problem: cp.Problem, cvars: dict[str, cp.Variable], weights: dict[str, np.ndarray], opts: dict[str, object]
+) -> None:
+    """Of the LP's optima, the least tie-weighted (as :func:`solve_highspy` returns it): a
+    second solve over the same rows with the cost held at its optimum (within 1e-9 EUR
+    absolute); the variables keep its values. Prices stay the first solve's duals."""
+    import cvxpy as cp
+
+    terms = [w @ cvars[n] for n, w in weights.items() if n in cvars]
+    if not terms:
+        return
+    best = float(problem.value)
+    held = problem.objective.args[0] <= best + 1e-9
+    second = cp.Problem(cp.Minimize(cp.sum(terms)), [*problem.constraints, held])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+        second.solve(solver="HIGHS", canon_backend="SCIPY", **opts)
+
+
 def solve_cvxpy(model: LinearModel, options: dict[str, object] | None = None) -> Solution:
     """Solve with cvxpy + HiGHS; duals (LP only) as marginals d objective / d rhs. cvxpy
     cannot pass a MIP start (``model.start`` is not used), so on a large MILP it may stop
@@ -159,10 +178,6 @@ def solve_cvxpy(model: LinearModel, options: dict[str, object] | None = None) ->
         gap = float(getattr(info, "mip_gap", np.inf))
     if status not in (SolveStatus.OPTIMAL, SolveStatus.LIMIT):
         return Solution(status, np.nan, {}, {}, t1 - t0, t2 - t1, "HIGHS", str(problem.status))
-    values = {
-        name: _snap(np.asarray(cvars[name].value, dtype=float).reshape(-1)) if name in cvars else np.zeros(0)
-        for name in model.variables
-    }
     marginals = {}
     if model.n_integer == 0:
         for name, con in model.constraints.items():
@@ -171,6 +186,12 @@ def solve_cvxpy(model: LinearModel, options: dict[str, object] | None = None) ->
                 continue
             dual = np.asarray(constraints[name].dual_value, dtype=float).reshape(-1)
             marginals[name] = dual if con.sense == ">=" else -dual
+        if status is SolveStatus.OPTIMAL and model.tie_weights is not None:
+            _least_weighted_cvxpy(problem, cvars, model.tie_weights, opts)
+    values = {
+        name: _snap(np.asarray(cvars[name].value, dtype=float).reshape(-1)) if name in cvars else np.zeros(0)
+        for name in model.variables
+    }
     return Solution(
         status, float(problem.value), values, marginals, t1 - t0, t2 - t1, "HIGHS", str(problem.status), gap
     )

@@ -30,7 +30,7 @@ Step fields (TOML ``[[steps]]``):
 ``view``          how the step sees the flexibility (:class:`market.enums.View`): ``bids``
                   (each DER bid), ``interface`` (each DSO's aggregated offer curve at its
                   T-D interface, disaggregated by the DSO afterwards), ``aggregator_node``
-                  (NYISO: per aggregator and node, at least ``min_aggregation_kw``) or
+                  (NYISO: per aggregator and T-D interface, at least ``min_aggregation_kw``) or
                   ``aggregator`` (CAISO multi-node: per aggregator, location unknown).
 ``interface_steps`` price bands per interface curve (``view = "interface"``; default 5).
 ``min_aggregation_kw`` smallest aggregation admitted (``view = "aggregator_node"``).
@@ -39,6 +39,9 @@ Step fields (TOML ``[[steps]]``):
                   ``direct_path``.
 ``direct_path``   the path of activations that reached a TSO step directly, not through
                   the DSO (route ``tso-direct``, large DER); default tso > aggregator > der.
+``shares_dso_needs`` a joint TSO-DSO step that knows the DSOs' congestion needs (UK Future
+                  World 2's joint procurement): it takes no bid that would move a need's area
+                  against the need in its interval, as a DSO's interface offers never do.
 ``gate``          when the step decides: ``"D-1 12:00"``, ``"H-1"``, ``"T-15min"``
                   (:mod:`market.design.gates`); without one, at delivery. What it knows
                   then (forecasts, published lights, earlier steps' activations) is
@@ -52,8 +55,19 @@ a TSO step sees ``tso-direct`` and ``both`` aggregators, plus ``via-dso`` ones w
 passes them up (``prequalify`` or ``view = "interface"``); DSO, iDSO and platform steps see
 ``via-dso`` and ``both``; a platform sees all.
 
+Design-level ``routes`` (:class:`market.enums.RoutePolicy`): ``aggregators`` (default) keeps
+each aggregator's own route; ``through-dso`` sends every aggregator through its DSO (Total
+DSO: tso-direct and both aggregators are redirected, counted per aggregator in the metric
+``routes_redirected_bids``); ``every-aggregator`` lets every step reach every aggregator
+(a platform that sees all DER).
+
+Design-level ``tso_dso_combined``: one operator runs transmission and distribution (Japan's
+TDSO): its instructions skip no DSO tier (no tier bypassing) and it knows all it decides.
+
 Design-level ``data_links``: extra direct data links into the TSO (e.g. ``["der"]``
-for smart-meter data access) counted by the cyber-exposure metric.
+for smart-meter data access) counted by the cyber-exposure metric, as read-only links
+apart from dispatch links; with ``data_links_direct_only = true`` only from the DER whose
+activations reached the TSO directly (NYISO Alternative 2's few large DER).
 """
 
 from __future__ import annotations
@@ -65,7 +79,8 @@ from pathlib import Path
 from typing import Any
 
 from market.design.gates import parse_gate
-from market.enums import Buyer, ConstraintScope, Operator, SignalMode, Tier, View
+from market.design.predictions import PredictionSource, parse_predictions, stated
+from market.enums import Buyer, ConstraintScope, Operator, RoutePolicy, SignalMode, Tier, View
 from market.errors import DesignError
 from market.io.strict import is_number, parse_toml, unknown_keys
 
@@ -86,21 +101,11 @@ DESIGN_KEYS = (
     "steps",
     "predictions",
     "prediction_notes",
+    "prediction_basis",
+    "routes",
+    "tso_dso_combined",
+    "data_links_direct_only",
 )
-# The risks a design's ``predictions`` may name (market.analysis.verdict measures each), and
-# what the report predicts for it against today's TSO-centric model.
-PREDICTION_RISKS = (
-    "tier_bypassing",
-    "hidden_coupling",
-    "violations",
-    "observability",
-    "latency",
-    "scalability",
-    "cyber",
-    "fragmentation",
-    "cost",
-)
-EXPECTATIONS = ("lower", "higher", "similar")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -125,6 +130,7 @@ class Step:
     direct_min_mw: float | None = None
     direct_path: tuple[Tier, ...] = DIRECT_PATH
     simultaneous: bool = False
+    shares_dso_needs: bool = False  # a joint step: takes nothing that moves a DSO need's area against it
     gate: str | None = None  # when the step decides (market.design.gates); None: at delivery
 
     @property
@@ -152,6 +158,10 @@ class Design:
     source: str = ""
     predictions: dict[str, str] = field(default_factory=dict)  # risk -> lower / higher / similar
     prediction_notes: dict[str, str] = field(default_factory=dict)  # risk -> why the engine may differ
+    prediction_sources: dict[str, PredictionSource] = field(default_factory=dict)  # risk -> quote or inference
+    routes: RoutePolicy = RoutePolicy.AGGREGATORS  # whose route rules: the aggregators' or the design's
+    tso_dso_combined: bool = False  # one operator runs transmission and distribution (Japan's TDSO)
+    data_links_direct_only: bool = False  # data links only from DER whose activations reached the TSO directly
 
     def with_interface_steps(self, bands: int) -> Design:
         """The same design with ``bands`` price bands in every interface-offer step."""
@@ -167,6 +177,10 @@ class Design:
             "data_links": [str(t) for t in self.data_links],
             "predictions": dict(self.predictions),
             "prediction_notes": dict(self.prediction_notes),
+            **({"prediction_basis": stated(self.prediction_sources)} if stated(self.prediction_sources) else {}),
+            **({} if self.routes is RoutePolicy.AGGREGATORS else {"routes": str(self.routes)}),
+            **({"tso_dso_combined": True} if self.tso_dso_combined else {}),
+            **({"data_links_direct_only": True} if self.data_links_direct_only else {}),
             "steps": [
                 _without_default_gate(
                     {
@@ -185,10 +199,13 @@ class Design:
         }
 
 
+NEWER = ("shares_dso_needs",)  # step fields left out of a manifest where off, as before they existed
+
+
 def _without_default_gate(step: dict[str, Any]) -> dict[str, Any]:
     """A step's settings without ``gate`` where it has none: a design without gates keeps the
     manifest it had before gates existed."""
-    return {k: v for k, v in step.items() if not (k == "gate" and v is None)}
+    return {k: v for k, v in step.items() if not (k == "gate" and v is None) and not (k in NEWER and not v)}
 
 
 def _fail(where: str, msg: str) -> DesignError:
@@ -268,7 +285,7 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
         w = f"{where} steps[{i}]"
         for key, reason in unknown_keys(s, Step.__dataclass_fields__):
             raise _fail(w, f"{key}: {reason}")
-        for key in ("per_dso", "prequalify", "observed_by_dso", "dso_override", "simultaneous"):
+        for key in ("per_dso", "prequalify", "observed_by_dso", "dso_override", "simultaneous", "shares_dso_needs"):
             if key in s and not isinstance(s[key], bool):
                 raise _fail(w, f"{key} must be true or false, not {s[key]!r}")
         for key in ("name", "constraints", "signals", "operator", "view"):
@@ -316,6 +333,7 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
                 direct_min_mw=_amount(s, "direct_min_mw", None, w),
                 direct_path=direct_path,
                 simultaneous=bool(s.get("simultaneous", False)),
+                shares_dso_needs=bool(s.get("shares_dso_needs", False)),
                 gate=parse_gate(s["gate"], w).text if "gate" in s else None,
             )
         )
@@ -329,19 +347,13 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
     if any(t not in TIERS for t in link_names):
         raise _fail(where, f"data_links must name tiers {TIERS}")
     links = tuple(Tier(t) for t in link_names)
-    predictions = raw.get("predictions", {})
-    if not isinstance(predictions, dict):
-        raise _fail(where, "predictions must be a table of risk = 'lower' | 'higher' | 'similar'")
-    for key, value in predictions.items():
-        if key not in PREDICTION_RISKS:
-            raise _fail(where, f"predictions.{key}: not a risk; risks: {', '.join(PREDICTION_RISKS)}")
-        if value not in EXPECTATIONS:
-            raise _fail(where, f"predictions.{key} must be one of {EXPECTATIONS}, not {value!r}")
-    notes = raw.get("prediction_notes", {})
-    if not isinstance(notes, dict) or any(
-        k not in PREDICTION_RISKS or not isinstance(v, str) for k, v in notes.items()
-    ):
-        raise _fail(where, f"prediction_notes must be a table of risk = text; risks: {', '.join(PREDICTION_RISKS)}")
+    said = parse_predictions(raw, where)
+    for flag in ("tso_dso_combined", "data_links_direct_only"):
+        if not isinstance(raw.get(flag, False), bool):
+            raise _fail(where, f"{flag} must be true or false, not {raw[flag]!r}")
+    policies = tuple(r.value for r in RoutePolicy)
+    if raw.get("routes", RoutePolicy.AGGREGATORS.value) not in policies:
+        raise _fail(where, f"routes must be one of {policies}, not {raw.get('routes')!r}")
     return Design(
         name=str(raw["name"]),
         title=str(raw.get("title", raw["name"])),
@@ -351,8 +363,12 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
         models=tuple(raw.get("models", ())),
         data_links=links,
         source=where,
-        predictions={str(k): str(v) for k, v in predictions.items()},
-        prediction_notes={str(k): str(v).strip() for k, v in notes.items()},
+        predictions=said.expected,
+        prediction_notes=said.notes,
+        prediction_sources=said.sources,
+        routes=RoutePolicy(raw.get("routes", RoutePolicy.AGGREGATORS.value)),
+        tso_dso_combined=raw.get("tso_dso_combined", False),
+        data_links_direct_only=raw.get("data_links_direct_only", False),
     )
 
 
