@@ -110,7 +110,10 @@ def test_tso_and_dso_compete_for_one_bid():
     assert r.metrics["hidden_coupling_conflict_mw"] == 0
     t = clear(b, "tso-only", "pay-as-clear")
     assert award_mw(t, "cheap", "tso") == pytest.approx(5)  # TSO takes it all first
-    assert t.unmet.set_index("need_id").loc["D", "unmet_mw"] == pytest.approx(3)
+    # today's DSO, blind to the TSO's dispatch, buys the same bid: the DER delivers its 5 MW
+    # once and the 3 MW sold twice are counted as hidden coupling
+    assert t.awards.groupby("bid_id")["quantity_mw"].sum()["cheap"] == pytest.approx(5)
+    assert t.metrics["hidden_coupling_sold_twice_mwh"] == pytest.approx(3)
     d = clear(b, "dso-led", "pay-as-clear")
     assert award_mw(d, "cheap", "dso1") == pytest.approx(3)
     assert award_mw(d, "dear", "tso") == pytest.approx(1)

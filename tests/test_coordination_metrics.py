@@ -126,3 +126,17 @@ def test_the_dso_override_undoes_what_breaks_its_limits_and_leaves_the_tso_short
     without = tmp_path / "plain.toml"
     without.write_text(design.read_text().replace("dso_override = true\n", "").replace("with-override", "plain"))
     assert clear(feeder_case(), str(without)).metrics["distribution_violation_mwh"] == pytest.approx(2.0)
+
+
+def test_cyber_exposure_counts_every_registered_endpoint_not_only_those_dispatched_today():
+    """An attacker reaches what is linked, not what happened to be dispatched: two
+    aggregators offer on the TSO's market, one is dispatched; a via-DSO one is not linked."""
+    b = make_batch(
+        [bid("a", 10, 4, node="n1", agg="A"), bid("b", 50, 4, node="n2", agg="B"), bid("c", 5, 4, node="n2", agg="C")],
+        [tso_need("T", 2)],
+        routes={"C": "via-dso"},
+    )
+    m = clear(b, "tso-only").metrics
+    assert m["cyber_exposure_control_endpoints"] == 1  # A, dispatched
+    assert m["cyber_exposure_registered_endpoints"] == 2  # A and B, linked; C offers via its DSO
+    assert clear(b, "dso-led").metrics["cyber_exposure_registered_endpoints"] == 0

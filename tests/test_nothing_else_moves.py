@@ -17,7 +17,12 @@ references changed again when the DSO began to check the bids it forwards one by
 together with its curves, and to split equal-cost disaggregations in merit order. Since
 awards' amounts are computed from the published MW (rounded to 1e-6), ``cost_eur`` moved
 by at most 1e-6 EUR on a row and the cost metrics by at most 5e-6 EUR, nothing else (every
-table and metric compared), and every reference was re-made."""
+table and metric compared), and every reference was re-made. The metrics then gained
+``tier_bypassing_information_links`` and ``hidden_coupling_sold_twice_mwh``, and today's DSO
+(``tso-only``) became blind to the TSO's dispatch: on both samples every table stayed the
+same (compared), and the metrics references were re-made; ``eu-dso-traffic-light``'s TSO
+market then stopped undoing the DSOs' bought relief (its references re-made). The metrics
+then gained the registered cyber exposure (every table unchanged, compared)."""
 
 from __future__ import annotations
 

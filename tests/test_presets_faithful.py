@@ -147,10 +147,12 @@ def test_uk_fw2_lets_the_dso_market_decide_first_so_it_dispatches_unlike_the_mar
     assert [s.step for s in fw2.stats] == ["dso-local", "joint-procurement"]
 
 
-def test_nyiso_alt1_separate_processes_hide_each_others_activations():
-    """3.5, Alternative 1: TSO and DSO clear at the same time, each blind to the other
-    ("neither entity will have a sufficiently accurate picture"); the TSO-first model of
-    today at least lets the DSO see the TSO's flows before it clears."""
+def test_neither_todays_dso_nor_alternative_1s_sees_the_tsos_activations():
+    """3.4: today "there are no coordination links between the CAISO (TSO) and the DSO";
+    3.5: Alternative 1 "is a minor evolution from the present structure" in which "neither
+    entity will have a sufficiently accurate picture". Both DSOs buy 1 MW under a feeder
+    the TSO just loaded; Alternative 1's markets clear side by side (one stage, not two).
+    The joint marketplace (3.3) sees both."""
     bids = [
         bid("tso-cheap", 5, 1, node="n1", der="D1", services="tso_balancing"),
         bid("local", 20, 1, node="n1", der="D2", services="dso_congestion"),
@@ -158,13 +160,24 @@ def test_nyiso_alt1_separate_processes_hide_each_others_activations():
     cons = [constraint("head", base=0.0, max_mw=1.5)]  # the DSO's feeder: 1.5 MW of room
     sens = [{"constraint_id": "head", "node_id": "n1", "factor": 1.0}]
     b = make_batch(bids, [tso_need("T", 1), dso_need("X", "a-n1", 1)], constraints=cons, sens=sens)
-    alt1, today = clear(b, "nyiso-alt1").metrics, clear(b, "tso-only").metrics
-    # both bought 1 MW at n1 without seeing the other: the feeder carries 2 MW
-    assert alt1["distribution_violation_mwh"] == pytest.approx(0.5)
-    assert alt1["hidden_coupling_blind_violation_mwh"] > 0
-    # today the DSO saw the TSO's 1 MW on its feeder and bought only what fits
-    assert today["distribution_violation_mwh"] == 0
+    alt1, today, single = (clear(b, d).metrics for d in ("nyiso-alt1", "tso-only", "single"))
+    for m in (alt1, today):  # both bought 1 MW at n1 without seeing the other: 2 MW on 1.5
+        assert m["distribution_violation_mwh"] == pytest.approx(0.5)
+        assert m["hidden_coupling_blind_violation_mwh"] > 0
+    assert single["distribution_violation_mwh"] == 0
     assert alt1["latency_stages"] == 1 and today["latency_stages"] == 2
+
+
+def test_a_bid_two_blind_markets_both_sold_is_delivered_once_and_counted():
+    """The TSO's market and today's DSO (blind to it, 3.4) both buy the one cheap bid: the
+    DER delivers its 1 MW once; the MW sold twice are counted, not dropped silently."""
+    b = make_batch(
+        [bid("x", 5, 1, node="n1"), bid("y", 40, 1, node="n2")], [tso_need("T", 1), dso_need("X", "a-n1", 1)]
+    )
+    today = clear(b, "tso-only")
+    assert today.metrics["hidden_coupling_sold_twice_mwh"] == pytest.approx(1.0)
+    assert today.awards.groupby("bid_id")["quantity_mw"].sum()["x"] == pytest.approx(1.0)
+    assert clear(b, "single").metrics["hidden_coupling_sold_twice_mwh"] == 0
 
 
 def test_nyiso_alt1_admits_aggregations_of_100_kw_behind_one_td_interface():
@@ -317,6 +330,33 @@ def test_california_future_offers_interface_curves_where_todays_caiso_sees_every
     assert future["tier_bypassing_mwh"] < today["tier_bypassing_mwh"]
 
 
+def test_eu_dso_committee_amber_protects_the_local_relief_and_data_access_skips_the_dso():
+    """3.3: in amber "distribution system operators can call upon the flexibility offered by
+    DER aggregators in that local distribution area to prevent a red phase situation", the
+    DSOs "Prioritize distribution system reliability needs in the event that a TSO dispatch
+    of DER conflicts with such needs", and the data access concepts 1 and 3 are "additional
+    options for data flows to the TSO that imply a degree of tier bypassing". Today's model
+    has "only a green phase ... that can, in extreme situations, suddenly become red"."""
+    bids = [
+        bid("local", 20, 1, node="n1", direction="down"),
+        bid("cheap", 5, 3, node="n1"),
+        bid("far", 30, 3, node="n2"),
+    ]
+    feeder = [constraint("head", base=0.8, max_mw=1.0)]  # 80 % loaded: a potential bottleneck
+    sens = [{"constraint_id": "head", "node_id": "n1", "factor": 1.0}]
+    b = make_batch(bids, [tso_need("T", 2), dso_need("X", "a-n1", 0.5, "down")], constraints=feeder, sens=sens)
+    eu, today = clear(b, "eu-dso-traffic-light"), clear(b, "tso-only")
+    # the DSO's local relief first; the TSO's market then buys nothing that undoes it
+    assert award_mw(eu, "local", "dso1") == 0.5 and award_mw(eu, "cheap") == 0.0
+    assert eu.metrics["unmet_by_buyer_mwh"]["dso1"] == 0 and eu.metrics["distribution_violation_mwh"] == 0
+    # today: the TSO, seeing no amber, buys at n1, overloads the feeder and undoes the relief
+    assert today.metrics["distribution_violation_mwh"] == pytest.approx(1.3)
+    assert today.metrics["unmet_by_buyer_mwh"]["dso1"] == pytest.approx(0.5)
+    # no instruction skips the DSO, but the data access concepts do: information links apart
+    assert eu.metrics["tier_bypassing_mwh"] == 0 and eu.metrics["tier_bypassing_information_links"] == 3
+    assert today.metrics["tier_bypassing_information_links"] == 0
+
+
 def test_nyiso_alt2_links_only_its_direct_der_to_the_tso_where_alt1_links_every_der():
     """3.5: in Alternative 2 "the few direct interfaces between DER and the NYISO would involve
     distribution connected bulk power system resources"; Alternative 1's "direct connection
@@ -330,6 +370,10 @@ def test_nyiso_alt2_links_only_its_direct_der_to_the_tso_where_alt1_links_every_
     assert alt1["cyber_exposure_control_endpoints"] == 1  # the aggregator
     assert alt1["cyber_exposure_read_only_endpoints"] == 5  # every activated DER's data link
     assert alt2["cyber_exposure_endpoints"] < alt1["cyber_exposure_endpoints"]
+    # registered, dispatched today or not: Alternative 2's small DER offer through the DSO
+    assert alt2["cyber_exposure_registered_endpoints"] == 1
+    assert alt1["cyber_exposure_registered_endpoints"] == 6  # the aggregator and five DER links
+    assert alt1["cyber_exposure_registered_read_only_endpoints"] == 5
 
 
 # --- no two presets are one design under two names ---

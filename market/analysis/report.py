@@ -51,7 +51,10 @@ HEADLINE = [
     ("information_violation_mwh", "Violations caused by late information (MWh)"),
     ("cost_of_information_eur", "Cost of information (system cost above perfect information)"),
     ("scalability_tso_variables", "TSO's largest optimisation (variables)"),
+    ("cyber_exposure_registered_endpoints", "Cyber exposure (endpoints registered with a link into the TSO)"),
     ("cyber_exposure_endpoints", "Cyber exposure (activated endpoints linked to the TSO)"),
+    ("hidden_coupling_sold_twice_mwh", "MWh sold twice by blind markets (delivered once)"),
+    ("tier_bypassing_information_links", "Data links that skip the DSO (information only)"),
     ("welfare_eur", "Welfare (value - cost - consequences)"),
 ]
 

@@ -49,11 +49,11 @@ RISKS: tuple[Risk, ...] = (
     Risk("tier_bypassing", "Tier bypassing", "MWh", -1, 1e-3, _sum("tier_bypassing_mwh"), "structural"),
     Risk(
         "hidden_coupling",
-        "Hidden coupling (DSO relief undone + violations by blind operators)",
+        "Hidden coupling (DSO relief undone + violations by blind operators + MWh sold twice)",
         "MWh",
         -1,
         1e-3,
-        _sum("hidden_coupling_undone_mwh", "hidden_coupling_blind_violation_mwh"),
+        _sum("hidden_coupling_undone_mwh", "hidden_coupling_blind_violation_mwh", "hidden_coupling_sold_twice_mwh"),
     ),
     Risk(
         "violations",
@@ -83,11 +83,11 @@ RISKS: tuple[Risk, ...] = (
     ),
     Risk(
         "cyber",
-        "Cyber exposure (endpoints linked to the TSO)",
+        "Cyber exposure (endpoints registered with a link into the TSO)",
         "endpoints",
         -1,
         0.5,
-        _sum("cyber_exposure_endpoints"),
+        _sum("cyber_exposure_registered_endpoints"),
         "structural",
     ),
     Risk(

@@ -42,7 +42,14 @@ def make_whole_eur(commitment: np.ndarray, shortfall_eur: np.ndarray, energy_mwh
 
 
 def assemble(
-    batch: Batch, prep: Prepared, design: Design, pricing: Pricing, outcomes: list[StepOutcome], *, metrics: bool = True
+    batch: Batch,
+    prep: Prepared,
+    design: Design,
+    pricing: Pricing,
+    outcomes: list[StepOutcome],
+    *,
+    metrics: bool = True,
+    sold_twice_mwh: float = 0.0,
 ) -> ClearingResult:
     """The run's tables from every step's outcome, the physics after the last step, then its
     metrics (computed once; ``metrics=False`` for a stretch of a streamed run)."""
@@ -67,6 +74,7 @@ def assemble(
         signal_breaches=physics.signal_breaches,
         conflicts=physics.conflicts,
         blind_violations=physics.blind,
+        sold_twice_mwh=sold_twice_mwh,
     )
     return replace(result, metrics=compute_metrics(batch, result)) if metrics else result
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from market.clearing.exposure import registered_endpoints
 from market.clearing.formulation import IMBALANCE_PREMIUM_EUR_MWH, VIOLATION_FACTOR
 from market.clearing.prepare import effective_routes
 from market.clearing.results import ClearingResult, ModelStats
@@ -39,6 +40,9 @@ def compute_metrics(batch: Batch, result: ClearingResult) -> dict[str, Any]:
     metrics.update(_latency(batch, result))
     metrics.update(_scalability(result))
     metrics.update(_cyber(result))
+    control, read_only = registered_endpoints(batch, result.design)
+    metrics["cyber_exposure_registered_endpoints"] = len(control) + len(read_only)
+    metrics["cyber_exposure_registered_read_only_endpoints"] = len(read_only)
     metrics.update(_fragmentation(result))
     metrics.update(_routes(batch, result.design))
     metrics.update(_money(batch, result, metrics))
@@ -59,10 +63,23 @@ def _bypassing(aw: pd.DataFrame, design: Design) -> dict[str, Any]:
     bypasses = _per_path(aw, lambda p: p[0] == Tier.TSO.value and not {Tier.DSO.value, Tier.IDSO.value} & set(p))
     bypass = (bypasses.astype(bool) & aw["dso_id"].notna()).to_numpy() & (not design.tso_dso_combined)
     return {
+        "tier_bypassing_information_links": _information_links(aw, design),
         "tier_bypassing_mwh": float(aw.loc[bypass, "energy_mwh"].sum()),
         "tier_bypassing_mw": float(aw.loc[bypass, "quantity_mw"].sum()),  # deprecated: MW summed over intervals
         "tier_bypassing_count": int(bypass.sum()),
     }
+
+
+def _information_links(aw: pd.DataFrame, design: Design) -> int:
+    """Data links that skip the DSO (the EU DSO Committee's data access concepts 1 and 3,
+    NYISO's DER link): distinct DSO-connected aggregators and DER activated with a design
+    data link into the TSO. Information only: no instruction flows back along them, so they
+    are counted apart from the instruction paths' bypassing."""
+    linked = aw[aw["dso_id"].notna().to_numpy()]
+    if design.data_links_direct_only:
+        linked = linked[linked["direct"].astype(bool).to_numpy()]
+    column = {Tier.AGGREGATOR: "aggregator_id", Tier.DER: "der_id"}
+    return sum(int(linked[column[t]].nunique()) for t in design.data_links if t in column)
 
 
 def _coupling(result: ClearingResult, h: float) -> dict[str, Any]:
@@ -79,6 +96,7 @@ def _coupling(result: ClearingResult, h: float) -> dict[str, Any]:
         "hidden_coupling_undone_mwh": float(undone * h),
         "hidden_coupling_blind_violation_mwh": float(blind * h),
         "shared_der_intervals": int((per_model > 1).sum()),
+        "hidden_coupling_sold_twice_mwh": float(result.sold_twice_mwh),
     }
 
 

@@ -63,6 +63,9 @@ class ClearingResult:
     blind_violations: pd.DataFrame = field(default_factory=pd.DataFrame)
     metrics: dict[str, Any] = field(default_factory=dict)
     message: str = ""
+    # MWh that two simultaneous steps both sold of one bid beyond its quantity: the DER
+    # delivers its offered MW only, the later instruction gets what is left (never silent)
+    sold_twice_mwh: float = 0.0
     stretches: int = 1  # stretches of the horizon cleared one by one (market.clearing.stream)
 
     @property

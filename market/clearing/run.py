@@ -121,6 +121,7 @@ def _clear_whole(
     info = informed(batch, design)
     knowledge: dict[str, StepKnowledge] = {}
     by_step: list[np.ndarray] = []  # each step's own awards per bid (informed batches)
+    sold_twice_mw = 0.0
     try:
         for i, step in enumerate(design.steps):
             if progress:
@@ -130,6 +131,8 @@ def _clear_whole(
             if known is not None:
                 knowledge[step.name] = known
                 seen, blind = _seen_by(batch, prep, design, knowledge, by_step, i)
+            elif step.blind_to_earlier:
+                seen, blind = np.zeros(len(prep.bids)), bool(taken.any())
             elif not step.simultaneous:
                 seen = taken.copy()
             inputs = step_inputs(batch, prep, step, seen, known)
@@ -141,7 +144,7 @@ def _clear_whole(
             own = np.zeros(len(prep.bids))
             for out in results:
                 if step.simultaneous or blind:
-                    _deliverable_only(prep, taken, out)
+                    sold_twice_mw += _deliverable_only(prep, taken, out)
                 outcomes.append(out)
                 if len(out.awards):
                     np.add.at(taken, out.awards["pos"].to_numpy(), out.awards["quantity_mw"].to_numpy())
@@ -155,7 +158,8 @@ def _clear_whole(
         if raise_on_failure:
             raise
         return _failed(design, pricing, str(exc), outcomes)
-    result = assemble(batch, prep, design, pricing, outcomes, metrics=metrics)
+    sold_twice = round(sold_twice_mw * batch.config.interval_hours, 6)
+    result = assemble(batch, prep, design, pricing, outcomes, metrics=metrics, sold_twice_mwh=sold_twice)
     if info and metrics and result.ok:
         ideal_batch, ideal_design = perfect_information(batch, design)
         perfect = _clear_whole(ideal_batch, ideal_design, pricing, scheduler, True, solver_options, None, True)
@@ -179,7 +183,7 @@ def _seen_by(
     seen = np.zeros(len(prep.bids))
     blind = False
     for k, earlier in enumerate(design.steps[:i]):
-        if step.simultaneous and k == i - 1:
+        if step.blind_to_earlier or (step.simultaneous and k == i - 1):
             blind = blind or bool(by_step[k].any())
             continue  # runs alongside the step before: sees it only afterwards
         arrived = activation_known(
@@ -206,21 +210,22 @@ def _clear_stretch(common: tuple[Design, Pricing, dict[str, Any] | None], part: 
     return clear(part, design, pricing, solver_options=options, stream=False, metrics=False)
 
 
-def _deliverable_only(prep: Prepared, taken: np.ndarray, out: StepOutcome) -> None:
+def _deliverable_only(prep: Prepared, taken: np.ndarray, out: StepOutcome) -> float:
     """A step run alongside another may sell a bid the other already sold: the DER can
-    deliver only its offered MW, so the later instruction gets what is left (in place)."""
+    deliver only its offered MW, so the later instruction gets what is left (in place).
+    Returns the MW sold twice (the run's ``sold_twice_mwh``)."""
     aw = out.awards
     if not len(aw):
-        return
+        return 0.0
     pos = aw["pos"].to_numpy(dtype=int)
     room = prep.bids["quantity_mw"].to_numpy()[pos] - taken[pos]
     q = np.minimum(aw["quantity_mw"].to_numpy(dtype=float), np.clip(room, 0.0, None))
-    if np.any(q < aw["quantity_mw"].to_numpy() - 1e-9):
-        log.info(
-            "%s: %.3f MW sold twice by simultaneous steps", out.stats.step, float(aw["quantity_mw"].sum() - q.sum())
-        )
+    cut = float(aw["quantity_mw"].sum() - q.sum())
+    if cut > 1e-9:
+        log.warning("%s: %.3f MW sold twice by simultaneous steps (counted in sold_twice_mwh)", out.stats.step, cut)
     aw["quantity_mw"] = q
     out.awards = aw[q > 1e-9].reset_index(drop=True)
+    return max(cut, 0.0)
 
 
 def solve_interface_step(

@@ -155,6 +155,7 @@ def stack(results: list[ClearingResult]) -> ClearingResult:
         ClearingStatus.OPTIMAL,
         stats=merge_stats([r.stats for r in results]),
         stretches=len(results),
+        sold_twice_mwh=round(sum(r.sold_twice_mwh for r in results), 6),
         **tables,
     )
 

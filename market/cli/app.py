@@ -20,6 +20,7 @@ from market.cli.clearing import clear, compare, designs_list, designs_show, seas
 from market.cli.console import EXIT_INVALID, MODE, configure, emit_json, failure_document
 from market.cli.demo import demo
 from market.cli.network import network_import
+from market.cli.scaling import scaling
 from market.cli.settlement import baselines_evaluate, settle, settle_due
 from market.cli.statements import (
     statements_diff,
@@ -93,6 +94,7 @@ app.add_typer(baselines_app, name="baselines")
 for command in (validate, clear, synth, settle, sweep, compare, season, demo):
     app.command()(command)
 app.command("settle-due")(settle_due)
+app.command("scaling")(scaling)
 designs_app.command("list")(designs_list)
 designs_app.command("show")(designs_show)
 baselines_app.command("evaluate")(baselines_evaluate)

@@ -39,9 +39,10 @@ Step fields (TOML ``[[steps]]``):
                   ``direct_path``.
 ``direct_path``   the path of activations that reached a TSO step directly, not through
                   the DSO (route ``tso-direct``, large DER); default tso > aggregator > der.
-``shares_dso_needs`` a joint TSO-DSO step that knows the DSOs' congestion needs (UK Future
-                  World 2's joint procurement): it takes no bid that would move a need's area
-                  against the need in its interval, as a DSO's interface offers never do.
+``shares_dso_needs`` the step knows the DSOs' needs (a joint step, or lights that protect them):
+                  it takes no bid that would move a need's area against the need.
+``blind_to_earlier`` no information path from earlier steps reaches it before delivery: it
+                  sees neither their activations nor the capacity they used (``sold_twice_mwh``).
 ``gate``          when the step decides: ``"D-1 12:00"``, ``"H-1"``, ``"T-15min"``
                   (:mod:`market.design.gates`); without one, at delivery. What it knows
                   then (forecasts, published lights, earlier steps' activations) is
@@ -131,6 +132,7 @@ class Step:
     direct_path: tuple[Tier, ...] = DIRECT_PATH
     simultaneous: bool = False
     shares_dso_needs: bool = False  # a joint step: takes nothing that moves a DSO need's area against it
+    blind_to_earlier: bool = False  # no information path from the earlier steps reaches it before delivery
     gate: str | None = None  # when the step decides (market.design.gates); None: at delivery
 
     @property
@@ -199,12 +201,11 @@ class Design:
         }
 
 
-NEWER = ("shares_dso_needs",)  # step fields left out of a manifest where off, as before they existed
+NEWER = ("shares_dso_needs", "blind_to_earlier")  # left out of a manifest where off, as before they existed
 
 
 def _without_default_gate(step: dict[str, Any]) -> dict[str, Any]:
-    """A step's settings without ``gate`` where it has none: a design without gates keeps the
-    manifest it had before gates existed."""
+    """A step's settings without a ``gate`` or a newer flag it does not use (its manifest as before)."""
     return {k: v for k, v in step.items() if not (k == "gate" and v is None) and not (k in NEWER and not v)}
 
 
@@ -285,7 +286,7 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
         w = f"{where} steps[{i}]"
         for key, reason in unknown_keys(s, Step.__dataclass_fields__):
             raise _fail(w, f"{key}: {reason}")
-        for key in ("per_dso", "prequalify", "observed_by_dso", "dso_override", "simultaneous", "shares_dso_needs"):
+        for key in NEWER + ("per_dso", "prequalify", "observed_by_dso", "dso_override", "simultaneous"):
             if key in s and not isinstance(s[key], bool):
                 raise _fail(w, f"{key} must be true or false, not {s[key]!r}")
         for key in ("name", "constraints", "signals", "operator", "view"):
@@ -334,6 +335,7 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
                 direct_path=direct_path,
                 simultaneous=bool(s.get("simultaneous", False)),
                 shares_dso_needs=bool(s.get("shares_dso_needs", False)),
+                blind_to_earlier=bool(s.get("blind_to_earlier", False)),
                 gate=parse_gate(s["gate"], w).text if "gate" in s else None,
             )
         )
