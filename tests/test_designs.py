@@ -185,6 +185,11 @@ signals = "none"
         ('name="x"\n[[steps]]\nbuyers=["tso"]\nsignals="purple"\n', "signals"),
         ('name="x"\n[[steps]]\nbuyers=["tso"]\nfoo=1\n', "foo: unknown key"),
         ('name="x"\n[[steps]]\nbuyers=["tso"]\n[[steps]]\nbuyers=["tso"]\n', "more than one step"),
+        ('name="x"\n[[steps]]\nbuyers=["tso"]\nmulti_node_route="both"\n', "multi_node_route applies"),
+        ('name="x"\n[[steps]]\nbuyers=["tso"]\nview="aggregator"\nmulti_node_route="x"\n', "one of"),
+        ('name="x"\n[[steps]]\nbuyers=["tso"]\nblind_to_earlier="yes"\n', "true or false"),
+        ('name="x"\nroutes="anywhere"\n[[steps]]\nbuyers=["tso"]\n', "routes must be one of"),
+        ('name="x"\ntso_dso_combined=1\n[[steps]]\nbuyers=["tso"]\n', "true or false"),
     ],
 )
 def test_bad_design_files_name_the_problem(tmp_path, text, msg):

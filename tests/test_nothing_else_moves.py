@@ -22,7 +22,9 @@ table and metric compared), and every reference was re-made. The metrics then ga
 (``tso-only``) became blind to the TSO's dispatch: on both samples every table stayed the
 same (compared), and the metrics references were re-made; ``eu-dso-traffic-light``'s TSO
 market then stopped undoing the DSOs' bought relief (its references re-made). The metrics
-then gained the registered cyber exposure (every table unchanged, compared)."""
+then gained the registered cyber exposure (every table unchanged, compared), and
+``california-today`` made the multi-node model opt-in and its utilities blind to the
+CAISO's dispatch (its references re-made)."""
 
 from __future__ import annotations
 

@@ -203,16 +203,32 @@ def test_nyiso_alt2_keeps_large_der_direct_where_dso_led_does_not():
     assert alt2["observability_min"] < 1.0 and led["observability_min"] == 1.0
 
 
-def test_california_today_multi_node_aggregation_cannot_see_where_its_mw_land():
-    """3.4: CAISO aggregations may span several T-D nodes; the TSO sees the aggregate only,
-    so a transmission limit at one node can break (today's TSO, per DER, keeps it)."""
+def test_california_today_multi_node_aggregation_is_optional_and_cannot_see_where_its_mw_land():
+    """3.4: the CAISO DER aggregation model "allows an aggregation to include multiple TDC
+    interface nodes", but "thus far no aggregators have opted to use this model and instead
+    use the demand response model": an aggregator that opts in (direct wholesale access) is
+    seen as one total and a transmission limit at one node breaks; the same DER in the
+    demand-response model are seen per DER, as by today's TSO (no break)."""
     bids = [bid("at-n1", 10, 4, node="n1", agg="A"), bid("at-n2", 12, 4, node="n2", agg="A")]
     cons = [constraint("line", base=0.0, max_mw=2.0, owner="tso")]
     sens = [{"constraint_id": "line", "node_id": "n1", "factor": 1.0}]
-    b = make_batch(bids, [tso_need("T", 3)], constraints=cons, sens=sens)
-    ca, today = clear(b, "california-today").metrics, clear(b, "tso-only").metrics
-    assert ca["transmission_violation_mwh"] == pytest.approx(1.0)  # it saw 0.5 x 3 MW on the line
-    assert today["transmission_violation_mwh"] == 0
+    opted = make_batch(bids, [tso_need("T", 3)], constraints=cons, sens=sens, routes={"A": "tso-direct"})
+    programme = make_batch(bids, [tso_need("T", 3)], constraints=cons, sens=sens)
+    assert clear(opted, "california-today").metrics["transmission_violation_mwh"] == pytest.approx(1.0)
+    assert clear(programme, "california-today").metrics["transmission_violation_mwh"] == 0
+    assert clear(opted, "tso-only").metrics["transmission_violation_mwh"] == 0
+
+
+def test_a_multi_node_aggregation_stays_within_one_utilitys_network():
+    """CAISO keeps an aggregation within one sub-LAP: an aggregator's DER under two DSOs are
+    two aggregations, each at its own default distribution."""
+    bids = [bid("d1", 10, 4, node="n1", agg="A", dso="dso1"), bid("d2", 12, 4, node="n2", agg="A", dso="dso2")]
+    cons = [constraint("line", base=0.0, max_mw=2.0, owner="tso")]
+    sens = [{"constraint_id": "line", "node_id": "n1", "factor": 1.0}]
+    b = make_batch(bids, [tso_need("T", 3)], constraints=cons, sens=sens, routes={"A": "tso-direct"})
+    r = clear(b, "california-today")
+    assert r.metrics["transmission_violation_mwh"] == 0  # dso1's aggregation is seen at n1's factor
+    assert award_mw(r, "d1") == pytest.approx(2.0) and award_mw(r, "d2") == pytest.approx(1.0)
 
 
 def test_california_future_routes_direct_aggregators_past_the_dso():

@@ -117,7 +117,7 @@ def step_inputs(batch: Batch, prep: Prepared, step: Step, taken: np.ndarray, kno
     if step.view is View.AGGREGATOR_NODE:
         bids["cap_mw"] = admitted_aggregations(bids, step.min_aggregation_kw)
     elif step.view is View.AGGREGATOR:
-        bids, sens = multi_node(bids, sens)
+        bids, sens = multi_node(bids, sens, step.multi_node_route)
     if step.signals is SignalMode.COMPUTED:
         published = network if known is None else network.assign(base_mw=known.light_base_mw + flows_so_far)
         computed = computed_signals(prep, published, batch.node_areas, step.amber_margin, bids)
@@ -201,24 +201,29 @@ def admitted_aggregations(bids: pd.DataFrame, min_kw: float) -> np.ndarray:
     return np.where(total * 1000.0 >= min_kw - 1e-9, cap, 0.0)
 
 
-def multi_node(bids: pd.DataFrame, sens: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """CAISO multi-node aggregation: the step knows only each aggregator's total, not where
-    each MW lands. Every bid is seen at the aggregator's virtual node ``agg:<aggregator>``,
-    whose factor on each constraint is the capacity-weighted mean over the nodes of the
-    aggregator's bids (a default distribution factor); the physics after the run uses the
-    true nodes, and so shows what the step could not see."""
-    w = bids.groupby(["aggregator_id", "node_id"], as_index=False)["quantity_mw"].sum()
-    w["share"] = w["quantity_mw"] / w.groupby("aggregator_id")["quantity_mw"].transform("sum")
+def multi_node(
+    bids: pd.DataFrame, sens: pd.DataFrame, opt_in: Route | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """CAISO multi-node aggregation: the step knows only each aggregation's total, not where
+    each MW lands. An aggregation is an aggregator's bids within one DSO's network (CAISO
+    keeps an aggregation within one sub-LAP; a transmission-connected bid alone at its
+    node), seen at a virtual node ``agg:<aggregator>@<dso>`` whose factor on each
+    constraint is the capacity-weighted mean over its nodes (a default distribution
+    factor); the physics after the run uses the true nodes, and so shows what the step
+    could not see. ``opt_in``: only aggregators on this route aggregate; the rest are seen
+    per DER at their nodes (3.4: "no aggregators have opted to use this model")."""
+    joins = np.ones(len(bids), bool) if opt_in is None else (bids["route"] == opt_in.value).to_numpy()
+    span = bids["dso_id"].astype(object).where(bids["dso_id"].notna(), "node:" + bids["node_id"].astype(str))
+    key = "agg:" + bids["aggregator_id"].astype(str) + "@" + span.astype(str)
+    part = bids.assign(virtual=key)[joins]
+    w = part.groupby(["virtual", "node_id"], as_index=False)["quantity_mw"].sum()
+    w["share"] = w["quantity_mw"] / w.groupby("virtual")["quantity_mw"].transform("sum")
     f = w.merge(sens, on="node_id").assign(v=lambda d: d["share"] * d["factor"])
-    virtual = f.groupby(["aggregator_id", "constraint_id"], as_index=False)["v"].sum()
+    virtual = f.groupby(["virtual", "constraint_id"], as_index=False)["v"].sum()
     virtual = pd.DataFrame(
-        {
-            "constraint_id": virtual["constraint_id"],
-            "node_id": "agg:" + virtual["aggregator_id"].astype(str),
-            "factor": virtual["v"],
-        }
+        {"constraint_id": virtual["constraint_id"], "node_id": virtual["virtual"], "factor": virtual["v"]}
     )
-    seen = bids.assign(node_id="agg:" + bids["aggregator_id"].astype(str))
+    seen = bids.assign(node_id=np.where(joins, key, bids["node_id"].astype(object)))
     return seen, pd.concat([sens, virtual], ignore_index=True)
 
 

@@ -31,7 +31,10 @@ Step fields (TOML ``[[steps]]``):
                   (each DER bid), ``interface`` (each DSO's aggregated offer curve at its
                   T-D interface, disaggregated by the DSO afterwards), ``aggregator_node``
                   (NYISO: per aggregator and T-D interface, at least ``min_aggregation_kw``) or
-                  ``aggregator`` (CAISO multi-node: per aggregator, location unknown).
+                  ``aggregator`` (CAISO multi-node: per aggregator within one DSO's network,
+                  location unknown).
+``multi_node_route`` with ``view = "aggregator"``: only aggregators on this route opt in to the
+                  multi-node model (CAISO's DER aggregations); the rest are seen per DER.
 ``interface_steps`` price bands per interface curve (``view = "interface"``; default 5).
 ``min_aggregation_kw`` smallest aggregation admitted (``view = "aggregator_node"``).
 ``direct_min_mw`` with ``view = "interface"``: bids of at least this size stay directly
@@ -79,9 +82,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from market.design.fields import _amount, _count, _path, _view
 from market.design.gates import parse_gate
 from market.design.predictions import PredictionSource, parse_predictions, stated
-from market.enums import Buyer, ConstraintScope, Operator, RoutePolicy, SignalMode, Tier, View
+from market.enums import Buyer, ConstraintScope, Operator, Route, RoutePolicy, SignalMode, Tier, View
 from market.errors import DesignError
 from market.io.strict import is_number, parse_toml, unknown_keys
 
@@ -133,6 +137,7 @@ class Step:
     simultaneous: bool = False
     shares_dso_needs: bool = False  # a joint step: takes nothing that moves a DSO need's area against it
     blind_to_earlier: bool = False  # no information path from the earlier steps reaches it before delivery
+    multi_node_route: Route | None = None  # view aggregator: only this route's aggregators opt in
     gate: str | None = None  # when the step decides (market.design.gates); None: at delivery
 
     @property
@@ -201,7 +206,8 @@ class Design:
         }
 
 
-NEWER = ("shares_dso_needs", "blind_to_earlier")  # left out of a manifest where off, as before they existed
+FLAGS = ("shares_dso_needs", "blind_to_earlier")
+NEWER = (*FLAGS, "multi_node_route")  # left out of a manifest where off, as before they existed
 
 
 def _without_default_gate(step: dict[str, Any]) -> dict[str, Any]:
@@ -222,47 +228,6 @@ def _operator(raw: dict[str, Any], buyers: tuple[Buyer, ...], where: str) -> Ope
     if len(buyers) > 1:
         return Operator.PLATFORM
     return Operator.TSO if buyers == (Buyer.TSO,) else Operator.DSO
-
-
-def _path(path: object, starts: tuple[str, ...], where: str, key: str) -> tuple[Tier, ...]:
-    """An instruction path: tiers from the buyer (or the step's operator) down to the DER."""
-    if not isinstance(path, list) or not path or any(t not in TIERS for t in path):
-        raise _fail(where, f"{key} must be a path over tiers {TIERS}")
-    if path[0] not in starts or path[-1] != "der":
-        raise _fail(where, f"{key} must start at {' or '.join(repr(s) for s in starts)} and end at 'der'")
-    return tuple(Tier(t) for t in path)
-
-
-def _view(raw: dict[str, Any], buyers: tuple[Buyer, ...], i: int, where: str) -> View:
-    view = raw.get("view", View.BIDS.value)
-    if view not in VIEWS:
-        raise _fail(where, f"view must be one of {VIEWS}")
-    if view != View.BIDS.value and buyers != (Buyer.TSO,):
-        raise _fail(where, f"view = {view!r} is a TSO step's view: it needs buyers = ['tso']")
-    for key, needs in (("interface_steps", "interface"), ("min_aggregation_kw", "aggregator_node")):
-        if key in raw and view != needs:
-            raise _fail(where, f"{key} applies to view = {needs!r} only")
-    if "direct_min_mw" in raw and view != View.INTERFACE.value:
-        raise _fail(where, "direct_min_mw applies to view = 'interface' only")
-    if raw.get("simultaneous") and i == 0:
-        raise _fail(where, "simultaneous needs a step before it to run alongside")
-    return View(view)
-
-
-def _count(raw: dict[str, Any], key: str, default: int, where: str) -> int:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
-        raise _fail(where, f"{key} must be a whole number in [1, 1000], not {value!r}")
-    return value
-
-
-def _amount(raw: dict[str, Any], key: str, default: float | None, where: str) -> float | None:
-    if key not in raw:
-        return default
-    value = raw[key]
-    if not is_number(value) or not 0 <= value <= 1e5:
-        raise _fail(where, f"{key} must be a number in [0, 1e5], not {value!r}")
-    return float(value)
 
 
 def parse_design(raw: dict[str, Any], where: str) -> Design:
@@ -286,7 +251,7 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
         w = f"{where} steps[{i}]"
         for key, reason in unknown_keys(s, Step.__dataclass_fields__):
             raise _fail(w, f"{key}: {reason}")
-        for key in NEWER + ("per_dso", "prequalify", "observed_by_dso", "dso_override", "simultaneous"):
+        for key in FLAGS + ("per_dso", "prequalify", "observed_by_dso", "dso_override", "simultaneous"):
             if key in s and not isinstance(s[key], bool):
                 raise _fail(w, f"{key} must be true or false, not {s[key]!r}")
         for key in ("name", "constraints", "signals", "operator", "view"):
@@ -336,6 +301,7 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
                 simultaneous=bool(s.get("simultaneous", False)),
                 shares_dso_needs=bool(s.get("shares_dso_needs", False)),
                 blind_to_earlier=bool(s.get("blind_to_earlier", False)),
+                multi_node_route=Route(s["multi_node_route"]) if "multi_node_route" in s else None,
                 gate=parse_gate(s["gate"], w).text if "gate" in s else None,
             )
         )
