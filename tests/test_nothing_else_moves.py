@@ -24,7 +24,8 @@ same (compared), and the metrics references were re-made; ``eu-dso-traffic-light
 market then stopped undoing the DSOs' bought relief (its references re-made). The metrics
 then gained the registered cyber exposure (every table unchanged, compared), and
 ``california-today`` made the multi-node model opt-in and its utilities blind to the
-CAISO's dispatch (its references re-made)."""
+CAISO's dispatch (its references re-made); ``eu-dso-traffic-light``'s DSOs then passed
+their flexibility up to the TSO, every aggregator through them (its references re-made)."""
 
 from __future__ import annotations
 

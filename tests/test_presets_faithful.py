@@ -373,6 +373,25 @@ def test_eu_dso_committee_amber_protects_the_local_relief_and_data_access_skips_
     assert today.metrics["tier_bypassing_information_links"] == 0
 
 
+def test_eu_dsos_offer_their_flexibility_up_to_the_tso_within_their_limits():
+    """3.3: the DSO Committee's DSOs "Offer flexibility and aggregated DER services up to
+    TSOs", and "the DSO is instructing the aggregator": a via-DSO aggregator reaches the
+    TSO's market through its DSO, capped at what the feeder allows; today's TSO market
+    cannot reach it; a tso-direct aggregator is instructed through the DSO too."""
+    b = make_batch(
+        [bid("v", 5, 4, node="n1", agg="v"), bid("d", 30, 4, node="n2", agg="d")],
+        [tso_need("T", 3)],
+        constraints=[constraint("head", base=0.0, max_mw=2.0)],
+        sens=[{"constraint_id": "head", "node_id": "n1", "factor": 1.0}],
+        routes={"v": "via-dso", "d": "tso-direct"},
+    )
+    eu, today = clear(b, "eu-dso-traffic-light"), clear(b, "tso-only")
+    assert award_mw(eu, "v") == pytest.approx(2.0) and award_mw(eu, "d") == pytest.approx(1.0)
+    assert eu.metrics["distribution_violation_mwh"] == 0 and eu.metrics["tier_bypassing_mwh"] == 0
+    assert set(eu.awards["path"]) == {"tso>dso>aggregator>der"}
+    assert award_mw(today, "v") == 0.0 and award_mw(today, "d") == pytest.approx(3.0)
+
+
 def test_nyiso_alt2_links_only_its_direct_der_to_the_tso_where_alt1_links_every_der():
     """3.5: in Alternative 2 "the few direct interfaces between DER and the NYISO would involve
     distribution connected bulk power system resources"; Alternative 1's "direct connection
