@@ -4,6 +4,7 @@ quantities of DER resources"), every operator's largest model, the iDSO's includ
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,9 @@ def test_the_command_writes_its_tables_and_refuses_a_bad_grid(tmp_path: Path) ->
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert {p.name for p in out.iterdir()} == {"manifest.json", "scaling.parquet", "growth.parquet"}
+    one = CliRunner().invoke(app, [*args[:-1], str(tmp_path / "one"), "--json", "--bids", "50"])
+    doc = json.loads(one.stdout)  # strict JSON: a slope of one point is null, never NaN
+    assert one.exit_code == 0 and doc["growth"][0]["growth_with_der"] is None
     for bad in (["--bids", "1,x"], ["--bids", "3", "--dsos", "5"], ["--bids", ",".join(["10"] * 51)]):
         res = CliRunner().invoke(app, ["scaling", *bad, "--out", str(tmp_path / "bad")])
         assert res.exit_code == 2, (bad, res.output)

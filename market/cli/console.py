@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -70,9 +71,20 @@ def say(*items: RenderableType) -> None:
 
 def emit_json(data: Any) -> None:
     """The command's result as one JSON document on stdout (``--json``); nothing else is
-    printed on stdout after it."""
+    printed on stdout after it. A number that is not finite (a share of no days, a slope of
+    one point) is written as ``null``: JSON has no NaN."""
     MODE["json"] = True
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    sys.stdout.write(json.dumps(_finite(data), indent=2, sort_keys=True, default=str, allow_nan=False) + "\n")
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(v) for v in data]
+    return data
 
 
 @contextlib.contextmanager
