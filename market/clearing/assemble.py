@@ -172,8 +172,8 @@ def needs_table(batch: Batch, outcomes: list[StepOutcome]) -> pd.DataFrame:
     needs = batch.needs.merge(need_res, on="need_id", how="left", validate="one_to_one")
     not_cleared = needs["served_mw"].isna()
     mm = needs["max_price_eur_mwh"].isna()
-    needs["served_mw"] = needs["served_mw"].fillna(0.0)
-    needs["unmet_mw"] = np.where(not_cleared & mm, needs["quantity_mw"], needs["unmet_mw"])
+    needs["served_mw"] = needs["served_mw"].astype(float).fillna(0.0)  # object where no step cleared any
+    needs["unmet_mw"] = np.where(not_cleared & mm, needs["quantity_mw"], needs["unmet_mw"].astype(float))
     needs["unmet_mw"] = needs["unmet_mw"].fillna(0.0)
     needs["cleared"] = ~not_cleared
     for c in ("served_mw", "unmet_mw"):
