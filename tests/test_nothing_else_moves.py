@@ -25,7 +25,8 @@ market then stopped undoing the DSOs' bought relief (its references re-made). Th
 then gained the registered cyber exposure (every table unchanged, compared), and
 ``california-today`` made the multi-node model opt-in and its utilities blind to the
 CAISO's dispatch (its references re-made); ``eu-dso-traffic-light``'s DSOs then passed
-their flexibility up to the TSO, every aggregator through them (its references re-made)."""
+their flexibility up to the TSO, every aggregator through them, and ``aemo-centralised``
+took the DNSPs' limits themselves in place of published lights (references re-made)."""
 
 from __future__ import annotations
 
