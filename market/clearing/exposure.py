@@ -14,31 +14,30 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from market.clearing.prepare import effective_routes, route_reach
+from market.clearing.prepare import effective_routes, offered_services, own_routes, route_reach
 from market.design.spec import Design
-from market.enums import Buyer, Route, Service, Tier
+from market.enums import Buyer, Tier
 from market.io.batch import Batch
 
-COLUMN = {Tier.AGGREGATOR: "aggregator_id", Tier.DER: "der_id", Tier.COORDINATOR: "coordinator"}
+# the column naming each kind of endpoint; every aggregator coordinator is one endpoint
+ENDPOINT = {Tier.AGGREGATOR: "aggregator_id", Tier.DER: "der_id", Tier.COORDINATOR: "coordinator"}
+COORDINATOR = "one"
 
 
 def registered_endpoints(batch: Batch, design: Design) -> tuple[set[str], set[str]]:
     """``(control, read_only)``: endpoints the TSO may instruct, and those with only a data
     link into it, over every bid registered on the design's TSO markets."""
     bids = batch.bids
-    listed = batch.aggregators.set_index("aggregator_id")["route"].fillna(Route.BOTH.value)
-    own = listed.reindex(bids["aggregator_id"]).fillna(Route.BOTH.value).to_numpy(dtype=object)
     frame = pd.DataFrame(
         {
-            "route": effective_routes(own, design.routes),
+            "route": effective_routes(own_routes(batch), design.routes),
             "quantity_mw": bids["quantity_mw"].to_numpy(),
             "aggregator_id": bids["aggregator_id"].to_numpy(),
             "der_id": bids["der_id"].to_numpy(),
-            "coordinator": "one",
+            "coordinator": COORDINATOR,
         }
     )
-    services = bids["services"].fillna(Service.TSO_BALANCING.value).astype(str)
-    offered = services.str.contains(Service.TSO_BALANCING.value, regex=False).to_numpy()
+    offered = offered_services(bids)[1]
     control: set[str] = set()
     registered = np.zeros(len(bids), bool)
     direct_any = np.zeros(len(bids), bool)
@@ -51,8 +50,8 @@ def registered_endpoints(batch: Batch, design: Design) -> tuple[set[str], set[st
         direct_any |= ok & direct
         for mask, path in ((ok & ~direct, step.path_for(Buyer.TSO)), (ok & direct, step.direct_path)):
             tier = path[1] if len(path) > 1 else None
-            if tier in COLUMN and mask.any():
-                control |= {f"{tier}:{v}" for v in frame.loc[mask, COLUMN[tier]].unique()}
+            if tier in ENDPOINT and mask.any():
+                control |= {f"{tier}:{v}" for v in frame.loc[mask, ENDPOINT[tier]].unique()}
     linked = direct_any if design.data_links_direct_only else registered
-    data = {f"{t}:{v}" for t in design.data_links if t in COLUMN for v in frame.loc[linked, COLUMN[t]].unique()}
+    data = {f"{t}:{v}" for t in design.data_links if t in ENDPOINT for v in frame.loc[linked, ENDPOINT[t]].unique()}
     return control, data - control

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from market.clearing.exposure import registered_endpoints
+from market.clearing.exposure import COORDINATOR, ENDPOINT, registered_endpoints
 from market.clearing.formulation import IMBALANCE_PREMIUM_EUR_MWH, VIOLATION_FACTOR
-from market.clearing.prepare import effective_routes
+from market.clearing.prepare import effective_routes, own_routes
 from market.clearing.results import ClearingResult, ModelStats
 from market.design.spec import Design
-from market.enums import TSO_ID, Operator, Route, RoutePolicy, Service, Tier
+from market.enums import TSO_ID, Operator, RoutePolicy, Service, Tier
 from market.io.batch import Batch
 
 STAGE_KEY = "clearing_stage"  # hop_latency_s key: seconds one sequential clearing stage takes
@@ -39,10 +39,7 @@ def compute_metrics(batch: Batch, result: ClearingResult) -> dict[str, Any]:
     metrics.update(_observability(result))
     metrics.update(_latency(batch, result))
     metrics.update(_scalability(result))
-    metrics.update(_cyber(result))
-    control, read_only = registered_endpoints(batch, result.design)
-    metrics["cyber_exposure_registered_endpoints"] = len(control) + len(read_only)
-    metrics["cyber_exposure_registered_read_only_endpoints"] = len(read_only)
+    metrics.update(_cyber(batch, result))
     metrics.update(_fragmentation(result))
     metrics.update(_routes(batch, result.design))
     metrics.update(_money(batch, result, metrics))
@@ -78,8 +75,7 @@ def _information_links(aw: pd.DataFrame, design: Design) -> int:
     linked = aw[aw["dso_id"].notna().to_numpy()]
     if design.data_links_direct_only:
         linked = linked[linked["direct"].astype(bool).to_numpy()]
-    column = {Tier.AGGREGATOR: "aggregator_id", Tier.DER: "der_id"}
-    return sum(int(linked[column[t]].nunique()) for t in design.data_links if t in column)
+    return sum(int(linked[ENDPOINT[t]].nunique()) for t in design.data_links if t in (Tier.AGGREGATOR, Tier.DER))
 
 
 def _coupling(result: ClearingResult, h: float) -> dict[str, Any]:
@@ -183,29 +179,29 @@ def _scalability(result: ClearingResult) -> dict[str, Any]:
     }
 
 
-def _cyber(result: ClearingResult) -> dict[str, Any]:
+def _cyber(batch: Batch, result: ClearingResult) -> dict[str, Any]:
     """Distinct non-utility endpoints (aggregators, one aggregator coordinator, DER) among
     those activated with a dispatch link from the TSO (control) or only a data link into it
     (read-only; the design's ``data_links``, from directly reached DER only where it says
-    so); their union is the headline; links from DSOs counted apart."""
-    aw = result.awards.assign(coordinator="one")  # one aggregator coordinator: one endpoint
+    so); their union is the headline; links from DSOs counted apart; and every endpoint
+    registered with a link, activated or not (:mod:`market.clearing.exposure`)."""
+    aw = result.awards.assign(coordinator=COORDINATOR)
     nxt = _per_path(aw, lambda p: p[1] if p[0] == Tier.TSO.value else None)
-    column = {Tier.AGGREGATOR.value: "aggregator_id", Tier.DER.value: "der_id", Tier.COORDINATOR.value: "coordinator"}
     control: set[str] = set()
     for tier in NON_UTILITY:  # one pass per tier kind, never per award
         sel = (nxt == tier).to_numpy()
-        control.update(f"{tier}:{v}" for v in aw.loc[sel, column[tier]].unique())
+        control.update(f"{tier}:{v}" for v in aw.loc[sel, ENDPOINT[Tier(tier)]].unique())
     linked = aw[aw["direct"].astype(bool)] if result.design.data_links_direct_only else aw
-    data: set[str] = set()
-    for tier in result.design.data_links:
-        if tier.value in column:
-            data.update(f"{tier.value}:{v}" for v in linked[column[tier.value]].unique())
+    data = {f"{t}:{v}" for t in result.design.data_links if t in ENDPOINT for v in linked[ENDPOINT[t]].unique()}
     dso_links = aw.loc[nxt.isin([Tier.DSO.value, Tier.IDSO.value]).to_numpy(), "dso_id"].nunique()
+    registered, registered_read_only = registered_endpoints(batch, result.design)
     return {
         "cyber_exposure_endpoints": len(control | data),
         "cyber_exposure_control_endpoints": len(control),
         "cyber_exposure_read_only_endpoints": len(data - control),
         "cyber_exposure_dso_links": int(dso_links),
+        "cyber_exposure_registered_endpoints": len(registered) + len(registered_read_only),
+        "cyber_exposure_registered_read_only_endpoints": len(registered_read_only),
     }
 
 
@@ -215,8 +211,7 @@ def _routes(batch: Batch, design: Design) -> dict[str, Any]:
     to the aggregators has no such metric)."""
     if design.routes is RoutePolicy.AGGREGATORS:
         return {}
-    listed = batch.aggregators.set_index("aggregator_id")["route"].fillna(Route.BOTH.value)
-    own = listed.reindex(batch.bids["aggregator_id"]).fillna(Route.BOTH.value).to_numpy(dtype=object)
+    own = own_routes(batch)
     changed = own != effective_routes(own, design.routes)
     counts = batch.bids.loc[changed, "aggregator_id"].value_counts().sort_index()
     return {"routes_overridden_bids": {str(k): int(v) for k, v in counts.items()}}

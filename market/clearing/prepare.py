@@ -51,15 +51,8 @@ def prepare(batch: Batch, policy: RoutePolicy = RoutePolicy.AGGREGATORS) -> Prep
     bids["t"] = cfg.slot_of(bids["interval_start"])
     bids["sign"] = Direction.signs(bids["direction"])
     bids["cost"] = bids["price_eur_mwh"]
-    # a code per distinct services list (a handful), equal exactly where ``services`` is
-    service_set, lists = pd.factorize(bids["services"], use_na_sentinel=True)
-    bids["service_set"] = service_set
-    bids["tso_ok"] = Service.listed(lists, Service.TSO_BALANCING)[service_set]
-    bids["dso_ok"] = Service.listed(lists, Service.DSO_CONGESTION)[service_set]
-    # each aggregator's route (both where it gives none, or the bid's aggregator is not listed)
-    routes = batch.aggregators.set_index("aggregator_id")["route"].fillna(Route.BOTH.value)
-    known = np.append(routes.to_numpy(dtype=object), Route.BOTH.value)
-    bids["route"] = effective_routes(known[routes.index.get_indexer(bids["aggregator_id"])], policy)
+    bids["service_set"], bids["tso_ok"], bids["dso_ok"] = offered_services(bids)
+    bids["route"] = effective_routes(own_routes(batch), policy)
     needs = batch.needs.copy()
     needs["t"] = cfg.slot_of(needs["interval_start"])
     needs["sign"] = Direction.signs(needs["direction"])
@@ -161,6 +154,22 @@ def step_inputs(batch: Batch, prep: Prepared, step: Step, taken: np.ndarray, kno
     return out
 
 
+def offered_services(bids: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per bid: a code per distinct services list (a handful; equal exactly where
+    ``services`` is), and whether it is offered for TSO balancing and for DSO congestion."""
+    service_set, lists = pd.factorize(bids["services"], use_na_sentinel=True)
+    tso_ok = Service.listed(lists, Service.TSO_BALANCING)[service_set]
+    return service_set, tso_ok, Service.listed(lists, Service.DSO_CONGESTION)[service_set]
+
+
+def own_routes(batch: Batch) -> np.ndarray:
+    """Each bid's aggregator's own route (``both`` where it gives none, or the bid's
+    aggregator is not listed in ``aggregators``)."""
+    routes = batch.aggregators.set_index("aggregator_id")["route"].fillna(Route.BOTH.value)
+    known = np.append(routes.to_numpy(dtype=object), Route.BOTH.value)
+    return known[routes.index.get_indexer(batch.bids["aggregator_id"])]  # -1: the last, both
+
+
 def effective_routes(route: np.ndarray, policy: RoutePolicy) -> np.ndarray:
     """Each bid's route under the design's policy: its aggregator's own, every one via the
     DSO (Total DSO), or every one both ways (a platform reaching every aggregator)."""
@@ -189,14 +198,19 @@ def route_reach(bids: pd.DataFrame, step: Step) -> tuple[np.ndarray, np.ndarray]
     return np.ones(n, bool), direct
 
 
+def td_interface(bids: pd.DataFrame) -> pd.Series:
+    """Per bid: the T-D interface it sits behind for an aggregation rule: its DSO's network,
+    or, transmission-connected, its own node (``node:<node>``)."""
+    return bids["dso_id"].astype(object).where(bids["dso_id"].notna(), "node:" + bids["node_id"].astype(str))
+
+
 def admitted_aggregations(bids: pd.DataFrame, min_kw: float) -> np.ndarray:
     """NYISO's rule (report 3.5: aggregations "entirely within a single TDC interface or
     pricing node"): an aggregator's offer behind one T-D interface (its DSO's network; a
     transmission-connected DER's own node), interval and direction enters the market only
     if it totals at least ``min_kw``; smaller ones are left out (capacity 0)."""
     cap = bids["cap_mw"].to_numpy()
-    interface = bids["dso_id"].astype(object).where(bids["dso_id"].notna(), "node:" + bids["node_id"].astype(str))
-    keys = [bids["aggregator_id"], interface.rename("interface"), bids["t"], bids["direction"]]
+    keys = [bids["aggregator_id"], td_interface(bids).rename("interface"), bids["t"], bids["direction"]]
     total = bids["cap_mw"].groupby(keys).transform("sum").to_numpy()
     return np.where(total * 1000.0 >= min_kw - 1e-9, cap, 0.0)
 
@@ -213,8 +227,7 @@ def multi_node(
     could not see. ``opt_in``: only aggregators on this route aggregate; the rest are seen
     per DER at their nodes (3.4: "no aggregators have opted to use this model")."""
     joins = np.ones(len(bids), bool) if opt_in is None else (bids["route"] == opt_in.value).to_numpy()
-    span = bids["dso_id"].astype(object).where(bids["dso_id"].notna(), "node:" + bids["node_id"].astype(str))
-    key = "agg:" + bids["aggregator_id"].astype(str) + "@" + span.astype(str)
+    key = "agg:" + bids["aggregator_id"].astype(str) + "@" + td_interface(bids).astype(str)
     part = bids.assign(virtual=key)[joins]
     w = part.groupby(["virtual", "node_id"], as_index=False)["quantity_mw"].sum()
     w["share"] = w["quantity_mw"] / w.groupby("virtual")["quantity_mw"].transform("sum")

@@ -222,7 +222,9 @@ def _deliverable_only(prep: Prepared, taken: np.ndarray, out: StepOutcome) -> fl
     q = np.minimum(aw["quantity_mw"].to_numpy(dtype=float), np.clip(room, 0.0, None))
     cut = float(aw["quantity_mw"].sum() - q.sum())
     if cut > 1e-9:
-        log.warning("%s: %.3f MW sold twice by simultaneous steps (counted in sold_twice_mwh)", out.stats.step, cut)
+        log.warning(
+            "%s: %.3f MW sold twice by markets blind to each other (counted in sold_twice_mwh)", out.stats.step, cut
+        )
     aw["quantity_mw"] = q
     out.awards = aw[q > 1e-9].reset_index(drop=True)
     return max(cut, 0.0)

@@ -124,23 +124,32 @@ def to_cvxpy(model: LinearModel) -> tuple[cp.Problem, dict[str, cp.Variable], di
     return problem, cvars, constraints
 
 
+def _cvxpy_values(model: LinearModel, cvars: dict[str, cp.Variable]) -> dict[str, np.ndarray]:
+    return {
+        name: _snap(np.asarray(cvars[name].value, dtype=float).reshape(-1)) if name in cvars else np.zeros(0)
+        for name in model.variables
+    }
+
+
 def _least_weighted_cvxpy(
-    problem: cp.Problem, cvars: dict[str, cp.Variable], weights: dict[str, np.ndarray], opts: dict[str, object]
-) -> None:
+    problem: cp.Problem, cvars: dict[str, cp.Variable], model: LinearModel, opts: dict[str, object]
+) -> dict[str, np.ndarray]:
     """Of the LP's optima, the least tie-weighted (as :func:`solve_highspy` returns it): a
     second solve over the same rows with the cost held at its optimum (within 1e-9 EUR
-    absolute); the variables keep its values. Prices stay the first solve's duals."""
+    absolute). Prices stay the first solve's duals; should the second solve not end
+    optimal, the first solve's values are kept."""
     import cvxpy as cp
 
-    terms = [w @ cvars[n] for n, w in weights.items() if n in cvars]
+    first = _cvxpy_values(model, cvars)
+    terms = [w @ cvars[n] for n, w in (model.tie_weights or {}).items() if n in cvars]
     if not terms:
-        return
-    best = float(problem.value)
-    held = problem.objective.args[0] <= best + 1e-9
+        return first
+    held = problem.objective.args[0] <= float(problem.value) + 1e-9
     second = cp.Problem(cp.Minimize(cp.sum(terms)), [*problem.constraints, held])
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Solution may be inaccurate")
         second.solve(solver="HIGHS", canon_backend="SCIPY", **opts)
+    return _cvxpy_values(model, cvars) if second.status == cp.OPTIMAL else first
 
 
 def solve_cvxpy(model: LinearModel, options: dict[str, object] | None = None) -> Solution:
@@ -186,12 +195,8 @@ def solve_cvxpy(model: LinearModel, options: dict[str, object] | None = None) ->
                 continue
             dual = np.asarray(constraints[name].dual_value, dtype=float).reshape(-1)
             marginals[name] = dual if con.sense == ">=" else -dual
-        if status is SolveStatus.OPTIMAL and model.tie_weights is not None:
-            _least_weighted_cvxpy(problem, cvars, model.tie_weights, opts)
-    values = {
-        name: _snap(np.asarray(cvars[name].value, dtype=float).reshape(-1)) if name in cvars else np.zeros(0)
-        for name in model.variables
-    }
+    tied = model.n_integer == 0 and status is SolveStatus.OPTIMAL and model.tie_weights is not None
+    values = _least_weighted_cvxpy(problem, cvars, model, opts) if tied else _cvxpy_values(model, cvars)
     return Solution(
         status, float(problem.value), values, marginals, t1 - t0, t2 - t1, "HIGHS", str(problem.status), gap
     )

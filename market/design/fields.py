@@ -13,48 +13,48 @@ VIEWS = tuple(v.value for v in View)
 ROUTES = tuple(r.value for r in Route)
 
 
-def _fail(where: str, msg: str) -> DesignError:
+def fail(where: str, msg: str) -> DesignError:
     return DesignError(f"{where}: {msg}")
 
 
-def _path(path: object, starts: tuple[str, ...], where: str, key: str) -> tuple[Tier, ...]:
+def instruction_path(path: object, starts: tuple[str, ...], where: str, key: str) -> tuple[Tier, ...]:
     """An instruction path: tiers from the buyer (or the step's operator) down to the DER."""
     if not isinstance(path, list) or not path or any(t not in TIERS for t in path):
-        raise _fail(where, f"{key} must be a path over tiers {TIERS}")
+        raise fail(where, f"{key} must be a path over tiers {TIERS}")
     if path[0] not in starts or path[-1] != "der":
-        raise _fail(where, f"{key} must start at {' or '.join(repr(s) for s in starts)} and end at 'der'")
+        raise fail(where, f"{key} must start at {' or '.join(repr(s) for s in starts)} and end at 'der'")
     return tuple(Tier(t) for t in path)
 
 
-def _view(raw: dict[str, Any], buyers: tuple[Buyer, ...], i: int, where: str) -> View:
+def step_view(raw: dict[str, Any], buyers: tuple[Buyer, ...], i: int, where: str) -> View:
     view = raw.get("view", View.BIDS.value)
     if view not in VIEWS:
-        raise _fail(where, f"view must be one of {VIEWS}")
+        raise fail(where, f"view must be one of {VIEWS}")
     if view != View.BIDS.value and buyers != (Buyer.TSO,):
-        raise _fail(where, f"view = {view!r} is a TSO step's view: it needs buyers = ['tso']")
+        raise fail(where, f"view = {view!r} is a TSO step's view: it needs buyers = ['tso']")
     for key, needs in (("interface_steps", "interface"), ("min_aggregation_kw", "aggregator_node")):
         if key in raw and view != needs:
-            raise _fail(where, f"{key} applies to view = {needs!r} only")
+            raise fail(where, f"{key} applies to view = {needs!r} only")
     if "multi_node_route" in raw and (view != View.AGGREGATOR.value or raw["multi_node_route"] not in ROUTES):
-        raise _fail(where, f"multi_node_route applies to view = 'aggregator' only and is one of {ROUTES}")
+        raise fail(where, f"multi_node_route applies to view = 'aggregator' only and is one of {ROUTES}")
     if "direct_min_mw" in raw and view != View.INTERFACE.value:
-        raise _fail(where, "direct_min_mw applies to view = 'interface' only")
+        raise fail(where, "direct_min_mw applies to view = 'interface' only")
     if raw.get("simultaneous") and i == 0:
-        raise _fail(where, "simultaneous needs a step before it to run alongside")
+        raise fail(where, "simultaneous needs a step before it to run alongside")
     return View(view)
 
 
-def _count(raw: dict[str, Any], key: str, default: int, where: str) -> int:
+def whole_number(raw: dict[str, Any], key: str, default: int, where: str) -> int:
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
-        raise _fail(where, f"{key} must be a whole number in [1, 1000], not {value!r}")
+        raise fail(where, f"{key} must be a whole number in [1, 1000], not {value!r}")
     return value
 
 
-def _amount(raw: dict[str, Any], key: str, default: float | None, where: str) -> float | None:
+def amount(raw: dict[str, Any], key: str, default: float | None, where: str) -> float | None:
     if key not in raw:
         return default
     value = raw[key]
     if not is_number(value) or not 0 <= value <= 1e5:
-        raise _fail(where, f"{key} must be a number in [0, 1e5], not {value!r}")
+        raise fail(where, f"{key} must be a number in [0, 1e5], not {value!r}")
     return float(value)

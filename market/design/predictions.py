@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from market.errors import DesignError
+from market.design.fields import fail
 
 # The risks a design's ``predictions`` may name (market.analysis.verdict measures each).
 PREDICTION_RISKS = (
@@ -96,34 +96,30 @@ def stated(sources: dict[str, PredictionSource]) -> dict[str, dict[str, str]]:
     }
 
 
-def _fail(where: str, msg: str) -> DesignError:
-    return DesignError(f"{where}: {msg}")
-
-
 def parse_predictions(raw: dict[str, Any], where: str) -> Predictions:
     """``predictions``, ``prediction_basis`` and ``prediction_notes`` of a design TOML,
     checked; every problem names its key."""
     risks = ", ".join(PREDICTION_RISKS)
     expected = raw.get("predictions", {})
     if not isinstance(expected, dict):
-        raise _fail(where, "predictions must be a table of risk = 'lower' | 'higher' | 'similar'")
+        raise fail(where, "predictions must be a table of risk = 'lower' | 'higher' | 'similar'")
     for key, value in expected.items():
         if key not in PREDICTION_RISKS:
-            raise _fail(where, f"predictions.{key}: not a risk; risks: {risks}")
+            raise fail(where, f"predictions.{key}: not a risk; risks: {risks}")
         if value not in EXPECTATIONS:
-            raise _fail(where, f"predictions.{key} must be one of {EXPECTATIONS}, not {value!r}")
+            raise fail(where, f"predictions.{key} must be one of {EXPECTATIONS}, not {value!r}")
     notes = raw.get("prediction_notes", {})
     if not isinstance(notes, dict) or any(
         k not in PREDICTION_RISKS or not isinstance(v, str) for k, v in notes.items()
     ):
-        raise _fail(where, f"prediction_notes must be a table of risk = text; risks: {risks}")
+        raise fail(where, f"prediction_notes must be a table of risk = text; risks: {risks}")
     basis = raw.get("prediction_basis", {})
     if not isinstance(basis, dict):
-        raise _fail(where, "prediction_basis must be a table of [prediction_basis.<risk>] tables")
+        raise fail(where, "prediction_basis must be a table of [prediction_basis.<risk>] tables")
     sources = {key: _source(basis.get(key), f"{where} prediction_basis.{key}") for key in expected}
     for key in basis:
         if key not in expected:
-            raise _fail(where, f"prediction_basis.{key}: no prediction for {key!r} to give a basis for")
+            raise fail(where, f"prediction_basis.{key}: no prediction for {key!r} to give a basis for")
     return Predictions(
         expected={str(k): str(v) for k, v in expected.items()},
         notes={str(k): str(v).strip() for k, v in notes.items()},
@@ -135,12 +131,12 @@ def _source(entry: object, where: str) -> PredictionSource:
     if entry is None:
         return PredictionSource(Basis.UNSTATED)
     if not isinstance(entry, dict) or set(entry) - {"basis", "text", "section"}:
-        raise _fail(where, "must be a table with basis, text and section")
+        raise fail(where, "must be a table with basis, text and section")
     if entry.get("basis") not in GIVEN:
-        raise _fail(where, f"basis must be one of {GIVEN}, not {entry.get('basis')!r}")
+        raise fail(where, f"basis must be one of {GIVEN}, not {entry.get('basis')!r}")
     text, section = entry.get("text", ""), entry.get("section", "")
     if not isinstance(text, str) or not text.strip() or not isinstance(section, str):
-        raise _fail(where, "text must be the quoted sentence or the reasoning, and section text")
+        raise fail(where, "text must be the quoted sentence or the reasoning, and section text")
     if entry["basis"] == Basis.QUOTE.value and not section.strip():
-        raise _fail(where, "a quote needs the report section it stands in")
+        raise fail(where, "a quote needs the report section it stands in")
     return PredictionSource(Basis(entry["basis"]), " ".join(text.split()), section.strip())

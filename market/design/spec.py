@@ -62,7 +62,7 @@ passes them up (``prequalify`` or ``view = "interface"``); DSO, iDSO and platfor
 Design-level ``routes`` (:class:`market.enums.RoutePolicy`): ``aggregators`` (default) keeps
 each aggregator's own route; ``through-dso`` sends every aggregator through its DSO (Total
 DSO: tso-direct and both aggregators are redirected, counted per aggregator in the metric
-``routes_redirected_bids``); ``every-aggregator`` lets every step reach every aggregator
+``routes_overridden_bids``); ``every-aggregator`` lets every step reach every aggregator
 (a platform that sees all DER).
 
 Design-level ``tso_dso_combined``: one operator runs transmission and distribution (Japan's
@@ -82,7 +82,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from market.design.fields import _amount, _count, _path, _view
+from market.design.fields import TIERS, amount, fail, instruction_path, step_view, whole_number
 from market.design.gates import parse_gate
 from market.design.predictions import PredictionSource, parse_predictions, stated
 from market.enums import Buyer, ConstraintScope, Operator, Route, RoutePolicy, SignalMode, Tier, View
@@ -92,9 +92,7 @@ from market.io.strict import is_number, parse_toml, unknown_keys
 BUYERS = tuple(b.value for b in Buyer)
 CONSTRAINT_SCOPES = tuple(c.value for c in ConstraintScope)
 SIGNAL_MODES = tuple(m.value for m in SignalMode)
-TIERS = tuple(t.value for t in Tier)
 OPERATORS = tuple(o.value for o in Operator)
-VIEWS = tuple(v.value for v in View)
 DIRECT_PATH = (Tier.TSO, Tier.AGGREGATOR, Tier.DER)
 DESIGN_KEYS = (
     "name",
@@ -184,7 +182,7 @@ class Design:
             "data_links": [str(t) for t in self.data_links],
             "predictions": dict(self.predictions),
             "prediction_notes": dict(self.prediction_notes),
-            **({"prediction_basis": stated(self.prediction_sources)} if stated(self.prediction_sources) else {}),
+            **({"prediction_basis": basis} if (basis := stated(self.prediction_sources)) else {}),
             **({} if self.routes is RoutePolicy.AGGREGATORS else {"routes": str(self.routes)}),
             **({"tso_dso_combined": True} if self.tso_dso_combined else {}),
             **({"data_links_direct_only": True} if self.data_links_direct_only else {}),
@@ -215,15 +213,11 @@ def _without_default_gate(step: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in step.items() if not (k == "gate" and v is None) and not (k in NEWER and not v)}
 
 
-def _fail(where: str, msg: str) -> DesignError:
-    return DesignError(f"{where}: {msg}")
-
-
 def _operator(raw: dict[str, Any], buyers: tuple[Buyer, ...], where: str) -> Operator:
     """The step's operator as given, else the one its buyers imply (both: a platform)."""
     if "operator" in raw:
         if raw["operator"] not in OPERATORS:
-            raise _fail(where, f"operator must be one of {OPERATORS}")
+            raise fail(where, f"operator must be one of {OPERATORS}")
         return Operator(raw["operator"])
     if len(buyers) > 1:
         return Operator.PLATFORM
@@ -233,53 +227,53 @@ def _operator(raw: dict[str, Any], buyers: tuple[Buyer, ...], where: str) -> Ope
 def parse_design(raw: dict[str, Any], where: str) -> Design:
     """Check and build a :class:`Design` from parsed TOML; every problem names its field."""
     if "name" not in raw:
-        raise _fail(where, "missing 'name'")
+        raise fail(where, "missing 'name'")
     if not isinstance(raw["name"], str) or not NAME.fullmatch(raw["name"]) or ".." in raw["name"]:
-        raise _fail(
+        raise fail(
             where, f"name {raw['name']!r} must be an identifier (letters, digits, '.', '_', '-'); it names folders"
         )
     for key, reason in unknown_keys(raw, DESIGN_KEYS):
-        raise _fail(where, f"{key}: {reason}")
+        raise fail(where, f"{key}: {reason}")
     for key in ("title", "description", "report_section"):
         if key in raw and not isinstance(raw[key], str):
-            raise _fail(where, f"{key} must be text")
+            raise fail(where, f"{key} must be text")
     steps_raw = raw.get("steps")
     if not isinstance(steps_raw, list) or not steps_raw or not all(isinstance(s, dict) for s in steps_raw):
-        raise _fail(where, "needs at least one [[steps]] table")
+        raise fail(where, "needs at least one [[steps]] table")
     steps = []
     for i, s in enumerate(steps_raw):
         w = f"{where} steps[{i}]"
         for key, reason in unknown_keys(s, Step.__dataclass_fields__):
-            raise _fail(w, f"{key}: {reason}")
+            raise fail(w, f"{key}: {reason}")
         for key in FLAGS + ("per_dso", "prequalify", "observed_by_dso", "dso_override", "simultaneous"):
             if key in s and not isinstance(s[key], bool):
-                raise _fail(w, f"{key} must be true or false, not {s[key]!r}")
+                raise fail(w, f"{key} must be true or false, not {s[key]!r}")
         for key in ("name", "constraints", "signals", "operator", "view"):
             if key in s and not isinstance(s[key], str):
-                raise _fail(w, f"{key} must be text, not {s[key]!r}")
+                raise fail(w, f"{key} must be text, not {s[key]!r}")
         margin = s.get("amber_margin", 0.2)
         if not is_number(margin) or not 0 <= margin <= 1:
-            raise _fail(w, f"amber_margin must be a number in [0, 1], not {margin!r}")
+            raise fail(w, f"amber_margin must be a number in [0, 1], not {margin!r}")
         if not isinstance(s.get("buyers", []), list) or not isinstance(s.get("dispatch", {}), dict):
-            raise _fail(w, "buyers must be a list and dispatch a table")
+            raise fail(w, "buyers must be a list and dispatch a table")
         names = tuple(s.get("buyers", ()))
         if not names or any(b not in BUYERS for b in names):
-            raise _fail(w, f"buyers must be a non-empty subset of {BUYERS}")
+            raise fail(w, f"buyers must be a non-empty subset of {BUYERS}")
         buyers = tuple(Buyer(b) for b in names)
         operator = _operator(s, buyers, w)
         if s.get("per_dso") and buyers != (Buyer.DSO,):
-            raise _fail(w, "per_dso needs buyers = ['dso']")
+            raise fail(w, "per_dso needs buyers = ['dso']")
         if s.get("constraints", "all") not in CONSTRAINT_SCOPES:
-            raise _fail(w, f"constraints must be one of {CONSTRAINT_SCOPES}")
+            raise fail(w, f"constraints must be one of {CONSTRAINT_SCOPES}")
         if s.get("signals", "full") not in SIGNAL_MODES:
-            raise _fail(w, f"signals must be one of {SIGNAL_MODES}")
+            raise fail(w, f"signals must be one of {SIGNAL_MODES}")
         dispatch: dict[Buyer, tuple[Tier, ...]] = {}
         for buyer, path in s.get("dispatch", {}).items():
             if buyer not in BUYERS:
-                raise _fail(w, f"dispatch.{buyer}: buyer must be one of {BUYERS}")
-            dispatch[Buyer(buyer)] = _path(path, (buyer, operator.value), w, f"dispatch.{buyer}")
-        view = _view(s, buyers, i, w)
-        direct_path = _path(s.get("direct_path", [t.value for t in DIRECT_PATH]), ("tso",), w, "direct_path")
+                raise fail(w, f"dispatch.{buyer}: buyer must be one of {BUYERS}")
+            dispatch[Buyer(buyer)] = instruction_path(path, (buyer, operator.value), w, f"dispatch.{buyer}")
+        view = step_view(s, buyers, i, w)
+        direct_path = instruction_path(s.get("direct_path", [t.value for t in DIRECT_PATH]), ("tso",), w, "direct_path")
         steps.append(
             Step(
                 name=str(s.get("name", f"step{i + 1}")),
@@ -294,9 +288,9 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
                 amber_margin=float(margin),
                 dso_override=bool(s.get("dso_override", False)),
                 view=view,
-                interface_steps=_count(s, "interface_steps", 5, w),
-                min_aggregation_kw=_amount(s, "min_aggregation_kw", 0.0, w) or 0.0,
-                direct_min_mw=_amount(s, "direct_min_mw", None, w),
+                interface_steps=whole_number(s, "interface_steps", 5, w),
+                min_aggregation_kw=amount(s, "min_aggregation_kw", 0.0, w) or 0.0,
+                direct_min_mw=amount(s, "direct_min_mw", None, w),
                 direct_path=direct_path,
                 simultaneous=bool(s.get("simultaneous", False)),
                 shares_dso_needs=bool(s.get("shares_dso_needs", False)),
@@ -308,20 +302,20 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
     cleared = [b for st in steps for b in st.buyers]
     for b in Buyer:
         if cleared.count(b) > 1:
-            raise _fail(where, f"buyer '{b}' is cleared in more than one step")
+            raise fail(where, f"buyer '{b}' is cleared in more than one step")
     if not isinstance(raw.get("data_links", []), list) or not isinstance(raw.get("models", []), list):
-        raise _fail(where, "data_links and models must be lists")
+        raise fail(where, "data_links and models must be lists")
     link_names = tuple(raw.get("data_links", ()))
     if any(t not in TIERS for t in link_names):
-        raise _fail(where, f"data_links must name tiers {TIERS}")
+        raise fail(where, f"data_links must name tiers {TIERS}")
     links = tuple(Tier(t) for t in link_names)
     said = parse_predictions(raw, where)
     for flag in ("tso_dso_combined", "data_links_direct_only"):
         if not isinstance(raw.get(flag, False), bool):
-            raise _fail(where, f"{flag} must be true or false, not {raw[flag]!r}")
+            raise fail(where, f"{flag} must be true or false, not {raw[flag]!r}")
     policies = tuple(r.value for r in RoutePolicy)
     if raw.get("routes", RoutePolicy.AGGREGATORS.value) not in policies:
-        raise _fail(where, f"routes must be one of {policies}, not {raw.get('routes')!r}")
+        raise fail(where, f"routes must be one of {policies}, not {raw.get('routes')!r}")
     return Design(
         name=str(raw["name"]),
         title=str(raw.get("title", raw["name"])),
