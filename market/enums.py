@@ -189,3 +189,24 @@ __all__ = [
     "View",
     "RunType",
 ]
+
+
+class Product(StrEnum):
+    """What an award buys (section 3a of the contract): ``energy`` (utilisation, EUR/MWh
+    activated), ``availability`` (capacity held available, EUR/MW/h reserved, a two-part
+    offer's first part) or ``capped-power`` (MaxUsage: a ceiling on a connection point's
+    consumption, paid per MWh of relief and verified on the meter against the cap)."""
+
+    ENERGY = "energy"
+    AVAILABILITY = "availability"
+    CAPPED_POWER = "capped-power"
+
+
+class ReservationUse(StrEnum):
+    """Who may activate capacity a buyer reserved (a design choice, report 3.4-3.5's
+    multi-use rules): ``holder`` only the reserving buyer (the other buyer never gets the
+    reserved MW), or ``idle-to-other`` (the other buyer may use what the holder left idle
+    once the holder's activation step has run)."""
+
+    HOLDER = "holder"
+    IDLE_TO_OTHER = "idle-to-other"

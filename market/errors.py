@@ -58,6 +58,8 @@ class FindingCode(StrEnum):
     OUTSIDE_HORIZON = "outside_horizon"
     UNKNOWN_REFERENCE = "unknown_reference"  # a foreign key not found
     INCONSISTENT = "inconsistent"  # a rule across columns, rows or tables
+    GATE_CLOSED = "gate_closed"  # a bid submitted after its product's gate closure
+    NOMINATION_LATE = "nomination_late"  # a nominated baseline submitted after its deadline
 
 
 @dataclass(frozen=True, order=True)

@@ -10,6 +10,7 @@ what is not given (one DSO ``dso1``, node ``n1``, hourly intervals from
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -55,9 +56,19 @@ def bid(
     excl: str | None = None,
     services: str | None = None,
     minutes: int = 60,
+    availability: float | None = None,
+    max_usage: float | None = None,
+    submitted_at: str | None = None,
 ) -> dict[str, Any]:
-    """One ``bids`` row (up by default, fully divisible, both services)."""
+    """One ``bids`` row (up by default, fully divisible, both services); ``availability``:
+    a two-part offer's EUR/MW/h; ``max_usage``: a capped-power (MaxUsage) ceiling in MW."""
+    optional = {
+        "availability_price_eur_mw_h": availability,
+        "max_usage_mw": max_usage,
+        "submitted_at": None if submitted_at is None else pd.Timestamp(submitted_at),
+    }
     return {
+        **{k: v for k, v in optional.items() if v is not None},
         "bid_id": bid_id,
         "aggregator_id": agg,
         "der_id": der or f"der-{bid_id}",
@@ -170,6 +181,7 @@ def make_batch(
     voll: float = 1000.0,
     routes: dict[str, str] | None = None,
     forecasts: list[Row] | None = None,
+    gate_closures: dict[str, str] | None = None,
 ) -> Batch:
     """A validated :class:`Batch` from rows (each area defaults to one node of its bid's DSO;
     ``routes``: aggregator -> route, the ``aggregators`` table)."""
@@ -191,7 +203,8 @@ def make_batch(
         frames["forecasts"] = pd.DataFrame(forecasts)
     if routes:
         frames["aggregators"] = pd.DataFrame({"aggregator_id": list(routes), "route": list(routes.values())})
-    return batch_from_frames(config(n_intervals, minutes, voll), **frames)
+    cfg = replace(config(n_intervals, minutes, voll), gate_closures=dict(gate_closures or {}))
+    return batch_from_frames(cfg, **frames)
 
 
 def award_mw(result: ClearingResult, bid_id: str, buyer: str | None = None) -> float:

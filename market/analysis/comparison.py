@@ -52,6 +52,7 @@ BETTER = {
     "welfare": 1,
     "liquidity": 1,
     "make_whole": -1,
+    "reserved_unused": -1,
     "signal_breach": -1,
     "value_served": 1,
     "shared_der": 0,

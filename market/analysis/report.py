@@ -29,10 +29,16 @@ from market.clearing.results import ClearingResult
 from market.io.batch import Batch
 
 HEADLINE = [
-    ("system_cost_eur", "System cost (bids - value + VoLL x unmet + imbalance + violations)"),
+    ("system_cost_eur", "System cost (bids + availability - value + VoLL x unmet + imbalance + violations)"),
     ("total_cost_eur", "Paid by buyers (incl. make-whole)"),
     ("make_whole_eur", "Make-whole for paradoxically accepted bids"),
     ("unmet_mwh", "Unmet need (TSO, and DSO relief physically short)"),
+    ("availability_cost_eur", "Availability paid for reserved capacity"),
+    ("reserved_unused_mwh", "Reserved but never activated (MWh)"),
+    (
+        "unmet_reserved_by_other_mwh",
+        "Unmet need that capacity idle in the other buyer's reservation could have served (MWh)",
+    ),
     ("distribution_violation_mwh", "Distribution violations"),
     ("transmission_violation_mwh", "Transmission violations"),
     ("signal_breach_mw", "Traffic-light breaches by the TSO (MW)"),

@@ -13,7 +13,7 @@ from market.clearing.prepare import Prepared
 from market.clearing.readback import AWARD_PARTS, NEED_PARTS, StepOutcome
 from market.clearing.results import ClearingResult, ClearingStatus
 from market.design.spec import Design
-from market.enums import TSO_ID, Buyer, Pricing
+from market.enums import TSO_ID, Buyer, Pricing, Product
 from market.io.batch import Batch, BatchConfig
 
 PRICE_DECIMALS = 3
@@ -50,11 +50,14 @@ def assemble(
     *,
     metrics: bool = True,
     sold_twice_mwh: float = 0.0,
+    reservations: pd.DataFrame | None = None,
 ) -> ClearingResult:
     """The run's tables from every step's outcome, the physics after the last step, then its
     metrics (computed once; ``metrics=False`` for a stretch of a streamed run)."""
     cfg = batch.config
     aw = with_operators(_concat([o.awards for o in outcomes], AWARD_PARTS), design)
+    if reservations is not None and "reservation_id" not in aw:
+        aw["reservation_id"] = None  # a design that reserves: its awards say which call a reservation
     needs = needs_table(batch, outcomes)
     physics = evaluate(batch, prep, design, aw, needs)
     result = ClearingResult(
@@ -75,6 +78,7 @@ def assemble(
         conflicts=physics.conflicts,
         blind_violations=physics.blind,
         sold_twice_mwh=sold_twice_mwh,
+        reservations=reservations,
     )
     return replace(result, metrics=compute_metrics(batch, result)) if metrics else result
 
@@ -160,9 +164,27 @@ def awards_table(bids: pd.DataFrame, aw: pd.DataFrame, pricing: Pricing, h: floa
             "operator_id": aw["operator_id"].to_numpy(),
             "path": aw["path"].to_numpy(),
             "direct": aw["direct"].to_numpy().astype(bool),
+            **product_columns(b, aw),
         }
     )
     return awards.sort_values(["interval_start", "bid_id", "buyer_id"]).reset_index(drop=True)
+
+
+def product_columns(b: pd.DataFrame, aw: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The product columns of ``awards`` where the run trades more than energy: ``product``
+    and ``reservation_id`` (the reservation an activation calls) when the design reserves,
+    ``max_usage_mw`` when the batch has capped-power bids; none otherwise (the awards of an
+    energy-only run keep the columns they always had)."""
+    cols: dict[str, np.ndarray] = {}
+    capped = "max_usage_mw" in b and bool(b["max_usage_mw"].notna().any())
+    if "reservation_id" in aw or capped:
+        is_capped = b["max_usage_mw"].notna().to_numpy() if "max_usage_mw" in b else np.zeros(len(b), bool)
+        cols["product"] = np.where(is_capped, Product.CAPPED_POWER.value, Product.ENERGY.value).astype(object)
+    if "reservation_id" in aw:
+        cols["reservation_id"] = aw["reservation_id"].to_numpy(dtype=object)
+    if capped:
+        cols["max_usage_mw"] = b["max_usage_mw"].to_numpy(dtype=float)
+    return cols
 
 
 def needs_table(batch: Batch, outcomes: list[StepOutcome]) -> pd.DataFrame:

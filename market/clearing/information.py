@@ -6,7 +6,7 @@ design with gates (:func:`informed`); an uninformed batch clears exactly as befo
 step knows the actuals when it decides).
 
 What a step knows, per network row (constraint and interval ``t``), at its decision time
-``d(t)`` (:mod:`market.design.gates`):
+``d(t)`` (:mod:`market.io.gates`):
 
 - **grid state** (``base_flow`` forecasts): the owner of a constraint (the TSO, or a DSO)
   publishes its state every ``publish_every_s[owner tier]`` seconds (0: continuously) and
@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from market.design.gates import parse_gate
 from market.design.spec import Design, Step
 from market.enums import TSO_ID, Operator, SignalMode, Tier
 from market.io.batch import Batch
+from market.io.gates import parse_gate
 
 NAT = np.iinfo(np.int64).min
 

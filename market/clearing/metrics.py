@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from market.clearing.availability import availability_metrics
 from market.clearing.exposure import COORDINATOR, ENDPOINT, registered_endpoints
 from market.clearing.formulation import IMBALANCE_PREMIUM_EUR_MWH, VIOLATION_FACTOR
 from market.clearing.prepare import effective_routes, own_routes
@@ -42,6 +43,7 @@ def compute_metrics(batch: Batch, result: ClearingResult) -> dict[str, Any]:
     metrics.update(_cyber(batch, result))
     metrics.update(_fragmentation(result))
     metrics.update(_routes(batch, result.design))
+    metrics.update(availability_metrics(batch, result))
     metrics.update(_money(batch, result, metrics))
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
 
@@ -241,11 +243,15 @@ def _fragmentation(result: ClearingResult) -> dict[str, Any]:
 def _money(batch: Batch, result: ClearingResult, measured: dict[str, Any]) -> dict[str, Any]:
     """What buyers paid, what the activations cost, and a system cost with the consequences:
     VoLL x (TSO need unmet + DSO relief physically short), imbalance at VoLL + 1 and
-    network violations at 2 x VoLL; welfare is its negative (value served counted in)."""
+    network violations at 2 x VoLL, plus the availability paid for reservations; welfare is its
+    negative (value served counted in)."""
     h = batch.config.interval_hours
     voll = batch.config.voll_eur_mwh
     aw = result.awards
     paid = aw.assign(paid_eur=aw["cost_eur"] + aw["make_whole_eur"]).groupby("buyer_id")["paid_eur"].sum()
+    if result.reservations is not None and len(result.reservations):  # holding capacity is paid too
+        held = result.reservations.groupby("buyer_id")["availability_cost_eur"].sum()
+        paid = paid.add(held, fill_value=0.0)
     needs = result.needs
     tso = needs["service"] == Service.TSO_BALANCING
     unmet_tso = needs.loc[tso, "unmet_mw"].sum() * h
@@ -260,6 +266,7 @@ def _money(batch: Batch, result: ClearingResult, measured: dict[str, Any]) -> di
     violations = measured["distribution_violation_mwh"] + measured["transmission_violation_mwh"]
     system = (
         bid_cost
+        + measured["availability_cost_eur"]
         - value
         + voll * unmet
         + (voll + IMBALANCE_PREMIUM_EUR_MWH) * imbalance

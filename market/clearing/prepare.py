@@ -80,14 +80,19 @@ def expand_constraints(batch: Batch, n_t: int) -> pd.DataFrame:
     return out.sort_values(["constraint_id", "t"]).reset_index(drop=True)
 
 
-def step_inputs(batch: Batch, prep: Prepared, step: Step, taken: np.ndarray, known: Any = None) -> list[StepInput]:
+def step_inputs(
+    batch: Batch, prep: Prepared, step: Step, taken: np.ndarray, known: Any = None, room: np.ndarray | None = None
+) -> list[StepInput]:
     """The model input(s) of a step: one, or one per DSO when the step fans out. ``known``
     (:class:`market.clearing.information.StepKnowledge`): the grid state the step knows at
-    its gate, in place of the actuals (an informed batch only)."""
+    its gate, in place of the actuals (an informed batch only). ``room``: per bid, the most
+    MW the step may take (capacity reserved by another buyer, or its own reservations
+    only; :mod:`market.clearing.reservation`), on top of what is left after ``taken``."""
     bids = prep.bids.copy(deep=False)  # columns are added or replaced, never written into
     # Awards never exceed the capacity a step saw (verified after every solve), so this only
     # removes solver round-off below 1e-9 MW; it cannot hide an over-award.
-    bids["cap_mw"] = np.round(bids["quantity_mw"].to_numpy() - taken, 9).clip(min=0.0)
+    left = bids["quantity_mw"].to_numpy() - taken
+    bids["cap_mw"] = np.round(left if room is None else np.minimum(left, room), 9).clip(min=0.0)
     bids["min_mw"] = np.where(taken > 0, 0.0, bids["min_quantity_mw"])
     flows_so_far = prep.net_matrix @ taken
     network = prep.network.copy()

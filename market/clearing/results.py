@@ -67,14 +67,21 @@ class ClearingResult:
     # delivers its offered MW only, the later instruction gets what is left (never silent)
     sold_twice_mwh: float = 0.0
     stretches: int = 1  # stretches of the horizon cleared one by one (market.clearing.stream)
+    # capacity held by reservation steps (market.clearing.reservation); None: the design reserves nothing
+    reservations: pd.DataFrame | None = None
 
     @property
     def ok(self) -> bool:
         return self.status is ClearingStatus.OPTIMAL
 
     def tables(self) -> dict[str, pd.DataFrame]:
+        """The run folder's tables. Where the design reserves, ``awards`` also holds one
+        ``availability`` row per reservation (what settlement pays for availability) and
+        ``reservations`` is written; ``self.awards`` stays the activations only."""
+        held = {} if self.reservations is None else {"reservations": self.reservations}
         return {
-            "awards": self.awards,
+            "awards": self.awards if self.reservations is None else with_availability(self.awards, self.reservations),
+            **held,
             "prices": self.prices,
             "node_prices": self.node_prices,
             "unmet": self.unmet,
@@ -87,3 +94,40 @@ class ClearingResult:
             "conflicts": self.conflicts,
             "blind_violations": self.blind_violations,
         }
+
+
+def with_availability(awards: pd.DataFrame, reservations: pd.DataFrame) -> pd.DataFrame:
+    """``awards`` plus one ``availability`` award per reservation: the reserved MW, paid
+    ``availability_price_eur_mw_h`` x MW x hours (``cost_eur``) whatever is activated; no
+    energy. Activations keep ``product = "energy"`` and name the reservation they call."""
+    r = reservations
+    rows = pd.DataFrame(
+        {
+            **{c: r[c].to_numpy() for c in ("bid_id", "der_id", "aggregator_id", "dso_id", "node_id", "buyer_id")},
+            "service": r["service"].to_numpy(),
+            "need_id": r["need_id"].to_numpy(),
+            "area_id": r["area_id"].to_numpy(),
+            "interval_start": r["interval_start"].to_numpy(),
+            "direction": r["direction"].to_numpy(),
+            "quantity_mw": r["reserved_mw"].to_numpy(),
+            "bid_price_eur_mwh": r["utilisation_price_eur_mwh"].to_numpy(),
+            "nominated_baseline_mw": float("nan"),
+            "clearing_price_eur_mwh": r["utilisation_price_eur_mwh"].to_numpy(),
+            "price_eur_mwh": r["utilisation_price_eur_mwh"].to_numpy(),
+            "pricing": "pay-as-bid",
+            "energy_mwh": 0.0,
+            "cost_eur": r["availability_cost_eur"].to_numpy(),
+            "make_whole_eur": 0.0,
+            "step": r["step"].to_numpy(),
+            "operator": r["operator"].to_numpy(),
+            "operator_id": r["operator_id"].to_numpy(),
+            "path": "",
+            "direct": False,
+            "product": "availability",
+            "reservation_id": r["reservation_id"].to_numpy(),
+            "availability_price_eur_mw_h": r["availability_price_eur_mw_h"].to_numpy(),
+        }
+    )
+    energy = awards.assign(availability_price_eur_mw_h=float("nan"))
+    out = pd.concat([energy, rows[energy.columns.intersection(rows.columns, sort=False)]], ignore_index=True)
+    return out.sort_values(["interval_start", "bid_id", "buyer_id", "product"], ignore_index=True)

@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from market.clearing.assemble import assemble
-from market.clearing.decompose import solve_in_parts
 from market.clearing.formulation import StepInput, build_step_model
 from market.clearing.information import (
     StepKnowledge,
@@ -28,20 +27,27 @@ from market.clearing.information import (
     perfect_information,
     step_knowledge,
 )
-from market.clearing.interface import accepted, disaggregate, offer_curves, tso_view
-from market.clearing.ir import LinearModel, Solution, SolveStatus
+from market.clearing.ir import LinearModel
 from market.clearing.metrics import compute_metrics
 from market.clearing.override import apply_override
-from market.clearing.parallel import once, parallel_map, stream_map
+from market.clearing.parallel import once, stream_map
 from market.clearing.prepare import Prepared, prepare, step_inputs
-from market.clearing.readback import StepOutcome, read_step
-from market.clearing.results import ClearingResult, ClearingStatus, ModelStats
+from market.clearing.readback import StepOutcome
+from market.clearing.reservation import (
+    Reservations,
+    called,
+    left_after,
+    merge_needs,
+    record,
+    reservation_inputs,
+    reservations_table,
+)
+from market.clearing.results import ClearingResult, ClearingStatus
 from market.clearing.sizing import STREAM_FROM_BIDS, WORKERS
-from market.clearing.solvers import is_large_milp, solve
+from market.clearing.solving import solve_all, solve_interface_step, solve_step
 from market.clearing.stream import stack, streamable, stretches, sub_batch
-from market.clearing.verify import verify
-from market.design.spec import Design, load_design
-from market.enums import DEFAULT_PRICING, SYSTEM_AREA, TSO_ID, Pricing, Service, View
+from market.design.spec import Design, Step, load_design
+from market.enums import DEFAULT_PRICING, Pricing, View
 from market.errors import FlexmarketError, SolverError
 from market.io.batch import Batch
 
@@ -121,6 +127,7 @@ def _clear_whole(
     info = informed(batch, design)
     knowledge: dict[str, StepKnowledge] = {}
     by_step: list[np.ndarray] = []  # each step's own awards per bid (informed batches)
+    res = Reservations.none(len(prep.bids))
     sold_twice_mw = 0.0
     try:
         for i, step in enumerate(design.steps):
@@ -135,12 +142,12 @@ def _clear_whole(
                 seen, blind = np.zeros(len(prep.bids)), bool(taken.any())
             elif not step.simultaneous:
                 seen = taken.copy()
-            inputs = step_inputs(batch, prep, step, seen, known)
-            if step.view is View.INTERFACE:
-                base = None if known is None else known.base_mw
-                results = solve_interface_step(prep, inputs[0], seen, step.interface_steps, solver_options, base)
-            else:
-                results = _solve_all(inputs, scheduler, solver_options)
+            if step.reserve:  # holds capacity for later; activates nothing (market.clearing.reservation)
+                inputs = reservation_inputs(batch, prep, step, res, known)
+                outcomes += record(res, step, solve_all(inputs, scheduler, solver_options))
+                by_step.append(np.zeros(len(prep.bids)))
+                continue
+            results = _activate(batch, prep, design, step, seen, known, res, scheduler, solver_options)
             own = np.zeros(len(prep.bids))
             for out in results:
                 if step.simultaneous or blind:
@@ -159,13 +166,62 @@ def _clear_whole(
             raise
         return _failed(design, pricing, str(exc), outcomes)
     sold_twice = round(sold_twice_mw * batch.config.interval_hours, 6)
-    result = assemble(batch, prep, design, pricing, outcomes, metrics=metrics, sold_twice_mwh=sold_twice)
+    held = reservations_table(batch, prep, design, res) if design.reserves else None
+    result = assemble(batch, prep, design, pricing, outcomes, metrics=metrics, sold_twice_mwh=sold_twice,
+                      reservations=held)  # fmt: skip
     if info and metrics and result.ok:
         ideal_batch, ideal_design = perfect_information(batch, design)
         perfect = _clear_whole(ideal_batch, ideal_design, pricing, scheduler, True, solver_options, None, True)
         extra = information_metrics(batch, prep.network, design, knowledge, result, perfect)
         result = replace(result, metrics={**result.metrics, **extra})
     return result
+
+
+def _activate(
+    batch: Batch,
+    prep: Prepared,
+    design: Design,
+    step: Step,
+    seen: np.ndarray,
+    known: StepKnowledge | None,
+    res: Reservations,
+    scheduler: str | None,
+    solver_options: dict[str, Any] | None,
+) -> list[StepOutcome]:
+    """An activation step: its buyers' reserved capacity first, then the rest from capacity
+    no other buyer holds (:mod:`market.clearing.reservation`); one pass without reservations."""
+    first: list[StepOutcome] = []
+    own = res.held_for(step)
+    if own.any():
+        inputs = step_inputs(batch, prep, step, seen, known, room=np.where(own, res.idle(), 0.0))
+        first = called(res, prep, _solve(prep, step, inputs, seen, known, scheduler, solver_options))
+        seen = seen.copy()
+        for out in first:
+            np.add.at(seen, out.awards["pos"].to_numpy(dtype=int), out.awards["quantity_mw"].to_numpy(dtype=float))
+        prep = replace(prep, needs=left_after(prep.needs, first))
+    blocked = res.blocked(step)
+    room = prep.bids["quantity_mw"].to_numpy() - seen - blocked if blocked.any() else None
+    second = _solve(
+        prep, step, step_inputs(batch, prep, step, seen, known, room), seen, known, scheduler, solver_options
+    )
+    merge_needs(first, second, prep)
+    res.release(step, design.reservation_use)
+    return first + second
+
+
+def _solve(
+    prep: Prepared,
+    step: Step,
+    inputs: list[StepInput],
+    seen: np.ndarray,
+    known: StepKnowledge | None,
+    scheduler: str | None,
+    solver_options: dict[str, Any] | None,
+) -> list[StepOutcome]:
+    if step.view is View.INTERFACE:
+        base = None if known is None else known.base_mw
+        return solve_interface_step(prep, inputs[0], seen, step.interface_steps, solver_options, base)
+    return solve_all(inputs, scheduler, solver_options)
 
 
 def _seen_by(
@@ -230,48 +286,6 @@ def _deliverable_only(prep: Prepared, taken: np.ndarray, out: StepOutcome) -> fl
     return max(cut, 0.0)
 
 
-def solve_interface_step(
-    prep: Prepared,
-    inp: StepInput,
-    seen: np.ndarray,
-    bands: int,
-    solver_options: dict[str, Any] | None,
-    base: np.ndarray | None = None,
-) -> list[StepOutcome]:
-    """A TSO step that clears the DSOs' interface curves (:mod:`market.clearing.interface`):
-    curves, the TSO's model over them, then each DSO's disaggregation to its bids. ``base``:
-    the base flows the step knows (an informed batch), else the actuals."""
-    known = prep.network["base_mw"].to_numpy() if base is None else base
-    network = prep.network.assign(base_mw=known + prep.net_matrix @ seen)
-    offers = offer_curves(inp, network, prep.net_matrix, bands, solver_options)
-    out = solve_step(tso_view(inp, offers, network), solver_options)
-    acc = accepted(out.awards, offers.curves)
-    # the DSO disaggregates within what the bids it forwarded one by one left on its rows
-    one = out.awards[(out.awards["pos"] >= 0) & ~out.awards["direct"].astype(bool)]
-    moved = prep.net_matrix[:, one["pos"].to_numpy(dtype=np.int64)] @ one["quantity_mw"].to_numpy(dtype=float)
-    after = network.assign(base_mw=network["base_mw"].to_numpy() + moved)
-    parts, dis_stats = disaggregate(inp, offers.behind, acc, after, prep.net_matrix, solver_options)
-    to_bids = pd.DataFrame(
-        {
-            "pos": parts["pos"].to_numpy(),
-            "bid_id": parts["bid_id"].to_numpy(),
-            "buyer_id": TSO_ID,
-            "service": Service.TSO_BALANCING.value,
-            "need_id": parts["need_id"].to_numpy(),
-            "area_id": SYSTEM_AREA,
-            "quantity_mw": parts["quantity_mw"].to_numpy(),
-            "clearing_price_eur_mwh": parts["clearing_price_eur_mwh"].to_numpy(),
-            "step": inp.step,
-            "part": inp.part,
-            "direct": False,
-        }
-    )
-    out.awards = pd.concat([out.awards[out.awards["pos"] >= 0], to_bids], ignore_index=True)
-    side = [StepOutcome(to_bids.iloc[:0], pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), st) for st in offers.stats]
-    side += [StepOutcome(to_bids.iloc[:0], pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), st) for st in dis_stats]
-    return [out, *side]
-
-
 def parse_pricing(pricing: str | Pricing) -> Pricing:
     """``pricing`` as a :class:`Pricing`, or a :class:`FlexmarketError` naming the choices."""
     try:
@@ -300,20 +314,6 @@ def _failed(design: Design, pricing: Pricing, message: str, outcomes: list[StepO
     )
 
 
-def _solve_all(
-    inputs: list[StepInput], scheduler: str | None, solver_options: dict[str, Any] | None
-) -> list[StepOutcome]:
-    """Solve a step's model(s): a fan-out step's DSOs in parallel, or one model's independent
-    parts in parallel (on the Dask cluster at ``scheduler`` if given)."""
-    if len(inputs) == 1:
-        return [solve_step(inputs[0], solver_options, scheduler)]
-    return parallel_map(_solve_with, solver_options, inputs, scheduler=scheduler)
-
-
-def _solve_with(solver_options: dict[str, Any] | None, inp: StepInput) -> StepOutcome:
-    return solve_step(inp, solver_options)
-
-
 def step_model(batch: Batch, design: str | Design = "single", step: int = 0) -> LinearModel:
     """The model of one (non-fan-out) step of a design, as the first step sees it: for
     reference solvers, the differential test and benchmarks."""
@@ -321,63 +321,6 @@ def step_model(batch: Batch, design: str | Design = "single", step: int = 0) -> 
     prep = prepare(batch, design.routes)
     (inp,) = step_inputs(batch, prep, design.steps[step], np.zeros(len(prep.bids)))
     return build_step_model(inp)[0]
-
-
-def solve_step(
-    inp: StepInput, solver_options: dict[str, Any] | None = None, scheduler: str | None = None
-) -> StepOutcome:
-    """Build, solve, verify, price and read back one model.
-
-    Prices are the marginal values of the model as built (no tie-break nudge in any cost);
-    for a MILP, of the LP with the integer decisions fixed. Equal-priced interchangeable
-    bids are then put in ``bid_id`` order (:func:`market.clearing.readback.order_ties`),
-    which changes no row's activity and so neither cost nor prices.
-    """
-    model, index = build_step_model(inp)
-    solves = []
-    if is_large_milp(model):
-        solves.append(_start_rejecting_integers(model, solver_options, scheduler))
-    sol = _solve_checked(model, solver_options, scheduler)
-    priced = sol
-    if model.n_integer:
-        priced = _solve_checked(model.fixed_integers(sol.values), solver_options, scheduler)
-    solves += [sol] if priced is sol else [sol, priced]
-    stats = ModelStats(
-        inp.step,
-        inp.part,
-        model.n_variables,
-        model.n_constraints,
-        model.n_integer,
-        sum(s.build_seconds for s in solves),
-        sum(s.solve_seconds for s in solves),
-        sol.status.value if sol.status is SolveStatus.OPTIMAL else f"{sol.status.value} (gap {sol.gap:.3g})",
-        sol.objective,
-    )
-    return read_step(inp, model, index, sol, priced, stats)
-
-
-def _start_rejecting_integers(model: LinearModel, options: dict[str, Any] | None, scheduler: str | None) -> Solution:
-    """Set ``model.start`` to the step cleared with every integer unit rejected: an LP that
-    nothing but the network and the needs couples, so it is solved part by part (on the 1e6
-    bid-interval case with 10 % integer DER, 30 parts in about 4 s, where HiGHS completing a
-    partial start took 8.6 s as one LP). Left unset when that LP has no optimum."""
-    rejected = {name: np.zeros(fam.size) for name, fam in model.variables.items() if fam.integer}
-    sol = solve_in_parts(model.fixed_integers(rejected), solve, options, scheduler=scheduler)
-    if sol.status is SolveStatus.OPTIMAL:
-        model.start = sol.values
-    return sol
-
-
-def _solve_checked(model: LinearModel, options: dict[str, Any] | None, scheduler: str | None = None) -> Solution:
-    sol = solve_in_parts(model, solve, options, scheduler=scheduler)  # exact: only what nothing couples
-    if sol.status not in (SolveStatus.OPTIMAL, SolveStatus.LIMIT):
-        raise SolverError(f"{model.name}: HiGHS returned {sol.status.value} ({sol.detail})")
-    verify(model, sol)
-    if sol.status is SolveStatus.LIMIT:
-        log.warning(
-            "%s: a solver limit was reached; the best feasible solution is kept (MIP gap %.3g)", model.name, sol.gap
-        )
-    return sol
 
 
 __all__ = ["clear", "solve_step", "step_model"]

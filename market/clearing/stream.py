@@ -45,7 +45,7 @@ ROW_ORDER = {
 
 def streamable(design: Design) -> bool:
     """Whether each stretch of the horizon can be cleared on its own (see module doc)."""
-    return all(step.view is not View.AGGREGATOR for step in design.steps)
+    return not design.reserves and all(step.view is not View.AGGREGATOR for step in design.steps)
 
 
 LINKS = ("block_id", "exclusive_group")  # the bid columns whose units link intervals

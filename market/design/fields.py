@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from market.enums import Buyer, Route, Tier, View
@@ -58,3 +59,21 @@ def amount(raw: dict[str, Any], key: str, default: float | None, where: str) -> 
     if not is_number(value) or not 0 <= value <= 1e5:
         raise fail(where, f"{key} must be a number in [0, 1e5], not {value!r}")
     return float(value)
+
+
+def check_reservations(steps: Sequence[Any], where: str) -> None:
+    """A reservation step decides at a gate, sees bids (not offers), and comes before its
+    buyers' activation step; a buyer reserves in one step at most."""
+    for i, st in enumerate(steps):
+        if not st.reserve:
+            continue
+        w = f"{where} steps[{i}]"
+        if st.gate is None:
+            raise fail(w, "a reservation step (reserve = true) needs a gate such as 'D-1 10:00'")
+        if st.view is not View.BIDS or st.simultaneous or st.dso_override or st.prequalify:
+            raise fail(w, "a reservation step sees each bid (view 'bids'), runs alone and overrides nothing")
+        for b in st.buyers:
+            if any(o.reserve and b in o.buyers for o in steps[:i]):
+                raise fail(w, f"buyer '{b}' reserves in more than one step")
+            if not any(not o.reserve and b in o.buyers for o in steps[i + 1 :]):
+                raise fail(w, f"buyer '{b}' reserves here but no later step activates its reservation")

@@ -47,9 +47,16 @@ Step fields (TOML ``[[steps]]``):
 ``blind_to_earlier`` no information path from earlier steps reaches it before delivery: it
                   sees neither their activations nor the capacity they used (``sold_twice_mwh``).
 ``gate``          when the step decides: ``"D-1 12:00"``, ``"H-1"``, ``"T-15min"``
-                  (:mod:`market.design.gates`); without one, at delivery. What it knows
+                  (:mod:`market.io.gates`); without one, at delivery. What it knows
                   then (forecasts, published lights, earlier steps' activations) is
                   decided by the batch's information paths (:mod:`market.clearing.information`).
+``reserve``       a reservation step (two-part products, section 3a): at its (early) ``gate``,
+                  on the needs and DER availability its operator has forecast, it reserves
+                  capacity of two-part bids (``availability_price_eur_mw_h``) for its buyers,
+                  at the least availability plus utilisation cost; it activates nothing. The
+                  buyer's later step activates its reserved capacity first at the bid's
+                  utilisation price, then buys the rest from capacity nobody holds
+                  (:mod:`market.clearing.reservation`).
 ``simultaneous``  the step runs at the same time as the step before it (separate
                   processes, NYISO Alternative 1): it sees neither that step's activations
                   nor the capacity it used; each learns of the other only afterwards.
@@ -64,6 +71,11 @@ each aggregator's own route; ``through-dso`` sends every aggregator through its 
 DSO: tso-direct and both aggregators are redirected, counted per aggregator in the metric
 ``routes_overridden_bids``); ``every-aggregator`` lets every step reach every aggregator
 (a platform that sees all DER).
+
+Design-level ``reservation_use`` (:class:`market.enums.ReservationUse`): who may activate a
+reservation: ``holder`` (default; reserved MW are never available to the other buyer) or
+``idle-to-other`` (the other buyer may take what the holder left idle once the holder's
+activation step has run).
 
 Design-level ``tso_dso_combined``: one operator runs transmission and distribution (Japan's
 TDSO): its instructions skip no DSO tier (no tier bypassing) and it knows all it decides.
@@ -82,11 +94,21 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from market.design.fields import TIERS, amount, fail, instruction_path, step_view, whole_number
-from market.design.gates import parse_gate
+from market.design.fields import TIERS, amount, check_reservations, fail, instruction_path, step_view, whole_number
 from market.design.predictions import PredictionSource, parse_predictions, stated
-from market.enums import Buyer, ConstraintScope, Operator, Route, RoutePolicy, SignalMode, Tier, View
+from market.enums import (
+    Buyer,
+    ConstraintScope,
+    Operator,
+    ReservationUse,
+    Route,
+    RoutePolicy,
+    SignalMode,
+    Tier,
+    View,
+)
 from market.errors import DesignError
+from market.io.gates import parse_gate
 from market.io.strict import is_number, parse_toml, unknown_keys
 
 BUYERS = tuple(b.value for b in Buyer)
@@ -108,6 +130,7 @@ DESIGN_KEYS = (
     "routes",
     "tso_dso_combined",
     "data_links_direct_only",
+    "reservation_use",
 )
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -136,7 +159,8 @@ class Step:
     shares_dso_needs: bool = False  # a joint step: takes nothing that moves a DSO need's area against it
     blind_to_earlier: bool = False  # no information path from the earlier steps reaches it before delivery
     multi_node_route: Route | None = None  # view aggregator: only this route's aggregators opt in
-    gate: str | None = None  # when the step decides (market.design.gates); None: at delivery
+    gate: str | None = None  # when the step decides (market.io.gates); None: at delivery
+    reserve: bool = False  # reserves two-part capacity for its buyers at its gate; activates nothing
 
     @property
     def passes_through_dso(self) -> bool:
@@ -167,6 +191,12 @@ class Design:
     routes: RoutePolicy = RoutePolicy.AGGREGATORS  # whose route rules: the aggregators' or the design's
     tso_dso_combined: bool = False  # one operator runs transmission and distribution (Japan's TDSO)
     data_links_direct_only: bool = False  # data links only from DER whose activations reached the TSO directly
+    reservation_use: ReservationUse = ReservationUse.HOLDER  # who may activate reserved capacity
+
+    @property
+    def reserves(self) -> bool:
+        """Whether any step reserves capacity (two-part products)."""
+        return any(s.reserve for s in self.steps)
 
     def with_interface_steps(self, bands: int) -> Design:
         """The same design with ``bands`` price bands in every interface-offer step."""
@@ -186,6 +216,7 @@ class Design:
             **({} if self.routes is RoutePolicy.AGGREGATORS else {"routes": str(self.routes)}),
             **({"tso_dso_combined": True} if self.tso_dso_combined else {}),
             **({"data_links_direct_only": True} if self.data_links_direct_only else {}),
+            **({"reservation_use": str(self.reservation_use)} if self.reserves else {}),
             "steps": [
                 _without_default_gate(
                     {
@@ -204,7 +235,7 @@ class Design:
         }
 
 
-FLAGS = ("shares_dso_needs", "blind_to_earlier")
+FLAGS = ("shares_dso_needs", "blind_to_earlier", "reserve")
 NEWER = (*FLAGS, "multi_node_route")  # left out of a manifest where off, as before they existed
 
 
@@ -297,9 +328,11 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
                 blind_to_earlier=bool(s.get("blind_to_earlier", False)),
                 multi_node_route=Route(s["multi_node_route"]) if "multi_node_route" in s else None,
                 gate=parse_gate(s["gate"], w).text if "gate" in s else None,
+                reserve=bool(s.get("reserve", False)),
             )
         )
-    cleared = [b for st in steps for b in st.buyers]
+    check_reservations(steps, where)
+    cleared = [b for st in steps if not st.reserve for b in st.buyers]
     for b in Buyer:
         if cleared.count(b) > 1:
             raise fail(where, f"buyer '{b}' is cleared in more than one step")
@@ -313,6 +346,9 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
     for flag in ("tso_dso_combined", "data_links_direct_only"):
         if not isinstance(raw.get(flag, False), bool):
             raise fail(where, f"{flag} must be true or false, not {raw[flag]!r}")
+    uses = tuple(u.value for u in ReservationUse)
+    if raw.get("reservation_use", ReservationUse.HOLDER.value) not in uses:
+        raise fail(where, f"reservation_use must be one of {uses}, not {raw.get('reservation_use')!r}")
     policies = tuple(r.value for r in RoutePolicy)
     if raw.get("routes", RoutePolicy.AGGREGATORS.value) not in policies:
         raise fail(where, f"routes must be one of {policies}, not {raw.get('routes')!r}")
@@ -331,6 +367,7 @@ def parse_design(raw: dict[str, Any], where: str) -> Design:
         routes=RoutePolicy(raw.get("routes", RoutePolicy.AGGREGATORS.value)),
         tso_dso_combined=raw.get("tso_dso_combined", False),
         data_links_direct_only=raw.get("data_links_direct_only", False),
+        reservation_use=ReservationUse(raw.get("reservation_use", ReservationUse.HOLDER.value)),
     )
 
 

@@ -45,6 +45,8 @@ class BatchConfig:
     # often it publishes (0: continuously); only a batch with forecasts or gates reads them
     relay_s: dict[str, float] = field(default_factory=dict)
     publish_every_s: dict[str, float] = field(default_factory=dict)
+    # product -> gate closure (market.io.gate_closures); bids after it are refused
+    gate_closures: dict[str, str] = field(default_factory=dict)
 
     @property
     def interval(self) -> pd.Timedelta:
@@ -77,6 +79,7 @@ class BatchConfig:
                 if self.relay_s or self.publish_every_s
                 else {}
             ),
+            **({"gate_closures": dict(self.gate_closures)} if self.gate_closures else {}),
         }
 
 

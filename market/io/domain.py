@@ -61,6 +61,7 @@ def _bid_rules(bids: pd.DataFrame, na: pd.DataFrame | None) -> list[Finding]:
         "min_quantity_mw exceeds quantity_mw",
         FindingCode.INCONSISTENT,
     )
+    out += _product_rules(bids)
     no_blocks = "block_id" in bids.attrs.get(EMPTY, frozenset())  # read with no block at all
     blocks = bids.iloc[:0] if no_blocks else bids[bids["block_id"].notna()]
     if len(blocks):
@@ -97,6 +98,38 @@ def _bid_rules(bids: pd.DataFrame, na: pd.DataFrame | None) -> list[Finding]:
             "node is not in this DSO's areas (node_areas)",
             FindingCode.INCONSISTENT,
         )
+    return out
+
+
+def _product_rules(bids: pd.DataFrame) -> list[Finding]:
+    """A capped-power (MaxUsage) bid relieves a DSO's congestion by holding consumption under
+    its ceiling: up, bought for ``dso_congestion`` only, paid per MWh of relief (no
+    availability part)."""
+    if "max_usage_mw" not in bids.columns:
+        return []
+    spec = TABLES["bids"]
+    capped = bids["max_usage_mw"].notna().to_numpy()
+    rules = [
+        (capped & (bids["direction"] != "up").to_numpy(), "direction", "a capped-power bid is up (less consumption)"),
+        (
+            capped & (bids["services"].astype(object).fillna("") != Service.DSO_CONGESTION.value).to_numpy()
+            if "services" in bids.columns
+            else capped,
+            "services",
+            "a capped-power bid is bought by a DSO: services must be dso_congestion",
+        ),
+    ]
+    if "availability_price_eur_mw_h" in bids.columns:
+        rules.append(
+            (
+                capped & bids["availability_price_eur_mw_h"].notna().to_numpy(),
+                "availability_price_eur_mw_h",
+                "a capped-power bid is paid per MWh of relief (price_eur_mwh), not for availability",
+            )
+        )
+    out: list[Finding] = []
+    for mask, column, reason in rules:
+        out += row_findings(spec, bids, mask, column, reason, FindingCode.INCONSISTENT)
     return out
 
 

@@ -54,9 +54,44 @@ AWARDS = TableSpec(
         ("operator_id", "str"),
         ("path", "str"),
         ("direct", "bool"),
+    )
+    # present where the run trades more than energy (market.clearing.assemble.product_columns)
+    + (
+        ColumnSpec("product", "str", required=False),
+        ColumnSpec("reservation_id", "str", required=False, nullable=True),
+        ColumnSpec("max_usage_mw", "float", required=False, nullable=True),
+        ColumnSpec("availability_price_eur_mw_h", "float", required=False, nullable=True),
     ),
     key=("bid_id", "buyer_id"),
     id_column="bid_id",
+)
+
+RESERVATIONS = TableSpec(
+    "reservations",
+    columns_of(
+        ("reservation_id", "str"),
+        ("bid_id", "str"),
+        ("der_id", "str"),
+        ("aggregator_id", "str"),
+        ("dso_id", "str"),
+        ("node_id", "str"),
+        ("buyer_id", "str"),
+        ("service", "str"),
+        ("need_id", "str", True),
+        ("area_id", "str", True),
+        ("interval_start", "ts"),
+        ("direction", "str"),
+        ("reserved_mw", "float"),
+        ("activated_mw", "float"),
+        ("availability_price_eur_mw_h", "float"),
+        ("utilisation_price_eur_mwh", "float"),
+        ("availability_cost_eur", "float"),
+        ("step", "str"),
+        ("operator", "str"),
+        ("operator_id", "str"),
+    ),
+    key=("reservation_id",),
+    id_column="reservation_id",
 )
 
 PRICES = TableSpec(
@@ -225,6 +260,7 @@ RUN_TABLES: tuple[TableSpec, ...] = (
     CONFLICTS,
     BLIND_VIOLATIONS,
 )
+OPTIONAL_RUN_TABLES: tuple[TableSpec, ...] = (RESERVATIONS,)  # written where the design reserves
 
 COMPARISON = TableSpec(
     "comparison",

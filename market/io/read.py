@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from market.errors import BatchError, BatchValidationError, Finding, FindingCode
 from market.io.batch import DEFAULT_HOP_LATENCY_S, DEFAULT_VOLL_EUR_MWH, Batch, BatchConfig, arrow_to_pandas, unique_ids
 from market.io.coerce import TZ_SUFFIX, coerce_table
+from market.io.gate_closures import gate_closure_settings
 from market.io.schemas import BATCH_TABLES, PRICE_LIMIT_EUR_MWH, TableSpec
 from market.io.strict import is_number, parse_toml, unknown_keys
 from market.io.validate import validate_tables
@@ -29,6 +30,7 @@ BATCH_TOML_KEYS = (
     "voll_eur_mwh",
     "hop_latency_s",
     "information",
+    "gate_closures",
 )
 
 
@@ -141,6 +143,7 @@ def read_config(folder: Path) -> tuple[BatchConfig, str]:
         **_seconds_table(raw.get("hop_latency_s", {}), "hop_latency_s", tuple(DEFAULT_HOP_LATENCY_S), 86_400, findings),
     }
     relay, publish = information_settings(raw.get("information", {}), findings)
+    closures = gate_closure_settings(raw.get("gate_closures", {}), findings)
     if findings:
         raise BatchValidationError(findings)
     config = BatchConfig(
@@ -152,6 +155,7 @@ def read_config(folder: Path) -> tuple[BatchConfig, str]:
         hop_latency_s=hops,
         relay_s=relay,
         publish_every_s=publish,
+        gate_closures=closures,
     )
     return config, hashlib.sha256(data).hexdigest()
 

@@ -67,6 +67,7 @@ class ForeignKey:
     columns: tuple[str, ...]
     ref_table: str
     ref_columns: tuple[str, ...]
+    when: tuple[str, str] | None = None  # (column, value): only rows where column == value
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,17 @@ BIDS = TableSpec(
             nullable=True,
             checks=(_text_check(_services_ok, "must be ';'-separated tso_balancing/dso_congestion"),),
         ),
+        ColumnSpec(  # a two-part offer: the price of holding 1 MW available for 1 hour if reserved
+            "availability_price_eur_mw_h",
+            "float",
+            required=False,
+            nullable=True,
+            checks=(_finite(PRICE_LIMIT_EUR_MWH), _non_negative()),
+        ),
+        ColumnSpec("submitted_at", "ts", required=False, nullable=True),  # checked against the gate closures
+        ColumnSpec(  # capped power (MaxUsage): the consumption ceiling at the connection point
+            "max_usage_mw", "float", required=False, nullable=True, checks=(_finite(MW_LIMIT), _non_negative())
+        ),
     ),
     key=("bid_id",),
     id_column="bid_id",
@@ -274,7 +286,9 @@ AGGREGATORS = TableSpec(
     foreign_keys=(ForeignKey(("aggregator_id",), "bids", ("aggregator_id",)),),
 )
 
-FORECAST_QUANTITIES = ("base_flow",)  # need and der_available: not read by the clearing yet
+# base_flow: a constraint's flow (key constraint_id); need: a need's MW (key need_id, read by
+# reservation steps); der_available: the MW a bid's DER will have (key bid_id, read by reservation steps)
+FORECAST_QUANTITIES = ("base_flow", "need", "der_available")
 
 FORECASTS = TableSpec(
     name="forecasts",
@@ -288,7 +302,11 @@ FORECASTS = TableSpec(
     key=("quantity", "key", "interval_start", "issued_at"),
     id_column="key",
     required_table=False,
-    foreign_keys=(ForeignKey(("key",), "constraints", ("constraint_id",)),),
+    foreign_keys=(
+        ForeignKey(("key",), "constraints", ("constraint_id",), when=("quantity", "base_flow")),
+        ForeignKey(("key",), "needs", ("need_id",), when=("quantity", "need")),
+        ForeignKey(("key",), "bids", ("bid_id",), when=("quantity", "der_available")),
+    ),
 )
 
 METER = TableSpec(

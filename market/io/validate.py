@@ -20,6 +20,7 @@ from market.io.batch import Batch, BatchConfig
 from market.io.coerce import COMPLETE, EMPTY
 from market.io.domain import domain_findings
 from market.io.findings import RowIds, plain, row_findings
+from market.io.gate_closures import gate_findings
 from market.io.keys import KeyOrder, key_order
 from market.io.schemas import BATCH_TABLES, SERVICES, TABLES, TableSpec, pandera_schema
 from market.io.strict import per_unique
@@ -96,6 +97,7 @@ def _all_findings(
             findings += grid_findings(spec, df, config)
     findings += foreign_key_findings(tables)
     findings += domain_findings(tables)
+    findings += gate_findings(tables.get("bids"), config.gate_closures)
     return findings
 
 
@@ -221,12 +223,19 @@ def foreign_key_findings(tables: Tables) -> list[Finding]:
         df = tables.get(spec.name)
         for fk in spec.foreign_keys:
             ref = tables.get(fk.ref_table)
-            if df is None or ref is None or not len(df):
+            if df is None or not len(df):
                 continue
+            rows = _present(df, fk.columns)
+            if fk.when is not None:
+                rows &= np.asarray(df[fk.when[0]] == fk.when[1])
+            if ref is None:  # an optional table that is absent: a reference to it is unknown
+                ref = pd.DataFrame({c: pd.Series(dtype=object) for c in fk.ref_columns})
+                if fk.when is None:
+                    continue
             out += row_findings(
                 spec,
                 df,
-                _present(df, fk.columns) & ~_known(df, fk.columns, ref, fk.ref_columns),
+                rows & ~_known(df, fk.columns, ref, fk.ref_columns),
                 fk.columns[-1],
                 f"unknown {'/'.join(fk.columns)}: not in {fk.ref_table}",
                 FindingCode.UNKNOWN_REFERENCE,

@@ -1,0 +1,234 @@
+"""Reservations: two-part products (section 3a of the contract).
+
+A **reservation step** (``reserve = true``) decides at an early gate (week-ahead, D-1) on
+what its operator has forecast by then: each need's MW (``need`` forecasts, else the
+need as given) and each bid's available MW (``der_available`` forecasts, else its
+quantity). It clears its buyers' needs like any step over the **two-part** bids (those
+with an ``availability_price_eur_mw_h``), at the least availability plus utilisation cost
+(EUR per MW and hour, both), and records what it chose as reservations: MW of a bid held
+by one buyer. It activates nothing: the ex-post physics never sees a reservation.
+
+The holder's later (activation) step runs in two passes:
+
+1. **reserved first**: its model sees only the capacity its buyers reserved, as actually
+   available then (a DER that delivers less than forecast leaves the reservation short),
+   and each activation is paid the bid's utilisation price (``reservation_id`` names the
+   reservation it calls);
+2. **the rest**: the same model over the capacity nobody else holds, for what the first
+   pass left (DSO needs reduced by what it served; the TSO balance by the net activated).
+
+A reservation held by one buyer is unavailable to the other buyer (every step of that
+buyer, reservation steps included, sees the bid's quantity less the held MW not yet
+activated); under ``reservation_use = "idle-to-other"`` what the holder left idle is
+released once the holder's activation step has run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from market.clearing.formulation import StepInput
+from market.clearing.information import decision_ns
+from market.clearing.prepare import Prepared, step_inputs
+from market.clearing.readback import StepOutcome
+from market.design.spec import Design, Step
+from market.enums import SYSTEM_AREA, TSO_ID, Buyer, ReservationUse
+from market.io.batch import Batch
+
+AVAILABILITY_PRICE = "availability_price_eur_mw_h"
+
+
+@dataclass
+class Reservations:
+    """Per bid (batch position): MW reserved, by whom and in which step, the MW its holder
+    has activated within it, and whether its idle MW are released to the other buyer."""
+
+    mw: np.ndarray
+    holder: np.ndarray  # buyer id ("" where nothing is reserved)
+    step: np.ndarray
+    need_id: np.ndarray
+    activated: np.ndarray
+    released: np.ndarray
+
+    @classmethod
+    def none(cls, n: int) -> Reservations:
+        empty = np.full(n, "", dtype=object)
+        return cls(np.zeros(n), empty, empty.copy(), np.full(n, None, dtype=object), np.zeros(n), np.zeros(n, bool))
+
+    def any(self) -> bool:
+        return bool((self.mw > 0).any())
+
+    def held_for(self, step: Step) -> np.ndarray:
+        """Per bid: whether a buyer of ``step`` holds its reservation."""
+        tso = (self.holder == TSO_ID) & (Buyer.TSO in step.buyers)
+        dso = (self.holder != "") & (self.holder != TSO_ID) & (Buyer.DSO in step.buyers)
+        return np.asarray((self.mw > 0) & (tso | dso))
+
+    def idle(self) -> np.ndarray:
+        """Per bid: reserved MW its holder has not activated."""
+        return np.clip(self.mw - self.activated, 0.0, None)
+
+    def blocked(self, step: Step) -> np.ndarray:
+        """Per bid: MW ``step`` may not use because another buyer holds them."""
+        return np.where(self.held_for(step) | self.released, 0.0, self.idle())
+
+    def release(self, step: Step, use: ReservationUse) -> None:
+        """After the holder's activation step: idle MW go to the other buyer if the design says so."""
+        if use is ReservationUse.IDLE_TO_OTHER:
+            self.released |= self.held_for(step)
+
+
+def forecast_at(
+    batch: Batch, quantity: str, keys: pd.Series, starts: pd.Series, visible_ns: np.ndarray, actual: np.ndarray
+) -> np.ndarray:
+    """Per row: the newest ``quantity`` forecast of (key, interval) issued at or before
+    ``visible_ns``; before the first issue the oldest; the actual where none exists."""
+    out = np.asarray(actual, dtype=float).copy()
+    f = batch.forecasts[batch.forecasts["quantity"] == quantity]
+    if not len(f):
+        return out
+    rows = pd.DataFrame({"row": np.arange(len(keys)), "key": keys.to_numpy(), "interval_start": starts.to_numpy()})
+    cand = rows.merge(f[["key", "interval_start", "issued_at", "value"]], on=["key", "interval_start"])
+    if not len(cand):
+        return out
+    cand["issued"] = pd.to_datetime(cand["issued_at"], utc=True).astype("int64").to_numpy()
+    cand["ok"] = cand["issued"].to_numpy() <= visible_ns[cand["row"].to_numpy()]
+    cand["rank"] = np.where(cand["ok"], cand["issued"], -cand["issued"] - 1)
+    chosen = cand.sort_values(["row", "ok", "rank"]).groupby("row").tail(1)
+    out[chosen["row"].to_numpy()] = chosen["value"].to_numpy(dtype=float)
+    return out
+
+
+def reservation_inputs(batch: Batch, prep: Prepared, step: Step, res: Reservations, known: object) -> list[StepInput]:
+    """The reservation step's model inputs: its buyers' forecast needs over the two-part
+    bids' forecast capacity (less what is already reserved), at availability plus
+    utilisation cost."""
+    decision = decision_ns(step, batch)
+    bids = prep.bids.copy(deep=False)
+    two_part = bids[AVAILABILITY_PRICE].notna().to_numpy() if AVAILABILITY_PRICE in bids else np.zeros(len(bids), bool)
+    t = bids["t"].to_numpy(dtype=int)
+    available = forecast_at(
+        batch, "der_available", bids["bid_id"], bids["interval_start"], decision[t], bids["quantity_mw"].to_numpy()
+    )
+    bids["quantity_mw"] = np.where(two_part, np.clip(available - res.mw, 0.0, None), 0.0)
+    if two_part.any():
+        bids["cost"] = bids["price_eur_mwh"].to_numpy() + bids[AVAILABILITY_PRICE].fillna(0.0).to_numpy()
+    needs = prep.needs.copy()
+    nt = needs["t"].to_numpy(dtype=int)
+    needs["quantity_mw"] = forecast_at(
+        batch, "need", needs["need_id"], needs["interval_start"], decision[nt], needs["quantity_mw"].to_numpy()
+    )
+    return step_inputs(batch, replace(prep, bids=bids, needs=needs), step, np.zeros(len(bids)), known)
+
+
+def record(res: Reservations, step: Step, outcomes: list[StepOutcome]) -> list[StepOutcome]:
+    """Record a reservation step's choices in ``res``; the outcomes keep their model
+    statistics only (a reservation activates, serves and prices nothing)."""
+    for out in outcomes:
+        aw = out.awards
+        if len(aw):
+            pos = aw["pos"].to_numpy(dtype=int)
+            res.mw[pos] += aw["quantity_mw"].to_numpy(dtype=float)
+            res.holder[pos] = aw["buyer_id"].to_numpy()
+            res.step[pos] = step.name
+            res.need_id[pos] = aw["need_id"].to_numpy()
+    return [StepOutcome(o.awards.iloc[:0], o.needs.iloc[:0], o.node_prices.iloc[:0], o.liquidity.iloc[:0], o.stats)
+            for o in outcomes]  # fmt: skip
+
+
+def reservation_id(step: str, bid_id: object) -> str:
+    return f"{step}/{bid_id}"
+
+
+def called(res: Reservations, prep: Prepared, outcomes: list[StepOutcome]) -> list[StepOutcome]:
+    """The first pass's awards as calls on their reservations: paid the bid's utilisation
+    price, naming the reservation; the activated MW are counted in ``res``."""
+    price = prep.bids["price_eur_mwh"].to_numpy()
+    for out in outcomes:
+        aw = out.awards
+        if not len(aw):
+            continue
+        pos = aw["pos"].to_numpy(dtype=int)
+        np.add.at(res.activated, pos, aw["quantity_mw"].to_numpy(dtype=float))
+        ids = [reservation_id(s, b) for s, b in zip(res.step[pos], aw["bid_id"], strict=True)]
+        out.awards = aw.assign(clearing_price_eur_mwh=price[pos], reservation_id=ids)
+    return outcomes
+
+
+def left_after(needs: pd.DataFrame, first: list[StepOutcome]) -> pd.DataFrame:
+    """The DSO needs the second pass buys: each less what the first pass served (a DSO buys
+    relief per need; the TSO's balance already counts the net the first pass activated)."""
+    served = pd.concat([o.needs for o in first if len(o.needs)] or [pd.DataFrame(columns=["need_id", "served_mw"])])
+    got = served.groupby("need_id")["served_mw"].sum()
+    dso = (needs["buyer_id"] != TSO_ID).to_numpy()
+    less = got.reindex(needs["need_id"]).fillna(0.0).to_numpy()
+    out = needs.assign(quantity_mw=np.where(dso, needs["quantity_mw"].to_numpy() - less, needs["quantity_mw"]))
+    return out[~dso | (out["quantity_mw"].to_numpy() > 1e-9)]
+
+
+def merge_needs(first: list[StepOutcome], second: list[StepOutcome], prep: Prepared) -> None:
+    """One result per need across both passes (in place): a DSO need served in the first pass
+    adds to what the second served (or stands alone if the second had nothing left to
+    buy); a TSO need's second-pass result already counts the first's activations."""
+    a = pd.concat([o.needs for o in first if len(o.needs)] or [pd.DataFrame(columns=["need_id"])], ignore_index=True)
+    if not len(a):
+        return
+    dso_ids = set(prep.needs.loc[prep.needs["buyer_id"] != TSO_ID, "need_id"])
+    a = a[a["need_id"].isin(dso_ids)]
+    in_second = set()
+    for out in second:
+        if not len(out.needs):
+            continue
+        extra = a.set_index("need_id")["served_mw"].reindex(out.needs["need_id"]).fillna(0.0).to_numpy()
+        out.needs = out.needs.assign(served_mw=out.needs["served_mw"].to_numpy() + extra)
+        in_second |= set(out.needs["need_id"])
+    for out in first:
+        keep = out.needs["need_id"].isin(dso_ids - in_second) if len(out.needs) else []
+        out.needs = out.needs[keep] if len(out.needs) else out.needs
+
+
+def area_of(prep: Prepared, holder: np.ndarray, need_id: np.ndarray) -> np.ndarray:
+    """The area of each reservation's need (the system for the TSO)."""
+    areas = prep.needs.set_index("need_id")["area_id"]
+    found = areas.reindex(pd.Index(need_id)).to_numpy(dtype=object)
+    return np.where(holder == TSO_ID, SYSTEM_AREA, found)
+
+
+def reservations_table(batch: Batch, prep: Prepared, design: Design, res: Reservations) -> pd.DataFrame:
+    """``reservations``: one row per reserved bid (section 3a): the MW held, by whom, at which
+    availability and utilisation price, how much its holder activated and the availability
+    cost (EUR = availability price x MW x interval hours)."""
+    h = batch.config.interval_hours
+    on = np.flatnonzero(res.mw > 1e-9)
+    b = prep.bids.iloc[on]
+    steps = {s.name: s for s in design.steps}
+    mw = np.round(res.mw[on], 6)
+    price = b[AVAILABILITY_PRICE].to_numpy(dtype=float)
+    holder = res.holder[on]
+    return pd.DataFrame(
+        {
+            "reservation_id": [reservation_id(s, i) for s, i in zip(res.step[on], b["bid_id"], strict=True)],
+            "bid_id": b["bid_id"].to_numpy(),
+            "der_id": b["der_id"].to_numpy(),
+            "aggregator_id": b["aggregator_id"].to_numpy(),
+            "dso_id": b["dso_id"].to_numpy(),
+            "node_id": b["node_id"].to_numpy(),
+            "buyer_id": holder,
+            "service": np.where(holder == TSO_ID, "tso_balancing", "dso_congestion"),
+            "need_id": res.need_id[on],
+            "area_id": area_of(prep, holder, res.need_id[on]),
+            "interval_start": b["interval_start"].to_numpy(),
+            "direction": b["direction"].to_numpy(),
+            "reserved_mw": mw,
+            "activated_mw": np.round(np.minimum(res.activated[on], res.mw[on]), 6),
+            "availability_price_eur_mw_h": price,
+            "utilisation_price_eur_mwh": b["price_eur_mwh"].to_numpy(dtype=float),
+            "availability_cost_eur": np.round(price * mw * h, 6),
+            "step": res.step[on],
+            "operator": [steps[s].operator.value for s in res.step[on]],
+            "operator_id": np.where(holder == TSO_ID, TSO_ID, holder),
+        }
+    ).sort_values(["interval_start", "bid_id"], ignore_index=True)
