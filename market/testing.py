@@ -124,6 +124,18 @@ def dso_need(
     }
 
 
+def forecast_row(quantity: str, key: str, value: float, t: int = 0, issued_at: str = "2026-01-04T08:00Z") -> Row:
+    """One ``forecasts`` row: ``quantity`` (``base_flow``, ``need``, ``der_available``) of
+    ``key`` for interval ``t``, issued at ``issued_at`` (default: 08:00 the day before)."""
+    return {
+        "quantity": quantity,
+        "key": key,
+        "interval_start": ts(t),
+        "issued_at": pd.Timestamp(issued_at),
+        "value": value,
+    }
+
+
 def area(area_id: str, node: str, dso: str = "dso1") -> dict[str, Any]:
     """One ``node_areas`` row."""
     return {"area_id": area_id, "node_id": node, "dso_id": dso}

@@ -135,7 +135,10 @@ def validate_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, max_liste
     services, finite and bounded prices and quantities, one row per bid and buyer (and
     product: a bid may hold an availability award and the energy award that calls it)."""
     src = f"read_parquet({sql_path(awards_path)}, file_row_number = true)"
-    per_product = ", coalesce(product, 'energy')" if "product" in parquet_columns(con, awards_path, "awards") else ""
+    present = parquet_columns(con, awards_path, "awards")
+    per_product = ", coalesce(product, 'energy')" if "product" in present else ""
+    # a reserving run's bid may be activated within its reservation and beyond it: two rows
+    per_product += ", coalesce(reservation_id, '')" if "reservation_id" in present else ""
     services = ", ".join(f"'{s.value}'" for s in Service)
     rules = [
         ("direction", "direction IS NULL OR direction NOT IN ('up', 'down')", "must be up or down"),

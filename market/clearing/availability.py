@@ -4,11 +4,12 @@
                                  MW x hours), whatever is activated
 ``reserved_mwh``                 capacity held, MW x hours
 ``reserved_unused_mwh``          held but never activated by its holder
-``unmet_reserved_by_other_mwh``  unmet need (MWh) that idle capacity held by the *other*
+``unmet_reserved_by_other_mwh``  unmet need (MWh) that capacity reserved by the *other*
                                  buyer could have served: same interval and direction,
                                  offered for the need's service and, for a DSO need, inside
-                                 its area; per need at most its unmet MWh (an upper bound:
-                                 the network may have stopped some of it)
+                                 its area (whether the holder then used it or left it idle);
+                                 per need at most its unmet MWh (an upper bound: the network
+                                 may have stopped some of it)
 
 All are measured from the reservations and the needs left unmet; a design that reserves
 nothing has zeros.
@@ -44,20 +45,20 @@ def availability_metrics(batch: Batch, result: ClearingResult) -> dict[str, Any]
         "availability_cost_eur": float(res["availability_cost_eur"].sum()),
         "reserved_mwh": float(res["reserved_mw"].sum() * h),
         "reserved_unused_mwh": float(idle.sum() * h),
-        "unmet_reserved_by_other_mwh": _unmet_held_by_other(batch, result, res.assign(idle_mw=idle)) * h,
+        "unmet_reserved_by_other_mwh": _unmet_held_by_other(batch, result, res) * h,
     }
 
 
 def _unmet_held_by_other(batch: Batch, result: ClearingResult, res: pd.DataFrame) -> float:
     needs = result.needs
     short = needs[needs["unmet_mw"] > 1e-9]
-    idle = res[res["idle_mw"] > 1e-9]
-    if not len(short) or not len(idle):
+    held = res[res["reserved_mw"] > 1e-9]
+    if not len(short) or not len(held):
         return 0.0
-    services = batch.bids.set_index("bid_id")["services"].reindex(idle["bid_id"]).to_numpy(dtype=object)
-    idle = idle.assign(offered=services)
+    services = batch.bids.set_index("bid_id")["services"].reindex(held["bid_id"]).to_numpy(dtype=object)
+    held = held.assign(offered=services)
     pairs = short[["need_id", "buyer_id", "service", "area_id", "interval_start", "direction", "unmet_mw"]].merge(
-        idle[["bid_id", "node_id", "buyer_id", "interval_start", "direction", "idle_mw", "offered"]],
+        held[["bid_id", "node_id", "buyer_id", "interval_start", "direction", "reserved_mw", "offered"]],
         on=["interval_start", "direction"],
         suffixes=("", "_holder"),
     )
@@ -67,8 +68,8 @@ def _unmet_held_by_other(batch: Batch, result: ClearingResult, res: pd.DataFrame
     usable = pairs[other & offered & inside]
     if not len(usable):
         return 0.0
-    per_need = usable.groupby("need_id").agg(unmet=("unmet_mw", "first"), idle=("idle_mw", "sum"))
-    return float(np.minimum(per_need["unmet"], per_need["idle"]).sum())
+    per_need = usable.groupby("need_id").agg(unmet=("unmet_mw", "first"), held=("reserved_mw", "sum"))
+    return float(np.minimum(per_need["unmet"], per_need["held"]).sum())
 
 
 def _in_area(pairs: pd.DataFrame, node_areas: pd.DataFrame) -> pd.Series:

@@ -25,7 +25,7 @@ released once the holder's activation step has run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -39,46 +39,86 @@ from market.enums import SYSTEM_AREA, TSO_ID, Buyer, ReservationUse
 from market.io.batch import Batch
 
 AVAILABILITY_PRICE = "availability_price_eur_mw_h"
+ROW_COLUMNS = ["pos", "holder", "step", "need_id", "mw", "activated", "released"]
 
 
 @dataclass
 class Reservations:
-    """Per bid (batch position): MW reserved, by whom and in which step, the MW its holder
-    has activated within it, and whether its idle MW are released to the other buyer."""
+    """Every reservation of the run, one row each: the bid (batch position ``pos``), its
+    ``holder`` (buyer id), the reserving ``step``, the ``need_id`` it was chosen for, the
+    MW held, the MW its holder has activated within it, and whether its idle MW are
+    released to the other buyer. A bid may be held in part by each buyer."""
 
-    mw: np.ndarray
-    holder: np.ndarray  # buyer id ("" where nothing is reserved)
-    step: np.ndarray
-    need_id: np.ndarray
-    activated: np.ndarray
-    released: np.ndarray
+    n_bids: int
+    rows: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ROW_COLUMNS))
 
     @classmethod
     def none(cls, n: int) -> Reservations:
-        empty = np.full(n, "", dtype=object)
-        return cls(np.zeros(n), empty, empty.copy(), np.full(n, None, dtype=object), np.zeros(n), np.zeros(n, bool))
+        return cls(n)
 
     def any(self) -> bool:
-        return bool((self.mw > 0).any())
+        return bool(len(self.rows))
 
-    def held_for(self, step: Step) -> np.ndarray:
-        """Per bid: whether a buyer of ``step`` holds its reservation."""
-        tso = (self.holder == TSO_ID) & (Buyer.TSO in step.buyers)
-        dso = (self.holder != "") & (self.holder != TSO_ID) & (Buyer.DSO in step.buyers)
-        return np.asarray((self.mw > 0) & (tso | dso))
+    def _per_bid(self, values: np.ndarray) -> np.ndarray:
+        return np.bincount(self.rows["pos"].to_numpy(dtype=int), weights=values, minlength=self.n_bids)
 
-    def idle(self) -> np.ndarray:
-        """Per bid: reserved MW its holder has not activated."""
-        return np.clip(self.mw - self.activated, 0.0, None)
+    def _held_for(self, step: Step) -> np.ndarray:
+        """Per row: whether a buyer of ``step`` holds it."""
+        holder = self.rows["holder"].to_numpy(dtype=object)
+        return np.asarray(
+            ((holder == TSO_ID) & (Buyer.TSO in step.buyers)) | ((holder != TSO_ID) & (Buyer.DSO in step.buyers))
+        )
+
+    def _idle(self) -> np.ndarray:
+        return np.clip(self.rows["mw"].to_numpy(dtype=float) - self.rows["activated"].to_numpy(dtype=float), 0.0, None)
+
+    def reserved(self) -> np.ndarray:
+        """Per bid: MW held by anyone."""
+        return self._per_bid(self.rows["mw"].to_numpy(dtype=float)) if self.any() else np.zeros(self.n_bids)
+
+    def own_room(self, step: Step) -> np.ndarray:
+        """Per bid: reserved MW the buyers of ``step`` hold and have not activated."""
+        if not self.any():
+            return np.zeros(self.n_bids)
+        return self._per_bid(np.where(self._held_for(step), self._idle(), 0.0))
 
     def blocked(self, step: Step) -> np.ndarray:
         """Per bid: MW ``step`` may not use because another buyer holds them."""
-        return np.where(self.held_for(step) | self.released, 0.0, self.idle())
+        if not self.any():
+            return np.zeros(self.n_bids)
+        free = self._held_for(step) | self.rows["released"].to_numpy(dtype=bool)
+        return self._per_bid(np.where(free, 0.0, self._idle()))
+
+    def add(self, step: Step, awards: pd.DataFrame) -> None:
+        """The reservation step's choices, one row per awarded bid."""
+        new = pd.DataFrame(
+            {
+                "pos": awards["pos"].to_numpy(dtype=int),
+                "holder": awards["buyer_id"].to_numpy(dtype=object),
+                "step": step.name,
+                "need_id": awards["need_id"].to_numpy(dtype=object),
+                "mw": awards["quantity_mw"].to_numpy(dtype=float),
+                "activated": 0.0,
+                "released": False,
+            }
+        )
+        self.rows = pd.concat([self.rows, new], ignore_index=True) if len(self.rows) else new
+
+    def call(self, step: Step, awards: pd.DataFrame) -> np.ndarray:
+        """Count a first-pass activation against the reservation its step's buyers hold on the
+        bid; returns each award's reservation row."""
+        held = self.rows[self._held_for(step)]
+        row = pd.Series(held.index, index=held["pos"].to_numpy()).groupby(level=0).first()
+        which = row.reindex(awards["pos"].to_numpy(dtype=int)).to_numpy()
+        act = self.rows["activated"].to_numpy(dtype=float).copy()
+        np.add.at(act, which.astype(int), awards["quantity_mw"].to_numpy(dtype=float))
+        self.rows["activated"] = act
+        return which.astype(int)
 
     def release(self, step: Step, use: ReservationUse) -> None:
         """After the holder's activation step: idle MW go to the other buyer if the design says so."""
-        if use is ReservationUse.IDLE_TO_OTHER:
-            self.released |= self.held_for(step)
+        if use is ReservationUse.IDLE_TO_OTHER and self.any():
+            self.rows["released"] = self.rows["released"].to_numpy(dtype=bool) | self._held_for(step)
 
 
 def forecast_at(
@@ -113,7 +153,7 @@ def reservation_inputs(batch: Batch, prep: Prepared, step: Step, res: Reservatio
     available = forecast_at(
         batch, "der_available", bids["bid_id"], bids["interval_start"], decision[t], bids["quantity_mw"].to_numpy()
     )
-    bids["quantity_mw"] = np.where(two_part, np.clip(available - res.mw, 0.0, None), 0.0)
+    bids["quantity_mw"] = np.where(two_part, np.clip(available - res.reserved(), 0.0, None), 0.0)
     if two_part.any():
         bids["cost"] = bids["price_eur_mwh"].to_numpy() + bids[AVAILABILITY_PRICE].fillna(0.0).to_numpy()
     needs = prep.needs.copy()
@@ -128,13 +168,8 @@ def record(res: Reservations, step: Step, outcomes: list[StepOutcome]) -> list[S
     """Record a reservation step's choices in ``res``; the outcomes keep their model
     statistics only (a reservation activates, serves and prices nothing)."""
     for out in outcomes:
-        aw = out.awards
-        if len(aw):
-            pos = aw["pos"].to_numpy(dtype=int)
-            res.mw[pos] += aw["quantity_mw"].to_numpy(dtype=float)
-            res.holder[pos] = aw["buyer_id"].to_numpy()
-            res.step[pos] = step.name
-            res.need_id[pos] = aw["need_id"].to_numpy()
+        if len(out.awards):
+            res.add(step, out.awards)
     return [StepOutcome(o.awards.iloc[:0], o.needs.iloc[:0], o.node_prices.iloc[:0], o.liquidity.iloc[:0], o.stats)
             for o in outcomes]  # fmt: skip
 
@@ -143,17 +178,20 @@ def reservation_id(step: str, bid_id: object) -> str:
     return f"{step}/{bid_id}"
 
 
-def called(res: Reservations, prep: Prepared, outcomes: list[StepOutcome]) -> list[StepOutcome]:
+def called(res: Reservations, prep: Prepared, step: Step, outcomes: list[StepOutcome]) -> list[StepOutcome]:
     """The first pass's awards as calls on their reservations: paid the bid's utilisation
-    price, naming the reservation; the activated MW are counted in ``res``."""
+    price, naming the reservation; the activated MW are counted in ``res``. Its node prices
+    and liquidity are dropped: the step's market is its second pass."""
     price = prep.bids["price_eur_mwh"].to_numpy()
     for out in outcomes:
+        # the market's prices and liquidity are the second pass's (this one sells held MW only)
+        out.node_prices, out.liquidity = out.node_prices.iloc[:0], out.liquidity.iloc[:0]
         aw = out.awards
         if not len(aw):
             continue
         pos = aw["pos"].to_numpy(dtype=int)
-        np.add.at(res.activated, pos, aw["quantity_mw"].to_numpy(dtype=float))
-        ids = [reservation_id(s, b) for s, b in zip(res.step[pos], aw["bid_id"], strict=True)]
+        steps = res.rows["step"].to_numpy(dtype=object)[res.call(step, aw)]
+        ids = [reservation_id(s, b) for s, b in zip(steps, aw["bid_id"], strict=True)]
         out.awards = aw.assign(clearing_price_eur_mwh=price[pos], reservation_id=ids)
     return outcomes
 
@@ -198,19 +236,20 @@ def area_of(prep: Prepared, holder: np.ndarray, need_id: np.ndarray) -> np.ndarr
 
 
 def reservations_table(batch: Batch, prep: Prepared, design: Design, res: Reservations) -> pd.DataFrame:
-    """``reservations``: one row per reserved bid (section 3a): the MW held, by whom, at which
+    """``reservations``: one row per reservation (section 3a): the MW held, by whom, at which
     availability and utilisation price, how much its holder activated and the availability
     cost (EUR = availability price x MW x interval hours)."""
     h = batch.config.interval_hours
-    on = np.flatnonzero(res.mw > 1e-9)
-    b = prep.bids.iloc[on]
+    r = res.rows[res.rows["mw"].to_numpy(dtype=float) > 1e-9] if res.any() else res.rows
+    b = prep.bids.iloc[r["pos"].to_numpy(dtype=int)]
     steps = {s.name: s for s in design.steps}
-    mw = np.round(res.mw[on], 6)
-    price = b[AVAILABILITY_PRICE].to_numpy(dtype=float)
-    holder = res.holder[on]
+    mw = np.round(r["mw"].to_numpy(dtype=float), 6)
+    price = b[AVAILABILITY_PRICE].to_numpy(dtype=float) if AVAILABILITY_PRICE in b else np.zeros(len(b))
+    holder = r["holder"].to_numpy(dtype=object)
+    step = r["step"].to_numpy(dtype=object)
     return pd.DataFrame(
         {
-            "reservation_id": [reservation_id(s, i) for s, i in zip(res.step[on], b["bid_id"], strict=True)],
+            "reservation_id": [reservation_id(s, i) for s, i in zip(step, b["bid_id"], strict=True)],
             "bid_id": b["bid_id"].to_numpy(),
             "der_id": b["der_id"].to_numpy(),
             "aggregator_id": b["aggregator_id"].to_numpy(),
@@ -218,17 +257,17 @@ def reservations_table(batch: Batch, prep: Prepared, design: Design, res: Reserv
             "node_id": b["node_id"].to_numpy(),
             "buyer_id": holder,
             "service": np.where(holder == TSO_ID, "tso_balancing", "dso_congestion"),
-            "need_id": res.need_id[on],
-            "area_id": area_of(prep, holder, res.need_id[on]),
+            "need_id": r["need_id"].to_numpy(dtype=object),
+            "area_id": area_of(prep, holder, r["need_id"].to_numpy(dtype=object)),
             "interval_start": b["interval_start"].to_numpy(),
             "direction": b["direction"].to_numpy(),
             "reserved_mw": mw,
-            "activated_mw": np.round(np.minimum(res.activated[on], res.mw[on]), 6),
+            "activated_mw": np.round(np.minimum(r["activated"].to_numpy(dtype=float), mw), 6),
             "availability_price_eur_mw_h": price,
             "utilisation_price_eur_mwh": b["price_eur_mwh"].to_numpy(dtype=float),
             "availability_cost_eur": np.round(price * mw * h, 6),
-            "step": res.step[on],
-            "operator": [steps[s].operator.value for s in res.step[on]],
-            "operator_id": np.where(holder == TSO_ID, TSO_ID, holder),
+            "step": step,
+            "operator": np.array([steps[s].operator.value for s in step], dtype=object),
+            "operator_id": holder,
         }
-    ).sort_values(["interval_start", "bid_id"], ignore_index=True)
+    ).sort_values(["interval_start", "bid_id", "buyer_id"], ignore_index=True)

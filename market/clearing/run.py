@@ -191,10 +191,11 @@ def _activate(
     """An activation step: its buyers' reserved capacity first, then the rest from capacity
     no other buyer holds (:mod:`market.clearing.reservation`); one pass without reservations."""
     first: list[StepOutcome] = []
-    own = res.held_for(step)
-    if own.any():
-        inputs = step_inputs(batch, prep, step, seen, known, room=np.where(own, res.idle(), 0.0))
-        first = called(res, prep, _solve(prep, step, inputs, seen, known, scheduler, solver_options))
+    whole = prep  # every need of the step, for one result per need across both passes
+    own = res.own_room(step)
+    if (own > 0).any():
+        inputs = step_inputs(batch, prep, step, seen, known, room=own)
+        first = called(res, prep, step, _solve(prep, step, inputs, seen, known, scheduler, solver_options))
         seen = seen.copy()
         for out in first:
             np.add.at(seen, out.awards["pos"].to_numpy(dtype=int), out.awards["quantity_mw"].to_numpy(dtype=float))
@@ -204,7 +205,7 @@ def _activate(
     second = _solve(
         prep, step, step_inputs(batch, prep, step, seen, known, room), seen, known, scheduler, solver_options
     )
-    merge_needs(first, second, prep)
+    merge_needs(first, second, whole)
     res.release(step, design.reservation_use)
     return first + second
 
