@@ -52,7 +52,7 @@ from market.io.read import batch_from_frames, load_batch  # noqa: E402
 from market.io.write import write_batch  # noqa: E402
 
 sys.path.insert(0, str(HERE))
-from make_sample import write_meter  # noqa: E402  (the same meter writer as data/sample)
+from make_sample import with_two_part_offers, write_meter  # noqa: E402  (as data/sample)
 
 GRIDS = {"dso-rural": "1-MV-rural--0-sw", "dso-semiurb": "1-MV-semiurb--0-sw", "dso-comm": "1-MV-comm--0-sw"}
 DAY = "2016-12-01"  # a Thursday (German local day)
@@ -296,6 +296,7 @@ def build(
     cfg = BatchConfig(
         name=f"simbench-3mv-contested-{day_text}", start=day, end=day + pd.Timedelta(days=1), interval_minutes=15
     )
+    frames["bids"] = with_two_part_offers(frames["bids"])
     batch = batch_from_frames(cfg, **frames)
     if out.exists():
         shutil.rmtree(out)

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import zlib
 from pathlib import Path
 
 import networkx as nx
@@ -323,6 +324,7 @@ def build() -> None:
             sigs, columns=["dso_id", "area_id", "interval_start", "state", "headroom_up_mw", "headroom_down_mw"]
         ),
     }
+    frames["bids"] = with_two_part_offers(frames["bids"])
     batch = batch_from_frames(cfg, **frames)
     out = HERE / "sample"
     if out.exists():
@@ -336,19 +338,34 @@ def build() -> None:
     )
 
 
+TWO_PART_EUR_MW_H = (15.0, 30.0)  # availability prices drawn in this range (see data/README.md)
+
+
+def with_two_part_offers(bids: pd.DataFrame) -> pd.DataFrame:
+    """Every second flexible-load DER (by id) offers its bids as two-part offers: an
+    availability price in ``TWO_PART_EUR_MW_H`` per MW and hour, the same for all its bids,
+    from a checksum of its id (no random draw: the other columns stay as they were). The
+    range brackets the availability paid in National Grid DSO's worked example (a 0.5 MW
+    battery paid GBP 2,440.80 for 228 h of availability, about GBP 21.4 or EUR 25 per MW/h)."""
+    loads = sorted(d for d in bids["der_id"].unique() if "-load" in d)
+    lo, hi = TWO_PART_EUR_MW_H
+    price = {d: round(lo + (zlib.crc32(d.encode()) % 10_000) / 10_000 * (hi - lo), 2) for d in loads[::2]}
+    return bids.assign(availability_price_eur_mw_h=bids["der_id"].map(price).astype(float))
+
+
 def write_meter(der_series, day: pd.Timestamp, awards: pd.DataFrame, path: Path | None = None) -> None:  # type: ignore[no-untyped-def]
     """60 days of 15-minute net consumption (kWh) per DER, delivered flexibility removed
     (``path``: default ``data/meter.parquet``)."""
     first = (day.tz_convert(LOCAL_TZ) - pd.DateOffset(days=METER_DAYS - 1)).tz_convert("UTC")
     frames = []
     for der, times, mw in der_series:
-        sel = (times >= first) & (times < day + pd.Timedelta(days=1))
+        sel = np.asarray((times >= first) & (times < day + pd.Timedelta(days=1)))  # Series or Index
         frames.append(
             pd.DataFrame(
                 {
                     "der_id": der,
-                    "interval_start": times[sel].to_numpy(),
-                    "consumption_kwh": mw[sel.to_numpy()] * 1000 * INTERVAL_H,
+                    "interval_start": np.asarray(times[sel]),
+                    "consumption_kwh": np.asarray(mw)[sel] * 1000 * INTERVAL_H,
                 }
             )
         )

@@ -31,7 +31,7 @@ def settlement_lines(con: duckdb.DuckDBPyConnection, cfg: SettleConfig) -> pd.Da
         WITH ranked AS (
             SELECT a.*, row_number() OVER (PARTITION BY der_id, interval_start
                    ORDER BY service_rank, buyer_id, bid_id) AS prio
-            FROM awards_t a
+            FROM awards_t a WHERE a.product <> 'capped-power'
         ), lead_method AS (
             SELECT der_id, interval_start, method AS der_method FROM ranked WHERE prio = 1
         ), measured AS (
@@ -123,5 +123,36 @@ def availability_lines(con: duckdb.DuckDBPyConnection, energy: pd.DataFrame, hou
             FROM factors ORDER BY interval_start, der_id, bid_id""").df()
     finally:
         con.unregister("energy_lines")
+    out["net_eur"] = out["payment_eur"] + out["make_whole_eur"] - out["penalty_eur"]
+    return out[LINE_COLUMNS]
+
+
+def capped_power_lines(con: duckdb.DuckDBPyConnection, cfg: SettleConfig, hours: float) -> pd.DataFrame:
+    """One line per capped-power (MaxUsage) award, verified on the meter against its cap, not
+    a baseline: the relief bought (``awarded_mwh``) counts as delivered while the metered
+    consumption stays at or under ``max_usage_mw``; every MWh consumed above the cap is
+    short (at most the award). ``baseline_kwh`` holds the cap's energy, ``delivered_up_mwh``
+    how far under it the meter stayed (negative: over). No meter reading: unverifiable."""
+    rate = f"{cfg.penalty_eur_mwh}" if cfg.penalty_eur_mwh is not None else f"{cfg.penalty_factor} * abs(price_eur_mwh)"
+    out = con.execute(f"""
+        WITH measured AS (
+            SELECT a.*, a.max_usage_mw * 1000 * {hours} AS cap_kwh, m.kwh AS metered_kwh
+            FROM awards_t a LEFT JOIN event_meter m ON m.der_id = a.der_id AND m.ts = a.interval_start
+            WHERE a.product = 'capped-power'
+        ), alloc AS (
+            SELECT *, (cap_kwh - metered_kwh) / 1000.0 AS under_mwh,
+                   least(awarded_mwh, greatest(awarded_mwh + (cap_kwh - metered_kwh) / 1000.0, 0)) AS got_mwh
+            FROM measured
+        )
+        SELECT bid_id, der_id, aggregator_id, buyer_id, service, need_id, interval_start, direction,
+               quantity_mw, price_eur_mwh, 'capped-power' AS method, cap_kwh AS baseline_kwh, metered_kwh,
+               under_mwh AS delivered_up_mwh, awarded_mwh, got_mwh AS allocated_mwh,
+               awarded_mwh - got_mwh AS shortfall_mwh, got_mwh * price_eur_mwh AS payment_eur,
+               CASE WHEN metered_kwh IS NULL THEN NULL
+                    ELSE award_make_whole_eur * got_mwh / awarded_mwh END AS make_whole_eur,
+               (awarded_mwh - got_mwh) * {rate} AS penalty_eur,
+               CASE WHEN metered_kwh IS NULL THEN 'unverifiable' ELSE 'settled' END AS status,
+               'capped-power' AS product, NULL::DOUBLE AS availability_factor
+        FROM alloc ORDER BY interval_start, der_id, bid_id""").df()
     out["net_eur"] = out["payment_eur"] + out["make_whole_eur"] - out["penalty_eur"]
     return out[LINE_COLUMNS]

@@ -76,6 +76,7 @@ def _load_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, cfg: SettleC
     product = "coalesce(a.product, 'energy')" if "product" in columns else "'energy'"
     reservation = "a.reservation_id" if "reservation_id" in columns else "NULL"
     avail_price = "a.availability_price_eur_mw_h" if "availability_price_eur_mw_h" in columns else "NULL"
+    max_usage = "a.max_usage_mw" if "max_usage_mw" in columns else "NULL"
     con.register("method_pairs", pairs)
     con.execute(f"""
         CREATE TABLE awards_t AS
@@ -90,7 +91,8 @@ def _load_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, cfg: SettleC
                CAST({nominated} AS DOUBLE) * 1000 * {hours} AS nominated_kwh,
                CASE a.direction WHEN 'up' THEN 1 ELSE -1 END AS s,
                CAST({product} AS VARCHAR) AS product, CAST({reservation} AS VARCHAR) AS reservation_id,
-               CAST({avail_price} AS DOUBLE) AS availability_price_eur_mw_h
+               CAST({avail_price} AS DOUBLE) AS availability_price_eur_mw_h,
+               CAST({max_usage} AS DOUBLE) AS max_usage_mw
         FROM read_parquet({sql_path(awards_path)}) a
         JOIN method_pairs p ON p.buyer_id = a.buyer_id AND p.service = a.service
         WHERE a.quantity_mw > 0""")
@@ -102,7 +104,7 @@ def _load_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, cfg: SettleC
     con.execute("DELETE FROM awards_t WHERE product = 'availability'")
 
 
-PRODUCTS = ("energy", "availability")
+PRODUCTS = ("energy", "availability", "capped-power")
 
 
 def check_products(con: duckdb.DuckDBPyConnection, awards_path: Path) -> None:
@@ -111,7 +113,9 @@ def check_products(con: duckdb.DuckDBPyConnection, awards_path: Path) -> None:
     reservation the run does not hold."""
     bad = con.execute(f"""
         SELECT bid_id, interval_start, CASE
-            WHEN product NOT IN {PRODUCTS} THEN 'product ' || product || ' is not energy or availability'
+            WHEN product NOT IN {PRODUCTS} THEN 'product ' || product || ' is not energy, availability or capped-power'
+            WHEN product = 'capped-power' AND (max_usage_mw IS NULL OR NOT isfinite(max_usage_mw) OR max_usage_mw < 0)
+                THEN 'a capped-power award needs a finite max_usage_mw >= 0'
             WHEN product = 'availability' AND (availability_price_eur_mw_h IS NULL
                  OR NOT isfinite(availability_price_eur_mw_h) OR availability_price_eur_mw_h < 0)
                 THEN 'an availability award needs a finite availability_price_eur_mw_h >= 0'
@@ -135,10 +139,7 @@ def validate_awards(con: duckdb.DuckDBPyConnection, awards_path: Path, max_liste
     services, finite and bounded prices and quantities, one row per bid and buyer (and
     product: a bid may hold an availability award and the energy award that calls it)."""
     src = f"read_parquet({sql_path(awards_path)}, file_row_number = true)"
-    present = parquet_columns(con, awards_path, "awards")
-    per_product = ", coalesce(product, 'energy')" if "product" in present else ""
-    # a reserving run's bid may be activated within its reservation and beyond it: two rows
-    per_product += ", coalesce(reservation_id, '')" if "reservation_id" in present else ""
+    per_product = ", coalesce(product, 'energy')" if "product" in parquet_columns(con, awards_path, "awards") else ""
     services = ", ".join(f"'{s.value}'" for s in Service)
     rules = [
         ("direction", "direction IS NULL OR direction NOT IN ('up', 'down')", "must be up or down"),

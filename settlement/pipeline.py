@@ -28,7 +28,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from settlement.allocation import LINE_COLUMNS, availability_lines, settlement_lines
+from settlement.allocation import LINE_COLUMNS, availability_lines, capped_power_lines, settlement_lines
 from settlement.baselines import METHODS, BaselineKind, compute_baselines, event_targets
 from settlement.config import SettleConfig
 from settlement.connection import connect, open_duckdb, reading
@@ -78,9 +78,10 @@ def _meter(ctx: SettlementContext) -> None:
 
 
 def _lines(ctx: SettlementContext) -> None:
+    hours = ctx.interval_minutes / 60.0
     energy = settlement_lines(ctx.con, ctx.cfg)
-    reserved = availability_lines(ctx.con, energy, ctx.interval_minutes / 60.0)
-    ctx.lines = pd.concat([energy, reserved], ignore_index=True) if len(reserved) else energy
+    parts = [energy, availability_lines(ctx.con, energy, hours), capped_power_lines(ctx.con, ctx.cfg, hours)]
+    ctx.lines = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts[1:]) else energy
 
 
 def _findings(ctx: SettlementContext) -> None:

@@ -70,7 +70,7 @@ def test_full_delivery_pays_the_whole_availability(tmp_path: Path) -> None:
         ({**RESERVE, "availability_price": None}, "availability_price_eur_mw_h"),
         ({**RESERVE, "reservation": None}, "reservation_id"),
         ({"bid_id": "x", "t": AT, "q": 1.0, "price": 7.0, "reservation": "NOPE"}, "does not hold"),
-        ({**RESERVE, "product": "capacity"}, "not energy or availability"),
+        ({**RESERVE, "product": "capacity"}, "not energy, availability or capped-power"),
     ],
 )
 def test_bad_product_columns_are_refused_by_name(tmp_path: Path, award: dict, says: str) -> None:  # type: ignore[type-arg]

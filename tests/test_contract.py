@@ -93,8 +93,8 @@ def _conforms(spec: TableSpec, df: pd.DataFrame) -> None:
     """``df`` has the spec's columns in order (an optional one where present) and its values."""
     assert list(df.columns) == [c.name for c in spec.columns if c.required or c.name in df], spec.name
     spec = replace(spec, columns=tuple(c for c in spec.columns if c.name in df))
-    if "reservation_id" in df and "product" in df:  # a bid may hold an availability award and two calls
-        spec = replace(spec, key=(*spec.key, "product", "reservation_id"))
+    if "product" in df:  # a bid may hold an availability award and the activation that calls it
+        spec = replace(spec, key=(*spec.key, "product"))
     if len(df):
         schema = pandera_schema(spec)
         schema = schema.update_columns({c.name: {"dtype": None} for c in spec.columns if c.kind in ("ts", "date")})

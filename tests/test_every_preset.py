@@ -150,7 +150,8 @@ def check_run(batch, r) -> None:  # type: ignore[no-untyped-def]
     minq = bids["min_quantity_mw"].reindex(per_bid.index)
     assert ((per_bid <= 1e-6) | (per_bid >= minq - 1e-6)).all(), "an all-or-nothing bid awarded below its minimum"
     for name in ("awards", "prices", "node_prices"):
-        num = r.tables()[name].select_dtypes("number").drop(columns=["nominated_baseline_mw"], errors="ignore")
+        nullable = ["nominated_baseline_mw", "availability_price_eur_mw_h", "max_usage_mw"]  # empty where n/a
+        num = r.tables()[name].select_dtypes("number").drop(columns=nullable, errors="ignore")
         assert np.isfinite(num.to_numpy(dtype=float)).all(), f"a non-finite number in {name}"
     signed = aw.assign(mw=np.where(aw["direction"] == "up", 1.0, -1.0) * aw["quantity_mw"])
     # flows recomputed from the awards

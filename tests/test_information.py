@@ -156,12 +156,13 @@ def test_a_bad_gate_and_a_bad_forecast_are_refused_by_name(tmp_path: Path) -> No
     with pytest.raises(DesignError, match="gate 'soon'"):
         load_design(path)
     batch = _batch(3600.0)
-    bad = batch.forecasts.assign(quantity="need")
-    with pytest.raises(BatchValidationError, match="quantity"):
-        batch_from_frames(
-            batch.config, **{n: batch.table(n) for n in ("bids", "needs", "node_areas", "constraints")},
-            sensitivities=batch.sensitivities, forecasts=bad,
-        )  # fmt: skip
+    for quantity, says in (("demand", "quantity"), ("need", "unknown key: not in needs")):
+        bad = batch.forecasts.assign(quantity=quantity)
+        with pytest.raises(BatchValidationError, match=says):
+            batch_from_frames(
+                batch.config, **{n: batch.table(n) for n in ("bids", "needs", "node_areas", "constraints")},
+                sensitivities=batch.sensitivities, forecasts=bad,
+            )  # fmt: skip
 
 
 def _ramp_batch(relay: dict[str, float], publish: dict[str, float] | None = None):  # type: ignore[no-untyped-def]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from market import clear
-from market.clearing import run, solvers
+from market.clearing import solvers, solving
 from market.clearing.ir import SolveStatus
 from market.clearing.run import step_model
 from market.io.synth import SynthSpec, synth_batch
@@ -29,7 +29,7 @@ def everything_large(monkeypatch):  # type: ignore[no-untyped-def]
 def test_the_start_is_the_step_with_every_integer_unit_rejected(batch, everything_large):  # type: ignore[no-untyped-def]
     model = step_model(batch, "single")
     assert solvers.is_large_milp(model) and model.start is None
-    sol = run._start_rejecting_integers(model, EXACT, None)
+    sol = solving._start_rejecting_integers(model, EXACT, None)
     assert sol.status is SolveStatus.OPTIMAL and model.start is not None
     for name, fam in model.variables.items():
         if fam.integer:
@@ -43,8 +43,8 @@ def test_a_large_milp_clears_to_the_same_optimum_with_start_and_options(batch, m
     monkeypatch.setattr(solvers, "LARGE_MILP_COLUMNS", 0)
     monkeypatch.setattr(solvers, "LIGHT_PRESOLVE_COLUMNS", 0)
     started = []
-    real = run._start_rejecting_integers
-    monkeypatch.setattr(run, "_start_rejecting_integers", lambda *a: started.append(1) or real(*a))
+    real = solving._start_rejecting_integers
+    monkeypatch.setattr(solving, "_start_rejecting_integers", lambda *a: started.append(1) or real(*a))
     tuned = clear(batch, "single", solver_options=EXACT)
     assert started == [1]
     assert plain.ok and tuned.ok and tuned.stats[0].status == "optimal"

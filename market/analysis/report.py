@@ -35,10 +35,7 @@ HEADLINE = [
     ("unmet_mwh", "Unmet need (TSO, and DSO relief physically short)"),
     ("availability_cost_eur", "Availability paid for reserved capacity"),
     ("reserved_unused_mwh", "Reserved but never activated (MWh)"),
-    (
-        "unmet_reserved_by_other_mwh",
-        "Unmet need that capacity idle in the other buyer's reservation could have served (MWh)",
-    ),
+    ("unmet_reserved_by_other_mwh", "Unmet need that capacity the other buyer reserved could have served (MWh)"),
     ("distribution_violation_mwh", "Distribution violations"),
     ("transmission_violation_mwh", "Transmission violations"),
     ("signal_breach_mw", "Traffic-light breaches by the TSO (MW)"),

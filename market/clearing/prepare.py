@@ -51,6 +51,9 @@ def prepare(batch: Batch, policy: RoutePolicy = RoutePolicy.AGGREGATORS) -> Prep
     bids["t"] = cfg.slot_of(bids["interval_start"])
     bids["sign"] = Direction.signs(bids["direction"])
     bids["cost"] = bids["price_eur_mwh"]
+    if "max_usage_mw" in bids:  # a capped-power offer is a ceiling: its relief is accepted whole or not
+        capped = bids["max_usage_mw"].notna().to_numpy()
+        bids["min_quantity_mw"] = np.where(capped, bids["quantity_mw"], bids["min_quantity_mw"])
     bids["service_set"], bids["tso_ok"], bids["dso_ok"] = offered_services(bids)
     bids["route"] = effective_routes(own_routes(batch), policy)
     needs = batch.needs.copy()

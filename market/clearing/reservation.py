@@ -16,6 +16,8 @@ The holder's later (activation) step runs in two passes:
    reservation it calls);
 2. **the rest**: the same model over the capacity nobody else holds, for what the first
    pass left (DSO needs reduced by what it served; the TSO balance by the net activated).
+   A bid the buyer holds is bought only within its reservation (one award per bid, buyer
+   and product: what settlement pays), not for the part beyond it.
 
 A reservation held by one buyer is unavailable to the other buyer (every step of that
 buyer, reservation steps included, sees the bid's quantity less the held MW not yet
@@ -81,6 +83,13 @@ class Reservations:
         if not self.any():
             return np.zeros(self.n_bids)
         return self._per_bid(np.where(self._held_for(step), self._idle(), 0.0))
+
+    def held_bids(self, step: Step) -> np.ndarray:
+        """Per bid: whether a buyer of ``step`` holds part of it (then it buys the bid only
+        within that reservation: one award per bid, buyer and product)."""
+        if not self.any():
+            return np.zeros(self.n_bids, bool)
+        return self._per_bid(self._held_for(step).astype(float)) > 0
 
     def blocked(self, step: Step) -> np.ndarray:
         """Per bid: MW ``step`` may not use because another buyer holds them."""

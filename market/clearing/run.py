@@ -201,7 +201,9 @@ def _activate(
             np.add.at(seen, out.awards["pos"].to_numpy(dtype=int), out.awards["quantity_mw"].to_numpy(dtype=float))
         prep = replace(prep, needs=left_after(prep.needs, first))
     blocked = res.blocked(step)
-    room = prep.bids["quantity_mw"].to_numpy() - seen - blocked if blocked.any() else None
+    room = prep.bids["quantity_mw"].to_numpy() - seen - blocked if res.any() else None
+    if room is not None:
+        room[res.held_bids(step)] = 0.0
     second = _solve(
         prep, step, step_inputs(batch, prep, step, seen, known, room), seen, known, scheduler, solver_options
     )

@@ -148,13 +148,22 @@ def findings_rich(findings: pd.DataFrame) -> Table:
     return t
 
 
+# shown where a compared design reserves capacity (two-part products)
+AVAILABILITY = [
+    ("availability_cost_eur", "avail. cost EUR"),
+    ("reserved_unused_mwh", "reserved unused MWh"),
+    ("unmet_reserved_by_other_mwh", "unmet, held by other MWh"),
+]
+
+
 def comparison_rich(results: Sequence[ClearingResult]) -> Table:
     t = Table(title="design comparison (details in report.html)")
     t.add_column("design")
-    for _, label in SHORT:
+    shown = SHORT + (AVAILABILITY if any(r.design.reserves for r in results) else [])
+    for _, label in shown:
         t.add_column(label, justify="right")
     for r in results:
-        t.add_row(r.design.name, *[_short(r.metrics.get(k, float("nan"))) for k, _ in SHORT])
+        t.add_row(r.design.name, *[_short(r.metrics.get(k, float("nan"))) for k, _ in shown])
     return t
 
 
