@@ -42,6 +42,9 @@ def make_run(folder: Path, awards: list[dict], minutes: int = 15, session: str =
         df["make_whole_eur"] = [float(a.get("make_whole", 0.0)) for a in awards]
     if any("product" in a or "reservation" in a for a in awards):  # two-part products (hand-made)
         df["product"] = [a.get("product", "energy") for a in awards]
+        if any("max_usage" in a for a in awards):  # capped power: the consumption ceiling
+            df["max_usage_mw"] = [a.get("max_usage") for a in awards]
+            df["max_usage_mw"] = df["max_usage_mw"].astype(float)
         df["reservation_id"] = [a.get("reservation") for a in awards]
         df["availability_price_eur_mw_h"] = [a.get("availability_price") for a in awards]
         df["availability_price_eur_mw_h"] = df["availability_price_eur_mw_h"].astype(float)

@@ -26,7 +26,12 @@ then gained the registered cyber exposure (every table unchanged, compared), and
 ``california-today`` made the multi-node model opt-in and its utilities blind to the
 CAISO's dispatch (its references re-made); ``eu-dso-traffic-light``'s DSOs then passed
 their flexibility up to the TSO, every aggregator through them, and ``aemo-centralised``
-took the DNSPs' limits themselves in place of published lights (references re-made)."""
+took the DNSPs' limits themselves in place of published lights (references re-made). Both
+samples then gained two-part offers (an ``availability_price_eur_mw_h`` on every second
+flexible-load DER; no other bid column moved, compared) and the metrics gained the
+availability keys: every table of every earlier preset stayed the same (compared), their
+metrics references were re-made, and the two reservation presets (``reserve-tso-first``,
+``reserve-dso-first``) were added."""
 
 from __future__ import annotations
 

@@ -4,10 +4,12 @@ who may use a reservation, and the availability metrics; each case computed by h
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from market.clearing.run import clear
 from market.design.spec import Design, load_design, parse_design
@@ -181,3 +183,40 @@ def test_bad_reservation_steps_are_refused(steps: list[dict[str, object]], messa
 def test_reservation_use_must_be_known() -> None:
     with pytest.raises(DesignError, match="reservation_use"):
         tso_reserves_then_activates(reservation_use="anyone")
+
+
+def test_a_cleared_reservation_is_settled_by_the_share_delivered_on_call(tmp_path: Path) -> None:
+    """From ``flexmarket clear`` to settlement: the short-reservation day (A reserved 10 MW at
+    5 EUR/MW/h, called for 6 MW at 50; B 4 MW at 80). A's meter (10 MWh an hour on every
+    day) reads 7 MWh at the event: 3 of the 6 MWh called are delivered, so the reservation's
+    availability factor is 1/2 and it is paid 50 x 1/2 = 25 EUR; B delivers its 4 MWh."""
+    from settle_helpers import daily_meter, write_meter
+
+    from market.cli import app
+    from market.io.write import write_batch
+    from settlement import SettleConfig, settle
+
+    batch_dir = write_batch(short_reservation_batch(), tmp_path / "batch", "parquet") or tmp_path / "batch"
+    design = tmp_path / "reserve.toml"
+    design.write_text(
+        'name = "reserve-then-activate"\n[[steps]]\nname = "tso-reserve"\nbuyers = ["tso"]\nreserve = true\n'
+        'gate = "D-1 10:00"\n[[steps]]\nname = "tso-activate"\nbuyers = ["tso"]\ngate = "T-15min"\n'
+    )
+    run = tmp_path / "run"
+    res = CliRunner().invoke(app, ["clear", str(batch_dir), "--design", str(design), "--pricing", "pay-as-bid",
+                                   "--out", str(run)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    at = pd.Timestamp("2026-01-05T00:00Z")
+    meters = []
+    for der, level, event in (("der-A", 10_000.0, 7_000.0), ("der-B", 20_000.0, 16_000.0)):
+        m = daily_meter(der, "2025-11-03", 64, lambda d, s, v=level: v, minutes=60)
+        m.loc[m["interval_start"] == at, "consumption_kwh"] = event
+        meters.append(m)
+    meter = write_meter(pd.concat(meters, ignore_index=True), tmp_path / "meter.parquet")
+    r = settle(run, meter, SettleConfig(penalty_eur_mwh=0.0), db=f"duckdb:///{tmp_path / 's.duckdb'}")
+    lines = r.lines.set_index(["bid_id", "product"])
+    assert lines.loc[("A", "availability"), "availability_factor"] == pytest.approx(0.5)
+    assert lines.loc[("A", "availability"), "payment_eur"] == pytest.approx(25.0)
+    assert lines.loc[("A", "energy"), "allocated_mwh"] == pytest.approx(3.0)
+    assert lines.loc[("A", "energy"), "payment_eur"] == pytest.approx(150.0)
+    assert lines.loc[("B", "energy"), "payment_eur"] == pytest.approx(320.0)
