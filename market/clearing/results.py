@@ -129,5 +129,7 @@ def with_availability(awards: pd.DataFrame, reservations: pd.DataFrame) -> pd.Da
         }
     )
     energy = awards.assign(availability_price_eur_mw_h=float("nan"))
-    out = pd.concat([energy, rows[energy.columns.intersection(rows.columns, sort=False)]], ignore_index=True)
+    rows = rows.reindex(columns=energy.columns)
+    parts = [p for p in (energy, rows) if len(p)]  # (an empty part would decide no dtype)
+    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts[0] if parts else energy)
     return out.sort_values(["interval_start", "bid_id", "buyer_id", "product"], ignore_index=True)
