@@ -108,3 +108,15 @@ def test_forecasts_of_unknown_needs_or_bids_are_refused() -> None:
         ("forecasts", 1, "key", FindingCode.UNKNOWN_REFERENCE),
     ]
     assert ts(0) is not None
+
+
+def test_negative_need_and_availability_forecasts_are_refused() -> None:
+    found = refused(
+        bids=[bid("A", 50.0, 1.0)],
+        needs=[tso_need("t1", 1.0)],
+        forecasts=[forecast_row("need", "t1", -1.0), forecast_row("der_available", "A", -0.5)],
+    )
+    assert found == [
+        ("forecasts", 0, "value", FindingCode.INVALID_VALUE),
+        ("forecasts", 1, "value", FindingCode.INVALID_VALUE),
+    ]

@@ -28,6 +28,10 @@ def domain_findings(tables: Tables) -> list[Finding]:
         out += _constraint_rules(cons, na)
     if (sig := tables.get("signals")) is not None:
         out += _signal_rules(sig)
+    if (fc := tables.get("forecasts")) is not None and len(fc):
+        amounts = fc["quantity"].isin(["need", "der_available"]).to_numpy() & (fc["value"] < 0).to_numpy()
+        reason = "a need or an available quantity is not negative (MW >= 0)"
+        out += row_findings(TABLES["forecasts"], fc, amounts, "value", reason, FindingCode.INVALID_VALUE)
     return out
 
 
