@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 import market
 from market.cli import app
 from market.cli.demo import find_sample
+from market.design.spec import FLAGS, load_design, preset_names
 from market.enums import DEFAULT_PRICING, Pricing
 from market.io.synth import SynthSpec, synth_batch
 from market.io.write import write_batch
@@ -137,3 +138,14 @@ def test_demo_finds_the_sample_from_anywhere(tmp_path: Path, monkeypatch: pytest
     assert find_sample(None) == ROOT / "data"
     res = CliRunner().invoke(app, ["demo", "--data", str(tmp_path / "nothing")])
     assert res.exit_code == 2 and "no sample data" in res.output
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_designs_show_prints_every_setting_of_every_preset(name: str) -> None:
+    """Every step's settings, a flag only one step sets (``reserve``, ``blind_to_earlier``)
+    included, with no traceback."""
+    res = CliRunner().invoke(app, ["designs", "show", name])
+    assert res.exit_code == 0, res.output
+    assert "Traceback" not in res.output
+    set_somewhere = {f for s in load_design(name).steps for f in FLAGS if getattr(s, f)}
+    assert [f for f in set_somewhere if f not in res.output] == []

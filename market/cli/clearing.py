@@ -304,10 +304,16 @@ def step_table(design: Design) -> Table:
     t.add_column("setting")
     for s in steps:
         t.add_column(escape(str(s["name"])))
-    for key in steps[0]:
+    from dataclasses import fields
+
+    from market.design.spec import Step
+
+    keys = list(dict.fromkeys(k for s in steps for k in s))  # a flag a step leaves off is not in its dict
+    defaults = {f.name: f.default for f in fields(Step)}
+    for key in keys:
         if key == "name":
             continue
-        t.add_row(key, *[escape(_setting(s[key])) for s in steps])
+        t.add_row(key, *[escape(_setting(s.get(key, defaults.get(key)))) for s in steps])
     return t
 
 

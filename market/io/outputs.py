@@ -26,16 +26,21 @@ def columns_of(*columns: tuple[str, Kind] | tuple[str, Kind, bool]) -> tuple[Col
     return tuple(ColumnSpec(c[0], c[1], nullable=bool(c[2]) if len(c) > 2 else False) for c in columns)
 
 
+# who sold to whom: the first columns of every table about awarded or held bids
+BID_AND_BUYER: tuple[tuple[str, Kind], ...] = (
+    ("bid_id", "str"),
+    ("der_id", "str"),
+    ("aggregator_id", "str"),
+    ("dso_id", "str"),
+    ("node_id", "str"),
+    ("buyer_id", "str"),
+    ("service", "str"),
+)
+
 AWARDS = TableSpec(
     "awards",
     columns_of(
-        ("bid_id", "str"),
-        ("der_id", "str"),
-        ("aggregator_id", "str"),
-        ("dso_id", "str"),
-        ("node_id", "str"),
-        ("buyer_id", "str"),
-        ("service", "str"),
+        *BID_AND_BUYER,
         ("need_id", "str", True),
         ("area_id", "str"),
         ("interval_start", "ts"),
@@ -70,13 +75,7 @@ RESERVATIONS = TableSpec(
     "reservations",
     columns_of(
         ("reservation_id", "str"),
-        ("bid_id", "str"),
-        ("der_id", "str"),
-        ("aggregator_id", "str"),
-        ("dso_id", "str"),
-        ("node_id", "str"),
-        ("buyer_id", "str"),
-        ("service", "str"),
+        *BID_AND_BUYER,
         ("need_id", "str", True),
         ("area_id", "str", True),
         ("interval_start", "ts"),
