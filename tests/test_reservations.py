@@ -26,7 +26,7 @@ def forecast(quantity: str, key: str, value: float, t: int = 0) -> dict[str, obj
 def tso_reserves_then_activates(**design: object) -> Design:
     steps = [
         {"name": "tso-reserve", "buyers": ["tso"], "reserve": True, "gate": "D-1 10:00"},
-        {"name": "tso-activate", "buyers": ["tso"], "gate": "T-15min"},
+        {"name": "tso-activate", "buyers": ["tso"], "gate": "H-1"},
     ]
     return parse_design({"name": "reserve-then-activate", "steps": steps, **design}, "test")
 
@@ -43,7 +43,7 @@ def short_reservation_batch():  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("pricing", ["pay-as-bid", "pay-as-clear"])
 def test_reserved_short_then_the_rest_from_unreserved_bids(pricing: str) -> None:
-    """D-1: 10 MW of A reserved (10 x 1 h x 5 = 50 EUR). Delivery: A has 6 MW, called at its
+    """D-1 10:00: 10 MW of A reserved (10 x 1 h x 5 = 50 EUR). H-1: A has 6 MW, called at its
     utilisation price 50 (300 EUR, whatever the pricing); the other 4 MW from B at 80
     (320 EUR; B is also the marginal offer). The TSO pays 670 EUR; 4 MWh reserved unused."""
     result = clear(short_reservation_batch(), tso_reserves_then_activates(), pricing)
@@ -200,7 +200,7 @@ def test_a_cleared_reservation_is_settled_by_the_share_delivered_on_call(tmp_pat
     design = tmp_path / "reserve.toml"
     design.write_text(
         'name = "reserve-then-activate"\n[[steps]]\nname = "tso-reserve"\nbuyers = ["tso"]\nreserve = true\n'
-        'gate = "D-1 10:00"\n[[steps]]\nname = "tso-activate"\nbuyers = ["tso"]\ngate = "T-15min"\n'
+        'gate = "D-1 10:00"\n[[steps]]\nname = "tso-activate"\nbuyers = ["tso"]\ngate = "H-1"\n'
     )
     run = tmp_path / "run"
     res = CliRunner().invoke(app, ["clear", str(batch_dir), "--design", str(design), "--pricing", "pay-as-bid",
