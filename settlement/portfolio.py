@@ -88,7 +88,8 @@ def portfolio_inputs(
     validate_meter(con, meter_path, minutes)  # every member reading is checked as at DER level
     create_resource_map(con, meter_path, awards_path)
     awards = sql_path(awards_path)
-    der_of = con.execute(f"SELECT bid_id, buyer_id, der_id FROM read_parquet({awards})").df()
+    # (a reserving run has an availability row and an activation per bid and buyer: one DER)
+    der_of = con.execute(f"SELECT DISTINCT bid_id, buyer_id, der_id FROM read_parquet({awards})").df()
     p_awards = folder / "awards.parquet"
     con.execute(f"""
         COPY (SELECT a.* REPLACE (r.resource_id AS der_id)
@@ -101,5 +102,6 @@ def portfolio_inputs(
 
 def name_ders(lines: pd.DataFrame, der_of: pd.DataFrame) -> pd.DataFrame:
     """Each line's own DER (the stages saw its resource in its place)."""
-    named = lines.drop(columns="der_id").merge(der_of, on=["bid_id", "buyer_id"], how="left", validate="one_to_one")
+    # (several lines per bid and buyer where the run trades products: availability and energy)
+    named = lines.drop(columns="der_id").merge(der_of, on=["bid_id", "buyer_id"], how="left", validate="many_to_one")
     return named[list(lines.columns)]

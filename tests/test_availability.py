@@ -76,3 +76,16 @@ def test_full_delivery_pays_the_whole_availability(tmp_path: Path) -> None:
 def test_bad_product_columns_are_refused_by_name(tmp_path: Path, award: dict, says: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(SettlementInputError, match=says):
         _settle(tmp_path, [award], event_kwh=10_000.0)
+
+
+def test_a_reserving_run_settles_at_portfolio_level_too(tmp_path: Path) -> None:
+    """The availability row and the activation that calls it are two lines of one bid and
+    buyer; at portfolio level each line gets its own DER back, the figures as at DER level."""
+    call = {"bid_id": "r1", "t": AT, "q": 2.0, "price": 7.0, "reservation": "R1"}
+    run = make_run(tmp_path / "run", [RESERVE, call], minutes=60)
+    cfg = SettleConfig(level="portfolio")
+    r = settle(run, _meter(tmp_path, 9_000.0), cfg, db=f"duckdb:///{tmp_path / 'p.duckdb'}")
+    lines = r.lines.set_index("product")
+    assert set(lines["der_id"]) == {"D1"}
+    assert lines.loc["availability", "payment_eur"] == pytest.approx(5.0)
+    assert lines.loc["energy", "payment_eur"] == pytest.approx(7.0)

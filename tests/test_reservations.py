@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from market import load_batch
 from market.clearing.run import clear
 from market.design.spec import Design, load_design, parse_design
 from market.errors import DesignError
@@ -220,3 +221,18 @@ def test_a_cleared_reservation_is_settled_by_the_share_delivered_on_call(tmp_pat
     assert lines.loc[("A", "energy"), "allocated_mwh"] == pytest.approx(3.0)
     assert lines.loc[("A", "energy"), "payment_eur"] == pytest.approx(150.0)
     assert lines.loc[("B", "energy"), "payment_eur"] == pytest.approx(320.0)
+
+
+def test_who_reserves_first_is_measured_on_the_contested_day() -> None:
+    """The two presets differ only in who reserves first. On the contested day (two-part
+    offers on every second flexible load) the TSO reserving first, blind to the lights at
+    D-1, holds capacity the DSOs then lack: more of their need is left unmet at capacity the
+    TSO reserved, and more of the DSOs' relief is physically short, than when the DSOs
+    reserve first (guide, "Products")."""
+    batch = load_batch(Path(__file__).resolve().parents[1] / "data" / "contested")
+    tso_first, dso_first = (clear(batch, d, "pay-as-clear").metrics for d in ("reserve-tso-first", "reserve-dso-first"))
+    for m in (tso_first, dso_first):
+        assert m["availability_cost_eur"] > 0 and m["reserved_mwh"] > 0
+    assert tso_first["unmet_reserved_by_other_mwh"] > dso_first["unmet_reserved_by_other_mwh"]
+    dso_short = [sum(v for k, v in m["unmet_by_buyer_mwh"].items() if k != "tso") for m in (tso_first, dso_first)]
+    assert dso_short[0] > dso_short[1]

@@ -63,7 +63,10 @@ def _unmet_held_by_other(batch: Batch, result: ClearingResult, res: pd.DataFrame
         suffixes=("", "_holder"),
     )
     other = pairs["buyer_id"] != pairs["buyer_id_holder"]
-    offered = pairs["offered"].isna() | pairs.apply(lambda r: r["service"] in str(r["offered"]).split(";"), axis=1)
+    listed = ";" + pairs["offered"].fillna("").astype(str) + ";"
+    offered = pairs["offered"].isna()  # no services listed: offered for both
+    for service in pairs["service"].unique():  # (two at most)
+        offered |= (pairs["service"] == service) & listed.str.contains(f";{service};", regex=False)
     inside = (pairs["buyer_id"] == TSO_ID) | _in_area(pairs, batch.node_areas)
     usable = pairs[other & offered & inside]
     if not len(usable):

@@ -183,8 +183,9 @@ def record(res: Reservations, step: Step, outcomes: list[StepOutcome]) -> list[S
             for o in outcomes]  # fmt: skip
 
 
-def reservation_id(step: str, bid_id: object) -> str:
-    return f"{step}/{bid_id}"
+def reservation_ids(steps: np.ndarray, bid_ids: pd.Series) -> np.ndarray:
+    """``<reserving step>/<bid_id>`` per row (vectorised)."""
+    return (pd.Series(steps, dtype=object).astype(str) + "/" + bid_ids.astype(str).to_numpy()).to_numpy(dtype=object)
 
 
 def called(res: Reservations, prep: Prepared, step: Step, outcomes: list[StepOutcome]) -> list[StepOutcome]:
@@ -200,7 +201,7 @@ def called(res: Reservations, prep: Prepared, step: Step, outcomes: list[StepOut
             continue
         pos = aw["pos"].to_numpy(dtype=int)
         steps = res.rows["step"].to_numpy(dtype=object)[res.call(step, aw)]
-        ids = [reservation_id(s, b) for s, b in zip(steps, aw["bid_id"], strict=True)]
+        ids = reservation_ids(steps, aw["bid_id"])
         out.awards = aw.assign(clearing_price_eur_mwh=price[pos], reservation_id=ids)
     return outcomes
 
@@ -251,14 +252,13 @@ def reservations_table(batch: Batch, prep: Prepared, design: Design, res: Reserv
     h = batch.config.interval_hours
     r = res.rows[res.rows["mw"].to_numpy(dtype=float) > 1e-9] if res.any() else res.rows
     b = prep.bids.iloc[r["pos"].to_numpy(dtype=int)]
-    steps = {s.name: s for s in design.steps}
     mw = np.round(r["mw"].to_numpy(dtype=float), 6)
     price = b[AVAILABILITY_PRICE].to_numpy(dtype=float) if AVAILABILITY_PRICE in b else np.zeros(len(b))
     holder = r["holder"].to_numpy(dtype=object)
     step = r["step"].to_numpy(dtype=object)
     return pd.DataFrame(
         {
-            "reservation_id": [reservation_id(s, i) for s, i in zip(step, b["bid_id"], strict=True)],
+            "reservation_id": reservation_ids(step, b["bid_id"]),
             "bid_id": b["bid_id"].to_numpy(),
             "der_id": b["der_id"].to_numpy(),
             "aggregator_id": b["aggregator_id"].to_numpy(),
@@ -276,7 +276,7 @@ def reservations_table(batch: Batch, prep: Prepared, design: Design, res: Reserv
             "utilisation_price_eur_mwh": b["price_eur_mwh"].to_numpy(dtype=float),
             "availability_cost_eur": np.round(price * mw * h, 6),
             "step": step,
-            "operator": np.array([steps[s].operator.value for s in step], dtype=object),
+            "operator": pd.Series(step, dtype=object).map({s.name: s.operator.value for s in design.steps}).to_numpy(),
             "operator_id": holder,
         }
     ).sort_values(["interval_start", "bid_id", "buyer_id"], ignore_index=True)

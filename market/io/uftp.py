@@ -228,7 +228,8 @@ def merge_import(base: Batch, base_folder: Path, messages: Path, found: Imported
 
 
 def orders_for_awards(awards: pd.DataFrame, offers: dict[str, Any], time_stamp: str | None = None) -> list[Any]:
-    """One FlexOrder per offer option with accepted MW (see the module docstring).
+    """One FlexOrder per offer option with activated MW (see the module docstring; a
+    reserving run's availability rows are not orders).
 
     ``time_stamp``: the orders' TimeStamp (default: the offer's, so the same run gives the
     same files)."""
@@ -248,6 +249,8 @@ def orders_for_awards(awards: pd.DataFrame, offers: dict[str, Any], time_stamp: 
         ],
         columns=["bid_id", "message_id", "reference", "q"],
     )
+    if "product" in awards:  # an availability row holds capacity; only activations are ordered
+        awards = awards[awards["product"] != "availability"]
     taken = awards.groupby("bid_id", as_index=False)["quantity_mw"].sum()
     accepted = offered.merge(taken[taken["quantity_mw"] > 0], on="bid_id")
     accepted["factor"] = accepted["quantity_mw"] / accepted["q"]
