@@ -60,6 +60,7 @@ def small_batches(draw: st.DrawFn) -> dict[str, object]:
                 block=f"blk-{DSO_OF[node]}" if kind == "block" else None,
                 excl="x1" if kind == "exclusive" else None,
                 services=draw(st.sampled_from([None, None, "tso_balancing", "dso_congestion"])),
+                availability=draw(st.sampled_from([None, None, 0.0, 4.0, 20.0])),  # two-part offers
             )
         )
     # a block is cleared at one fraction across its bids: keep its bids apart in time and node
@@ -126,6 +127,15 @@ def small_batches(draw: st.DrawFn) -> dict[str, object]:
                          "issued_at": at - pd.Timedelta(minutes=minutes),
                          "value": c["base_flow_mw"] + draw(st.sampled_from([-1.0, 0.0, 1.5]))}
                     )  # fmt: skip
+    if draw(st.integers(0, 3)) == 0:  # what reservation steps forecast: needs and available MW
+        for n in needs:
+            forecasts.append({"quantity": "need", "key": n["need_id"], "interval_start": n["interval_start"],
+                              "issued_at": START_TS - pd.Timedelta(hours=16),
+                              "value": n["quantity_mw"] * draw(st.sampled_from([0.5, 1.0, 1.5]))})  # fmt: skip
+        for b in bids:
+            forecasts.append({"quantity": "der_available", "key": b["bid_id"], "interval_start": b["interval_start"],
+                              "issued_at": START_TS - pd.Timedelta(hours=16),
+                              "value": b["quantity_mw"] * draw(st.sampled_from([0.5, 1.0, 2.0]))})  # fmt: skip
     aggregators = sorted({b["aggregator_id"] for b in bids})
     routes = {agg: draw(st.sampled_from(["both", "via-dso", "tso-direct"])) for agg in aggregators}
     return {
@@ -141,6 +151,22 @@ def small_batches(draw: st.DrawFn) -> dict[str, object]:
     }
 
 
+def check_reservations(batch, r) -> None:  # type: ignore[no-untyped-def]
+    """Only two-part bids are reserved, never more activated within a reservation than it
+    holds, and its availability is paid price x MW x hours."""
+    res = r.reservations
+    if res is None or not len(res):
+        return
+    price = batch.bids.set_index("bid_id")["availability_price_eur_mw_h"].reindex(res["bid_id"]).to_numpy()
+    assert np.isfinite(price).all(), "a bid without an availability price was reserved"
+    assert (res["activated_mw"] <= res["reserved_mw"] + 1e-6).all(), "a reservation activated beyond what it holds"
+    np.testing.assert_allclose(res["availability_cost_eur"], price * res["reserved_mw"] * batch.config.interval_hours,
+                               atol=1e-5)  # fmt: skip
+    calls = r.awards.dropna(subset=["reservation_id"]).groupby("reservation_id")["quantity_mw"].sum()
+    held = res.set_index("reservation_id")["reserved_mw"].reindex(calls.index)
+    assert (calls <= held + 1e-6).all(), "an activation calls more than its reservation holds"
+
+
 def check_run(batch, r) -> None:  # type: ignore[no-untyped-def]
     """The invariants of the module docstring on one run."""
     aw = r.awards
@@ -153,6 +179,7 @@ def check_run(batch, r) -> None:  # type: ignore[no-untyped-def]
         nullable = ["nominated_baseline_mw", "availability_price_eur_mw_h", "max_usage_mw"]  # empty where n/a
         num = r.tables()[name].select_dtypes("number").drop(columns=nullable, errors="ignore")
         assert np.isfinite(num.to_numpy(dtype=float)).all(), f"a non-finite number in {name}"
+    check_reservations(batch, r)
     signed = aw.assign(mw=np.where(aw["direction"] == "up", 1.0, -1.0) * aw["quantity_mw"])
     # flows recomputed from the awards
     f = r.flows
