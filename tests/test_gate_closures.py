@@ -120,3 +120,16 @@ def test_negative_need_and_availability_forecasts_are_refused() -> None:
         ("forecasts", 0, "value", FindingCode.INVALID_VALUE),
         ("forecasts", 1, "value", FindingCode.INVALID_VALUE),
     ]
+
+
+def test_a_forecast_for_another_interval_than_its_bid_or_need_is_refused() -> None:
+    found = refused(
+        bids=[bid("A", 50.0, 1.0)],
+        needs=[tso_need("t1", 1.0)],
+        forecasts=[forecast_row("need", "t1", 1.0, t=1), forecast_row("der_available", "A", 1.0, t=1)],
+        n_intervals=2,
+    )
+    assert found == [
+        ("forecasts", 0, "interval_start", FindingCode.INCONSISTENT),
+        ("forecasts", 1, "interval_start", FindingCode.INCONSISTENT),
+    ]

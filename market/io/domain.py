@@ -29,9 +29,27 @@ def domain_findings(tables: Tables) -> list[Finding]:
     if (sig := tables.get("signals")) is not None:
         out += _signal_rules(sig)
     if (fc := tables.get("forecasts")) is not None and len(fc):
-        amounts = fc["quantity"].isin(["need", "der_available"]).to_numpy() & (fc["value"] < 0).to_numpy()
-        reason = "a need or an available quantity is not negative (MW >= 0)"
-        out += row_findings(TABLES["forecasts"], fc, amounts, "value", reason, FindingCode.INVALID_VALUE)
+        out += _forecast_rules(fc, tables)
+    return out
+
+
+def _forecast_rules(fc: pd.DataFrame, tables: Tables) -> list[Finding]:
+    """A need or an available quantity is not negative, and is forecast for the interval of
+    the need or bid it names (a bid and a need each belong to one interval)."""
+    spec = TABLES["forecasts"]
+    amounts = fc["quantity"].isin(["need", "der_available"]).to_numpy() & (fc["value"] < 0).to_numpy()
+    reason = "a need or an available quantity is not negative (MW >= 0)"
+    out = row_findings(spec, fc, amounts, "value", reason, FindingCode.INVALID_VALUE)
+    for quantity, table, key in (("need", "needs", "need_id"), ("der_available", "bids", "bid_id")):
+        ref = tables.get(table)
+        if ref is None:
+            continue
+        rows = (fc["quantity"] == quantity).to_numpy()
+        when = ref.drop_duplicates(key).set_index(key)["interval_start"]
+        theirs = when.reindex(fc["key"].to_numpy()).to_numpy()
+        other = rows & pd.notna(theirs) & (np.asarray(fc["interval_start"].to_numpy()) != theirs)
+        out += row_findings(spec, fc, other, "interval_start", f"not the interval of the {table[:-1]} it names",
+                            FindingCode.INCONSISTENT)  # fmt: skip
     return out
 
 
