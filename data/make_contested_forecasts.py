@@ -8,7 +8,8 @@ The batch of data/contested, plus:
   make``'s forecasters from the SimBench profiles: same time previous day, issued at 12:00
   UTC the day before (the previous day, 2016-11-30, is built exactly as the contested day
   is, from the same grids and profiles), and persistence issued 15 and 60 minutes before
-  each interval (the last interval's actual then);
+  each interval (the last interval's actual then); and day-ahead forecasts of every need and
+  every bid's available MW (same time previous day), which reservation steps read;
 - information paths in ``batch.toml``: DSOs publish their state (and computed lights) every
   hour and it reaches another operator 10 minutes later; a coordinator tier adds 15 minutes;
   the TSO relays in 1 minute. Illustrative values, chosen to make the report's latency and

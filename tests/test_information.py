@@ -342,7 +342,8 @@ def test_forecasts_make_by_hand(tmp_path: Path) -> None:
         sens=[{"constraint_id": "c", "node_id": "n1", "factor": 1.0}],
         n_intervals=48,
     )
-    f = make_forecasts(batch, lead_minutes=(15, 60)).set_index(["interval_start", "issued_at"])["value"]
+    made = make_forecasts(batch, lead_minutes=(15, 60))
+    f = made[made["quantity"] == "base_flow"].set_index(["interval_start", "issued_at"])["value"]
     at = start + pd.Timedelta(hours=26)
     assert f[(at, start + pd.Timedelta(hours=12))] == pytest.approx(12.0)
     assert f[(at, at - pd.Timedelta(minutes=60))] == pytest.approx(20.0)
@@ -358,3 +359,25 @@ def test_forecasts_make_by_hand(tmp_path: Path) -> None:
     b = pd.read_parquet(tmp_path / "bf2" / "forecasts.parquet")
     pd.testing.assert_frame_equal(a, b)  # deterministic
     assert CliRunner().invoke(app, ["forecasts", "make", str(folder), "--out", str(folder)]).exit_code == 2
+
+
+def test_needs_and_availability_are_forecast_from_the_day_before() -> None:
+    """Day-ahead, same time previous day, issued 12:00 the day before: the TSO needed 2 MW up
+    at 01:00 on day 1, so its 3 MW need at 01:00 on day 2 is forecast 2 MW; its need at 02:00
+    on day 2 had none the day before: forecast 0. DER d offered 4 MW at 01:00 on day 1: its
+    6 MW bid at 01:00 on day 2 is forecast to have 4 MW; the day-1 bid has no forecast."""
+    from market.io.forecasts import make_forecasts
+    from market.testing import bid, make_batch, ts, tso_need
+
+    batch = make_batch(
+        [bid("d1", 10.0, 4.0, t=1, der="d"), bid("d2", 10.0, 6.0, t=25, der="d")],
+        [tso_need("n1", 2.0, t=1), tso_need("n2", 3.0, t=25), tso_need("n3", 1.0, t=26)],
+        n_intervals=48,
+    )
+    f = make_forecasts(batch).set_index(["quantity", "key"])
+    assert f.loc[("need", "n2"), "value"] == pytest.approx(2.0)
+    assert f.loc[("need", "n3"), "value"] == 0.0 and f.loc[("need", "n1"), "value"] == 0.0
+    assert f.loc[("der_available", "d2"), "value"] == pytest.approx(4.0)
+    assert ("der_available", "d1") not in f.index
+    assert f.loc[("need", "n2"), "issued_at"] == pd.Timestamp("2026-01-05T12:00Z")
+    assert f.loc[("der_available", "d2"), "interval_start"] == ts(25)
