@@ -65,7 +65,7 @@ FORECAST_KIND = "forecast-batch"  # no manifest: an existing folder is never rep
 
 
 def forecasts_make(
-    batch: Annotated[Path, typer.Argument(help="batch folder whose actual base flows are forecast")],
+    batch: Annotated[Path, typer.Argument(help="batch folder whose actual state is forecast")],
     out: Annotated[Path, typer.Option(help="new batch folder: the batch with its forecasts table")],
     history: Annotated[
         Path | None, typer.Option(help="a batch of the days before (for the first day's day-ahead forecast)")
@@ -74,8 +74,9 @@ def forecasts_make(
     day_ahead_at: Annotated[str, typer.Option(help="when day-ahead forecasts are issued, UTC HH:MM")] = "12:00",
     as_json: Annotated[bool, typer.Option("--json", help="print the row counts as JSON")] = False,
 ) -> None:
-    """Forecasts of a batch's base flows from its actuals: same time previous day (issued the
-    day before at --day-ahead-at) and persistence at each lead time; written with the batch."""
+    """Forecasts of a batch's state from its actuals: base flows the same time previous day
+    (issued the day before at --day-ahead-at) and by persistence at each lead time; needs and
+    bids' available MW the same time previous day; written with the batch."""
     import re
 
     from market.io.forecasts import make_forecasts
