@@ -118,8 +118,10 @@ def _clear_whole(
     solver_options: dict[str, Any] | None,
     progress: Progress | None,
     metrics: bool,
+    twin: bool = False,
 ) -> ClearingResult:
-    """The whole horizon at once, step by step (see :func:`clear`)."""
+    """The whole horizon at once, step by step (see :func:`clear`); ``twin``: the same design
+    cleared with perfect information for the cost of information (it warns of nothing)."""
     prep = prepare(batch, design.routes)
     taken = np.zeros(len(prep.bids))
     seen = taken  # what the next step sees: ``taken`` unless it runs alongside the step before
@@ -151,7 +153,7 @@ def _clear_whole(
             own = np.zeros(len(prep.bids))
             for out in results:
                 if step.simultaneous or blind:
-                    sold_twice_mw += _deliverable_only(prep, taken, out)
+                    sold_twice_mw += _deliverable_only(prep, taken, out, warn=not twin)
                 outcomes.append(out)
                 if len(out.awards):
                     np.add.at(taken, out.awards["pos"].to_numpy(), out.awards["quantity_mw"].to_numpy())
@@ -171,7 +173,9 @@ def _clear_whole(
                       reservations=held)  # fmt: skip
     if info and metrics and result.ok:
         ideal_batch, ideal_design = perfect_information(batch, design)
-        perfect = _clear_whole(ideal_batch, ideal_design, pricing, scheduler, True, solver_options, None, True)
+        perfect = _clear_whole(
+            ideal_batch, ideal_design, pricing, scheduler, True, solver_options, None, True, twin=True
+        )
         extra = information_metrics(batch, prep.network, design, knowledge, result, perfect)
         result = replace(result, metrics={**result.metrics, **extra})
     return result
@@ -269,7 +273,7 @@ def _clear_stretch(common: tuple[Design, Pricing, dict[str, Any] | None], part: 
     return clear(part, design, pricing, solver_options=options, stream=False, metrics=False)
 
 
-def _deliverable_only(prep: Prepared, taken: np.ndarray, out: StepOutcome) -> float:
+def _deliverable_only(prep: Prepared, taken: np.ndarray, out: StepOutcome, warn: bool = True) -> float:
     """A step run alongside another may sell a bid the other already sold: the DER can
     deliver only its offered MW, so the later instruction gets what is left (in place).
     Returns the MW sold twice (the run's ``sold_twice_mwh``)."""
@@ -280,7 +284,7 @@ def _deliverable_only(prep: Prepared, taken: np.ndarray, out: StepOutcome) -> fl
     room = prep.bids["quantity_mw"].to_numpy()[pos] - taken[pos]
     q = np.minimum(aw["quantity_mw"].to_numpy(dtype=float), np.clip(room, 0.0, None))
     cut = float(aw["quantity_mw"].sum() - q.sum())
-    if cut > 1e-9:
+    if cut > 1e-9 and warn:  # (not for the perfect-information twin: the run's own warning is the one)
         log.warning(
             "%s: %.3f MW sold twice by markets blind to each other (counted in sold_twice_mwh)", out.stats.step, cut
         )
