@@ -15,6 +15,11 @@ from settlement.schemas import LINES
 LINE_COLUMNS = [c.name for c in LINES.columns if c.name != "session_id"]  # the session: from the run
 
 
+def penalty_rate(cfg: SettleConfig) -> str:
+    """The SQL of the penalty per MWh short: the flat rate, or the factor x the award's price."""
+    return f"{cfg.penalty_eur_mwh}" if cfg.penalty_eur_mwh is not None else f"{cfg.penalty_factor} * abs(price_eur_mwh)"
+
+
 def settlement_lines(con: duckdb.DuckDBPyConnection, cfg: SettleConfig) -> pd.DataFrame:
     """One line per award: baseline, metered, delivered, allocation by priority, money.
 
@@ -25,7 +30,7 @@ def settlement_lines(con: duckdb.DuckDBPyConnection, cfg: SettleConfig) -> pd.Da
     payment from clearing (paradoxically accepted integer bids) is paid in proportion to
     allocated / awarded energy. ``net = payment + make_whole - penalty`` (EUR).
     """
-    rate = f"{cfg.penalty_eur_mwh}" if cfg.penalty_eur_mwh is not None else f"{cfg.penalty_factor} * abs(price_eur_mwh)"
+    rate = penalty_rate(cfg)
     return (
         con.execute(f"""
         WITH ranked AS (
@@ -133,7 +138,7 @@ def capped_power_lines(con: duckdb.DuckDBPyConnection, cfg: SettleConfig, hours:
     consumption stays at or under ``max_usage_mw``; every MWh consumed above the cap is
     short (at most the award). ``baseline_kwh`` holds the cap's energy, ``delivered_up_mwh``
     how far under it the meter stayed (negative: over). No meter reading: unverifiable."""
-    rate = f"{cfg.penalty_eur_mwh}" if cfg.penalty_eur_mwh is not None else f"{cfg.penalty_factor} * abs(price_eur_mwh)"
+    rate = penalty_rate(cfg)
     out = con.execute(f"""
         WITH measured AS (
             SELECT a.*, a.max_usage_mw * 1000 * {hours} AS cap_kwh, m.kwh AS metered_kwh

@@ -10,7 +10,7 @@ import pytest
 
 from market.errors import BatchValidationError, FindingCode
 from market.io.read import load_batch
-from market.testing import bid, forecast_row, make_batch, ts, tso_need
+from market.testing import bid, forecast_row, make_batch, tso_need
 
 # delivery of the test batches: 2026-01-05 00:00 UTC (interval 0)
 CLOSURES = {"availability": "D-1 10:00", "energy": "H-2", "nominated_baseline": "D-1 12:00"}
@@ -107,7 +107,6 @@ def test_forecasts_of_unknown_needs_or_bids_are_refused() -> None:
         ("forecasts", 0, "key", FindingCode.UNKNOWN_REFERENCE),
         ("forecasts", 1, "key", FindingCode.UNKNOWN_REFERENCE),
     ]
-    assert ts(0) is not None
 
 
 def test_negative_need_and_availability_forecasts_are_refused() -> None:

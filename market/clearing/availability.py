@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from market.clearing.prepare import offered_services
 from market.clearing.results import ClearingResult
-from market.enums import TSO_ID
+from market.enums import TSO_ID, Service
 from market.io.batch import Batch
 
 ZERO = {
@@ -55,18 +56,16 @@ def _unmet_held_by_other(batch: Batch, result: ClearingResult, res: pd.DataFrame
     held = res[res["reserved_mw"] > 1e-9]
     if not len(short) or not len(held):
         return 0.0
-    services = batch.bids.set_index("bid_id")["services"].reindex(held["bid_id"]).to_numpy(dtype=object)
-    held = held.assign(offered=services)
+    _, tso_ok, dso_ok = offered_services(batch.bids)
+    at = pd.Index(batch.bids["bid_id"]).get_indexer(held["bid_id"])
+    held = held.assign(tso_ok=tso_ok[at], dso_ok=dso_ok[at])
     pairs = short[["need_id", "buyer_id", "service", "area_id", "interval_start", "direction", "unmet_mw"]].merge(
-        held[["bid_id", "node_id", "buyer_id", "interval_start", "direction", "reserved_mw", "offered"]],
+        held[["bid_id", "node_id", "buyer_id", "interval_start", "direction", "reserved_mw", "tso_ok", "dso_ok"]],
         on=["interval_start", "direction"],
         suffixes=("", "_holder"),
     )
     other = pairs["buyer_id"] != pairs["buyer_id_holder"]
-    listed = ";" + pairs["offered"].fillna("").astype(str) + ";"
-    offered = pairs["offered"].isna()  # no services listed: offered for both
-    for service in pairs["service"].unique():  # (two at most)
-        offered |= (pairs["service"] == service) & listed.str.contains(f";{service};", regex=False)
+    offered = np.where(pairs["service"] == Service.TSO_BALANCING, pairs["tso_ok"], pairs["dso_ok"]).astype(bool)
     inside = (pairs["buyer_id"] == TSO_ID) | _in_area(pairs, batch.node_areas)
     usable = pairs[other & offered & inside]
     if not len(usable):

@@ -105,31 +105,47 @@ class StepKnowledge:
 def known_versions(network: pd.DataFrame, forecasts: pd.DataFrame, visible_ns: np.ndarray) -> tuple[np.ndarray, ...]:
     """Per network row: the base flow known at ``visible_ns`` and the issue time of that
     version (the actual and ``NAT`` where the row has no forecast)."""
-    base = network["base_mw"].to_numpy(dtype=float).copy()
-    version = np.full(len(network), NAT, dtype=np.int64)
-    f = forecasts[forecasts["quantity"] == "base_flow"]
+    return forecast_known(
+        forecasts, "base_flow", network["constraint_id"], network["interval_start"], visible_ns, network["base_mw"]
+    )
+
+
+def forecast_known(
+    forecasts: pd.DataFrame,
+    quantity: str,
+    keys: pd.Series,
+    starts: pd.Series,
+    visible_ns: np.ndarray,
+    actual: pd.Series,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row (key, interval): the value of ``quantity`` known at ``visible_ns`` — the
+    newest forecast issued by then; where none was yet, the oldest (no better knowledge
+    yet); the actual where the row has no forecast — and the issue time of that version
+    (``NAT``: the actual)."""
+    value = actual.to_numpy(dtype=float).copy()
+    version = np.full(len(value), NAT, dtype=np.int64)
+    f = forecasts[forecasts["quantity"] == quantity]
     if not len(f):
-        return base, version
+        return value, version
     rows = pd.DataFrame(
         {
-            "row": np.arange(len(network)),
-            "key": network["constraint_id"].to_numpy(),
-            "interval_start": network["interval_start"].to_numpy(),
+            "row": np.arange(len(value)),
+            "key": keys.to_numpy(),
+            "interval_start": starts.to_numpy(),
             "visible": visible_ns,
         }
     )
     cand = rows.merge(f[["key", "interval_start", "issued_at", "value"]], on=["key", "interval_start"])
     if not len(cand):
-        return base, version
+        return value, version
     cand["issued"] = pd.to_datetime(cand["issued_at"], utc=True).astype("int64").to_numpy()
     cand["ok"] = cand["issued"] <= cand["visible"]
-    # the newest issued by then; where none was, the oldest (no better knowledge yet)
     cand["rank"] = np.where(cand["ok"], cand["issued"], -cand["issued"] - 1)
     chosen = cand.sort_values(["row", "ok", "rank"]).groupby("row").tail(1)
     idx = chosen["row"].to_numpy()
-    base[idx] = chosen["value"].to_numpy(dtype=float)
+    value[idx] = chosen["value"].to_numpy(dtype=float)
     version[idx] = chosen["issued"].to_numpy()
-    return base, version
+    return value, version
 
 
 def step_knowledge(batch: Batch, network: pd.DataFrame, step: Step) -> StepKnowledge:

@@ -33,11 +33,11 @@ import numpy as np
 import pandas as pd
 
 from market.clearing.formulation import StepInput
-from market.clearing.information import decision_ns
+from market.clearing.information import decision_ns, forecast_known
 from market.clearing.prepare import Prepared, step_inputs
 from market.clearing.readback import StepOutcome
 from market.design.spec import Design, Step
-from market.enums import SYSTEM_AREA, TSO_ID, Buyer, ReservationUse
+from market.enums import SYSTEM_AREA, TSO_ID, Buyer, ReservationUse, Service
 from market.io.batch import Batch
 
 AVAILABILITY_PRICE = "availability_price_eur_mw_h"
@@ -53,10 +53,6 @@ class Reservations:
 
     n_bids: int
     rows: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ROW_COLUMNS))
-
-    @classmethod
-    def none(cls, n: int) -> Reservations:
-        return cls(n)
 
     def any(self) -> bool:
         return bool(len(self.rows))
@@ -130,27 +126,6 @@ class Reservations:
             self.rows["released"] = self.rows["released"].to_numpy(dtype=bool) | self._held_for(step)
 
 
-def forecast_at(
-    batch: Batch, quantity: str, keys: pd.Series, starts: pd.Series, visible_ns: np.ndarray, actual: np.ndarray
-) -> np.ndarray:
-    """Per row: the newest ``quantity`` forecast of (key, interval) issued at or before
-    ``visible_ns``; before the first issue the oldest; the actual where none exists."""
-    out = np.asarray(actual, dtype=float).copy()
-    f = batch.forecasts[batch.forecasts["quantity"] == quantity]
-    if not len(f):
-        return out
-    rows = pd.DataFrame({"row": np.arange(len(keys)), "key": keys.to_numpy(), "interval_start": starts.to_numpy()})
-    cand = rows.merge(f[["key", "interval_start", "issued_at", "value"]], on=["key", "interval_start"])
-    if not len(cand):
-        return out
-    cand["issued"] = pd.to_datetime(cand["issued_at"], utc=True).astype("int64").to_numpy()
-    cand["ok"] = cand["issued"].to_numpy() <= visible_ns[cand["row"].to_numpy()]
-    cand["rank"] = np.where(cand["ok"], cand["issued"], -cand["issued"] - 1)
-    chosen = cand.sort_values(["row", "ok", "rank"]).groupby("row").tail(1)
-    out[chosen["row"].to_numpy()] = chosen["value"].to_numpy(dtype=float)
-    return out
-
-
 def reservation_inputs(batch: Batch, prep: Prepared, step: Step, res: Reservations, known: object) -> list[StepInput]:
     """The reservation step's model inputs: its buyers' forecast needs over the two-part
     bids' forecast capacity (less what is already reserved), at availability plus
@@ -159,16 +134,16 @@ def reservation_inputs(batch: Batch, prep: Prepared, step: Step, res: Reservatio
     bids = prep.bids.copy(deep=False)
     two_part = bids[AVAILABILITY_PRICE].notna().to_numpy() if AVAILABILITY_PRICE in bids else np.zeros(len(bids), bool)
     t = bids["t"].to_numpy(dtype=int)
-    available = forecast_at(
-        batch, "der_available", bids["bid_id"], bids["interval_start"], decision[t], bids["quantity_mw"].to_numpy()
+    available, _ = forecast_known(
+        batch.forecasts, "der_available", bids["bid_id"], bids["interval_start"], decision[t], bids["quantity_mw"]
     )
     bids["quantity_mw"] = np.where(two_part, np.clip(available - res.reserved(), 0.0, None), 0.0)
     if two_part.any():
         bids["cost"] = bids["price_eur_mwh"].to_numpy() + bids[AVAILABILITY_PRICE].fillna(0.0).to_numpy()
     needs = prep.needs.copy()
     nt = needs["t"].to_numpy(dtype=int)
-    needs["quantity_mw"] = forecast_at(
-        batch, "need", needs["need_id"], needs["interval_start"], decision[nt], needs["quantity_mw"].to_numpy()
+    needs["quantity_mw"], _ = forecast_known(
+        batch.forecasts, "need", needs["need_id"], needs["interval_start"], decision[nt], needs["quantity_mw"]
     )
     return step_inputs(batch, replace(prep, bids=bids, needs=needs), step, np.zeros(len(bids)), known)
 
@@ -233,9 +208,8 @@ def merge_needs(first: list[StepOutcome], second: list[StepOutcome], prep: Prepa
         extra = a.set_index("need_id")["served_mw"].reindex(out.needs["need_id"]).fillna(0.0).to_numpy()
         out.needs = out.needs.assign(served_mw=out.needs["served_mw"].to_numpy() + extra)
         in_second |= set(out.needs["need_id"])
-    for out in first:
-        keep = out.needs["need_id"].isin(dso_ids - in_second) if len(out.needs) else []
-        out.needs = out.needs[keep] if len(out.needs) else out.needs
+    for out in (o for o in first if len(o.needs)):  # DSO needs the second pass had nothing left of
+        out.needs = out.needs[out.needs["need_id"].isin(dso_ids - in_second)]
 
 
 def area_of(prep: Prepared, holder: np.ndarray, need_id: np.ndarray) -> np.ndarray:
@@ -265,7 +239,7 @@ def reservations_table(batch: Batch, prep: Prepared, design: Design, res: Reserv
             "dso_id": b["dso_id"].to_numpy(),
             "node_id": b["node_id"].to_numpy(),
             "buyer_id": holder,
-            "service": np.where(holder == TSO_ID, "tso_balancing", "dso_congestion"),
+            "service": np.where(holder == TSO_ID, Service.TSO_BALANCING.value, Service.DSO_CONGESTION.value),
             "need_id": r["need_id"].to_numpy(dtype=object),
             "area_id": area_of(prep, holder, r["need_id"].to_numpy(dtype=object)),
             "interval_start": b["interval_start"].to_numpy(),

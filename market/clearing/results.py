@@ -10,6 +10,7 @@ import pandas as pd
 
 from market.design.spec import Design
 from market.enums import Pricing
+from market.io.outputs import BID_AND_BUYER
 
 
 class ClearingStatus(StrEnum):
@@ -103,8 +104,7 @@ def with_availability(awards: pd.DataFrame, reservations: pd.DataFrame) -> pd.Da
     r = reservations
     rows = pd.DataFrame(
         {
-            **{c: r[c].to_numpy() for c in ("bid_id", "der_id", "aggregator_id", "dso_id", "node_id", "buyer_id")},
-            "service": r["service"].to_numpy(),
+            **{c: r[c].to_numpy() for c, _ in BID_AND_BUYER},
             "need_id": r["need_id"].to_numpy(),
             "area_id": r["area_id"].to_numpy(),
             "interval_start": r["interval_start"].to_numpy(),

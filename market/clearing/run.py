@@ -129,7 +129,7 @@ def _clear_whole(
     info = informed(batch, design)
     knowledge: dict[str, StepKnowledge] = {}
     by_step: list[np.ndarray] = []  # each step's own awards per bid (informed batches)
-    res = Reservations.none(len(prep.bids))
+    res = Reservations(len(prep.bids))
     sold_twice_mw = 0.0
     try:
         for i, step in enumerate(design.steps):
